@@ -1,0 +1,67 @@
+"""Safe loading of detector checkpoints.
+
+Checkpoints are pickles, so loading one runs code: the file is checked (exists, is a file, matches its sha256 pin)
+*before* anything is unpickled, and every failure becomes one :class:`SlimbenchError` line that names the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from slimbench.errors import SlimbenchError
+
+if TYPE_CHECKING:
+    from ultralytics import YOLO
+
+os.environ.setdefault("YOLO_OFFLINE", "1")
+
+
+def sha256_of(path: str | Path, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file, read in chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def check_file(path: str | Path, sha256: str | None = None, what: str = "checkpoint") -> Path:
+    """Refuse a missing file, a directory, an empty file or one whose hash differs from its pin."""
+    p = Path(path)
+    if not p.exists():
+        raise SlimbenchError(f"{p}: {what} not found")
+    if not p.is_file():
+        raise SlimbenchError(f"{p}: {what} is not a file")
+    if p.stat().st_size == 0:
+        raise SlimbenchError(f"{p}: {what} is empty")
+    if sha256:
+        actual = sha256_of(p)
+        if actual.lower() != sha256.strip().lower():
+            raise SlimbenchError(
+                f"{p}: sha256 mismatch (pinned {sha256.strip()[:16]}..., file has {actual[:16]}...); "
+                "refusing to unpickle a changed checkpoint"
+            )
+    return p
+
+
+def load_detector(path: str | Path, sha256: str | None = None) -> YOLO:
+    """Load an ultralytics detection checkpoint after the file checks; one clear error line otherwise."""
+    p = check_file(path, sha256)
+    if p.suffix != ".pt":
+        raise SlimbenchError(f"{p}: expected a PyTorch checkpoint ending in .pt")
+    from ultralytics import YOLO
+    from ultralytics.nn.tasks import DetectionModel
+
+    try:
+        model = YOLO(str(p), task="detect")
+    except Exception as e:  # noqa: BLE001 - any unpickling failure is the user's file, said in one line
+        msg = " ".join(str(e).replace("ERROR ❌️", "").split())
+        raise SlimbenchError(f"{p}: not a loadable ultralytics checkpoint ({type(e).__name__}: {msg[:200]})") from e
+    net = getattr(model, "model", None)
+    if not isinstance(net, DetectionModel) or type(net).__name__ not in {"DetectionModel"}:
+        kind = type(net).__name__ if net is not None else "nothing"
+        raise SlimbenchError(f"{p}: not a detection model (holds {kind})")
+    return model
