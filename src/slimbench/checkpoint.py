@@ -65,3 +65,54 @@ def load_detector(path: str | Path, sha256: str | None = None) -> YOLO:
         kind = type(net).__name__ if net is not None else "nothing"
         raise SlimbenchError(f"{p}: not a detection model (holds {kind})")
     return model
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write through a temp file in the same folder and rename, so a crash never leaves half a file."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(f".{p.name}.tmp-{os.getpid()}")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, p)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return p
+
+
+def save_detector(model, path: str | Path, half: bool = True, extra: dict | None = None) -> Path:
+    """Save a DetectionModel (or YOLO wrapper) as an ultralytics-style checkpoint, atomically.
+
+    ``half=True`` matches what ultralytics' trainer writes (FP16), so sizes compare like for like.
+    The module is deep-copied, so the caller's model keeps its dtype and mode.
+    """
+    import copy
+    import io
+    from datetime import datetime, timezone
+
+    import torch
+    import ultralytics
+    from ultralytics.engine.model import Model
+
+    net = model.model if isinstance(model, Model) else model
+    if not isinstance(net, torch.nn.Module):
+        raise SlimbenchError(f"{path}: refusing to save, {type(model).__name__} is not a torch module")
+    net = copy.deepcopy(net).cpu().eval()
+    for p in net.parameters():
+        p.requires_grad_(False)
+    net = net.half() if half else net.float()
+    ckpt = {
+        "date": datetime.now(timezone.utc).isoformat(),
+        "version": ultralytics.__version__,
+        "model": net,
+        "ema": None,
+        "updates": None,
+        "optimizer": None,
+        "train_args": dict(getattr(net, "args", {}) or {}) if isinstance(getattr(net, "args", None), dict) else {},
+        "train_metrics": None,
+        "train_results": None,
+        **(extra or {}),
+    }
+    buf = io.BytesIO()
+    torch.save(ckpt, buf)
+    return atomic_write_bytes(path, buf.getvalue())

@@ -1,0 +1,255 @@
+"""The ``slimbench`` command: the pruning toolkit's steps, each usable alone.
+
+Every bad input ends as one line ``slimbench: error: ...`` naming the file and the problem, exit code 2, and
+nothing written. Outputs are written atomically and never replace an input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from slimbench.errors import SlimbenchError
+
+os.environ.setdefault("YOLO_OFFLINE", "1")
+
+
+def _ratio(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--ratio must be a number in (0, 1), got {text!r}") from None
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"--ratio must be in (0, 1), got {value}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _check_output(out: Path, inputs: Sequence[Path], force: bool) -> None:
+    """Refuse an output that is one of the inputs, or that exists when --force was not given."""
+    for src in inputs:
+        if out.resolve() == Path(src).resolve():
+            raise SlimbenchError(f"{out}: output path is the input; choose another --out")
+    if out.exists() and not force:
+        raise SlimbenchError(f"{out}: already exists; pass --force to overwrite it")
+
+
+def _check_data(path: Path) -> None:
+    if not path.is_file():
+        raise SlimbenchError(f"{path}: dataset YAML not found")
+
+
+def _copy_atomic(src: Path, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", dir=dst.parent)
+    os.close(fd)
+    try:
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dst)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def cmd_make_dataset(a: argparse.Namespace) -> int:
+    from slimbench.data.synthetic import make_dataset
+
+    yaml_path = make_dataset(a.out, train=a.train, val=a.val, imgsz=a.imgsz, seed=a.seed)
+    print(f"dataset: {yaml_path}")
+    return 0
+
+
+def _train_common(p: argparse.ArgumentParser, epochs: int) -> None:
+    p.add_argument("--data", type=Path, required=True, help="dataset YAML (YOLO format)")
+    p.add_argument("--epochs", type=_positive_int, default=epochs)
+    p.add_argument("--imgsz", type=_positive_int, default=256)
+    p.add_argument("--batch", type=_positive_int, default=32)
+    p.add_argument("--device", default="cpu", help="cpu, 0, cuda:0 ...")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--project", type=Path, default=Path("runs/slimbench"), help="where ultralytics writes the run")
+    p.add_argument("--out", type=Path, required=True, help="where to copy the best checkpoint")
+    p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+
+
+def _run_training(a: argparse.Namespace, model: str, name: str, **kw) -> Path:
+    from slimbench.pruning.training import train
+
+    outcome = train(
+        model,
+        a.data,
+        epochs=a.epochs,
+        imgsz=a.imgsz,
+        batch=a.batch,
+        project=a.project,
+        name=name,
+        device=a.device,
+        seed=a.seed,
+        **kw,
+    )
+    _copy_atomic(outcome.best, a.out)
+    m = outcome.metrics
+    print(
+        f"{name}: {a.out}  mAP50 {m.get('metrics/mAP50(B)', float('nan')):.3f}  "
+        f"mAP50-95 {m.get('metrics/mAP50-95(B)', float('nan')):.3f}"
+    )
+    return a.out
+
+
+def cmd_train(a: argparse.Namespace) -> int:
+    _check_data(a.data)
+    _check_output(a.out, [], a.force)
+    _run_training(a, a.model, "train")
+    return 0
+
+
+def cmd_sparsify(a: argparse.Namespace) -> int:
+    from slimbench.checkpoint import load_detector
+    from slimbench.pruning.bn_hist import plot_bn_gammas
+    from slimbench.pruning.training import bn_gammas
+
+    _check_data(a.data)
+    _check_output(a.out, [a.model], a.force)
+    before = bn_gammas(load_detector(a.model).model)
+    out = _run_training(a, str(a.model), "sparsity", sparsity=a.sparsity)
+    after = bn_gammas(load_detector(out).model)
+    hist = plot_bn_gammas(
+        before,
+        after,
+        out.with_suffix(".bn_gamma.png"),
+        title=f"BN |gamma| before/after sparsity training (lambda={a.sparsity})",
+    )
+    print(f"BN scale histogram: {hist}")
+    return 0
+
+
+def cmd_prune(a: argparse.Namespace) -> int:
+    from slimbench.checkpoint import load_detector, save_detector
+    from slimbench.pruning.report import prune_table
+    from slimbench.pruning.structural import prune_detection_model
+
+    _check_output(a.out, [a.model], a.force)
+    yolo = load_detector(a.model)
+    before = __import__("copy").deepcopy(yolo.model)
+    result = prune_detection_model(yolo.model, a.ratio, global_pruning=a.global_pruning, round_to=a.round_to or None)
+    save_detector(yolo, a.out, half=not a.fp32)
+    print(prune_table(before, yolo.model, result, imgsz=a.imgsz, verbose=a.verbose))
+    print(f"pruned checkpoint: {a.out}")
+    return 0
+
+
+def cmd_finetune(a: argparse.Namespace) -> int:
+    from slimbench.checkpoint import load_detector
+    from slimbench.pruning.structural import count_params
+
+    _check_data(a.data)
+    _check_output(a.out, [a.model], a.force)
+    params = count_params(load_detector(a.model).model)
+    out = _run_training(a, str(a.model), "finetune", keep_shape=True)
+    after = count_params(load_detector(out).model)
+    if after != params:
+        raise SlimbenchError(f"{out}: fine-tuning changed the parameter count ({params} -> {after})")
+    print(f"shape kept: {after:,} parameters")
+    return 0
+
+
+def cmd_make_fixtures(a: argparse.Namespace) -> int:
+    from slimbench.pruning.pipeline import FixturePlan, make_fixtures
+
+    plan = FixturePlan.quick() if a.quick else FixturePlan()
+    workdir = a.workdir or (a.out / ".build")
+    manifest = make_fixtures(a.out, plan, workdir, device=a.device, force=a.force)
+    for name, v in manifest["variants"].items():
+        print(
+            f"{name:10s} {v['file_bytes'] / 1e6:6.2f} MB  {v['params']:>10,} params  "
+            f"{v['gflops_at_640']:6.2f} GFLOPs@640  mAP50 {v['map50']:.3f}  mAP50-95 {v['map50_95']:.3f}"
+        )
+    return 0
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (``slimbench prune: error: ...``) and exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _OneLineParser(prog="slimbench", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_OneLineParser)
+
+    p = sub.add_parser("make-dataset", help="write the deterministic synthetic detection dataset")
+    p.add_argument("out", type=Path)
+    p.add_argument("--train", type=_positive_int, default=1000)
+    p.add_argument("--val", type=_positive_int, default=250)
+    p.add_argument("--imgsz", type=_positive_int, default=256)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_make_dataset)
+
+    p = sub.add_parser("train", help="train a detector from a model YAML (the original)")
+    p.add_argument("--model", default="yolov8n.yaml", help="model YAML or checkpoint to start from")
+    _train_common(p, epochs=18)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("sparsify", help="Network Slimming: train with an L1 penalty on BatchNorm scales")
+    p.add_argument("model", type=Path, help="trained checkpoint (.pt)")
+    p.add_argument("--sparsity", type=float, default=5e-4, help="L1 strength lambda on BN scales")
+    _train_common(p, epochs=6)
+    p.set_defaults(func=cmd_sparsify)
+
+    p = sub.add_parser("prune", help="remove channels for real (torch-pruning, BN-scale importance)")
+    p.add_argument("model", type=Path, help="checkpoint to prune (.pt)")
+    p.add_argument("--ratio", type=_ratio, required=True, help="fraction of prunable channels to remove, in (0, 1)")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument(
+        "--global",
+        dest="global_pruning",
+        action="store_true",
+        help="rank channels across layers (default: the same ratio in every layer)",
+    )
+    p.add_argument("--round-to", type=int, default=8, help="keep channel counts multiples of this (0: off)")
+    p.add_argument("--imgsz", type=_positive_int, default=640, help="image size for the GFLOPs figures")
+    p.add_argument("--fp32", action="store_true", help="save FP32 (default FP16, as ultralytics saves)")
+    p.add_argument("--verbose", action="store_true", help="list every layer, not only the changed ones")
+    p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    p.set_defaults(func=cmd_prune)
+
+    p = sub.add_parser("finetune", help="fine-tune a pruned checkpoint, keeping its pruned shape")
+    p.add_argument("model", type=Path, help="pruned checkpoint (.pt)")
+    _train_common(p, epochs=12)
+    p.set_defaults(func=cmd_finetune)
+
+    p = sub.add_parser("make-fixtures", help="build the bundled original/pruned/fine-tuned variants end to end")
+    p.add_argument("--out", type=Path, default=Path("fixtures"))
+    p.add_argument("--workdir", type=Path, default=None, help="scratch space (default OUT/.build)")
+    p.add_argument("--quick", action="store_true", help="tiny data, one epoch per stage (a smoke test)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--force", action="store_true", help="overwrite existing fixtures")
+    p.set_defaults(func=cmd_make_fixtures)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except SlimbenchError as e:
+        print(f"slimbench: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,221 @@
+"""The reference variants, built end to end: synthetic data -> original -> sparsity -> prune -> fine-tune.
+
+``slimbench make-fixtures`` runs :func:`make_fixtures`; the committed fixtures/models/*.pt and manifest.json are
+its output, and the command reproduces them.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from slimbench.checkpoint import atomic_write_bytes, load_detector, save_detector, sha256_of
+from slimbench.errors import SlimbenchError
+
+VARIANT_NAMES = ("original", "pruned", "finetuned")
+
+
+@dataclass(frozen=True)
+class FixturePlan:
+    """Every knob of the reference build; stored in the manifest so a run can be reproduced."""
+
+    train_images: int = 1000
+    val_images: int = 250
+    imgsz: int = 256
+    seed: int = 0
+    model_cfg: str = "yolov8n.yaml"
+    batch: int = 32
+    epochs_original: int = 20
+    epochs_sparsity: int = 6
+    epochs_finetune: int = 12
+    sparsity: float = 1e-3
+    ratio: float = 0.5
+    global_pruning: bool = False
+    round_to: int = 8
+    close_mosaic: int = 5
+    gflops_imgsz: int = 640
+    scene_size: int = 640
+    scene_objects: int = 24
+    scene_seed: int = 1234
+
+    @classmethod
+    def quick(cls) -> FixturePlan:
+        """Tiny data, small images, one epoch per stage: the whole pipeline in about a minute on a 2-core CPU."""
+        return cls(
+            train_images=16,
+            val_images=8,
+            imgsz=128,
+            batch=8,
+            epochs_original=1,
+            epochs_sparsity=1,
+            epochs_finetune=1,
+            close_mosaic=0,
+            scene_size=320,
+            scene_objects=8,
+        )
+
+
+def _library_versions() -> dict[str, str]:
+    import torch
+    import torch_pruning
+    import ultralytics
+
+    import slimbench
+
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "ultralytics": ultralytics.__version__,
+        "torch_pruning": getattr(torch_pruning, "__version__", "unknown"),
+        "slimbench": slimbench.__version__,
+    }
+
+
+def validate_map(ckpt: str | Path, data: str | Path, imgsz: int, batch: int, device: str) -> dict[str, float]:
+    """mAP50 and mAP50-95 of a checkpoint on the val split, through ultralytics' validator (no plots)."""
+    model = load_detector(ckpt)
+    m = model.val(
+        data=str(data),
+        imgsz=imgsz,
+        batch=batch,
+        device=device,
+        plots=False,
+        verbose=False,
+        save_json=False,
+        project=str(Path(ckpt).parent / ".val"),
+        name="val",
+        exist_ok=True,
+    )
+    return {
+        "map50": float(m.box.map50),
+        "map50_95": float(m.box.map),
+        "precision": float(m.box.mp),
+        "recall": float(m.box.mr),
+    }
+
+
+def make_fixtures(
+    out: str | Path,
+    plan: FixturePlan,
+    workdir: str | Path,
+    device: str = "cpu",
+    force: bool = False,
+    log: Any = print,
+) -> dict[str, Any]:
+    """Build original/pruned/fine-tuned checkpoints, the scene image and manifest.json under ``out``."""
+    from ultralytics.utils.torch_utils import get_flops
+
+    from slimbench.data.synthetic import make_dataset, make_scene
+    from slimbench.pruning.bn_hist import plot_bn_gammas
+    from slimbench.pruning.structural import count_params, prune_detection_model
+    from slimbench.pruning.training import bn_gammas, train
+
+    out, workdir = Path(out), Path(workdir)
+    targets = [out / "models" / f"{n}.pt" for n in VARIANT_NAMES] + [out / "manifest.json"]
+    existing = [str(t) for t in targets if t.exists()]
+    if existing and not force:
+        raise SlimbenchError(f"{existing[0]}: already exists; pass --force to rebuild the fixtures")
+    workdir.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    stages: dict[str, float] = {}
+
+    def stage(name: str, since: float) -> float:
+        now = time.time()
+        stages[name] = round(now - since, 1)
+        log(f"[make-fixtures] {name}: {stages[name]:.0f} s")
+        return now
+
+    data = make_dataset(
+        workdir / "data", train=plan.train_images, val=plan.val_images, imgsz=plan.imgsz, seed=plan.seed
+    )
+    make_scene(
+        out / "images" / "scene.jpg",
+        out / "images" / "scene.txt",
+        size=plan.scene_size,
+        n_objects=plan.scene_objects,
+        seed=plan.scene_seed,
+    )
+    t = stage("dataset", t0)
+    common = {
+        "imgsz": plan.imgsz,
+        "batch": plan.batch,
+        "project": workdir / "runs",
+        "device": device,
+        "seed": plan.seed,
+        "close_mosaic": plan.close_mosaic,
+    }
+    original = train(plan.model_cfg, data, epochs=plan.epochs_original, name="original", **common)
+    t = stage("train original", t)
+    sparse = train(original.best, data, epochs=plan.epochs_sparsity, name="sparsity", sparsity=plan.sparsity, **common)
+    g_before = bn_gammas(load_detector(original.best).model)
+    g_after = bn_gammas(load_detector(sparse.best).model)
+    plot_bn_gammas(
+        g_before,
+        g_after,
+        workdir / "runs" / "sparsity" / "bn_gamma_hist.png",
+        title=f"BN |gamma| before/after sparsity training (lambda={plan.sparsity})",
+    )
+    t = stage("sparsity training", t)
+    model = load_detector(sparse.best)
+    result = prune_detection_model(model.model, plan.ratio, global_pruning=plan.global_pruning, round_to=plan.round_to)
+    pruned_path = workdir / "pruned.pt"
+    save_detector(model, pruned_path)
+    t = stage("prune", t)
+    finetuned = train(pruned_path, data, epochs=plan.epochs_finetune, name="finetune", keep_shape=True, **common)
+    ft_params = count_params(load_detector(finetuned.best).model)
+    if ft_params != result.params_after:
+        raise SlimbenchError(
+            f"{finetuned.best}: fine-tuning changed the parameter count "
+            f"({result.params_after} -> {ft_params}); the pruned shape was not kept"
+        )
+    t = stage("fine-tune", t)
+
+    sources = {"original": original.best, "pruned": pruned_path, "finetuned": finetuned.best}
+    variants: dict[str, Any] = {}
+    for name, src in sources.items():
+        dst = out / "models" / f"{name}.pt"
+        yolo = load_detector(src)
+        save_detector(yolo, dst, half=True)  # one format and dtype (FP16) for all three, as ultralytics saves
+        net = load_detector(dst).model
+        variants[name] = {
+            "path": str(dst.relative_to(out)),
+            "sha256": sha256_of(dst),
+            "file_bytes": dst.stat().st_size,
+            "params": count_params(net),
+            "gflops_at_640": round(float(get_flops(net, plan.gflops_imgsz)), 4),
+            **validate_map(dst, data, plan.imgsz, plan.batch, device),
+        }
+    stage("validate", t)
+    hist = workdir / "runs" / "sparsity" / "bn_gamma_hist.png"
+    shutil.copyfile(hist, out / "models" / "bn_gamma_hist.png")
+    manifest = {
+        "schema": 1,
+        "created_by": "slimbench make-fixtures" + (" --quick" if plan == FixturePlan.quick() else ""),
+        "plan": asdict(plan),
+        "dataset": {
+            "seed": plan.seed,
+            "train": plan.train_images,
+            "val": plan.val_images,
+            "imgsz": plan.imgsz,
+        },
+        "pruning": {
+            "ratio": plan.ratio,
+            "global": plan.global_pruning,
+            "round_to": plan.round_to,
+            "channels_removed_pct": round(result.channels_removed_pct, 2),
+            "prunable_channels_before": result.prunable_channels_before,
+            "prunable_channels_after": result.prunable_channels_after,
+        },
+        "variants": variants,
+        "versions": _library_versions(),
+        "stage_seconds": stages,
+        "total_seconds": round(time.time() - t0, 1),
+    }
+    atomic_write_bytes(out / "manifest.json", (json.dumps(manifest, indent=2) + "\n").encode())
+    log(f"[make-fixtures] done in {manifest['total_seconds']:.0f} s -> {out / 'manifest.json'}")
+    return manifest

@@ -1,0 +1,51 @@
+"""The table ``slimbench prune`` prints: channels per layer before/after, params and GFLOPs."""
+
+from __future__ import annotations
+
+import pandas as pd
+from torch import nn
+
+from slimbench.pruning.structural import PruneResult, count_params
+
+
+def _gflops(model: nn.Module, imgsz: int) -> float:
+    from ultralytics.utils.torch_utils import get_flops
+
+    return float(get_flops(model, imgsz))
+
+
+def prune_table(
+    before: nn.Module, after: nn.Module, result: PruneResult, imgsz: int = 640, verbose: bool = False
+) -> str:
+    """Per-layer output channels (changed layers unless ``verbose``) and a totals block. GFLOPs = 2 x MACs."""
+    rows = [
+        {"layer": name, "before": c, "after": result.channels_after.get(name, 0)}
+        for name, c in result.channels_before.items()
+    ]
+    df = pd.DataFrame(rows)
+    df["removed %"] = (100 * (1 - df["after"] / df["before"])).round(1)
+    shown = df if verbose else df[df["before"] != df["after"]]
+    g0, g1 = _gflops(before, imgsz), _gflops(after, imgsz)
+    p0, p1 = count_params(before), count_params(after)
+    figures = [
+        ("prunable channels", result.prunable_channels_before, result.prunable_channels_after, "{:,}"),
+        ("parameters", p0, p1, "{:,}"),
+        (f"GFLOPs @ {imgsz}", g0, g1, "{:,.3f}"),
+    ]
+    totals = pd.DataFrame(
+        [
+            {
+                "metric": m,
+                "before": f.format(x0),
+                "after": f.format(x1),
+                "after / before": round(x1 / x0, 3) if x0 else 0,
+            }
+            for m, x0, x1, f in figures
+        ]
+    )
+    header = (
+        f"pruning: ratio {result.ratio} ({'global' if result.global_pruning else 'per layer'}), "
+        f"round_to {result.round_to}; {result.channels_removed_pct:.1f}% of prunable channels removed"
+    )
+    with pd.option_context("display.max_rows", None, "display.width", 120):
+        return "\n".join([header, shown.to_string(index=False), "", totals.to_string(index=False)])

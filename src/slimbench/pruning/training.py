@@ -1,0 +1,127 @@
+"""Training through ultralytics' own trainer, with the two changes pruning needs.
+
+- :class:`SparsityTrainer`: Network Slimming. After each backward pass, ``lambda * sign(gamma)`` is added to every
+  BatchNorm weight gradient, the subgradient of an L1 penalty on the BN scales, so unimportant channels drift to
+  zero before pruning. No ultralytics callback runs between ``backward()`` and the optimizer step, so it lives in an
+  ``optimizer_step`` override. AMP is forced off (a scaled gradient would scale the penalty too).
+- :class:`ShapeKeepingTrainer`: ultralytics' trainer rebuilds the model from its YAML and copies matching weights,
+  which silently undoes pruning. Its ``get_model`` returns the pruned model itself.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from ultralytics.models.yolo.detect import DetectionTrainer
+
+from slimbench.errors import SlimbenchError
+
+os.environ.setdefault("YOLO_OFFLINE", "1")
+
+
+def bn_gammas(model: nn.Module) -> torch.Tensor:
+    """All BatchNorm scales of a model, flattened (what Network Slimming ranks channels by)."""
+    parts = [
+        m.weight.detach().float().abs().flatten().cpu()
+        for m in model.modules()
+        if isinstance(m, nn.BatchNorm2d) and m.weight is not None
+    ]
+    return torch.cat(parts) if parts else torch.empty(0)
+
+
+class SparsityTrainer(DetectionTrainer):
+    """DetectionTrainer adding an L1 penalty on BN scales; set ``sparsity`` with :func:`sparsity_trainer`."""
+
+    sparsity: float = 1e-3
+
+    def optimizer_step(self) -> None:
+        lam = float(self.sparsity)
+        if lam > 0:
+            with torch.no_grad():
+                for m in self.model.modules():
+                    if isinstance(m, nn.BatchNorm2d) and m.weight is not None and m.weight.grad is not None:
+                        m.weight.grad.add_(lam * torch.sign(m.weight.detach()))
+        super().optimizer_step()
+
+
+def sparsity_trainer(strength: float) -> type[SparsityTrainer]:
+    """A SparsityTrainer class with the given L1 strength (ultralytics instantiates the class itself)."""
+    if strength < 0:
+        raise SlimbenchError(f"--sparsity must be >= 0, got {strength}")
+    return type("SparsityTrainer", (SparsityTrainer,), {"sparsity": float(strength)})
+
+
+class ShapeKeepingTrainer(DetectionTrainer):
+    """DetectionTrainer that fine-tunes the given (pruned) model instead of rebuilding it from YAML."""
+
+    def get_model(self, cfg: Any = None, weights: nn.Module | None = None, verbose: bool = True) -> nn.Module:
+        if not isinstance(weights, nn.Module):
+            raise SlimbenchError("fine-tuning needs a loaded checkpoint (a .pt file), not a model YAML")
+        model = weights.float()
+        for p in model.parameters():
+            p.requires_grad_(True)
+        return model
+
+
+@dataclass
+class TrainOutcome:
+    """Where training left its best checkpoint, and the final validation metrics."""
+
+    best: Path
+    metrics: dict[str, float]
+
+
+def train(
+    model: str | Path,
+    data: str | Path,
+    *,
+    epochs: int,
+    imgsz: int,
+    batch: int,
+    project: str | Path,
+    name: str,
+    device: str = "cpu",
+    sparsity: float = 0.0,
+    keep_shape: bool = False,
+    seed: int = 0,
+    **overrides: Any,
+) -> TrainOutcome:
+    """Train ``model`` (a YAML or a .pt) on ``data`` offline; return the best checkpoint and its metrics.
+
+    ``sparsity > 0`` trains with the BN L1 penalty; ``keep_shape`` fine-tunes a pruned checkpoint as it is.
+    """
+    from ultralytics import YOLO
+
+    if sparsity > 0 and keep_shape:
+        raise SlimbenchError("sparsity training and shape-keeping fine-tuning are separate stages")
+    trainer: type[DetectionTrainer] | None = None
+    if sparsity > 0:
+        trainer = sparsity_trainer(sparsity)
+    elif keep_shape:
+        trainer = ShapeKeepingTrainer
+    args: dict[str, Any] = {
+        "data": str(data),
+        "epochs": epochs,
+        "imgsz": imgsz,
+        "batch": batch,
+        "device": device,
+        "project": str(Path(project).resolve()),
+        "name": name,
+        "exist_ok": True,
+        "plots": False,  # plots fetch a font at run time; nothing may download here
+        "amp": False,
+        "seed": seed,
+        "deterministic": True,
+        "verbose": False,
+        **overrides,
+    }
+    yolo = YOLO(str(model), task="detect")
+    yolo.train(trainer=trainer, **args)
+    best = Path(yolo.trainer.best if yolo.trainer.best.exists() else yolo.trainer.last)
+    metrics = dict(getattr(yolo.trainer, "metrics", {}) or {})
+    return TrainOutcome(best=best, metrics={k: float(v) for k, v in metrics.items()})

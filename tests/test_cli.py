@@ -1,0 +1,129 @@
+"""Every bad input to the slimbench command: one line naming the file and the problem, exit 2, nothing written."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from ultralytics.nn.tasks import ClassificationModel, DetectionModel
+
+from slimbench.checkpoint import save_detector
+from slimbench.cli import main
+
+
+@pytest.fixture(scope="module")
+def detector(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    torch.manual_seed(0)
+    return save_detector(DetectionModel("yolov8n.yaml", nc=2, verbose=False), tmp_path_factory.mktemp("m") / "n.pt")
+
+
+def _run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    try:
+        rc = main(args)
+    except SystemExit as e:  # argparse errors
+        rc = int(e.code or 0)
+    err = capsys.readouterr().err.strip()
+    return rc, err
+
+
+def _assert_one_line_error(rc: int, err: str, *needles: str) -> None:
+    assert rc == 2
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1, err
+    for n in needles:
+        assert n in lines[0], lines[0]
+
+
+def test_prune_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out.pt"
+    rc, err = _run(["prune", str(tmp_path / "nope.pt"), "--ratio", "0.5", "--out", str(out)], capsys)
+    _assert_one_line_error(rc, err, "nope.pt", "not found")
+    assert not out.exists()
+
+
+def test_prune_truncated_file(tmp_path: Path, detector: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "cut.pt"
+    bad.write_bytes(detector.read_bytes()[: detector.stat().st_size // 2])
+    out = tmp_path / "out.pt"
+    rc, err = _run(["prune", str(bad), "--ratio", "0.5", "--out", str(out)], capsys)
+    _assert_one_line_error(rc, err, "cut.pt", "not a loadable")
+    assert not out.exists()
+
+
+def test_prune_not_a_detector(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cls = tmp_path / "cls.pt"
+    save_detector(ClassificationModel("yolov8n-cls.yaml", nc=3, verbose=False), cls)
+    out = tmp_path / "out.pt"
+    rc, err = _run(["prune", str(cls), "--ratio", "0.5", "--out", str(out)], capsys)
+    _assert_one_line_error(rc, err, "cls.pt", "not a detection model")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("ratio", ["0", "1", "1.5", "-0.2", "half"])
+def test_prune_ratio_outside_open_interval(
+    tmp_path: Path, detector: Path, ratio: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out.pt"
+    rc, err = _run(["prune", str(detector), "--ratio", ratio, "--out", str(out)], capsys)
+    _assert_one_line_error(rc, err, "--ratio", "(0, 1)")
+    assert not out.exists()
+
+
+def test_prune_output_equal_to_input(detector: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    before = detector.read_bytes()
+    rc, err = _run(["prune", str(detector), "--ratio", "0.5", "--out", str(detector)], capsys)
+    _assert_one_line_error(rc, err, str(detector), "input")
+    assert detector.read_bytes() == before
+
+
+def test_prune_refuses_to_overwrite_without_force(
+    tmp_path: Path, detector: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "exists.pt"
+    out.write_bytes(b"keep me")
+    rc, err = _run(["prune", str(detector), "--ratio", "0.5", "--out", str(out)], capsys)
+    _assert_one_line_error(rc, err, "exists.pt", "--force")
+    assert out.read_bytes() == b"keep me"
+
+
+def test_prune_writes_smaller_checkpoint_and_table(
+    tmp_path: Path, detector: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "p.pt"
+    assert main(["prune", str(detector), "--ratio", "0.5", "--out", str(out), "--imgsz", "320"]) == 0
+    text = capsys.readouterr().out
+    assert "parameters" in text and "GFLOPs @ 320" in text and "model.2.cv1.conv" in text
+    assert out.stat().st_size < 0.4 * detector.stat().st_size
+    assert not list(tmp_path.glob(".*tmp*")), "no temp files left behind"
+
+
+def test_finetune_missing_dataset(tmp_path: Path, detector: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "ft.pt"
+    rc, err = _run(["finetune", str(detector), "--data", str(tmp_path / "none.yaml"), "--out", str(out)], capsys)
+    _assert_one_line_error(rc, err, "none.yaml", "not found")
+    assert not out.exists()
+
+
+def test_console_script_exit_code(tmp_path: Path) -> None:
+    """The installed entry point behaves like main(): exit 2 and one stderr line."""
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "slimbench.cli",
+            "prune",
+            str(tmp_path / "x.pt"),
+            "--ratio",
+            "0.5",
+            "--out",
+            str(tmp_path / "y.pt"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [f"slimbench: error: {tmp_path / 'x.pt'}: checkpoint not found"]

@@ -1,0 +1,107 @@
+"""The reference build end to end in --quick mode, and the two trainer changes it relies on."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from slimbench.checkpoint import load_detector, sha256_of
+from slimbench.cli import main
+from slimbench.data.synthetic import make_dataset
+from slimbench.pruning.structural import count_params
+from slimbench.pruning.training import bn_gammas, train
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_dataset(tmp_path_factory.mktemp("data") / "ds", train=16, val=8, imgsz=128, seed=3)
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    runs = tmp_path_factory.mktemp("runs")
+    return train("yolov8n.yaml", tiny_data, epochs=1, imgsz=128, batch=8, project=runs, name="o", workers=0).best
+
+
+def test_sparsity_training_shrinks_bn_scales(trained: Path, tiny_data: Path, tmp_path: Path) -> None:
+    """Same data, seed and epochs; only the L1 strength differs, so the gamma drop is the penalty's doing."""
+    # nbs=batch: an optimizer step per batch (no accumulation); a fixed AdamW lr so a few steps show the drift
+    common = {
+        "epochs": 2,
+        "imgsz": 128,
+        "batch": 8,
+        "nbs": 8,
+        "optimizer": "AdamW",
+        "lr0": 0.01,
+        "project": tmp_path,
+        "workers": 0,
+        "seed": 0,
+    }
+    plain = train(trained, tiny_data, name="plain", sparsity=0.0, **common).best
+    sparse = train(trained, tiny_data, name="sparse", sparsity=0.05, **common).best
+    g_plain = bn_gammas(load_detector(plain).model)
+    g_sparse = bn_gammas(load_detector(sparse).model)
+    assert g_plain.shape == g_sparse.shape
+    assert g_sparse.mean() < g_plain.mean() - 0.005, (g_sparse.mean(), g_plain.mean())
+
+
+def test_finetune_keeps_the_pruned_shape(trained: Path, tiny_data: Path, tmp_path: Path) -> None:
+    pruned = tmp_path / "pruned.pt"
+    assert main(["prune", str(trained), "--ratio", "0.5", "--out", str(pruned)]) == 0
+    out = tmp_path / "ft.pt"
+    assert (
+        main(
+            [
+                "finetune",
+                str(pruned),
+                "--data",
+                str(tiny_data),
+                "--epochs",
+                "1",
+                "--imgsz",
+                "128",
+                "--batch",
+                "8",
+                "--project",
+                str(tmp_path / "runs"),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    p_pruned, p_ft = count_params(load_detector(pruned).model), count_params(load_detector(out).model)
+    assert p_ft == p_pruned
+    assert p_ft < 0.4 * count_params(load_detector(trained).model)
+    # trained for real: weights moved away from the pruned ones
+    w0 = next(load_detector(pruned).model.parameters()).float()
+    w1 = next(load_detector(out).model.parameters()).float()
+    assert not torch.equal(w0, w1)
+
+
+def test_make_fixtures_quick_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "fixtures"
+    assert main(["make-fixtures", "--quick", "--out", str(out), "--workdir", str(tmp_path / "work")]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    v = manifest["variants"]
+    assert set(v) == {"original", "pruned", "finetuned"}
+    for name, rec in v.items():
+        path = out / rec["path"]
+        assert path.is_file() and sha256_of(path) == rec["sha256"], name
+        assert rec["params"] == count_params(load_detector(path).model)
+        for key in ("map50", "map50_95", "gflops_at_640", "file_bytes"):
+            assert key in rec
+    assert v["pruned"]["params"] == v["finetuned"]["params"] < 0.4 * v["original"]["params"]
+    assert v["pruned"]["gflops_at_640"] < 0.5 * v["original"]["gflops_at_640"]
+    assert v["pruned"]["file_bytes"] < 0.45 * v["original"]["file_bytes"]  # both FP16
+    assert manifest["pruning"]["channels_removed_pct"] >= 45
+    assert manifest["versions"]["ultralytics"] and manifest["dataset"]["seed"] == 0
+    assert (out / "images" / "scene.jpg").is_file() and (out / "models" / "bn_gamma_hist.png").is_file()
+    # a second run refuses to overwrite what the first one wrote
+    before = (out / "manifest.json").read_bytes()
+    assert main(["make-fixtures", "--quick", "--out", str(out), "--workdir", str(tmp_path / "work")]) == 2
+    assert "--force" in capsys.readouterr().err
+    assert (out / "manifest.json").read_bytes() == before
