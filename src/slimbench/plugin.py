@@ -1,1 +1,260 @@
-"""pytest plugin: slimbench options and fixtures (registered through the pytest11 entry point)."""
+"""pytest plugin: the slimbench suite session, its options and the fixtures the benchmark tests use.
+
+Registered for every pytest run in the environment (pytest11 entry point), so it stays dormant and cheap (no torch
+at import) unless the run collects a slimbench suite. A suite is a directory whose conftest.py says so::
+
+    from slimbench.plugin import add_suite_options as pytest_addoption  # --variants-file, --device, ...
+    slimbench_suite = True
+
+(``benchmarks/conftest.py`` is exactly that). The options are declared by the suite's conftest, not globally,
+so that generic names such as ``--device`` or ``--batch`` never clash with other projects' conftests; they exist
+when the suite's directory (or a file in it) is on the command line, as in ``pytest benchmarks/``.
+
+When a suite conftest is loaded at start-up, every input (config, checkpoints with their sha256 pins, images,
+``--reference``, option values) is validated in ``pytest_configure``, before collection and before any report
+plugin starts: a bad input ends the run with one ``ERROR: slimbench: ...`` line, exit code 4 (usage error), and
+nothing written. The fixtures are parametrised only for tests inside a suite directory or marked
+``@pytest.mark.slimbench``; such a test in a run that did not start the suite starts it lazily, and an error
+then shows as a collection error.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from slimbench.errors import SlimbenchError
+
+if TYPE_CHECKING:
+    from slimbench.session import SuiteOptions, SuiteSession
+    from slimbench.variants import Variant
+
+SUITE_FLAG = "slimbench_suite"
+DEFAULT_VARIANTS_FILE = "fixtures/slimbench.toml"
+_SESSION = pytest.StashKey["SuiteSession"]()
+_PARAMETRISED = ("variant", "candidate", "device", "batch", "image")
+
+
+def add_options(addoption: Any, prefix: str = "") -> None:
+    """Declare the suite's options through ``addoption`` (a pytest option group's, or argparse's)."""
+    addoption(
+        f"--{prefix}variants-file",
+        metavar="PATH",
+        default=None,
+        help=f"suite config (TOML): variants, reference, settings, thresholds [default: ini slimbench_variants_file, "
+        f"{DEFAULT_VARIANTS_FILE}]",
+    )
+    addoption(
+        f"--{prefix}variant",
+        metavar="NAME=PATH",
+        action="append",
+        default=[],
+        help="add a variant or replace one's checkpoint (drops its sha256 pin); repeatable",
+    )
+    addoption(f"--{prefix}reference", metavar="NAME", default=None, help="variant the others are compared with")
+    addoption(f"--{prefix}device", metavar="LIST", default=None, help="devices to time on, e.g. cpu,cuda")
+    addoption(f"--{prefix}batch", metavar="LIST", default=None, help="batch sizes to time, e.g. 1,8")
+    addoption(f"--{prefix}imgsz", metavar="N", default=None, help="image size for timing, predict and GFLOPs")
+    addoption(
+        f"--{prefix}image",
+        metavar="PATH",
+        action="append",
+        default=[],
+        help="sample image for predict and detection checks (replaces the config's); repeatable",
+    )
+    addoption(
+        f"--{prefix}slimbench-smoke",
+        action="store_true",
+        default=False,
+        help="run every check once, fast: first batch size only, benchmarks disabled (one call each), "
+        "speed ratios measured on a few pairs and not gated",
+    )
+
+
+def add_suite_options(parser: pytest.Parser) -> None:
+    """A suite conftest's ``pytest_addoption``: the options and the ini default for the variants file."""
+    group = parser.getgroup("slimbench", "slimbench: compare a YOLO detector with its pruned variants")
+    add_options(group.addoption)
+    parser.addini(
+        "slimbench_variants_file",
+        help=f"default suite config, relative to the rootdir [{DEFAULT_VARIANTS_FILE}]",
+        default=DEFAULT_VARIANTS_FILE,
+    )
+
+
+def _opt(config: pytest.Config, name: str, default: Any = None) -> Any:
+    """An option's value, or ``default`` when no suite conftest declared the options."""
+    return config.getoption(name, default)
+
+
+def _suite_dirs(config: pytest.Config) -> list[Path]:
+    """Directories of the loaded conftests that declare ``slimbench_suite = True``."""
+    dirs = []
+    for plugin in config.pluginmanager.get_plugins():
+        try:
+            flagged = getattr(plugin, SUITE_FLAG, False) is True
+            file = getattr(plugin, "__file__", None) if flagged else None
+        except Exception:  # noqa: BLE001 - some plugin objects raise on attribute access; not ours
+            continue
+        if flagged and file:
+            dirs.append(Path(file).resolve().parent)
+    return dirs
+
+
+def _is_active(config: pytest.Config) -> bool:
+    return bool(_suite_dirs(config) or _opt(config, "variants_file") or _opt(config, "variant"))
+
+
+def _in_suite(metafunc: pytest.Metafunc) -> bool:
+    """Whether a test belongs to a suite: in a suite directory, or marked ``slimbench``."""
+    if metafunc.definition.get_closest_marker("slimbench") is not None:
+        return True
+    path = Path(metafunc.definition.path).resolve()
+    return any(path.is_relative_to(d) for d in _suite_dirs(metafunc.config))
+
+
+def _options(config: pytest.Config) -> SuiteOptions:
+    from slimbench.session import SuiteOptions
+    from slimbench.variants import Overrides
+
+    imgsz = _opt(config, "imgsz")
+    if imgsz is not None:
+        try:
+            imgsz = int(str(imgsz).strip())
+        except ValueError:
+            raise SlimbenchError(f"--imgsz {imgsz!r}: expected an integer") from None
+    return SuiteOptions(
+        variants_file=_opt(config, "variants_file"),
+        default_variants_file=_ini_variants_file(config),
+        overrides=Overrides(
+            variants=tuple(_opt(config, "variant") or ()),
+            reference=_opt(config, "reference"),
+            device=_opt(config, "device"),
+            batch=_opt(config, "batch"),
+            imgsz=imgsz,
+            images=tuple(_opt(config, "image") or ()),
+        ),
+        smoke=bool(_opt(config, "slimbench_smoke")),
+    )
+
+
+def _ini_variants_file(config: pytest.Config) -> str:
+    try:
+        return str(config.getini("slimbench_variants_file") or DEFAULT_VARIANTS_FILE)
+    except ValueError:  # no suite conftest declared the ini key
+        return DEFAULT_VARIANTS_FILE
+
+
+def _activate(config: pytest.Config) -> SuiteSession:
+    """Build and validate the session; every bad input becomes one SlimbenchError line."""
+    from slimbench.session import SuiteSession, build_config
+
+    opts = _options(config)
+    cfg = build_config(opts, Path(config.rootpath), Path(config.invocation_params.dir))
+    session = SuiteSession(cfg, smoke=opts.smoke)
+    session.load()
+    config.stash[_SESSION] = session
+    return session
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """Validate before anything else configures (report plugins create files and folders in their own hooks)."""
+    config.addinivalue_line("markers", "slimbench: a test of the slimbench benchmark suite")
+    if getattr(config.option, "help", False) or getattr(config.option, "markers", False):
+        return
+    if not _is_active(config):
+        return
+    if _opt(config, "slimbench_smoke"):
+        config.option.benchmark_disable = True  # read by pytest-benchmark's own (trylast) pytest_configure
+    try:
+        _activate(config)
+    except (SlimbenchError, OSError) as e:  # OSError: an unreadable file, say; its message names the path
+        raise pytest.UsageError(f"slimbench: {e}") from None
+
+
+def get_session(config: pytest.Config) -> SuiteSession:
+    """The run's suite session, activating the suite lazily for a test outside an active run."""
+    session = config.stash.get(_SESSION, None)
+    if session is None:
+        try:
+            session = _activate(config)
+        except (SlimbenchError, OSError) as e:
+            problem = str(e)
+        else:
+            return session
+        # during collection or setup: one line for the module or test, no traceback
+        pytest.fail(f"slimbench: {problem}", pytrace=False)
+    return session
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Parametrise the suite's fixtures; ids are variant names, devices, ``b<batch>`` and image stems."""
+    wanted = [n for n in _PARAMETRISED if n in metafunc.fixturenames]
+    if not wanted or not _in_suite(metafunc):
+        return
+    session = get_session(metafunc.config)
+    s = session.settings
+    values: dict[str, tuple[list[Any], list[str]]] = {
+        "variant": ([v.name for v in session.variants], [v.name for v in session.variants]),
+        "candidate": ([v.name for v in session.candidates], [v.name for v in session.candidates]),
+        "device": (list(s.device), list(s.device)),
+        "batch": (list(s.batch), [f"b{b}" for b in s.batch]),
+        "image": (list(session.image_paths), list(session.image_paths)),
+    }
+    for name in wanted:
+        params, ids = values[name]
+        metafunc.parametrize(name, params, ids=ids, indirect=True)
+
+
+@pytest.fixture
+def slimbench(request: pytest.FixtureRequest) -> SuiteSession:
+    """The suite session: settings, loaded variants, metrics, detections, collected figures, gates."""
+    return get_session(request.config)
+
+
+@pytest.fixture
+def variant(request: pytest.FixtureRequest, slimbench: SuiteSession) -> Variant:
+    """Each variant in turn, reference first (its checkpoint was loaded once, at session start)."""
+    return slimbench.config.variants[request.param]
+
+
+@pytest.fixture
+def candidate(request: pytest.FixtureRequest, slimbench: SuiteSession) -> Variant:
+    """Each non-reference variant in turn."""
+    return slimbench.config.variants[request.param]
+
+
+@pytest.fixture
+def device(request: pytest.FixtureRequest) -> str:
+    """Each device of the run; one that is absent here is skipped with the reason."""
+    from slimbench.timing import device_available
+
+    name = request.param
+    if not device_available(name):
+        pytest.skip(f"{'CUDA' if name.startswith('cuda') else name.upper()} not available")
+    return name
+
+
+@pytest.fixture
+def batch(request: pytest.FixtureRequest) -> int:
+    """Each batch size of the run."""
+    return int(request.param)
+
+
+@pytest.fixture
+def image(request: pytest.FixtureRequest) -> str:
+    """Each sample image, by id (the file stem); the decoded array is ``slimbench.images[image]``."""
+    return str(request.param)
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """What the suite measured, in a few lines, next to pytest-benchmark's timing tables."""
+    session = config.stash.get(_SESSION, None)
+    lines = session.summary_lines() if session is not None else []
+    if lines:
+        terminalreporter.write_sep("-", "slimbench")
+        for line in lines:
+            terminalreporter.write_line(line)

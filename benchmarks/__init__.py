@@ -1,0 +1,1 @@
+"""The slimbench benchmark suite (a package, so its module names never clash with tests/ in one pytest run)."""

@@ -1,0 +1,287 @@
+"""One object owns a benchmark run: the config, the loaded variants, their copies for timing and prediction, and
+the figures collected per variant (plain dicts, which the HTML report and summary JSON read later).
+
+Built once per pytest session by the plugin; :meth:`SuiteSession.load` validates every input up front so a bad
+file stops the run with one line before any test runs. Nothing here imports pytest at module level.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from slimbench.errors import SlimbenchError
+from slimbench.variants import Overrides, SuiteConfig, Thresholds, Variant, apply_overrides, load_config
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+    from torch import nn
+    from ultralytics import YOLO
+
+    from slimbench.detections import Detections
+
+SMOKE_PAIRS = 2
+"""Interleaved pairs per speed-ratio check in smoke mode: enough to run the code path, too few to gate on."""
+
+
+@dataclass(frozen=True)
+class SuiteOptions:
+    """Everything the command line says about the suite, independent of pytest's option object."""
+
+    variants_file: str | None = None  # explicit --variants-file
+    default_variants_file: str | None = None  # the ini default, relative to the rootdir
+    overrides: Overrides = Overrides()
+    smoke: bool = False
+
+
+def build_config(options: SuiteOptions, rootdir: Path, cwd: Path) -> SuiteConfig:
+    """Read the variants file (explicit, else the default if it exists) and merge the command line over it."""
+    cfg: SuiteConfig | None = None
+    if options.variants_file:
+        cfg = load_config(_resolve(options.variants_file, cwd))
+    elif options.default_variants_file:
+        default = _resolve(options.default_variants_file, rootdir)
+        if default.exists():
+            cfg = load_config(default)
+        elif not options.overrides.variants:  # --variant alone is a complete (ungated) suite
+            raise SlimbenchError(
+                f"{default}: default variants file not found (give --variants-file PATH or --variant NAME=PATH)"
+            )
+    return apply_overrides(cfg, options.overrides, cwd)
+
+
+class SuiteSession:
+    """The state of one benchmark run; fixtures and tests ask it, nothing else keeps globals."""
+
+    def __init__(self, config: SuiteConfig, smoke: bool = False) -> None:
+        self.config = config
+        self.smoke = smoke
+        self.settings = config.settings
+        if smoke:  # one batch size, few pairs, no warm-up: every code path once, quickly
+            self.settings = replace(self.settings, batch=self.settings.batch[:1], warmup=0, speed_pairs=SMOKE_PAIRS)
+        self.models: dict[str, YOLO] = {}
+        self.images: dict[str, np.ndarray] = {}  # image id -> BGR array
+        self.image_paths: dict[str, Path] = _image_ids(self.settings.images)
+        self.figures: dict[str, dict[str, Any]] = {
+            v.name: {"name": v.name, "role": v.role, "path": str(v.path), "sha256": v.sha256}
+            for v in config.variants.values()
+        }
+        self._static: dict[str, dict[str, Any]] = {}
+        self._timing: dict[tuple[str, str], nn.Module] = {}
+        self._inputs: dict[tuple[int, str], torch.Tensor] = {}
+        self._predictors: dict[tuple[str, str], YOLO] = {}
+        self._detections: dict[tuple[str, str], Detections] = {}
+
+    # ------------------------------------------------------------ loading and validation
+
+    def load(self) -> None:
+        """Check and load every checkpoint (sha256 before unpickling) and decode every image; first error raises."""
+        from slimbench.checkpoint import check_file, load_detector
+        from slimbench.detections import read_image
+        from slimbench.metrics import stored_dtype
+
+        for v in self.config.variants.values():
+            check_file(v.path, v.sha256)  # every pin before any unpickling
+        for image_id, path in self.image_paths.items():
+            self.images[image_id] = read_image(path)
+        for v in self.config.variants.values():
+            self.models[v.name] = load_detector(v.path, v.sha256)
+            self.figures[v.name]["stored_dtype"] = stored_dtype(v.path)
+            self.figures[v.name]["class_names"] = dict(self.models[v.name].names)
+
+    @property
+    def reference(self) -> Variant:
+        return self.config.variants[self.config.reference]
+
+    @property
+    def variants(self) -> list[Variant]:
+        return list(self.config.variants.values())
+
+    @property
+    def candidates(self) -> list[Variant]:
+        return self.config.candidates
+
+    def limits(self, name: str) -> Thresholds:
+        return self.config.limits(name)
+
+    def model(self, name: str) -> YOLO:
+        """The checkpoint as loaded, never fused, moved or run: static metrics read this one."""
+        if name not in self.models:
+            from slimbench.checkpoint import load_detector
+
+            v = self.config.variants[name]
+            self.models[name] = load_detector(v.path, v.sha256)
+        return self.models[name]
+
+    # ------------------------------------------------------------ static figures
+
+    def static(self, name: str) -> dict[str, Any]:
+        """Static metrics of a variant (computed once), with ratios against the reference."""
+        if name not in self._static:
+            from slimbench.metrics import channels_removed_pct, static_metrics
+
+            v = self.config.variants[name]
+            figs = static_metrics(self.model(name), v.path, self.settings.imgsz)
+            if not v.is_reference:
+                ref = self.static(self.config.reference)
+                figs["params_ratio"] = _ratio(figs["params"], ref["params"])
+                figs["gflops_ratio"] = _ratio(figs["gflops"], ref["gflops"])
+                figs["size_ratio"] = _ratio(figs["normalized_size_mb"], ref["normalized_size_mb"])
+                figs["file_size_ratio"] = _ratio(figs["file_size_mb"], ref["file_size_mb"])
+                figs["channels_removed_pct"] = channels_removed_pct(ref["total_channels"], figs["total_channels"])
+            else:
+                figs.update(params_ratio=1.0, gflops_ratio=1.0, size_ratio=1.0, file_size_ratio=1.0)
+                figs["channels_removed_pct"] = 0.0
+            figs["stored_dtype"] = self.figures[name].get("stored_dtype")
+            self._static[name] = figs
+            self.figures[name]["static"] = figs
+        return self._static[name]
+
+    # ------------------------------------------------------------ timing
+
+    def timing_net(self, name: str, device: str) -> nn.Module:
+        """A fused eval copy of the variant on ``device`` (FP32, or FP16 on CUDA with settings.half; cached)."""
+        key = (name, device)
+        if key not in self._timing:
+            from slimbench.timing import timing_model
+
+            self._timing[key] = timing_model(self.model(name), device, half=self.half_on(device))
+        return self._timing[key]
+
+    def half_on(self, device: str) -> bool:
+        """Whether ``device`` is timed in FP16 (settings.half, CUDA only)."""
+        from slimbench.timing import is_cuda
+
+        return self.settings.half and is_cuda(device)
+
+    def timing_dtype(self, device: str) -> str:
+        return "float16" if self.half_on(device) else "float32"
+
+    def timing_input(self, batch: int, device: str) -> torch.Tensor:
+        """The seeded input batch every variant is timed on."""
+        key = (batch, device)
+        if key not in self._inputs:
+            import torch
+
+            from slimbench.timing import seeded_input
+
+            dtype = torch.float16 if self.half_on(device) else torch.float32
+            self._inputs[key] = seeded_input(batch, self.settings.imgsz, device, dtype, seed=self.settings.seed)
+        return self._inputs[key]
+
+    def forward_callable(self, name: str, device: str, batch: int, warm: bool = True) -> Any:
+        """The benchmarked callable for one variant/device/batch, warmed up."""
+        from slimbench.timing import forward_fn, warm_up
+
+        fn = forward_fn(self.timing_net(name, device), self.timing_input(batch, device), device)
+        if warm:
+            warm_up(fn, self.settings.warmup)
+        return fn
+
+    def record(self, name: str, section: str, key: str, value: Any) -> None:
+        """Store a figure under ``figures[name][section][key]`` (plain data only, for reports)."""
+        self.figures[name].setdefault(section, {})[key] = value
+
+    # ------------------------------------------------------------ prediction and detections
+
+    def predictor(self, name: str, device: str = "cpu") -> YOLO:
+        """A private copy for ultralytics' predictor, which fuses and converts the model in place."""
+        key = (name, device)
+        if key not in self._predictors:
+            self._predictors[key] = copy.deepcopy(self.model(name))
+        return self._predictors[key]
+
+    def predict_kwargs(self, device: str = "cpu") -> dict[str, Any]:
+        s = self.settings
+        return {
+            "imgsz": s.imgsz,
+            "conf": s.conf,
+            "iou": s.iou,
+            "device": device,
+            "half": self.half_on(device),
+            "verbose": False,
+        }
+
+    def detections(self, name: str, image_id: str) -> Detections:
+        """Detections of a variant on an image, on the CPU (deterministic, comparable between variants); cached."""
+        key = (name, image_id)
+        if key not in self._detections:
+            from slimbench.detections import detect
+
+            s = self.settings
+            self._detections[key] = detect(self.predictor(name), self.images[image_id], s.imgsz, s.conf, s.iou, "cpu")
+        return self._detections[key]
+
+    # ------------------------------------------------------------ gates
+
+    def gate(self, violations: Iterable[str | None]) -> None:
+        """Fail the calling test with every broken limit, one line each, without a traceback."""
+        broken = [v for v in violations if v]
+        if broken:
+            import pytest
+
+            pytest.fail("\n".join(broken), pytrace=False)
+
+    # ------------------------------------------------------------ terminal summary
+
+    def summary_lines(self) -> list[str]:
+        """A compact plain-text table of what this run measured (static figures, speed ratios, agreement)."""
+        lines: list[str] = []
+        static = [(n, f["static"]) for n, f in self.figures.items() if "static" in f]
+        if static:
+            imgsz = self.settings.imgsz
+            lines.append(f"static figures (GFLOPs at {imgsz}x{imgsz}, batch 1; MB = 1e6 bytes; fp16 MB = normalised)")
+            lines.append(
+                f"{'variant':<16}{'params':>12}{'GFLOPs':>9}{'file MB':>9}{'stored':>9}{'fp16 MB':>9}"
+                f"{'channels':>10}{'removed':>9}{'zeroed':>8}"
+            )
+            for name, st in static:
+                lines.append(
+                    f"{name:<16}{st['params']:>12,}{st['gflops']:>9.2f}{st.get('file_size_mb', float('nan')):>9.2f}"
+                    f"{str(st.get('stored_dtype') or '?'):>9}{st['normalized_size_mb']:>9.2f}"
+                    f"{st['total_channels']:>10,}{st.get('channels_removed_pct', 0.0):>8.1f}%"
+                    f"{st['total_zeroed_channels']:>8,}"
+                )
+        ratios = [(n, k, r) for n, f in self.figures.items() for k, r in f.get("speed_ratio", {}).items()]
+        if ratios:
+            lines.append(f"speed ratio vs {self.config.reference} (median of interleaved pairs; < 1 is faster)")
+            for name, key, r in ratios:
+                lines.append(f"{name:<16}{key:<18}{r['median_ratio']:>7.3f}  ({r['speedup']:.2f}x, {r['pairs']} pairs)")
+        agreements = [(n, k, a) for n, f in self.figures.items() for k, a in f.get("agreement", {}).items()]
+        if agreements:
+            lines.append(
+                f"detections vs {self.config.reference} (conf {self.settings.conf}, match IoU "
+                f"{self.settings.match_iou})"
+            )
+            for name, image, a in agreements:
+                lines.append(
+                    f"{name:<16}{image:<18}{a['candidate_count']:>5} vs {a['reference_count']:<5} "
+                    f"recall {a['recall']:.3f}  precision {a['precision']:.3f}"
+                )
+        return lines
+
+
+def _ratio(value: float, ref: float) -> float:
+    return value / ref if ref else float("inf")
+
+
+def _resolve(path: str, base: Path) -> Path:
+    p = Path(os.path.expanduser(path))
+    return p if p.is_absolute() else base / p
+
+
+def _image_ids(paths: Iterable[Path]) -> dict[str, Path]:
+    """Short test ids for images: the file stem, made unique with a counter when stems repeat."""
+    out: dict[str, Path] = {}
+    for p in dict.fromkeys(paths):
+        key, n = p.stem or "image", 1
+        while key in out:
+            n += 1
+            key = f"{p.stem}-{n}"
+        out[key] = p
+    return out

@@ -1,0 +1,456 @@
+"""The suite config: which checkpoints to compare, against which reference, how, and with which limits.
+
+One TOML file per suite (``fixtures/slimbench.toml`` by default)::
+
+    reference = "original"
+
+    [settings]                      # all optional
+    imgsz = 640                     # forward / predict / GFLOPs image size (multiple of 32)
+    batch = [1, 8]
+    device = ["cpu", "cuda"]        # cuda is skipped with a reason when absent
+    images = ["images/scene.jpg"]   # paths relative to this file
+    conf = 0.25                     # detection confidence threshold
+    iou = 0.7                       # NMS IoU
+    match_iou = 0.5                 # IoU for a candidate box to agree with a reference box
+    warmup = 3                      # untimed calls before timing
+    speed_pairs = 21                # interleaved (reference, candidate) pairs for the speed-ratio gate
+    seed = 0                        # seed of the timing input
+    half = false                    # time FP16 on CUDA (the CPU always runs FP32)
+
+    [variants.original]
+    path = "models/original.pt"     # relative to this file
+    sha256 = "..."                  # optional pin, checked before unpickling
+
+    [thresholds.pruned]             # any subset of THRESHOLD_KEYS
+    max_params_ratio = 0.45
+
+Everything is validated strictly (unknown keys, wrong types, unknown variants): a mistake is one
+:class:`SlimbenchError` line naming the file and the key. Command line overrides are merged on top by
+:func:`apply_overrides`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import re
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from slimbench.errors import SlimbenchError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+REFERENCE = "reference"
+CANDIDATE = "candidate"
+Role = Literal["reference", "candidate"]
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_DEVICE = re.compile(r"^(cpu|cuda(:\d+)?|mps)$")
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One checkpoint under test. ``sha256`` (if set) is checked before the file is unpickled."""
+
+    name: str
+    path: Path
+    sha256: str | None = None
+    role: Role = CANDIDATE
+
+    @property
+    def is_reference(self) -> bool:
+        return self.role == REFERENCE
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Limits for one variant; ``None`` means not gated (the figure is still measured and reported).
+
+    ``*_ratio`` limits are relative to the reference variant measured in the same run; sizes are in MB (1e6 bytes),
+    GFLOPs at the suite's imgsz, batch 1.
+    """
+
+    max_size_mb: float | None = None  # file as stored
+    max_size_ratio: float | None = None  # size normalised to FP16, versus the reference's
+    max_params: int | None = None
+    max_params_ratio: float | None = None
+    max_gflops: float | None = None
+    max_gflops_ratio: float | None = None
+    min_channels_removed_pct: float | None = None
+    max_zeroed_channels: int | None = None
+    min_count_ratio: float | None = None  # detections of the variant / of the reference, per image
+    max_count_ratio: float | None = None
+    min_agreement_recall: float | None = None  # share of reference boxes the variant finds (same class, IoU)
+    min_agreement_precision: float | None = None  # share of the variant's boxes that the reference has too
+    max_speed_ratio: float | None = None  # median of interleaved (variant time / reference time)
+
+    def is_empty(self) -> bool:
+        return all(getattr(self, f.name) is None for f in dataclasses.fields(self))
+
+
+THRESHOLD_KEYS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Thresholds))
+_INT_THRESHOLDS = {"max_params", "max_zeroed_channels"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How the suite measures; every field can come from ``[settings]`` and most from the command line."""
+
+    imgsz: int = 640
+    batch: tuple[int, ...] = (1, 8)
+    device: tuple[str, ...] = ("cpu",)
+    images: tuple[Path, ...] = ()
+    conf: float = 0.25
+    iou: float = 0.7
+    match_iou: float = 0.5
+    warmup: int = 3
+    speed_pairs: int = 21
+    seed: int = 0
+    half: bool = False  # time FP16 on CUDA devices (the CPU always runs FP32)
+
+
+SETTINGS_KEYS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Settings))
+
+
+@dataclass(frozen=True)
+class SuiteConfig:
+    """A validated suite: variants (reference first), settings, thresholds by variant name."""
+
+    reference: str
+    variants: dict[str, Variant]
+    settings: Settings = field(default_factory=Settings)
+    thresholds: dict[str, Thresholds] = field(default_factory=dict)
+    source: Path | None = None  # the TOML file, for messages
+
+    @property
+    def candidates(self) -> list[Variant]:
+        return [v for v in self.variants.values() if not v.is_reference]
+
+    def limits(self, name: str) -> Thresholds:
+        return self.thresholds.get(name, Thresholds())
+
+
+# ---------------------------------------------------------------- loading
+
+
+def load_config(path: str | os.PathLike[str]) -> SuiteConfig:
+    """Read and validate a suite TOML; relative paths inside it are relative to the file."""
+    p = Path(path)
+    if not p.exists():
+        raise SlimbenchError(f"{p}: variants file not found")
+    if not p.is_file():
+        raise SlimbenchError(f"{p}: variants file is not a file")
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as e:
+        raise SlimbenchError(f"{p}: variants file is not UTF-8 text ({e.reason})") from e
+    except tomllib.TOMLDecodeError as e:
+        raise SlimbenchError(f"{p}: malformed TOML: {' '.join(str(e).split())}") from e
+    return config_from_dict(data, base=p.parent, source=p)
+
+
+def config_from_dict(data: dict[str, Any], base: Path, source: Path | None = None) -> SuiteConfig:
+    """Validate an already parsed config; ``base`` anchors relative paths. Errors name ``source`` and the key."""
+    where = str(source) if source else "config"
+
+    def err(key: str, what: str) -> SlimbenchError:
+        return SlimbenchError(f"{where}: {key}: {what}")
+
+    _no_unknown(data, {"reference", "settings", "variants", "thresholds"}, "", err)
+
+    raw_variants = data.get("variants")
+    if raw_variants is None or raw_variants == {}:
+        raise err("variants", "no variants defined (add [variants.NAME] tables with a path)")
+    if not isinstance(raw_variants, dict):
+        raise err("variants", f"expected tables [variants.NAME], got {_tname(raw_variants)}")
+    reference = data.get("reference")
+    if reference is None:
+        raise err("reference", "missing (name the variant the others are compared with)")
+    if not isinstance(reference, str):
+        raise err("reference", f"expected a variant name (string), got {_tname(reference)}")
+
+    variants: dict[str, Variant] = {}
+    for name, spec in raw_variants.items():
+        key = f"variants.{name}"
+        _check_name(name, key, err)
+        if not isinstance(spec, dict):
+            raise err(key, f"expected a table with path (and sha256), got {_tname(spec)}")
+        _no_unknown(spec, {"path", "sha256"}, key + ".", err)
+        if "path" not in spec:
+            raise err(key + ".path", "missing")
+        rel = spec["path"]
+        if not isinstance(rel, str) or not rel.strip():
+            raise err(key + ".path", f"expected a non-empty string, got {_tname(rel)}")
+        sha = spec.get("sha256")
+        if sha is not None:
+            sha = _check_sha(sha, key + ".sha256", err)
+        variants[name] = Variant(name, _resolve(rel, base), sha)
+
+    if reference not in variants:
+        raise err("reference", f"{reference!r} is not a variant (variants: {', '.join(variants)})")
+
+    settings = _settings(data.get("settings", {}), base, err, where)
+    thresholds = _thresholds(data.get("thresholds", {}), variants, err)
+    return _finish(reference, variants, settings, thresholds, source)
+
+
+def _finish(
+    reference: str,
+    variants: dict[str, Variant],
+    settings: Settings,
+    thresholds: dict[str, Thresholds],
+    source: Path | None,
+) -> SuiteConfig:
+    """Set roles and put the reference first (its figures are needed before the candidates' ratios)."""
+    ordered = {reference: replace(variants[reference], role=REFERENCE)}
+    for name, v in variants.items():
+        if name != reference:
+            ordered[name] = replace(v, role=CANDIDATE)
+    return SuiteConfig(reference, ordered, settings, thresholds, source)
+
+
+def _settings(raw: Any, base: Path, err: Callable[[str, str], SlimbenchError], where: str) -> Settings:
+    if not isinstance(raw, dict):
+        raise err("settings", f"expected a table [settings], got {_tname(raw)}")
+    _no_unknown(raw, set(SETTINGS_KEYS), "settings.", err)
+    kw: dict[str, Any] = {}
+    for key, value in raw.items():
+        k = f"settings.{key}"
+        if key == "imgsz":
+            kw[key] = check_imgsz(_int(value, k, err), f"{where}: {k}")
+        elif key == "batch":
+            kw[key] = tuple(_int(v, k, err, minimum=1) for v in _list(value, k, err, int))
+        elif key == "device":
+            kw[key] = tuple(check_device(str(v), f"{where}: {k}") for v in _list(value, k, err, str, split=True))
+        elif key == "images":
+            kw[key] = tuple(_resolve(str(v), base) for v in _list(value, k, err, str))
+        elif key in {"conf", "iou", "match_iou"}:
+            v = _number(value, k, err)
+            if not 0.0 <= v <= 1.0:
+                raise err(k, f"expected a number between 0 and 1, got {value}")
+            kw[key] = v
+        elif key in {"warmup", "seed"}:
+            kw[key] = _int(value, k, err, minimum=0)
+        elif key == "speed_pairs":
+            kw[key] = _int(value, k, err, minimum=1)
+        elif key == "half":
+            if not isinstance(value, bool):
+                raise err(k, f"expected true or false, got {_tname(value)} {value!r}")
+            kw[key] = value
+    return Settings(**kw)
+
+
+def _thresholds(
+    raw: Any, variants: dict[str, Variant], err: Callable[[str, str], SlimbenchError]
+) -> dict[str, Thresholds]:
+    if not isinstance(raw, dict):
+        raise err("thresholds", f"expected tables [thresholds.NAME], got {_tname(raw)}")
+    out: dict[str, Thresholds] = {}
+    for name, spec in raw.items():
+        key = f"thresholds.{name}"
+        if name not in variants:
+            raise err(key, f"{name!r} is not a variant (variants: {', '.join(variants)})")
+        if not isinstance(spec, dict):
+            raise err(key, f"expected a table of limits, got {_tname(spec)}")
+        _no_unknown(spec, set(THRESHOLD_KEYS), key + ".", err)
+        kw: dict[str, Any] = {}
+        for k, v in spec.items():
+            kk = f"{key}.{k}"
+            if k in _INT_THRESHOLDS:
+                kw[k] = _int(v, kk, err, minimum=0)
+            else:
+                kw[k] = _number(v, kk, err)
+                if kw[k] < 0:
+                    raise err(kk, f"expected a number >= 0, got {v}")
+        out[name] = Thresholds(**kw)
+    return out
+
+
+# ---------------------------------------------------------------- command line
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """Command line options that change a config; ``None`` / empty means keep the file's value."""
+
+    variants: tuple[str, ...] = ()  # "NAME=PATH", in order
+    reference: str | None = None
+    device: str | None = None  # "cpu,cuda"
+    batch: str | None = None  # "1,8"
+    imgsz: int | None = None
+    images: tuple[str, ...] = ()
+
+
+def parse_variant_arg(text: str) -> tuple[str, str]:
+    """``"NAME=PATH"`` -> (name, path); the option is named in the error."""
+    name, sep, path = text.partition("=")
+    name, path = name.strip(), path.strip()
+    if not sep or not name or not path:
+        raise SlimbenchError(f"--variant {text!r}: expected NAME=PATH")
+    if not _NAME.match(name):
+        raise SlimbenchError(f"--variant {text!r}: variant names are letters, digits, '_', '-', '.'")
+    return name, path
+
+
+def parse_int_list(text: str, option: str, minimum: int = 1) -> tuple[int, ...]:
+    """``"1,8"`` -> (1, 8), refusing anything else with the option's name."""
+    items = [t.strip() for t in str(text).split(",")]
+    out: list[int] = []
+    for t in items:
+        if not re.fullmatch(r"\d+", t) or int(t) < minimum:
+            raise SlimbenchError(f"{option} {text!r}: expected comma-separated integers >= {minimum}")
+        out.append(int(t))
+    return tuple(dict.fromkeys(out))
+
+
+def parse_devices(text: str, option: str = "--device") -> tuple[str, ...]:
+    """``"cpu,cuda"`` -> ("cpu", "cuda"); cuda availability is checked later, per test (skipped when absent)."""
+    items = [t.strip().lower() for t in str(text).split(",")]
+    if not all(items):
+        raise SlimbenchError(f"{option} {text!r}: expected comma-separated devices such as cpu,cuda")
+    return tuple(dict.fromkeys(check_device(t, option) for t in items))
+
+
+def check_device(name: str, where: str) -> str:
+    """A device name slimbench can time on, lower-cased; ``where`` (option or file and key) starts the error."""
+    name = name.strip().lower()
+    if not _DEVICE.match(name):
+        raise SlimbenchError(f"{where}: unknown device {name!r} (expected cpu, cuda, cuda:N or mps)")
+    return name
+
+
+def check_imgsz(value: int, where: str) -> int:
+    """YOLO detectors downsample by 32: other sizes cannot run a raw forward pass."""
+    if value < 32 or value % 32:
+        raise SlimbenchError(f"{where}: {value} is not a positive multiple of 32 (the largest YOLO stride)")
+    return value
+
+
+def apply_overrides(cfg: SuiteConfig | None, ov: Overrides, cwd: Path | None = None) -> SuiteConfig:
+    """Merge command line options over a config (or build one from ``--variant`` alone when ``cfg`` is None).
+
+    ``--variant NAME=PATH`` replaces NAME's path and drops its sha256 pin (the pin belonged to the old file), or
+    adds a new candidate; paths on the command line are relative to ``cwd``.
+    """
+    cwd = cwd or Path.cwd()
+    parsed = [parse_variant_arg(t) for t in ov.variants]
+    if cfg is None:
+        if not parsed:
+            raise SlimbenchError("no variants: give --variants-file PATH or --variant NAME=PATH")
+        variants: dict[str, Variant] = {}
+        reference = ov.reference or parsed[0][0]
+        settings, thresholds, source = Settings(), {}, None
+    else:
+        variants = dict(cfg.variants)
+        reference = ov.reference or cfg.reference
+        settings, thresholds, source = cfg.settings, dict(cfg.thresholds), cfg.source
+    for name, path in parsed:
+        variants[name] = Variant(name, _resolve(path, cwd), None)
+    if reference not in variants:
+        where = "--reference" if ov.reference else "reference"
+        raise SlimbenchError(f"{where} {reference!r}: unknown variant (variants: {', '.join(variants)})")
+    changes: dict[str, Any] = {}
+    if ov.device is not None:
+        changes["device"] = parse_devices(ov.device)
+    if ov.batch is not None:
+        changes["batch"] = parse_int_list(ov.batch, "--batch")
+    if ov.imgsz is not None:
+        changes["imgsz"] = check_imgsz(int(ov.imgsz), "--imgsz")
+    if ov.images:
+        changes["images"] = tuple(_resolve(p, cwd) for p in ov.images)
+    return _finish(reference, variants, replace(settings, **changes), thresholds, source)
+
+
+# ---------------------------------------------------------------- gates
+
+
+def violation(
+    variant: str,
+    label: str,
+    value: float | None,
+    limit: float | None,
+    kind: Literal["max", "min"],
+    fmt: str = "{:,.4g}",
+    note: str = "",
+) -> str | None:
+    """One line such as ``"pruned: params 1,234,567 > max 1,200,000"`` when a limit is broken, else None.
+
+    A limit of None is not gated. A measured value of None (could not be measured) against a limit is a violation.
+    """
+    if limit is None:
+        return None
+    tail = f" ({note})" if note else ""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return f"{variant}: {label} not measured, {kind} {fmt.format(limit)}{tail}"
+    if kind == "max" and value > limit:
+        return f"{variant}: {label} {fmt.format(value)} > max {fmt.format(limit)}{tail}"
+    if kind == "min" and value < limit:
+        return f"{variant}: {label} {fmt.format(value)} < min {fmt.format(limit)}{tail}"
+    return None
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _resolve(path: str, base: Path) -> Path:
+    p = Path(os.path.expanduser(path))
+    return p if p.is_absolute() else base / p
+
+
+def _tname(value: Any) -> str:
+    return {dict: "a table", list: "a list", str: "a string", bool: "a boolean"}.get(type(value), type(value).__name__)
+
+
+def _no_unknown(d: dict[str, Any], allowed: set[str], prefix: str, err: Callable[[str, str], SlimbenchError]) -> None:
+    for k in d:
+        if k not in allowed:
+            raise err(f"{prefix}{k}", f"unknown key (expected one of: {', '.join(sorted(allowed))})")
+
+
+def _check_name(name: str, key: str, err: Callable[[str, str], SlimbenchError]) -> None:
+    if not _NAME.match(name):
+        raise err(key, "variant names are letters, digits, '_', '-', '.' (they become test ids)")
+
+
+def _check_sha(value: Any, key: str, err: Callable[[str, str], SlimbenchError]) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"[0-9a-fA-F]{64}", value.strip()):
+        raise err(key, "expected 64 hex digits")
+    return value.strip().lower()
+
+
+def _int(value: Any, key: str, err: Callable[[str, str], SlimbenchError], minimum: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise err(key, f"expected an integer, got {_tname(value)} {value!r}")
+    if minimum is not None and value < minimum:
+        raise err(key, f"expected an integer >= {minimum}, got {value}")
+    return value
+
+
+def _number(value: Any, key: str, err: Callable[[str, str], SlimbenchError]) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise err(key, f"expected a number, got {_tname(value)} {value!r}")
+    return float(value)
+
+
+def _list(
+    value: Any, key: str, err: Callable[[str, str], SlimbenchError], item: type, split: bool = False
+) -> Sequence[Any]:
+    """A list of ``item`` or one ``item`` (``batch = 1`` and ``device = "cpu,cuda"`` are accepted)."""
+    if isinstance(value, str) and split:
+        value = [v.strip() for v in value.split(",")]
+    elif isinstance(value, item) and not isinstance(value, bool):
+        value = [value]
+    if not isinstance(value, list) or not value:
+        raise err(key, f"expected a non-empty list of {item.__name__}, got {_tname(value)}")
+    for v in value:
+        if isinstance(v, bool) or not isinstance(v, item):
+            raise err(key, f"expected a list of {item.__name__}, got an item {v!r}")
+    return value
