@@ -79,3 +79,23 @@ def test_fp16_save_is_about_half_the_fp32_save(tmp_path: Path) -> None:
     f16 = save_detector(model, tmp_path / "a16.pt", half=True).stat().st_size
     f32 = save_detector(model, tmp_path / "a32.pt", half=False).stat().st_size
     assert 0.45 < f16 / f32 < 0.55
+
+
+def test_pruned_checkpoint_exports_to_onnx_with_same_outputs(tmp_path: Path) -> None:
+    """Exports like any checkpoint: ultralytics' own ONNX exporter, offline, and ONNX Runtime agrees with torch."""
+    import numpy as np
+    import onnxruntime as ort
+
+    model = _model()
+    prune_detection_model(model, 0.5)
+    path = save_detector(model, tmp_path / "pruned.pt", half=False)
+    onnx_path = ultralytics.YOLO(str(path)).export(format="onnx", imgsz=128, simplify=False, dynamic=False)
+    assert Path(onnx_path).is_file()
+    x = torch.rand(1, 3, 128, 128)
+    net = load_detector(path).model.eval()
+    with torch.no_grad():
+        ref = net(x)[0].numpy()
+    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    (out,) = sess.run(None, {sess.get_inputs()[0].name: x.numpy()})
+    assert out.shape == ref.shape
+    np.testing.assert_allclose(out, ref, rtol=1e-3, atol=1e-3)

@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 
 SUITE_FLAG = "slimbench_suite"
 DEFAULT_VARIANTS_FILE = "fixtures/slimbench.toml"
+CACHE_DIR = ".slimbench-cache"
+"""Under the rootdir: the generated default dataset and validator scratch space (safe to delete)."""
 _SESSION = pytest.StashKey["SuiteSession"]()
 _PARAMETRISED = ("variant", "candidate", "device", "batch", "image")
 
@@ -65,6 +67,20 @@ def add_options(addoption: Any, prefix: str = "") -> None:
         help="sample image for predict and detection checks (replaces the config's); repeatable",
     )
     addoption(
+        f"--{prefix}data",
+        metavar="YAML",
+        default=None,
+        help="YOLO dataset YAML for mAP per variant (its val split) [default: settings.data, else the bundled "
+        "synthetic val split, generated into .slimbench-cache/]",
+    )
+    addoption(
+        f"--{prefix}images",
+        metavar="DIR",
+        default=None,
+        help="folder of unlabeled images for agreement with the reference [default: settings.agreement_images, "
+        "else the sample images]",
+    )
+    addoption(
         f"--{prefix}slimbench-smoke",
         action="store_true",
         default=False,
@@ -77,6 +93,9 @@ def add_suite_options(parser: pytest.Parser) -> None:
     """A suite conftest's ``pytest_addoption``: the options and the ini default for the variants file."""
     group = parser.getgroup("slimbench", "slimbench: compare a YOLO detector with its pruned variants")
     add_options(group.addoption)
+    from slimbench.report.hooks import add_output_options
+
+    add_output_options(group.addoption)  # --slimbench-reports, --baseline, --update-baseline
     parser.addini(
         "slimbench_variants_file",
         help=f"default suite config, relative to the rootdir [{DEFAULT_VARIANTS_FILE}]",
@@ -135,6 +154,8 @@ def _options(config: pytest.Config) -> SuiteOptions:
             batch=_opt(config, "batch"),
             imgsz=imgsz,
             images=tuple(_opt(config, "image") or ()),
+            data=_opt(config, "data"),
+            agreement_images=_opt(config, "images"),
         ),
         smoke=bool(_opt(config, "slimbench_smoke")),
     )
@@ -153,8 +174,11 @@ def _activate(config: pytest.Config) -> SuiteSession:
 
     opts = _options(config)
     cfg = build_config(opts, Path(config.rootpath), Path(config.invocation_params.dir))
-    session = SuiteSession(cfg, smoke=opts.smoke)
+    session = SuiteSession(cfg, smoke=opts.smoke, cache_dir=Path(config.rootpath) / CACHE_DIR)
     session.load()
+    from slimbench.report.hooks import open_baseline
+
+    session.baseline = open_baseline(config, cfg)  # reads and validates the stored baseline, if there is one
     config.stash[_SESSION] = session
     return session
 
@@ -163,6 +187,7 @@ def _activate(config: pytest.Config) -> SuiteSession:
 def pytest_configure(config: pytest.Config) -> None:
     """Validate before anything else configures (report plugins create files and folders in their own hooks)."""
     config.addinivalue_line("markers", "slimbench: a test of the slimbench benchmark suite")
+    config.addinivalue_line("markers", "accuracy: mAP and agreement checks on a dataset (deselect: -m 'not accuracy')")
     if getattr(config.option, "help", False) or getattr(config.option, "markers", False):
         return
     if not _is_active(config):
@@ -170,7 +195,9 @@ def pytest_configure(config: pytest.Config) -> None:
     if _opt(config, "slimbench_smoke"):
         config.option.benchmark_disable = True  # read by pytest-benchmark's own (trylast) pytest_configure
     try:
-        _activate(config)
+        from slimbench.report.hooks import register as register_outputs
+
+        register_outputs(config, _activate(config))  # default report paths, summaries, baseline update
     except (SlimbenchError, OSError) as e:  # OSError: an unreadable file, say; its message names the path
         raise pytest.UsageError(f"slimbench: {e}") from None
 

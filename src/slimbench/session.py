@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from torch import nn
     from ultralytics import YOLO
 
+    from slimbench.accuracy import Accuracy
+    from slimbench.baseline import BaselineGate
     from slimbench.detections import Detections
 
 SMOKE_PAIRS = 2
@@ -58,9 +60,12 @@ def build_config(options: SuiteOptions, rootdir: Path, cwd: Path) -> SuiteConfig
 class SuiteSession:
     """The state of one benchmark run; fixtures and tests ask it, nothing else keeps globals."""
 
-    def __init__(self, config: SuiteConfig, smoke: bool = False) -> None:
+    def __init__(self, config: SuiteConfig, smoke: bool = False, cache_dir: Path | None = None) -> None:
         self.config = config
         self.smoke = smoke
+        self.cache_dir = cache_dir  # generated datasets and validator scratch; None: .slimbench-cache in the cwd
+        self._accuracy: Accuracy | None = None
+        self.baseline: BaselineGate | None = None  # the stored baseline (slimbench.baseline), set by the plugin
         self.settings = config.settings
         if smoke:  # one batch size, few pairs, no warm-up: every code path once, quickly
             self.settings = replace(self.settings, batch=self.settings.batch[:1], warmup=0, speed_pairs=SMOKE_PAIRS)
@@ -93,6 +98,16 @@ class SuiteSession:
             self.models[v.name] = load_detector(v.path, v.sha256)
             self.figures[v.name]["stored_dtype"] = stored_dtype(v.path)
             self.figures[v.name]["class_names"] = dict(self.models[v.name].names)
+        self.accuracy.check_inputs()  # same classes everywhere; --data and --images exist and fit the models
+
+    @property
+    def accuracy(self) -> Accuracy:
+        """mAP on the dataset and agreement on unlabeled images (slimbench.accuracy), cached for the session."""
+        if self._accuracy is None:
+            from slimbench.accuracy import Accuracy
+
+            self._accuracy = Accuracy(self, self.cache_dir)
+        return self._accuracy
 
     @property
     def reference(self) -> Variant:
@@ -263,6 +278,8 @@ class SuiteSession:
                     f"{name:<16}{image:<18}{a['candidate_count']:>5} vs {a['reference_count']:<5} "
                     f"recall {a['recall']:.3f}  precision {a['precision']:.3f}"
                 )
+        if self._accuracy is not None:
+            lines += self._accuracy.summary_lines()
         return lines
 
 

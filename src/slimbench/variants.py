@@ -16,6 +16,9 @@ One TOML file per suite (``fixtures/slimbench.toml`` by default)::
     speed_pairs = 21                # interleaved (reference, candidate) pairs for the speed-ratio gate
     seed = 0                        # seed of the timing input
     half = false                    # time FP16 on CUDA (the CPU always runs FP32)
+    data = "data/data.yaml"         # dataset YAML for mAP [the bundled synthetic val split]
+    agreement_images = "images"     # folder of unlabeled images for agreement [the sample images]
+    val_imgsz = 256                 # validator image size [the dataset's training size]
 
     [variants.original]
     path = "models/original.pt"     # relative to this file
@@ -23,6 +26,10 @@ One TOML file per suite (``fixtures/slimbench.toml`` by default)::
 
     [thresholds.pruned]             # any subset of THRESHOLD_KEYS
     max_params_ratio = 0.45
+
+    [baseline]                      # optional: the stored baseline (slimbench.baseline)
+    path = "baseline.json"          # relative to this file [baseline.json next to it]
+    tolerances = { gflops = 0.001, file_size_mb = "1%" }   # absolute, or "N%" of the baseline value
 
 Everything is validated strictly (unknown keys, wrong types, unknown variants): a mistake is one
 :class:`SlimbenchError` line naming the file and the key. Command line overrides are merged on top by
@@ -41,6 +48,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from slimbench.baseline import BaselineConfig, parse_baseline_config
 from slimbench.errors import SlimbenchError
 
 if sys.version_info >= (3, 11):
@@ -91,6 +99,8 @@ class Thresholds:
     min_agreement_recall: float | None = None  # share of reference boxes the variant finds (same class, IoU)
     min_agreement_precision: float | None = None  # share of the variant's boxes that the reference has too
     max_speed_ratio: float | None = None  # median of interleaved (variant time / reference time)
+    max_map50_95_drop: float | None = None  # reference mAP50-95 minus the variant's, on the dataset (0.02 = 2 points)
+    min_agreement_map50: float | None = None  # mAP50 on the agreement images with the reference's boxes as truth
 
     def is_empty(self) -> bool:
         return all(getattr(self, f.name) is None for f in dataclasses.fields(self))
@@ -115,6 +125,9 @@ class Settings:
     speed_pairs: int = 21
     seed: int = 0
     half: bool = False  # time FP16 on CUDA devices (the CPU always runs FP32)
+    data: Path | None = None  # dataset YAML for mAP; None: the bundled synthetic val split (slimbench.accuracy)
+    agreement_images: Path | None = None  # folder (or image) for agreement; None: the sample images
+    val_imgsz: int | None = None  # validator image size; None: the dataset's training size (slimbench.accuracy)
 
 
 SETTINGS_KEYS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Settings))
@@ -129,6 +142,7 @@ class SuiteConfig:
     settings: Settings = field(default_factory=Settings)
     thresholds: dict[str, Thresholds] = field(default_factory=dict)
     source: Path | None = None  # the TOML file, for messages
+    baseline: BaselineConfig = field(default_factory=BaselineConfig)  # [baseline]: file and tolerances
 
     @property
     def candidates(self) -> list[Variant]:
@@ -164,7 +178,7 @@ def config_from_dict(data: dict[str, Any], base: Path, source: Path | None = Non
     def err(key: str, what: str) -> SlimbenchError:
         return SlimbenchError(f"{where}: {key}: {what}")
 
-    _no_unknown(data, {"reference", "settings", "variants", "thresholds"}, "", err)
+    _no_unknown(data, {"reference", "settings", "variants", "thresholds", "baseline"}, "", err)
 
     raw_variants = data.get("variants")
     if raw_variants is None or raw_variants == {}:
@@ -199,7 +213,8 @@ def config_from_dict(data: dict[str, Any], base: Path, source: Path | None = Non
 
     settings = _settings(data.get("settings", {}), base, err, where)
     thresholds = _thresholds(data.get("thresholds", {}), variants, err)
-    return _finish(reference, variants, settings, thresholds, source)
+    baseline = parse_baseline_config(data.get("baseline", {}), base, err)
+    return replace(_finish(reference, variants, settings, thresholds, source), baseline=baseline)
 
 
 def _finish(
@@ -224,8 +239,12 @@ def _settings(raw: Any, base: Path, err: Callable[[str, str], SlimbenchError], w
     kw: dict[str, Any] = {}
     for key, value in raw.items():
         k = f"settings.{key}"
-        if key == "imgsz":
+        if key in {"imgsz", "val_imgsz"}:
             kw[key] = check_imgsz(_int(value, k, err), f"{where}: {k}")
+        elif key in {"data", "agreement_images"}:
+            if not isinstance(value, str) or not value.strip():
+                raise err(k, f"expected a non-empty path (string), got {_tname(value)}")
+            kw[key] = _resolve(value.strip(), base)
         elif key == "batch":
             kw[key] = tuple(_int(v, k, err, minimum=1) for v in _list(value, k, err, int))
         elif key == "device":
@@ -287,6 +306,8 @@ class Overrides:
     batch: str | None = None  # "1,8"
     imgsz: int | None = None
     images: tuple[str, ...] = ()
+    data: str | None = None  # --data YAML
+    agreement_images: str | None = None  # --images DIR
 
 
 def parse_variant_arg(text: str) -> tuple[str, str]:
@@ -366,7 +387,13 @@ def apply_overrides(cfg: SuiteConfig | None, ov: Overrides, cwd: Path | None = N
         changes["imgsz"] = check_imgsz(int(ov.imgsz), "--imgsz")
     if ov.images:
         changes["images"] = tuple(_resolve(p, cwd) for p in ov.images)
-    return _finish(reference, variants, replace(settings, **changes), thresholds, source)
+    for key, text, option in (("data", ov.data, "--data"), ("agreement_images", ov.agreement_images, "--images")):
+        if text is not None:
+            if not str(text).strip():
+                raise SlimbenchError(f"{option}: expected a path")
+            changes[key] = _resolve(str(text).strip(), cwd)
+    out = _finish(reference, variants, replace(settings, **changes), thresholds, source)
+    return replace(out, baseline=cfg.baseline) if cfg is not None else out
 
 
 # ---------------------------------------------------------------- gates

@@ -341,18 +341,32 @@ def _is_complete(out: Path, counts: dict[str, int]) -> bool:
     return True
 
 
-def make_dataset(out: str | Path, train: int, val: int, imgsz: int = 320, seed: int = 0) -> Path:
+def make_dataset(
+    out: str | Path,
+    train: int,
+    val: int,
+    imgsz: int = 320,
+    seed: int = 0,
+    splits: Iterable[str] = ("train", "val"),
+) -> Path:
     """Write a YOLO-format shapes dataset to ``out`` and return its ``data.yaml``.
 
     If ``out`` already holds a complete dataset made with the same parameters, nothing is written (a cache);
     an incomplete one with the same parameters is regenerated in place (same bytes). Any other non-empty
     ``out`` is refused rather than mixing two datasets.
+
+    ``splits=("val",)`` writes only the val split (what measuring mAP needs), with the same bytes as the full
+    dataset's val split: every image is seeded by (seed, split, index), so no split depends on another.
     """
     out = Path(out).absolute()
     train = _check_int("train", train, 1, out)
     val = _check_int("val", val, 1, out)
     imgsz = _check_int("imgsz", imgsz, 32, out)
     seed = _check_int("seed", seed, 0, out)
+    asked = [str(s) for s in splits]
+    wanted = tuple(s for s in _SPLITS if s in asked)
+    if not wanted or set(asked) - set(_SPLITS):
+        raise SlimbenchError(f"{out}: splits must be a non-empty subset of {list(_SPLITS)}, got {asked}")
     meta = {
         "generator": f"slimbench.data.synthetic/{GENERATOR_VERSION}",
         "names": list(CLASS_NAMES),
@@ -362,8 +376,12 @@ def make_dataset(out: str | Path, train: int, val: int, imgsz: int = 320, seed: 
         "seed": seed,
         "jpeg_quality": JPEG_QUALITY,
     }
+    if wanted != tuple(_SPLITS):  # a full dataset's meta stays as it was, so existing caches stay valid
+        meta["splits"] = list(wanted)
+        for split in set(_SPLITS) - set(wanted):
+            del meta[split]  # the count of a split not written changes no byte: a val-only cache fits any train
     meta_bytes = (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode()
-    counts = {"train": train, "val": val}
+    counts = {s: n for s, n in (("train", train), ("val", val)) if s in wanted}
     data_yaml = out / "data.yaml"
 
     if out.exists() and not out.is_dir():
@@ -386,6 +404,8 @@ def make_dataset(out: str | Path, train: int, val: int, imgsz: int = 320, seed: 
     out.mkdir(parents=True, exist_ok=True)
     _atomic_write(out / "meta.json", meta_bytes)
     for split, split_id in _SPLITS.items():
+        if split not in counts:
+            continue
         (out / "images" / split).mkdir(parents=True, exist_ok=True)
         (out / "labels" / split).mkdir(parents=True, exist_ok=True)
         for i in range(counts[split]):

@@ -30,18 +30,19 @@ class FixturePlan:
     seed: int = 0
     model_cfg: str = "yolov8n.yaml"
     batch: int = 32
-    epochs_original: int = 20
-    epochs_sparsity: int = 6
-    epochs_finetune: int = 12
+    epochs_original: int = 26
+    epochs_sparsity: int = 4
+    epochs_finetune: int = 30
     sparsity: float = 1e-3
-    ratio: float = 0.5
+    ratio: float = 0.4
     global_pruning: bool = False
     round_to: int = 8
-    close_mosaic: int = 5
+    close_mosaic: int = 6
     gflops_imgsz: int = 640
     scene_size: int = 640
     scene_objects: int = 24
     scene_seed: int = 1234
+    agreement_scenes: int = 12
 
     @classmethod
     def quick(cls) -> FixturePlan:
@@ -57,6 +58,7 @@ class FixturePlan:
             close_mosaic=0,
             scene_size=320,
             scene_objects=8,
+            agreement_scenes=2,
         )
 
 
@@ -99,6 +101,35 @@ def validate_map(ckpt: str | Path, data: str | Path, imgsz: int, batch: int, dev
     }
 
 
+def write_sample_images(folder: Path, plan: FixturePlan) -> list[Path]:
+    """The scene image for the detection checks and, in ``agreement/``, more scenes for agreement with the reference.
+
+    All deterministic from the plan's seeds; labels are written beside them (the suite does not need them).
+    """
+    from slimbench.data.synthetic import make_scene
+
+    paths = [
+        make_scene(
+            folder / "scene.jpg",
+            folder / "scene.txt",
+            size=plan.scene_size,
+            n_objects=plan.scene_objects,
+            seed=plan.scene_seed,
+        )
+    ]
+    for i in range(plan.agreement_scenes):
+        paths.append(
+            make_scene(
+                folder / "agreement" / f"scene_{i:02d}.jpg",
+                folder / "agreement" / f"scene_{i:02d}.txt",
+                size=plan.scene_size,
+                n_objects=plan.scene_objects - 6 + (i % 4) * 4,
+                seed=plan.scene_seed + 1 + i,
+            )
+        )
+    return paths
+
+
 def make_fixtures(
     out: str | Path,
     plan: FixturePlan,
@@ -108,11 +139,10 @@ def make_fixtures(
     log: Any = print,
 ) -> dict[str, Any]:
     """Build original/pruned/fine-tuned checkpoints, the scene image and manifest.json under ``out``."""
-    from ultralytics.utils.torch_utils import get_flops
-
-    from slimbench.data.synthetic import make_dataset, make_scene
+    from slimbench.data.synthetic import make_dataset
+    from slimbench.metrics import count_params, gflops
     from slimbench.pruning.bn_hist import plot_bn_gammas
-    from slimbench.pruning.structural import count_params, prune_detection_model
+    from slimbench.pruning.structural import prune_detection_model
     from slimbench.pruning.training import bn_gammas, train
 
     out, workdir = Path(out), Path(workdir)
@@ -133,13 +163,7 @@ def make_fixtures(
     data = make_dataset(
         workdir / "data", train=plan.train_images, val=plan.val_images, imgsz=plan.imgsz, seed=plan.seed
     )
-    make_scene(
-        out / "images" / "scene.jpg",
-        out / "images" / "scene.txt",
-        size=plan.scene_size,
-        n_objects=plan.scene_objects,
-        seed=plan.scene_seed,
-    )
+    write_sample_images(out / "images", plan)
     t = stage("dataset", t0)
     common = {
         "imgsz": plan.imgsz,
@@ -187,7 +211,7 @@ def make_fixtures(
             "sha256": sha256_of(dst),
             "file_bytes": dst.stat().st_size,
             "params": count_params(net),
-            "gflops_at_640": round(float(get_flops(net, plan.gflops_imgsz)), 4),
+            "gflops_at_640": round(gflops(net, plan.gflops_imgsz), 4),
             **validate_map(dst, data, plan.imgsz, plan.batch, device),
         }
     stage("validate", t)

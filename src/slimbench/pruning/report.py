@@ -5,13 +5,8 @@ from __future__ import annotations
 import pandas as pd
 from torch import nn
 
-from slimbench.pruning.structural import PruneResult, count_params
-
-
-def _gflops(model: nn.Module, imgsz: int) -> float:
-    from ultralytics.utils.torch_utils import get_flops
-
-    return float(get_flops(model, imgsz))
+from slimbench.metrics import count_params, gflops
+from slimbench.pruning.structural import PruneResult
 
 
 def prune_table(
@@ -25,7 +20,7 @@ def prune_table(
     df = pd.DataFrame(rows)
     df["removed %"] = (100 * (1 - df["after"] / df["before"])).round(1)
     shown = df if verbose else df[df["before"] != df["after"]]
-    g0, g1 = _gflops(before, imgsz), _gflops(after, imgsz)
+    g0, g1 = gflops(before, imgsz), gflops(after, imgsz)
     p0, p1 = count_params(before), count_params(after)
     figures = [
         ("prunable channels", result.prunable_channels_before, result.prunable_channels_after, "{:,}"),

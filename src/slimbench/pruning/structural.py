@@ -15,7 +15,10 @@ import torch_pruning as tp
 from torch import nn
 from ultralytics.nn.modules.head import Detect
 
+from slimbench.metrics import conv_channels, count_params
 from slimbench.pruning.c2f import fold_c2f, split_c2f
+
+__all__ = ["PruneResult", "count_params", "head_output_layers", "prune_detection_model"]
 
 
 @dataclass
@@ -48,15 +51,6 @@ class PruneResult:
     def channels_removed_pct(self) -> float:
         b = self.prunable_channels_before
         return 100.0 * (b - self.prunable_channels_after) / b if b else 0.0
-
-
-def conv_out_channels(model: nn.Module) -> dict[str, int]:
-    """Output channels of every Conv2d, keyed by module name (C2f-split names folded to the C2f names)."""
-    return {name: m.out_channels for name, m in model.named_modules() if isinstance(m, nn.Conv2d)}
-
-
-def count_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
 
 
 def head_output_layers(model: nn.Module) -> list[nn.Module]:
@@ -112,7 +106,7 @@ def prune_detection_model(
         round_to=round_to,
         kept_layers=tuple(names[m] for m in kept),
     )
-    result.channels_before = conv_out_channels(model)
+    result.channels_before = conv_channels(model)
     result.params_before = count_params(model)
 
     split_c2f(model)
@@ -133,6 +127,6 @@ def prune_detection_model(
         pruner.step()
     fold_c2f(model)
     model.eval()
-    result.channels_after = conv_out_channels(model)
+    result.channels_after = conv_channels(model)
     result.params_after = count_params(model)
     return result

@@ -1,0 +1,378 @@
+"""The run's outputs as a pytest plugin object: default report paths, the HTML report's slimbench section and
+extras, summary.json/csv, and the baseline update. Registered by ``slimbench.plugin`` once the suite's inputs are
+valid, so a bad-input run writes nothing.
+
+Defaults are set here, not in the ``run`` script, so ``pytest benchmarks/`` from a user's own repository writes
+the same files as ``./run bench``: with the suite active and no ``--html`` / ``--benchmark-json`` of the user's,
+
+- ``reports/report.html`` (pytest-html, self-contained), ``reports/benchmark.json`` (pytest-benchmark's format;
+  written by pytest-benchmark only when benchmarks ran, so not in smoke mode),
+- ``reports/summary.json`` and ``reports/summary.csv`` (written here, atomically).
+
+``--slimbench-reports DIR`` moves them; ``none`` writes none of them. The folder holds the latest run: every run
+replaces these files (that is what a report folder is for; timing history lives in ``--benchmark-autosave``
+storage). Give a fresh folder per run to keep old reports. The baseline file is never written without
+``--update-baseline``.
+
+Hook order, checked against pytest-benchmark 5.3 and pytest-html 4.2: pytest-benchmark writes its JSON and finds
+``--benchmark-compare-fail`` regressions in a ``pytest_sessionfinish`` wrapper (before any plain impl);
+this plugin's plain ``pytest_sessionfinish`` then builds the summary and the HTML section; pytest-html's
+``trylast`` ``pytest_sessionfinish`` calls ``pytest_html_results_summary`` (which hands it that section) and
+writes the report.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Generator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from slimbench.baseline import BaselineGate
+    from slimbench.report.summary import RunFacts
+    from slimbench.session import SuiteSession
+    from slimbench.variants import SuiteConfig
+
+DEFAULT_REPORTS = "reports"
+PLUGIN_NAME = "slimbench-outputs"
+CAPTIONS = {
+    "size": "File size as stored and FP16-normalised size (MB = 1e6 bytes)",
+    "params": "Parameter count",
+    "gflops": "GFLOPs (2 x MACs) of one image at the suite's imgsz",
+    "latency": "Forward latency distribution: pytest-benchmark's rounds per variant, device and batch",
+    "fps": "Images per second from the forward benchmark's median",
+    "speedup": "Speedup vs the reference: from benchmark medians, and from interleaved pairs (gated)",
+}
+
+
+def add_output_options(addoption: Any, prefix: str = "") -> None:
+    """The report and baseline options (declared with the suite's other options)."""
+    addoption(
+        f"--{prefix}slimbench-reports",
+        metavar="DIR",
+        default=DEFAULT_REPORTS,
+        help="folder for report.html (unless --html), benchmark.json (unless --benchmark-json), summary.json and "
+        f"summary.csv; replaced on every run; 'none' writes none of them [{DEFAULT_REPORTS}]",
+    )
+    addoption(
+        f"--{prefix}baseline",
+        metavar="PATH",
+        default=None,
+        help="stored baseline of the non-timing figures [baseline.json next to the variants file, or the "
+        "config's [baseline] path]",
+    )
+    addoption(
+        f"--{prefix}update-baseline",
+        action="store_true",
+        default=False,
+        help="write this run's figures into the baseline (atomically, after the run) instead of gating on it",
+    )
+
+
+def open_baseline(config: pytest.Config, cfg: SuiteConfig) -> BaselineGate:
+    """The run's baseline gate from --baseline / --update-baseline and the suite config (reads and validates)."""
+    from slimbench.baseline import open_gate
+
+    return open_gate(
+        config.getoption("baseline", None),
+        bool(config.getoption("update_baseline", False)),
+        cfg.source,
+        cfg.baseline,
+        Path(config.rootpath),
+        Path(config.invocation_params.dir),
+    )
+
+
+def register(config: pytest.Config, session: SuiteSession) -> OutputsPlugin:
+    """Set the default report paths (before pytest-html and pytest-benchmark read them) and hook in."""
+    plugin = OutputsPlugin(config, session)
+    config.pluginmanager.register(plugin, PLUGIN_NAME)
+    return plugin
+
+
+def _reports_dir(config: pytest.Config) -> Path | None:
+    raw = str(config.getoption("slimbench_reports", DEFAULT_REPORTS) or "").strip()
+    if not raw or raw.lower() == "none":
+        return None
+    p = Path(raw).expanduser()
+    return p if p.is_absolute() else Path(config.invocation_params.dir) / p
+
+
+class OutputsPlugin:
+    """Hooks that turn the session's figures into the report, the summaries and the baseline update."""
+
+    def __init__(self, config: pytest.Config, session: SuiteSession) -> None:
+        from slimbench.report.summary import RunFacts
+
+        self.config = config
+        self.session = session
+        self.dir = _reports_dir(config)
+        self.facts: RunFacts = RunFacts()
+        self.section: str | None = None
+        self.env: dict[str, Any] = {}
+        self.lines: list[str] = []
+        self.error: str | None = None
+        self.seconds = 0.0
+        self._default_json: Path | None = None
+        self.summary_paths: list[Path] = []
+        self._set_defaults()
+
+    # ------------------------------------------------------------ configure
+
+    def _set_defaults(self) -> None:
+        opt = self.config.option
+        if self.dir is None or opt.collectonly:
+            return
+        if hasattr(opt, "htmlpath") and not opt.htmlpath:
+            opt.htmlpath = str(self.dir / "report.html")
+            opt.self_contained_html = True
+        if hasattr(opt, "benchmark_json") and opt.benchmark_json is None:
+            opt.benchmark_json = self._default_json = self.dir / "benchmark.json"
+            self.dir.mkdir(parents=True, exist_ok=True)  # pytest-benchmark opens the file without making its folder
+
+    @pytest.hookimpl(trylast=True)  # after -k / -m deselection
+    def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
+        """Our default benchmark.json only when a benchmark will run (pytest-benchmark warns about an empty one)."""
+        bs = getattr(config, "_benchmarksession", None)
+        if (
+            self._default_json
+            and bs is not None
+            and not any("benchmark" in getattr(i, "fixturenames", ()) for i in items)
+        ):
+            bs.json = None
+
+    @property
+    def html_active(self) -> bool:
+        return bool(getattr(self.config.option, "htmlpath", None))
+
+    # ------------------------------------------------------------ start: the environment table
+
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        """Add the suite's environment to pytest-metadata's table, which pytest-html shows (it reads it trylast)."""
+        from slimbench.report.summary import environment
+
+        gate = self.session.baseline
+        self.env = environment(self.session, gate.path if gate is not None else None)
+        try:
+            from pytest_metadata.plugin import metadata_key
+        except ImportError:
+            return
+        metadata = self.config.stash.get(metadata_key, None)
+        if metadata is None:
+            return
+        e = self.env
+        metadata.update(
+            {
+                "slimbench": e["slimbench"],
+                "torch": e["torch"],
+                "ultralytics": e["ultralytics"],
+                "torch-pruning": e["torch-pruning"],
+                "CPU": f"{e['cpu']} ({e['cpu_count']} cores, torch threads {e['torch_threads']})",
+                "GPU": e["gpu"],
+                "devices": ", ".join(e["devices"]),
+                "imgsz": e["imgsz"],
+                "batches": ", ".join(str(b) for b in e["batches"]),
+                "conf / iou / match IoU": f"{e['conf']} / {e['iou']} / {e['match_iou']}",
+                "thresholds file": e["thresholds_file"],
+                "baseline file": e["baseline_file"],
+                "smoke mode": str(e["smoke"]).lower(),
+            }
+        )
+
+    # ------------------------------------------------------------ per test: failures and annotated images
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
+        report = yield
+        callspec = getattr(item, "callspec", None)
+        params = dict(callspec.params) if callspec is not None else {}
+        name = params.get("variant") or params.get("candidate")
+        if not isinstance(name, str) or name not in self.session.figures:
+            return report
+        if report.failed:
+            self._note_failure(item, params, name, report)
+        image = params.get("image")
+        if report.when == "call" and isinstance(image, str) and self.html_active:
+            extra = self._annotated_extra(name, image)
+            if extra is not None:
+                report.extras = [*getattr(report, "extras", []), extra]
+        return report
+
+    def _note_failure(self, item: pytest.Item, params: dict[str, Any], name: str, report: pytest.TestReport) -> None:
+        from slimbench.report.summary import Failure
+
+        key = None
+        if "device" in params and "batch" in params:
+            key = f"{params['device']}-b{params['batch']}-{self.session.settings.imgsz}"
+        elif "image" in params:
+            key = str(params["image"])
+        text = report.longreprtext.strip().splitlines()
+        test = getattr(item, "originalname", item.name)
+        msg = text[0] if text else report.outcome
+        where = test if report.when == "call" else f"{test} ({report.when})"
+        self.facts.failures.append(Failure(name, where, key, msg))
+
+    def _annotated_extra(self, name: str, image: str) -> dict[str, Any] | None:
+        record = self.session.figures[name].get("detections", {}).get(image)
+        picture = self.session.images.get(image)
+        if record is None or picture is None:
+            return None
+        from pytest_html import extras
+
+        from slimbench.report.images import annotate, jpeg_b64
+
+        names = self.session.figures[name].get("class_names") or {}
+        b64 = jpeg_b64(annotate(picture, record, names))
+        return extras.jpg(b64, name=f"{name} on {image}: {record.get('count', 0)} detections")
+
+    # ------------------------------------------------------------ end: summaries, report section, baseline
+
+    @pytest.hookimpl
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if self.config.option.collectonly:
+            return  # nothing measured: no summaries, no baseline update
+        t0 = time.perf_counter()
+        try:
+            self._baseline_update(exitstatus)
+            self._finish()
+        except Exception as e:  # noqa: BLE001 - said in the terminal summary; the run's status says it failed
+            import traceback
+
+            self.error = f"{type(e).__name__}: {e}"
+            self.lines += traceback.format_exc().rstrip().splitlines()
+            if session.exitstatus == pytest.ExitCode.OK:
+                session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
+        self.seconds = time.perf_counter() - t0
+
+    def _baseline_update(self, exitstatus: int) -> None:
+        gate = self.session.baseline
+        if gate is None or not gate.update:
+            return
+        if exitstatus not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
+            self.lines.append(f"baseline {gate.path}: not updated (run ended with exit status {int(exitstatus)})")
+            return
+        if not gate.current:
+            self.lines.append(f"baseline {gate.path}: not updated (no baseline test ran)")
+            return
+        self.lines += gate.write()
+        for name, status in gate.statuses().items():  # the report says what the file now holds
+            self.session.record(name, "baseline", "status", status)
+
+    def _collect_benchmarks(self) -> None:
+        """Raw rounds, predict medians and --benchmark-compare-fail regressions from pytest-benchmark's session."""
+        import statistics
+
+        bs = getattr(self.config, "_benchmarksession", None)
+        benches = [b for b in getattr(bs, "benchmarks", None) or [] if b]
+        names = {}
+        for b in benches:
+            info = b.extra_info or {}
+            variant, data = info.get("variant"), list(getattr(b.stats, "data", []) or [])
+            if not variant or not data:
+                continue
+            names[b.name] = (variant, info)
+            if str(b.group or "").startswith("forward-"):
+                label = f"{info.get('device')}-b{info.get('batch')}"
+                self.facts.rounds.setdefault(label, {})[variant] = data
+            elif str(b.group or "").startswith("predict-"):
+                self.facts.predict.setdefault(variant, {})[str(info.get("device"))] = statistics.median(data)
+        for bench_name, why in getattr(bs, "performance_regressions", None) or []:
+            variant, info = names.get(str(bench_name)) or next(
+                ((v, i) for n, (v, i) in names.items() if n in str(bench_name)), (None, {})
+            )
+            key = f"{info.get('device')}-b{info.get('batch')}-{info.get('imgsz')}" if "batch" in info else None
+            self.facts.benchmark_regressions.append(
+                {"benchmark": str(bench_name), "variant": variant, "key": key, "why": str(why)}
+            )
+        json_path = getattr(bs, "json", None)
+        written = bool(json_path) and bool(benches) and Path(json_path).exists()
+        self.facts.outputs["benchmark_json"] = str(json_path) if written else None
+
+    def _finish(self) -> None:
+        from slimbench.report import summary as sm
+
+        self._collect_benchmarks()
+        self.facts.outputs["html"] = str(self.config.option.htmlpath) if self.html_active else None
+        if self.dir is not None:
+            self.facts.outputs["summary_json"] = str(self.dir / "summary.json")
+            self.facts.outputs["summary_csv"] = str(self.dir / "summary.csv")
+        doc = sm.build(self.session, self.facts, self.env)
+        if self.dir is not None:
+            self.summary_paths = [
+                sm.write_json(self.dir / "summary.json", doc),
+                sm.write_csv(self.dir / "summary.csv", doc),
+            ]
+        if self.html_active:
+            self.section = self._html(doc)
+
+    def _html(self, doc: dict[str, Any]) -> str:
+        from slimbench.report import charts, html
+        from slimbench.report.images import annotate, jpeg_b64, side_by_side
+        from slimbench.report.summary import check_name, columns
+
+        s = self.session
+        formats = {c.key: c.fmt for c in columns(s)}
+        pngs = charts.render_all(doc, self.facts.rounds)
+        panels = {}
+        for image, picture in s.images.items():
+            row = []
+            for v in s.variants:
+                record = s.figures[v.name].get("detections", {}).get(image)
+                if record is not None:
+                    names = s.figures[v.name].get("class_names") or {}
+                    row.append((f"{v.name}: {record.get('count', 0)} detections", annotate(picture, record, names)))
+            if row:
+                panels[image] = jpeg_b64(side_by_side(row))
+        e = self.env
+        intro = [
+            f"Reference: {s.config.reference}. imgsz {e['imgsz']}, batches {', '.join(map(str, e['batches']))}, "
+            f"devices {', '.join(e['devices'])}; detections at conf {e['conf']}, NMS IoU {e['iou']}, agreement at "
+            f"IoU {e['match_iou']} with the reference's boxes. Thresholds: {e['thresholds_file']}; "
+            f"baseline: {e['baseline_file']}.",
+            "Sizes in MB (1e6 bytes); GFLOPs = 2 x MACs for one image; latency is the forward benchmark's median "
+            "(fused FP32 copy, torch.inference_mode); speedup = reference median / variant median; speed ratio = "
+            "median of interleaved (variant / reference) pairs, the figure the speed gate uses (< 1 is faster). "
+            "Red cells broke a limit, the baseline or a stored timing.",
+        ]
+        if s.smoke:
+            intro.append("Smoke mode: benchmarks disabled and speed ratios from a few pairs; timings are not figures.")
+        problems = [f"{check_name(f, s.settings.imgsz)}: {f.message}" for f in self.facts.failures]
+        problems += [
+            f"timing regression vs stored run: {r['benchmark']}: {r['why']}" for r in doc["benchmark_regressions"]
+        ]
+        return html.section(doc, formats, pngs, CAPTIONS, panels, intro, problems)
+
+    # ------------------------------------------------------------ pytest-html hooks (optional: pytest-html may be off)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_html_report_title(self, report: Any) -> None:
+        c = self.session.config
+        cands = ", ".join(v.name for v in c.candidates) or "no candidates"
+        src = f" ({c.source.name})" if c.source else ""
+        report.title = f"slimbench benchmark suite: {c.reference} vs {cands}{src}"
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_html_results_summary(
+        self, prefix: list[str], summary: list[str], postfix: list[str], session: Any
+    ) -> None:
+        if self.section:
+            prefix.append(self.section)
+        elif self.error:
+            prefix.append(f"<p><b>slimbench could not build its report section: {self.error}</b></p>")
+
+    # ------------------------------------------------------------ terminal
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        lines = list(self.lines)
+        if self.summary_paths:
+            html = " and the HTML report section" if self.section else ""
+            lines.append(f"reports: {', '.join(map(str, self.summary_paths))}{html} built in {self.seconds:.2f} s")
+        if self.error:
+            lines.append(f"could not write the reports: {self.error}")
+        if lines:
+            terminalreporter.write_sep("-", "slimbench outputs")
+            for line in lines:
+                terminalreporter.write_line(line, red=bool(self.error) and line.startswith("could not"))

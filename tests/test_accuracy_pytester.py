@@ -1,0 +1,131 @@
+"""The accuracy part of the suite end to end, run by pytester on tiny variants and a tiny labelled dataset: figures
+and gates with --data and --images, deselection with -m "not accuracy", and one line for each bad input, before any
+test runs and with nothing written."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import tiny_models
+from test_accuracy import write_dataset
+
+from slimbench.checkpoint import save_detector
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+SETTINGS = {"imgsz": 64, "batch": [1], "device": ["cpu"], "images": ["scene.jpg"], "warmup": 0, "speed_pairs": 3}
+LABELS = {"a": "0 0.3 0.3 0.3 0.3\n1 0.7 0.7 0.2 0.2\n", "b": "1 0.5 0.5 0.4 0.4\n", "c": ""}
+
+
+@pytest.fixture(scope="module")
+def imported_once(tiny, tmp_path_factory) -> None:
+    """Validate and predict once in this process before any in-process pytester run (see test_suite_pytester)."""
+    from slimbench.accuracy import read_dataset, run_validator, write_val_yaml
+    from slimbench.checkpoint import load_detector
+    from slimbench.detections import detect
+
+    root = tmp_path_factory.mktemp("warm")
+    model = load_detector(tiny.original)
+    data = write_val_yaml(read_dataset(write_dataset(root / "ds", LABELS)), dict(model.names), root)
+    run_validator(model, data, 64, workdir=root / "runs")
+    detect(model, tiny.scene, imgsz=64)
+
+
+@pytest.fixture
+def suite(pytester: pytest.Pytester, tiny, imported_once) -> pytest.Pytester:
+    """benchmarks/, tiny checkpoints (original, copy, blind, other-names), a labelled dataset and a suite.toml."""
+    p = pytester.path
+    shutil.copytree(BENCHMARKS, p / "benchmarks", ignore=shutil.ignore_patterns("__pycache__"))
+    for f in (tiny.original, tiny.copy, tiny.blind, tiny.scene):
+        shutil.copy(f, p / f.name)
+    other = tiny_models.build_detector("yolov8n.yaml", nc=2)
+    other.names = {0: "square", 1: "dog"}
+    save_detector(other, p / "other-names.pt")
+    write_dataset(p / "ds", LABELS)
+    (p / "unlabeled").mkdir()
+    for name in ("x.jpg", "y.jpg"):
+        tiny_models.write_scene(p / "unlabeled" / name, 96)
+    write_toml(p / "suite.toml")
+    return pytester
+
+
+def write_toml(path: Path, thresholds: dict | None = None, **settings) -> Path:
+    return tiny_models.write_suite(
+        path,
+        {"original": "original.pt", "copy": "copy.pt", "blind": "blind.pt"},
+        "original",
+        {**SETTINGS, "data": "ds/data.yaml", "val_imgsz": 64, **settings},
+        thresholds
+        if thresholds is not None
+        else {
+            "copy": {"max_map50_95_drop": 0.0, "min_agreement_map50": 0.999},
+            "blind": {"min_agreement_map50": 0.5},  # detects nothing
+        },
+    )
+
+
+def run(pytester: pytest.Pytester, *args: str, cache: bool = False) -> pytest.RunResult:
+    no_cache = () if cache else ("-p", "no:cacheprovider")
+    suite_args = ("--variants-file", "suite.toml", *no_cache)
+    return pytester.runpytest_inprocess("benchmarks/test_accuracy.py", *suite_args, *args)
+
+
+def test_accuracy_measures_and_gates(suite):
+    result = run(suite, "--images", "unlabeled")
+    result.assert_outcomes(passed=4, failed=1)
+    out = result.stdout.str()
+    assert "blind: agreement mAP50 0.000 < min 0.500 (original's " in out
+    assert "boxes at conf 0.25 as truth, 2 images at 64px; recall " in out
+    assert "accuracy: mAP on " in out and "data.yaml, 3 images at 64px (cpu)" in out
+    assert "on 2 image(s)" in out
+    copy_row = next(line for line in result.stdout.lines if line.startswith("copy "))
+    assert copy_row.split()[6:9] == ["1.000", "1.000", "1.000"], copy_row  # agreement with itself
+    assert copy_row.split()[5] == "0.000", copy_row  # no mAP drop
+    assert not (suite.path / "runs").exists(), "the validator wrote into the working directory"
+
+
+def test_accuracy_can_be_deselected(suite):
+    result = run(suite, "-m", "not accuracy")
+    result.assert_outcomes(deselected=5)
+    assert "accuracy: mAP" not in result.stdout.str()
+
+
+@pytest.mark.parametrize(
+    "case, expected",
+    [
+        ("missing", "nope.yaml: dataset YAML not found"),
+        ("no-val", "noval.yaml: no val split"),
+        ("class-id", "b.txt:1: class id 2 is outside 0-1, the 2 classes of original ("),
+        ("dataset-names", "data.yaml: class names differ from original ("),
+        ("variant-names", "other-names.pt: class names differ from reference 'original' ("),
+        ("images", "nowhere: agreement images not found"),
+        ("toml", "suite.toml: settings.data: expected a non-empty path"),
+    ],
+)
+def test_bad_accuracy_input_stops_with_one_line(suite, case, expected):
+    p = suite.path
+    args: list[str] = []
+    if case == "missing":
+        args = ["--data", "nope.yaml"]
+    elif case == "no-val":
+        (p / "noval.yaml").write_text("path: ds\ntrain: images/val\nnames: [square, circle]\n")
+        args = ["--data", "noval.yaml"]
+    elif case == "class-id":
+        (p / "ds" / "labels" / "val" / "b.txt").write_text("2 0.5 0.5 0.4 0.4\n")
+    elif case == "dataset-names":
+        (p / "ds" / "data.yaml").write_text("val: images/val\nnames: [square, cat]\n")
+    elif case == "variant-names":
+        args = ["--variant", "blind=other-names.pt"]
+    elif case == "images":
+        args = ["--images", "nowhere"]
+    elif case == "toml":
+        write_toml(p / "suite.toml", data=5)
+    before = {f for f in p.rglob("*") if "__pycache__" not in f.parts}
+    result = run(suite, *args, "--junitxml=out/junit.xml", cache=True)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    errors = [line for line in result.stderr.lines if line.strip()]
+    assert len(errors) == 1, result.stderr.lines
+    assert errors[0].startswith("ERROR: slimbench: ") and expected in errors[0], errors[0]
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
+    assert {f for f in p.rglob("*") if "__pycache__" not in f.parts} == before, "nothing written"

@@ -1,0 +1,276 @@
+"""The stored baseline without a suite run: strict reading, comparison with tolerances, atomic writes on request."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from slimbench import baseline as bl
+from slimbench.errors import SlimbenchError
+from slimbench.variants import load_config
+
+SETTINGS = {"imgsz": 640, "conf": 0.25, "iou": 0.7, "match_iou": 0.5, "reference": "original", "images": {"scene": "a"}}
+
+
+def entry(settings: dict | None = None, **metrics: float) -> dict:
+    return {"checkpoint_sha256": "0" * 64, "settings": {**SETTINGS, **(settings or {})}, "metrics": metrics}
+
+
+BASE = entry(
+    params=1_000_000,
+    gflops=3.0,
+    file_size_mb=2.0,
+    normalized_size_mb=1.9,
+    total_channels=3000,
+    zeroed_channels=0,
+    channels_removed_pct=45.0,
+    **{"detections[scene]": 10, "agreement_recall[scene]": 0.9, "agreement_precision[scene]": 0.95},
+)
+
+
+def status(rows: list[bl.Row]) -> dict[str, str]:
+    return {r.metric: r.status for r in rows}
+
+
+# ---------------------------------------------------------------- tolerances and the config table
+
+
+@pytest.mark.parametrize(
+    "value, tol", [(0, bl.Tolerance(0.0)), (0.001, bl.Tolerance(0.001)), ("2%", bl.Tolerance(2.0, True))]
+)
+def test_tolerance_parsing(value, tol):
+    assert bl.parse_tolerance(value, "x") == tol
+
+
+@pytest.mark.parametrize("value", [-1, "2", "%", "-2%", True, float("nan"), [1]])
+def test_bad_tolerances_are_refused(value):
+    with pytest.raises(SlimbenchError, match="^x: "):
+        bl.parse_tolerance(value, "x")
+
+
+def test_relative_tolerance_scales_with_the_baseline():
+    assert bl.Tolerance(1.0, True).allowed(200.0) == pytest.approx(2.0)
+    assert bl.Tolerance(0.5).allowed(200.0) == 0.5
+
+
+def write_toml(tmp_path: Path, extra: str) -> Path:
+    p = tmp_path / "suite.toml"
+    p.write_text(f'reference = "original"\n[variants.original]\npath = "o.pt"\n{extra}', encoding="utf-8")
+    return p
+
+
+def test_config_baseline_table(tmp_path):
+    cfg = load_config(
+        write_toml(tmp_path, '[baseline]\npath = "base/b.json"\ntolerances = {params = 5, gflops = "1%"}\n')
+    )
+    assert cfg.baseline.path == tmp_path / "base/b.json"
+    assert cfg.baseline.tolerance("params") == bl.Tolerance(5.0)
+    assert cfg.baseline.tolerance("gflops") == bl.Tolerance(1.0, True)
+    assert cfg.baseline.tolerance("detections") == bl.RULES["detections"].tolerance
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("[baseline]\npaht = 'x'\n", "baseline.paht: unknown key"),
+        ("[baseline.tolerances]\nparms = 1\n", "baseline.tolerances.parms: unknown metric"),
+        ("[baseline.tolerances]\nparams = -1\n", "baseline.tolerances.params: expected a tolerance >= 0"),
+        ("[baseline.tolerances]\ngflops = 'lots'\n", "baseline.tolerances.gflops: expected a number or a percentage"),
+    ],
+)
+def test_config_baseline_table_errors(tmp_path, text, expected):
+    with pytest.raises(SlimbenchError) as e:
+        load_config(write_toml(tmp_path, text))
+    assert str(e.value).startswith(f"{tmp_path / 'suite.toml'}: ") and expected in str(e.value)
+
+
+def test_default_path_is_next_to_the_config(tmp_path):
+    assert bl.default_path(tmp_path / "fixtures/slimbench.toml", None, tmp_path) == tmp_path / "fixtures/baseline.json"
+    assert bl.default_path(None, None, tmp_path) == tmp_path / "fixtures/baseline.json"
+    assert bl.default_path(tmp_path / "s.toml", tmp_path / "x.json", tmp_path) == tmp_path / "x.json"
+
+
+# ---------------------------------------------------------------- reading the file
+
+
+def test_missing_file_reads_as_none(tmp_path):
+    assert bl.read_baseline(tmp_path / "nope.json") is None
+
+
+def test_render_and_read_round_trip(tmp_path):
+    p = tmp_path / "b.json"
+    p.write_bytes(bl.render({"original": BASE}))
+    data = bl.read_baseline(p)
+    assert data["schema"] == bl.SCHEMA and data["schema_version"] == bl.SCHEMA_VERSION
+    assert data["variants"]["original"]["metrics"] == BASE["metrics"]
+    assert {"slimbench", "torch", "ultralytics", "written"} <= data["created_by"].keys()
+    assert list(data["variants"]["original"]["metrics"]) == sorted(BASE["metrics"]), "stable order for reviews"
+
+
+def doc(**variant) -> str:
+    return json.dumps({"schema": bl.SCHEMA, "schema_version": 1, "variants": {"pruned": variant}})
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("{", "malformed baseline JSON (Expecting property name enclosed in double quotes at line 1 column 2)"),
+        ("[]", "baseline expected a JSON object, got list"),
+        ('{"schema": "slimbench-baseline", "schema_version": 2, "variants": {}}', "schema_version: 2 is not supported"),
+        ('{"schema": "slimbench-baseline", "schema_version": 1}', "baseline variants: expected an object"),
+        ('{"schema": "slimbench-baseline", "schema_version": 1, "variants": {}, "x": 1}', "baseline x: unknown key"),
+        (doc(metrics={"params": True}), "variants.pruned.metrics.params: expected a finite number"),
+        (doc(metrics={"detections": 3}), "variants.pruned.metrics.detections: unknown metric"),
+        (doc(metrics={"params[scene]": 3}), "variants.pruned.metrics.params[scene]: unknown metric"),
+        (doc(metrics={}, settings={"imgsize": 3}), "variants.pruned.settings.imgsize: unknown key"),
+        (doc(metrics={}, checkpoint_sha256="abc"), "variants.pruned.checkpoint_sha256: expected 64"),
+        (doc(metric={}), "variants.pruned.metric: unknown key"),
+    ],
+)
+def test_malformed_baselines_name_the_file_and_key(tmp_path, text, expected):
+    p = tmp_path / "b.json"
+    p.write_text(text, encoding="utf-8")
+    with pytest.raises(SlimbenchError) as e:
+        bl.read_baseline(p)
+    assert str(e.value).startswith(f"{p}: ") and expected in str(e.value)
+
+
+def test_not_utf8_and_directory(tmp_path):
+    (tmp_path / "b.json").write_bytes(b"\xff\xfe\x00")
+    with pytest.raises(SlimbenchError, match="not UTF-8"):
+        bl.read_baseline(tmp_path / "b.json")
+    with pytest.raises(SlimbenchError, match="is not a file"):
+        bl.read_baseline(tmp_path)
+
+
+# ---------------------------------------------------------------- comparing
+
+
+def test_same_figures_are_ok():
+    assert set(status(bl.compare(BASE, BASE)).values()) == {"ok"}
+
+
+def test_regressions_improvements_and_tolerances():
+    now = entry(
+        **{
+            **BASE["metrics"],
+            "params": 1_000_001,  # one more: tolerance 0
+            "gflops": 3.002,  # +0.07%: within the default 0.1%
+            "file_size_mb": 1.5,  # smaller: improved
+            "channels_removed_pct": 40.0,  # fewer removed: regressed ("min")
+            "detections[scene]": 8,  # two fewer: regressed ("both", tolerance 1)
+            "agreement_recall[scene]": 0.86,  # within 0.05
+            "agreement_precision[scene]": 0.5,  # regressed
+        }
+    )
+    st = status(bl.compare(BASE, now))
+    assert st == {
+        "params": "regressed",
+        "gflops": "ok",
+        "file_size_mb": "improved",
+        "normalized_size_mb": "ok",
+        "total_channels": "ok",
+        "zeroed_channels": "ok",
+        "channels_removed_pct": "regressed",
+        "detections[scene]": "regressed",
+        "agreement_recall[scene]": "ok",
+        "agreement_precision[scene]": "regressed",
+    }
+    cfg = bl.BaselineConfig(tolerances={"params": bl.Tolerance(1), "detections": bl.Tolerance(20, True)})
+    st = status(bl.compare(BASE, now, cfg))
+    assert st["params"] == "ok" and st["detections[scene]"] == "ok"
+
+
+def test_rows_come_in_report_order_with_limits():
+    rows = bl.compare(BASE, entry(**{**BASE["metrics"], "params": 2_000_000}))
+    assert [r.metric for r in rows][:3] == ["params", "gflops", "file_size_mb"]
+    params = rows[0]
+    assert (params.baseline, params.now, params.limit) == (1_000_000, 2_000_000, "<= 1,000,000")
+    assert rows[1].limit == "<= 3.003 (+0.1%)"
+    assert next(r for r in rows if r.metric == "detections[scene]").limit == "10 ± 1"
+
+
+def test_settings_that_differ_make_dependent_metrics_not_compared():
+    now = entry({"imgsz": 320, "images": {"scene": "b"}}, **{**BASE["metrics"], "gflops": 0.75, "params": 2})
+    st = status(bl.compare(BASE, now))
+    assert st["gflops"] == "not compared" and st["detections[scene]"] == "not compared"
+    assert st["params"] == "improved", "params do not depend on imgsz: still compared"
+    why = {r.metric: r.note for r in bl.compare(BASE, now)}
+    assert why["gflops"] == "baseline imgsz 640, now 320"
+
+
+def test_new_and_unmeasured_metrics_do_not_fail():
+    base = entry(**{**BASE["metrics"], "map50": 0.8})
+    now = entry(**{k: v for k, v in BASE["metrics"].items() if k != "zeroed_channels"})
+    now["metrics"]["detections[other]"] = 3
+    st = status(bl.compare(base, now))
+    assert st["map50"] == "not measured" and st["zeroed_channels"] == "not measured"
+    assert st["detections[other]"] == "new"
+
+
+def test_diff_table_is_aligned_and_only_lists_regressions():
+    rows = bl.compare(BASE, entry(**{**BASE["metrics"], "params": 3_011_238, "file_size_mb": 6.2, "gflops": 1.0}))
+    lines = bl.diff_table(rows)
+    assert lines[0].split() == ["metric", "baseline", "now", "limit"]
+    assert lines[1].split()[:4] == ["params", "1,000,000", "3,011,238", "<="]
+    assert lines[2].split()[:3] == ["file_size_mb", "2.000", "6.200"] and "(+1%)" in lines[2]
+    assert len(lines) == 3, "gflops improved: not in the failure table"
+
+
+# ---------------------------------------------------------------- the gate of one run
+
+
+def test_missing_baseline_fails_with_how_to(tmp_path):
+    gate = bl.BaselineGate(tmp_path / "b.json")
+    out = gate.check("pruned", BASE)
+    assert out.status == "missing" and "no baseline file" in out.failure and "--update-baseline" in out.failure
+    assert gate.write() == [] and not (tmp_path / "b.json").exists(), "never written without --update-baseline"
+
+
+def test_update_creates_then_reports_changes_atomically(tmp_path):
+    p = tmp_path / "sub/b.json"
+    gate = bl.BaselineGate(p, update=True)
+    assert gate.check("original", BASE).failure is None
+    assert gate.write() == [f"baseline {p}: created", "  original: added"]
+    assert gate.statuses() == {"original": "written to the baseline"}
+    assert [f.name for f in p.parent.iterdir()] == ["b.json"], "no temp file left behind"
+    stamp = p.stat().st_mtime_ns
+
+    again = bl.BaselineGate(p, update=True)
+    again.check("original", BASE)
+    assert again.write() == [f"baseline {p}: unchanged (1 variant(s) checked)"]
+    assert p.stat().st_mtime_ns == stamp and again.statuses() == {"original": "unchanged"}
+
+    changed = bl.BaselineGate(p, update=True)
+    out = changed.check("original", entry(**{**BASE["metrics"], "params": 1_200_000}))
+    assert out.failure is None and out.status == "will be updated"
+    assert changed.write() == [f"baseline {p}: updated", "  original: params 1,000,000 -> 1,200,000"]
+    assert bl.read_baseline(p)["variants"]["original"]["metrics"]["params"] == 1_200_000
+
+
+def test_check_fails_with_the_diff_table(tmp_path):
+    p = tmp_path / "b.json"
+    p.write_bytes(bl.render({"pruned": BASE}))
+    gate = bl.BaselineGate(p)
+    out = gate.check("pruned", entry(**{**BASE["metrics"], "params": 3_011_238}))
+    assert out.status == "1 regressed"
+    lines = out.failure.splitlines()
+    assert lines[0] == f"pruned: 1 metric(s) outside the baseline {p}"
+    assert lines[1].split() == ["metric", "baseline", "now", "limit"]
+    assert lines[2].split() == ["params", "1,000,000", "3,011,238", "<=", "1,000,000"]
+    assert "--update-baseline" in lines[-1]
+    assert out.as_dict()["regressed"] == ["params"]
+    assert gate.check("other", BASE).failure.startswith("other: not in the baseline")
+
+
+def test_update_keeps_metrics_this_run_did_not_measure():
+    old = entry({"accuracy_data": "d; 250 images at 256px"}, **{**BASE["metrics"], "map50": 0.8, "detections[gone]": 4})
+    now = entry(**{**BASE["metrics"], "params": 5})
+    merged = bl.merge_entry(old, now)
+    assert merged["metrics"]["map50"] == 0.8 and merged["settings"]["accuracy_data"] == "d; 250 images at 256px"
+    assert merged["metrics"]["params"] == 5
+    assert "detections[gone]" not in merged["metrics"], "an image no longer in the suite"
+    moved = bl.merge_entry(old, entry({"imgsz": 320}, params=5))
+    assert "gflops" not in moved["metrics"] and "map50" in moved["metrics"], "gflops depends on imgsz, mAP does not"

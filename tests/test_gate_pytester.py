@@ -1,0 +1,191 @@
+"""The CI gate end to end (pytester, tiny variants): what the README's recipe runs on the main branch and on a pull
+request. Main stores timings (--benchmark-autosave) and the baseline (--update-baseline); a pull request compares
+with both (--benchmark-compare --benchmark-compare-fail=median:N% and the baseline tests). The unchanged run passes;
+a run where the candidate is swapped for the original (larger and slower) fails on size, params, speed ratio, the
+baseline and the stored timing. The baseline file is written only when asked, and bad baselines stop the run with
+one line and nothing written."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+import tiny_models
+
+from slimbench.checkpoint import save_detector
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+# 160 px, batch 1: the pruned-like model (width 1/16) takes about 0.4-0.6 of the original's time even on a busy CPU
+SETTINGS = {"imgsz": 160, "batch": [1], "device": ["cpu"], "images": ["scene.jpg"], "warmup": 2, "speed_pairs": 15}
+THRESHOLDS = {
+    "pruned": {
+        "max_size_ratio": 0.5,
+        "max_params_ratio": 0.5,
+        "max_gflops_ratio": 0.5,
+        "min_channels_removed_pct": 30,
+        "max_zeroed_channels": 0,
+        "max_speed_ratio": 0.8,
+    }
+}
+STORE = "--benchmark-storage=file://bstore"
+ROUNDS = ("--benchmark-min-rounds=15", "--benchmark-max-time=0.05", "--benchmark-warmup=on")
+COMPARE = ("--benchmark-compare", "--benchmark-compare-fail=median:60%", STORE)
+
+
+@pytest.fixture(scope="module")
+def gate_models(tmp_path_factory, tiny) -> Path:
+    """The original and a much smaller pruned-like variant, saved once for the module."""
+    root = tmp_path_factory.mktemp("gate")
+    shutil.copy(tiny.original, root / "original.pt")
+    shutil.copy(tiny.scene, root / "scene.jpg")
+    save_detector(tiny_models.build_detector("yolov8n.yaml", nc=2, width=0.0625), root / "pruned.pt")
+    from slimbench.checkpoint import load_detector
+    from slimbench.detections import detect
+
+    detect(load_detector(root / "pruned.pt"), root / "scene.jpg", imgsz=64)  # see test_suite_pytester.imported_once
+    return root
+
+
+@pytest.fixture
+def suite(pytester: pytest.Pytester, gate_models: Path) -> pytest.Pytester:
+    shutil.copytree(BENCHMARKS, pytester.path / "benchmarks", ignore=shutil.ignore_patterns("__pycache__"))
+    for f in gate_models.iterdir():
+        shutil.copy(f, pytester.path / f.name)
+    tiny_models.write_suite(
+        pytester.path / "suite.toml",
+        {"original": "original.pt", "pruned": "pruned.pt"},
+        "original",
+        SETTINGS,
+        THRESHOLDS,
+    )
+    return pytester
+
+
+def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    return pytester.runpytest_inprocess(
+        "benchmarks", "--variants-file", "suite.toml", "-p", "no:cacheprovider", "-m", "not accuracy", *args
+    )
+
+
+def files_under(root: Path) -> set[str]:
+    return {str(f.relative_to(root)) for f in root.rglob("*") if "__pycache__" not in f.parts}
+
+
+def test_gate_passes_unchanged_and_fails_a_swapped_candidate(suite):
+    baseline = suite.path / "baseline.json"
+
+    main = run(suite, "--benchmark-autosave", STORE, "--update-baseline", *ROUNDS)
+    assert main.ret == 0, main.stdout.str()
+    out = main.stdout.str()
+    assert f"baseline {baseline}: created" in out and "original: added" in out and "pruned: added" in out
+    stored = baseline.read_bytes()
+    assert set(json.loads(stored)["variants"]) == {"original", "pruned"}
+    assert len(list((suite.path / "bstore").rglob("*.json"))) == 1
+
+    unchanged = run(suite, *COMPARE, *ROUNDS)
+    assert unchanged.ret == 0, unchanged.stdout.str()
+    unchanged.assert_outcomes(passed=19)
+    assert "Performance has regressed" not in unchanged.stdout.str()
+    assert baseline.read_bytes() == stored, "never written without --update-baseline"
+
+    swapped = run(suite, "--variant", "pruned=original.pt", *COMPARE, *ROUNDS)
+    assert swapped.ret != 0
+    out = swapped.stdout.str() + swapped.stderr.str()
+    # the thresholds: size, params and the interleaved speed ratio
+    assert "pruned: size ratio 1.000 > max 0.500" in out
+    assert "pruned: params ratio 1.000 > max 0.500" in out
+    assert "pruned: speed ratio (cpu, batch 1, 160px)" in out and "> max 0.800" in out
+    # the stored baseline: a diff table, metric / baseline / now / limit
+    assert re.search(rf"pruned: [67] metric\(s\) outside the baseline {re.escape(str(baseline))}", out)
+    assert re.search(r"\n  metric +baseline +now +limit\n", out)
+    for metric in ("params", "gflops", "file_size_mb", "normalized_size_mb", "total_channels"):
+        assert f"\n  {metric} " in out, metric
+    assert "3,011,238" in out and "<= " in out
+    # the stored timing (pytest-benchmark's own gate)
+    assert "Performance has regressed" in out and "test_forward[pruned-cpu-b1]" in out
+    assert baseline.read_bytes() == stored
+    summary = json.loads((suite.path / "reports/summary.json").read_text())
+    flagged = summary["regressions"]["pruned"]
+    assert {"params", "file_size_mb", "speed_ratio[cpu-b1]", "latency_ms[cpu-b1]", "baseline"} <= set(flagged)
+    assert "original" not in summary["regressions"]
+
+
+def test_update_baseline_says_what_changed(suite):
+    baseline = suite.path / "baseline.json"
+    assert run(suite, "--benchmark-disable", "--update-baseline", "-k", "baseline").ret == 0
+    first = json.loads(baseline.read_text())
+    again = run(suite, "--benchmark-disable", "--update-baseline", "-k", "baseline")
+    assert again.ret == 0 and f"baseline {baseline}: unchanged (2 variant(s) checked)" in again.stdout.str()
+    assert json.loads(baseline.read_text()) == first, "nothing changed: the file is not rewritten"
+
+    swapped = run(
+        suite, "--benchmark-disable", "--update-baseline", "-k", "baseline", "--variant", "pruned=original.pt"
+    )
+    assert swapped.ret == 0
+    out = swapped.stdout.str()
+    params = first["variants"]["pruned"]["metrics"]["params"]
+    assert f"baseline {baseline}: updated" in out
+    assert f"pruned: params {params:,} -> 3,011,238" in out and "checkpoint changed" in out
+    assert "original:" not in out.split("updated", 1)[1].split("reports:", 1)[0], "the original did not change"
+    assert json.loads(baseline.read_text())["variants"]["pruned"]["metrics"]["params"] == 3_011_238
+
+
+def test_missing_baseline_fails_saying_how_to_create_it(suite):
+    result = run(suite, "--benchmark-disable", "-k", "baseline")
+    result.assert_outcomes(failed=2)
+    out = result.stdout.str()
+    assert out.count("no baseline file ") == 2
+    assert "create it from this run with `pytest benchmarks/ --update-baseline`" in out
+    assert "Traceback" not in out
+    assert not (suite.path / "baseline.json").exists()
+
+
+def test_variant_missing_from_the_baseline_fails(suite):
+    assert run(suite, "--benchmark-disable", "--update-baseline", "-k", "baseline").ret == 0
+    result = run(suite, "--benchmark-disable", "-k", "baseline", "--variant", "extra=pruned.pt")
+    result.assert_outcomes(passed=2, failed=1)
+    assert "extra: not in the baseline" in result.stdout.str() and "(it has: original, pruned)" in result.stdout.str()
+
+
+def test_tolerances_come_from_the_config(suite):
+    assert run(suite, "--benchmark-disable", "--update-baseline", "-k", "baseline").ret == 0
+    data = json.loads((suite.path / "baseline.json").read_text())
+    data["variants"]["pruned"]["metrics"]["params"] -= 10  # the stored figure is 10 parameters smaller
+    (suite.path / "baseline.json").write_text(json.dumps(data))
+    assert run(suite, "--benchmark-disable", "-k", "baseline").ret == 1
+    with (suite.path / "suite.toml").open("a") as f:
+        f.write("\n[baseline.tolerances]\nparams = 10\n")
+    result = run(suite, "--benchmark-disable", "-k", "baseline")
+    result.assert_outcomes(passed=2)
+
+
+@pytest.mark.parametrize(
+    "content, expected",
+    [
+        ('{"schema": "slimbench-baseline", "schema_version": 1, "variants": {', "malformed baseline JSON"),
+        ('{"schema": "something-else", "schema_version": 1, "variants": {}}', "baseline schema: expected"),
+        (
+            '{"schema": "slimbench-baseline", "schema_version": 1, "variants": {"pruned": {"metrics": {"parms": 1}}}}',
+            "baseline variants.pruned.metrics.parms: unknown metric",
+        ),
+        (
+            '{"schema": "slimbench-baseline", "schema_version": 1, '
+            '"variants": {"pruned": {"metrics": {"params": "x"}}}}',
+            "baseline variants.pruned.metrics.params: expected a finite number",
+        ),
+    ],
+    ids=["truncated", "schema", "unknown-metric", "not-a-number"],
+)
+def test_bad_baseline_stops_with_one_line_and_writes_nothing(suite, content, expected):
+    (suite.path / "baseline.json").write_text(content)
+    before = files_under(suite.path)
+    result = run(suite, "--update-baseline", "--benchmark-autosave", STORE)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    errors = [line for line in result.stderr.lines if line.strip()]
+    assert len(errors) == 1, result.stderr.lines
+    assert errors[0].startswith(f"ERROR: slimbench: {suite.path / 'baseline.json'}: ") and expected in errors[0]
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
+    assert files_under(suite.path) == before, "nothing written: no report, no baseline, no benchmark storage"

@@ -1,0 +1,297 @@
+"""Reports: the HTML report (pytest-html, one self-contained file), benchmark.json, summary.json and summary.csv.
+
+End to end with pytester on tiny variants: every output exists and parses, holds every variant and every chart, and
+its figures are the ones the tests measured (recomputed here with slimbench.metrics on the same files). Plus the
+pieces alone: charts, annotated images, the HTML table, the CI check.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import shutil
+from html import unescape
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import tiny_models
+
+from slimbench.report import charts, check, html, images, summary
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+SETTINGS = {"imgsz": 64, "batch": [1, 2], "device": ["cpu"], "images": ["scene.jpg"], "warmup": 0, "speed_pairs": 3}
+THRESHOLDS = {"pruned": {"max_params_ratio": 0.5, "max_speed_ratio": 10.0}, "copy": {"min_agreement_recall": 0.99}}
+FAST = ("--benchmark-min-rounds=3", "--benchmark-max-time=0.01")
+FAKE_ACCURACY = '''
+"""Stands in for the accuracy tests: the report shows accuracy figures whenever the session has them."""
+
+
+def test_zz_fake_accuracy(slimbench, variant):
+    for i, key in enumerate(("map50", "map50_95", "precision", "recall")):
+        slimbench.record(variant.name, "accuracy", key, 0.5 + 0.1 * i)
+'''
+
+
+@pytest.fixture(scope="module")
+def imported_once(tiny) -> None:
+    """Predict once in this process before in-process pytester runs (see test_suite_pytester.imported_once)."""
+    from slimbench.checkpoint import load_detector
+    from slimbench.detections import detect
+
+    detect(load_detector(tiny.original), tiny.scene, imgsz=64)
+
+
+@pytest.fixture
+def suite(pytester: pytest.Pytester, tiny, imported_once) -> pytest.Pytester:
+    shutil.copytree(BENCHMARKS, pytester.path / "benchmarks", ignore=shutil.ignore_patterns("__pycache__"))
+    (pytester.path / "benchmarks/test_zz_fake_accuracy.py").write_text(FAKE_ACCURACY)
+    for f in (tiny.original, tiny.pruned, tiny.copy, tiny.scene):
+        shutil.copy(f, pytester.path / f.name)
+    tiny_models.write_suite(
+        pytester.path / "suite.toml",
+        {"original": "original.pt", "pruned": "pruned.pt", "copy": "copy.pt"},
+        "original",
+        SETTINGS,
+        THRESHOLDS,
+    )
+    return pytester
+
+
+def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    return pytester.runpytest_inprocess(
+        "benchmarks",
+        "--variants-file",
+        "suite.toml",
+        "-p",
+        "no:cacheprovider",
+        "-m",
+        "not accuracy",
+        "--update-baseline",
+        *args,
+    )
+
+
+def test_full_run_writes_every_report_with_the_measured_figures(suite, monkeypatch):
+    from ultralytics.engine.results import Results
+
+    def no_plot(*a, **k):
+        raise AssertionError("Results.plot draws labels with PIL and may download a font")
+
+    monkeypatch.setattr(Results, "plot", no_plot)
+    result = run(suite, *FAST)
+    assert result.ret == 0, result.stdout.str()
+    out = result.stdout.str()
+    assert re.search(r"reports: \S+summary.json, \S+summary.csv and the HTML report section built in [\d.]+ s", out)
+    reports = suite.path / "reports"
+    assert sorted(p.name for p in reports.iterdir()) == ["benchmark.json", "report.html", "summary.csv", "summary.json"]
+    assert check.problems(reports) == []
+
+    doc = json.loads((reports / "summary.json").read_text())
+    assert doc["schema"] == "slimbench-summary" and doc["schema_version"] == 1
+    env = doc["environment"]
+    for key in ("torch", "ultralytics", "torch-pruning", "cpu", "gpu", "imgsz", "batches", "thresholds_file"):
+        assert env[key] not in (None, ""), key
+    assert env["imgsz"] == 64 and env["batches"] == [1, 2] and env["thresholds_file"].endswith("suite.toml")
+    rows = {r["variant"]: r for r in doc["rows"]}
+    assert list(rows) == ["original", "pruned", "copy"] and doc["charts"] == list(summary.CHARTS)
+    assert rows["original"]["baseline"] == "written to the baseline"
+
+    # static figures: the same numbers slimbench.metrics gives on the same files
+    from slimbench import metrics
+    from slimbench.checkpoint import load_detector
+    from slimbench.detections import detect
+
+    counts = {}
+    for name in rows:
+        path = suite.path / f"{name}.pt"
+        model = load_detector(path)
+        r = rows[name]
+        assert r["params"] == metrics.count_params(model)
+        assert r["gflops"] == metrics.gflops(model, 64)
+        assert r["file_size_mb"] == metrics.file_size_mb(path)
+        assert r["normalized_size_mb"] == metrics.normalized_size_mb(model)
+        assert r["zeroed_channels"] == metrics.total_zeroed_channels(model)
+        assert r["stored_dtype"] == "float16"
+        counts[name] = detect(model, suite.path / "scene.jpg", imgsz=64, conf=0.25, iou=0.7).count
+        assert r["detections_per_image"] == counts[name]
+        assert doc["images"]["scene"][name] == counts[name]
+    ref_channels = metrics.total_channels(load_detector(suite.path / "original.pt"))
+    pruned_channels = metrics.total_channels(load_detector(suite.path / "pruned.pt"))
+    assert rows["pruned"]["channels_removed_pct"] == metrics.channels_removed_pct(ref_channels, pruned_channels)
+    assert rows["copy"]["agreement_recall_sample"] == 1.0 and rows["original"]["agreement_recall_sample"] == 1.0
+
+    # timings: the forward benchmark's medians as pytest-benchmark wrote them
+    bench = json.loads((reports / "benchmark.json").read_text())
+    forward = {
+        (b["extra_info"]["variant"], b["extra_info"]["batch"]): b["stats"]["median"]
+        for b in bench["benchmarks"]
+        if b["group"].startswith("forward-")
+    }
+    assert len(forward) == 6
+    for (name, batch), median in forward.items():
+        assert rows[name][f"latency_ms[cpu-b{batch}]"] == pytest.approx(median * 1e3, rel=1e-12)
+        assert rows[name][f"fps[cpu-b{batch}]"] == pytest.approx(batch / median, rel=1e-12)
+        assert rows[name][f"speedup[cpu-b{batch}]"] == pytest.approx(forward["original", batch] / median, rel=1e-12)
+    assert 0 < rows["pruned"]["speed_ratio[cpu-b1]"] < 10 and rows["original"]["speed_ratio[cpu-b1]"] is None
+
+    # accuracy, when the session has it
+    assert [rows[n]["map50"] for n in rows] == [0.5, 0.5, 0.5] and rows["copy"]["recall"] == pytest.approx(0.8)
+
+    # summary.csv: the same table
+    frame = pd.read_csv(reports / "summary.csv", keep_default_na=False, na_values=[""])
+    assert list(frame.columns) == [c["key"] for c in doc["columns"]]
+    for record in frame.to_dict("records"):
+        for key, value in rows[record["variant"]].items():
+            csv_value = record[key]
+            if value is None:
+                assert pd.isna(csv_value), key
+            elif isinstance(value, (int, float)):
+                assert csv_value == pytest.approx(value, rel=1e-15), key
+            else:
+                assert str(csv_value) == value or (value == "" and pd.isna(csv_value)), key
+
+    # report.html: self-contained, the title, the environment, the table, every chart, the annotated images
+    page = (reports / "report.html").read_text()
+    assert "<link " not in page and 'src="assets' not in page, "one self-contained file"
+    assert '<title id="head-title">slimbench benchmark suite: original vs pruned, copy (suite.toml)</title>' in page
+    blob = unescape(re.search(r'data-jsonblob="([^"]*)"', page).group(1))
+    data = json.loads(blob)
+    assert {"torch", "ultralytics", "torch-pruning", "CPU", "GPU", "imgsz", "batches", "thresholds file"} <= set(
+        data["environment"]
+    )
+    for name in rows:
+        assert f'data-variant="{name}"' in page
+    for chart in summary.CHARTS:
+        img = re.search(
+            rf'data-chart="{chart}"><img alt="slimbench chart: {chart}" src="data:image/png;base64,([^"]+)"', page
+        )
+        assert img and base64.b64decode(img.group(1)).startswith(b"\x89PNG"), chart
+    assert 'data-image="scene"' in page and "scene: detections per variant (original: " in page
+    extras = {
+        e["name"] for tests in data["tests"].values() for t in tests for e in t["extras"] if e["format_type"] == "image"
+    }
+    assert extras == {f"{n} on scene: {counts[n]} detections" for n in rows}
+    assert ">mAP50<" in page
+
+
+def test_smoke_run_writes_the_report_and_summaries(suite):
+    result = run(suite, "--slimbench-smoke")
+    assert result.ret == 0, result.stdout.str()
+    reports = suite.path / "reports"
+    assert sorted(p.name for p in reports.iterdir()) == ["report.html", "summary.csv", "summary.json"]
+    assert check.problems(reports) == []
+    doc = json.loads((reports / "summary.json").read_text())
+    assert doc["environment"]["smoke"] is True and doc["outputs"]["benchmark_json"] is None
+    assert not any(k.startswith("latency_ms") for k in doc["rows"][0]), "no benchmark rounds in smoke mode"
+    assert "Smoke mode: benchmarks disabled" in (reports / "report.html").read_text()
+
+
+def test_the_users_paths_win_and_none_writes_nothing(suite):
+    result = run(suite, "--benchmark-disable", "--html=out/r.html", "-k", "static")
+    assert result.ret == 0
+    assert (suite.path / "out/r.html").is_file() and 'id="slimbench"' in (suite.path / "out/r.html").read_text()
+    assert sorted(p.name for p in (suite.path / "reports").iterdir()) == ["summary.csv", "summary.json"]
+    shutil.rmtree(suite.path / "reports")
+    assert run(suite, "--benchmark-disable", "--slimbench-reports", "none", "-k", "static").ret == 0
+    assert not (suite.path / "reports").exists()
+    assert run(suite, "--collect-only", "-q").ret == 0
+    assert not (suite.path / "reports/summary.json").exists() and not (suite.path / "baseline.json").exists()
+
+
+def test_failures_are_flagged_in_the_table(suite):
+    result = run(suite, "--benchmark-disable", "-k", "static or detections", "--variant", "pruned=original.pt")
+    assert result.ret == 1
+    doc = json.loads((suite.path / "reports/summary.json").read_text())
+    assert doc["regressions"] == {"pruned": ["params", "variant"]}
+    row = next(r for r in doc["rows"] if r["variant"] == "pruned")
+    assert row["failed_checks"] == "test_params[pruned]"
+    page = (suite.path / "reports/report.html").read_text()
+    assert re.search(
+        r'<tr class="sb-regressed" data-variant="pruned">.*?<td class="sb-num sb-bad" data-key="params">', page
+    )
+    assert "test_params[pruned]: pruned: params ratio 1.000 &gt; max 0.500" in page
+
+
+# ---------------------------------------------------------------- the pieces alone
+
+
+def fake_summary(with_timings: bool = True) -> dict:
+    cols = [{"key": k, "label": k, "unit": "", "better": ""} for k in ("variant", "file_size_mb", "params", "gflops")]
+    rows = [
+        {"variant": "original", "file_size_mb": 6.2, "normalized_size_mb": 6.0, "params": 3_000_000, "gflops": 8.2},
+        {"variant": "pruned", "file_size_mb": 2.0, "normalized_size_mb": 1.9, "params": 1_000_000, "gflops": 3.0},
+    ]
+    if with_timings:
+        cols += [{"key": k, "label": k, "unit": "", "better": ""} for k in ("fps[cpu-b1]", "speedup[cpu-b1]")]
+        cols.append({"key": "speed_ratio[cpu-b1]", "label": "", "unit": "", "better": ""})
+        rows[0].update({"fps[cpu-b1]": 10.0, "speedup[cpu-b1]": 1.0, "speed_ratio[cpu-b1]": None})
+        rows[1].update({"fps[cpu-b1]": 20.0, "speedup[cpu-b1]": 2.0, "speed_ratio[cpu-b1]": 0.5})
+    return {"rows": rows, "columns": cols, "reference": "original", "environment": {"imgsz": 640}}
+
+
+@pytest.mark.parametrize("with_timings", [True, False])
+def test_every_chart_renders(with_timings):
+    rounds = {"cpu-b1": {"original": [0.010, 0.011, 0.012], "pruned": [0.005, 0.006]}} if with_timings else {}
+    pngs = charts.render_all(fake_summary(with_timings), rounds)
+    assert list(pngs) == list(summary.CHARTS)
+    for name, png in pngs.items():
+        assert png.startswith(b"\x89PNG") and len(png) > 2000, name
+
+
+def test_annotate_draws_the_recorded_boxes_offline():
+    img = np.full((120, 160, 3), 114, dtype=np.uint8)
+    record = {"boxes": [[10, 20, 60, 80]], "class_ids": [1], "confidences": [0.9], "count": 1}
+    out = images.annotate(img, record, {1: "circle"})
+    assert out.shape == img.shape and not np.array_equal(out, img) and np.array_equal(img, np.full_like(img, 114))
+    assert (out[50, 10] != 114).any() and (out[100, 150] == 114).all(), "on the box edge, not elsewhere"
+    row = images.side_by_side([("a: 1 detections", out), ("b: 0 detections", img)], height=100)
+    assert row.shape == (128, 2 * round(160 * 100 / 120) + 8, 3)
+    assert base64.b64decode(images.jpeg_b64(row)).startswith(b"\xff\xd8")
+
+
+def test_html_table_flags_cells_and_marks_missing_figures():
+    doc = {
+        "columns": [
+            {"key": k, "label": k, "unit": "u" if k == "params" else ""} for k in ("variant", "role", "params")
+        ],
+        "rows": [
+            {"variant": "original", "role": "reference", "params": 3_000_000},
+            {"variant": "pruned", "role": "candidate", "params": None},
+        ],
+        "regressions": {"pruned": ["params", "variant"]},
+    }
+    page = html.table(doc, {"params": "{:,}"})
+    assert '<td class="sb-num" data-key="params">3,000,000</td>' in page
+    assert '<tr class="sb-reference" data-variant="original">' in page
+    assert '<tr class="sb-regressed" data-variant="pruned">' in page
+    assert '<td class="sb-bad" data-key="params">&ndash;</td>' in page
+    assert '<th data-key="params">params<small>u</small></th>' in page
+
+
+def test_summary_json_is_strict_json():
+    assert summary._plain({"a": float("nan"), "b": (1, float("inf")), "c": Path("x")}) == {
+        "a": None,
+        "b": [1, None],
+        "c": "x",
+    }
+
+
+def test_check_names_what_is_missing(tmp_path):
+    assert check.problems(tmp_path) == [
+        f"{tmp_path / n}: missing" for n in ("report.html", "summary.json", "summary.csv")
+    ]
+    assert check.main([str(tmp_path)]) == 1
+
+
+def test_a_broken_report_fails_the_run_loudly(suite, monkeypatch):
+    def broken(*a, **k):
+        raise RuntimeError("no charts today")
+
+    monkeypatch.setattr(charts, "render_all", broken)
+    result = run(suite, "--benchmark-disable", "-k", "static")
+    assert result.ret == pytest.ExitCode.INTERNAL_ERROR
+    assert "could not write the reports: RuntimeError: no charts today" in result.stdout.str()
+    assert "slimbench could not build its report section" in (suite.path / "reports/report.html").read_text()
