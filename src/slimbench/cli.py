@@ -15,6 +15,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from slimbench.errors import SlimbenchError
+from slimbench.pruning.pipeline import FixturePlan
+
+_PLAN = FixturePlan()
 
 os.environ.setdefault("YOLO_OFFLINE", "1")
 
@@ -75,7 +78,7 @@ def cmd_make_dataset(a: argparse.Namespace) -> int:
 def _train_common(p: argparse.ArgumentParser, epochs: int) -> None:
     p.add_argument("--data", type=Path, required=True, help="dataset YAML (YOLO format)")
     p.add_argument("--epochs", type=_positive_int, default=epochs)
-    p.add_argument("--imgsz", type=_positive_int, default=256)
+    p.add_argument("--imgsz", type=_positive_int, default=_PLAN.imgsz)
     p.add_argument("--batch", type=_positive_int, default=32)
     p.add_argument("--device", default="cpu", help="cpu, 0, cuda:0 ...")
     p.add_argument("--seed", type=int, default=0)
@@ -187,26 +190,27 @@ class _OneLineParser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The command line; training defaults are those of the bundled reference build (FixturePlan)."""
     parser = _OneLineParser(prog="slimbench", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_OneLineParser)
 
     p = sub.add_parser("make-dataset", help="write the deterministic synthetic detection dataset")
     p.add_argument("out", type=Path)
-    p.add_argument("--train", type=_positive_int, default=1000)
-    p.add_argument("--val", type=_positive_int, default=250)
-    p.add_argument("--imgsz", type=_positive_int, default=256)
+    p.add_argument("--train", type=_positive_int, default=_PLAN.train_images)
+    p.add_argument("--val", type=_positive_int, default=_PLAN.val_images)
+    p.add_argument("--imgsz", type=_positive_int, default=_PLAN.imgsz)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_make_dataset)
 
     p = sub.add_parser("train", help="train a detector from a model YAML (the original)")
     p.add_argument("--model", default="yolov8n.yaml", help="model YAML or checkpoint to start from")
-    _train_common(p, epochs=18)
+    _train_common(p, epochs=_PLAN.epochs_original)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("sparsify", help="Network Slimming: train with an L1 penalty on BatchNorm scales")
     p.add_argument("model", type=Path, help="trained checkpoint (.pt)")
-    p.add_argument("--sparsity", type=float, default=5e-4, help="L1 strength lambda on BN scales")
-    _train_common(p, epochs=6)
+    p.add_argument("--sparsity", type=float, default=_PLAN.sparsity, help="L1 strength lambda on BN scales")
+    _train_common(p, epochs=_PLAN.epochs_sparsity)
     p.set_defaults(func=cmd_sparsify)
 
     p = sub.add_parser("prune", help="remove channels for real (torch-pruning, BN-scale importance)")
@@ -228,7 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("finetune", help="fine-tune a pruned checkpoint, keeping its pruned shape")
     p.add_argument("model", type=Path, help="pruned checkpoint (.pt)")
-    _train_common(p, epochs=12)
+    _train_common(p, epochs=_PLAN.epochs_finetune)
     p.set_defaults(func=cmd_finetune)
 
     p = sub.add_parser("make-fixtures", help="build the bundled original/pruned/fine-tuned variants end to end")

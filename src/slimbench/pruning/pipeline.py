@@ -78,8 +78,13 @@ def _library_versions() -> dict[str, str]:
     }
 
 
-def validate_map(ckpt: str | Path, data: str | Path, imgsz: int, batch: int, device: str) -> dict[str, float]:
-    """mAP50 and mAP50-95 of a checkpoint on the val split, through ultralytics' validator (no plots)."""
+def validate_map(
+    ckpt: str | Path, data: str | Path, imgsz: int, batch: int, device: str, workdir: str | Path
+) -> dict[str, float]:
+    """mAP50 and mAP50-95 of a checkpoint on the val split, through ultralytics' validator (no plots).
+
+    The validator's run folder goes under ``workdir``, never next to the checkpoint being measured.
+    """
     model = load_detector(ckpt)
     m = model.val(
         data=str(data),
@@ -89,8 +94,8 @@ def validate_map(ckpt: str | Path, data: str | Path, imgsz: int, batch: int, dev
         plots=False,
         verbose=False,
         save_json=False,
-        project=str(Path(ckpt).parent / ".val"),
-        name="val",
+        project=str(Path(workdir).resolve() / "val"),
+        name=Path(ckpt).stem,
         exist_ok=True,
     )
     return {
@@ -212,7 +217,7 @@ def make_fixtures(
             "file_bytes": dst.stat().st_size,
             "params": count_params(net),
             "gflops_at_640": round(gflops(net, plan.gflops_imgsz), 4),
-            **validate_map(dst, data, plan.imgsz, plan.batch, device),
+            **validate_map(dst, data, plan.imgsz, plan.batch, device, workdir),
         }
     stage("validate", t)
     hist = workdir / "runs" / "sparsity" / "bn_gamma_hist.png"
