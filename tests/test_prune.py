@@ -99,3 +99,53 @@ def test_pruned_checkpoint_exports_to_onnx_with_same_outputs(tmp_path: Path) -> 
     (out,) = sess.run(None, {sess.get_inputs()[0].name: x.numpy()})
     assert out.shape == ref.shape
     np.testing.assert_allclose(out, ref, rtol=1e-3, atol=1e-3)
+
+
+def test_pruning_equals_masking_the_removed_channels() -> None:
+    """Index correctness end to end: removing channels (through the C2f split and fold) computes exactly what the
+    unpruned model computes with those channels silenced (BN gamma = beta = 0, so SiLU outputs 0)."""
+    import copy
+
+    import torch_pruning as tp
+
+    from slimbench.pruning.c2f import fold_c2f, split_c2f
+    from slimbench.pruning.structural import head_output_layers
+
+    model = _model(nc=6)
+    g = torch.Generator().manual_seed(2)
+    for bn in model.modules():
+        if isinstance(bn, torch.nn.BatchNorm2d):
+            bn.bias.data.copy_(torch.rand(bn.num_features, generator=g) - 0.5)
+    split_c2f(model)
+    masked = copy.deepcopy(model)
+    twin = dict(masked.named_modules())
+    names = {m: n for n, m in model.named_modules()}
+    heads = [m for m in model.modules() if hasattr(m, "export") and hasattr(m, "dfl")]
+    for h in heads:
+        h.export = True
+    pruner = tp.pruner.BasePruner(
+        model,
+        torch.randn(1, 3, 128, 128),
+        importance=tp.importance.BNScaleImportance(),
+        pruning_ratio=0.3,
+        ignored_layers=head_output_layers(model),
+        round_to=8,
+    )
+    silenced = 0
+    for group in pruner.step(interactive=True):
+        for dep, idxs in group:
+            if dep.handler == tp.prune_batchnorm_out_channels:
+                bn = twin[names[dep.target.module]]
+                bn.weight.data[idxs] = 0
+                bn.bias.data[idxs] = 0
+                silenced += len(idxs)
+        group.prune()
+    for h in heads:
+        h.export = False
+    fold_c2f(model)
+    assert silenced > 500
+    x = torch.rand(1, 3, 192, 192)
+    with torch.no_grad():
+        pruned_out, masked_out = model.eval()(x)[0], masked.eval()(x)[0]
+    assert count_params(model) < count_params(masked)
+    torch.testing.assert_close(pruned_out, masked_out, rtol=1e-4, atol=1e-3)
