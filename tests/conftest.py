@@ -5,8 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import matplotlib
 import pytest
 import tiny_models
+
+# pytester's in-process runs drop the modules first imported inside them, so a matplotlib module imported there
+# comes back as a second copy with other classes ("Single argument to subplot must be a three-digit integer, not
+# GridSpec"). Importing pyplot here, before any inline run, keeps one copy for the whole session.
+matplotlib.use("Agg")
+import matplotlib.pyplot  # noqa: E402,F401
 
 
 @dataclass(frozen=True)
