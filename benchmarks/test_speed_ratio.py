@@ -1,30 +1,43 @@
 """The speed gate: candidate time / reference time, timed in interleaved pairs in this test, median compared with
-the candidate's max_speed_ratio. A ratio measured side by side survives a noisy machine; an absolute time does not.
+the candidate's limit for the runtime: max_speed_ratio (torch) or max_ort_speed_ratio (ONNX Runtime, on the ONNX
+exports). A ratio measured side by side survives a noisy machine; an absolute time does not. Pruning gains differ
+by runtime, hence one limit per runtime.
 """
 
 import pytest
 
+from slimbench.errors import SlimbenchError
+from slimbench.ort_runtime import NoProvider
 from slimbench.timing import interleaved_ratio
 from slimbench.variants import violation
 
+LIMIT_KEYS = {"torch": "max_speed_ratio", "onnxruntime": "max_ort_speed_ratio"}
 
-def test_speed_ratio(slimbench, candidate, device, batch):
+
+def test_speed_ratio(slimbench, candidate, device, batch, runtime):
     s = slimbench.settings
-    limit = slimbench.limits(candidate.name).max_speed_ratio
+    limit_key = LIMIT_KEYS[runtime]
+    limit = getattr(slimbench.limits(candidate.name), limit_key)
     if limit is None:
-        pytest.skip(f"{candidate.name}: no max_speed_ratio in the config")
+        pytest.skip(f"{candidate.name}: no {limit_key} in the config")
     ref_name = slimbench.reference.name
-    ref_fn = slimbench.forward_callable(ref_name, device, batch)
-    cand_fn = slimbench.forward_callable(candidate.name, device, batch)
+    try:
+        ref_fn = slimbench.runtime_callable(ref_name, runtime, device, batch)
+        cand_fn = slimbench.runtime_callable(candidate.name, runtime, device, batch)
+    except SlimbenchError as e:
+        pytest.fail(str(e), pytrace=False)
+    except NoProvider as e:  # no ONNX Runtime provider for this device (CUDA without onnxruntime-gpu)
+        pytest.skip(str(e))
     result = interleaved_ratio(ref_fn, cand_fn, s.speed_pairs)
-    slimbench.record(candidate.name, "speed_ratio", f"{device}-b{batch}-{s.imgsz}", result.as_dict())
+    slimbench.record(candidate.name, "speed_ratio", slimbench.timing_key(device, batch, runtime), result.as_dict())
     if slimbench.smoke:
         pytest.skip(f"smoke mode: speed ratio {result.median:.3f} from {len(result.ratios)} pairs, not gated")
+    where = f"{device}, batch {batch}, {s.imgsz}px" + (", onnxruntime" if runtime == "onnxruntime" else "")
     slimbench.gate(
         [
             violation(
                 candidate.name,
-                f"speed ratio ({device}, batch {batch}, {s.imgsz}px)",
+                f"speed ratio ({where})",
                 result.median,
                 limit,
                 "max",

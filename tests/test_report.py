@@ -23,6 +23,7 @@ from slimbench.report import charts, check, html, images, summary
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 SETTINGS = {"imgsz": 64, "batch": [1, 2], "device": ["cpu"], "images": ["scene.jpg"], "warmup": 0, "speed_pairs": 3}
+SETTINGS.update(runtime=["torch"], memory=False)  # the deployment figures' report: test_deployment_pytester.py
 THRESHOLDS = {"pruned": {"max_params_ratio": 0.5, "max_speed_ratio": 10.0}, "copy": {"min_agreement_recall": 0.99}}
 FAST = ("--benchmark-min-rounds=3", "--benchmark-max-time=0.01")
 FAKE_ACCURACY = '''

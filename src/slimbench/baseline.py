@@ -106,12 +106,19 @@ RULES: dict[str, Rule] = {
     "precision": Rule("min", Tolerance(0.02), _ACCURACY, "{:.4f}", "precision on the dataset"),
     "recall": Rule("min", Tolerance(0.02), _ACCURACY, "{:.4f}", "recall on the dataset"),
     "agreement_map50": Rule("min", Tolerance(0.02), _DATASET_AGREE, "{:.4f}", "mAP50 vs the reference's boxes"),
+    # deployment: the ONNX export's size, and memory per runtime/device/batch (``peak_rss_mb[ort-cpu-b8]``), measured
+    # in a fresh process each (repeatable to 1 MB on one machine; library versions and CPUs move it more), hence
+    # relative tolerances
+    "onnx_size_mb": Rule("max", Tolerance(2.0, True), _SHAPE, "{:.3f}", "ONNX export size, MB"),
+    "peak_rss_mb": Rule("max", Tolerance(10.0, True), ("imgsz",), "{:.0f}", "peak RSS of inference, MB"),
+    "inference_mb": Rule("max", Tolerance(25.0, True), ("imgsz",), "{:.0f}", "RSS added by inference, MB"),
 }
 """Metric families. Per-image metrics are named ``family[image]``; ``agreement_recall`` without an image is the
 dataset-level figure from the accuracy tests, ``agreement_recall[scene]`` the sample image's."""
 
 _METRIC = re.compile(r"^(?P<family>[a-z0-9_]+)(\[(?P<image>[^\]]+)\])?$")
 _PER_IMAGE = {"detections", "agreement_recall", "agreement_precision"}
+_PER_KEY = {"peak_rss_mb", "inference_mb"}  # bracket: a runtime/device/batch label such as "ort-cpu-b8", not an image
 _SETTINGS_KEYS = {"imgsz", "conf", "iou", "match_iou", "reference", "images", "accuracy_data", "agreement_data"}
 
 
@@ -199,7 +206,7 @@ def _known_metric(family: str, image: str | None) -> bool:
     """Per-image families need an image (``detections``) or may have one (agreement); the others have none."""
     if family not in RULES:
         return False
-    if family == "detections":
+    if family == "detections" or family in _PER_KEY:
         return image is not None
     return image is None or family in _PER_IMAGE
 
@@ -346,6 +353,14 @@ def measure(session: SuiteSession, name: str) -> dict[str, Any]:
             agr = agreement(session.detections(ref, image), dets, s.match_iou)
             metrics[f"agreement_recall[{image}]"] = agr.recall
             metrics[f"agreement_precision[{image}]"] = agr.precision
+    deployment = session.figures[name].get("deployment", {})
+    if _finite(deployment.get("onnx_size_mb")):
+        metrics["onnx_size_mb"] = float(deployment["onnx_size_mb"])
+    for key, mem in session.figures[name].get("memory", {}).items():
+        label = key.removesuffix(f"-{s.imgsz}")
+        for family in _PER_KEY:
+            if _finite(mem.get(family)):
+                metrics[f"{family}[{label}]"] = float(mem[family])
     # smoke mode validates on a few images: the code path, not a figure to compare or store
     accuracy = {} if session.smoke else session.figures[name].get("accuracy", {})
     for key in ACCURACY_KEYS:
@@ -497,7 +512,7 @@ def merge_entry(old: Mapping[str, Any] | None, now: Mapping[str, Any]) -> dict[s
         if metric in metrics:
             continue
         family, image = metric_family(metric)
-        if image is not None and image not in settings.get("images", {}):
+        if image is not None and family not in _PER_KEY and image not in settings.get("images", {}):
             continue  # the image is not part of the suite any more
         if _setting_differs(family, image, old_settings, settings) is None:
             metrics[metric] = value

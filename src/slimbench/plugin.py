@@ -36,7 +36,9 @@ DEFAULT_VARIANTS_FILE = "fixtures/slimbench.toml"
 CACHE_DIR = ".slimbench-cache"
 """Under the rootdir: the generated default dataset and validator scratch space (safe to delete)."""
 _SESSION = pytest.StashKey["SuiteSession"]()
-_PARAMETRISED = ("variant", "candidate", "device", "batch", "image")
+_PARAMETRISED = ("variant", "candidate", "device", "batch", "image", "runtime")
+RUNTIME_IDS = {"torch": "torch", "onnxruntime": "ort"}
+"""Runtime names in test ids: ``test_forward[pruned-cpu-b1-ort]`` (the same as slimbench.ort_runtime's)."""
 
 
 def add_options(addoption: Any, prefix: str = "") -> None:
@@ -58,6 +60,13 @@ def add_options(addoption: Any, prefix: str = "") -> None:
     addoption(f"--{prefix}reference", metavar="NAME", default=None, help="variant the others are compared with")
     addoption(f"--{prefix}device", metavar="LIST", default=None, help="devices to time on, e.g. cpu,cuda")
     addoption(f"--{prefix}batch", metavar="LIST", default=None, help="batch sizes to time, e.g. 1,8")
+    addoption(
+        f"--{prefix}runtime",
+        metavar="LIST",
+        default=None,
+        help="runtimes to time and compare, e.g. torch,onnxruntime [settings.runtime: both; onnxruntime tests are "
+        "skipped with the reason where it is not installed]",
+    )
     addoption(f"--{prefix}imgsz", metavar="N", default=None, help="image size for timing, predict and GFLOPs")
     addoption(
         f"--{prefix}image",
@@ -156,6 +165,7 @@ def _options(config: pytest.Config) -> SuiteOptions:
             images=tuple(_opt(config, "image") or ()),
             data=_opt(config, "data"),
             agreement_images=_opt(config, "images"),
+            runtime=_opt(config, "runtime"),
         ),
         smoke=bool(_opt(config, "slimbench_smoke")),
     )
@@ -230,10 +240,18 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         "device": (list(s.device), list(s.device)),
         "batch": (list(s.batch), [f"b{b}" for b in s.batch]),
         "image": (list(session.image_paths), list(session.image_paths)),
+        "runtime": (list(s.runtime), [RUNTIME_IDS[r] for r in s.runtime]),
     }
     for name in wanted:
         params, ids = values[name]
         metafunc.parametrize(name, params, ids=ids, indirect=True)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The stored baseline compares what the run measured (ONNX size, peak memory, mAP): its tests run last."""
+    if config.stash.get(_SESSION, None) is None:
+        return
+    items.sort(key=lambda item: getattr(item, "originalname", "") == "test_baseline")  # stable: the rest keep order
 
 
 @pytest.fixture
@@ -269,6 +287,19 @@ def device(request: pytest.FixtureRequest) -> str:
 def batch(request: pytest.FixtureRequest) -> int:
     """Each batch size of the run."""
     return int(request.param)
+
+
+@pytest.fixture
+def runtime(request: pytest.FixtureRequest) -> str:
+    """Each runtime of the run ("torch", "onnxruntime"); onnxruntime is skipped with the reason where it is absent."""
+    name = str(request.param)
+    if name == "onnxruntime":
+        from slimbench.ort_runtime import missing_reason
+
+        why = missing_reason()
+        if why:
+            pytest.skip(why)
+    return name
 
 
 @pytest.fixture

@@ -26,7 +26,10 @@ if TYPE_CHECKING:
     from slimbench.accuracy import Accuracy
     from slimbench.baseline import BaselineGate
     from slimbench.detections import Detections
+    from slimbench.export import Exported
 
+PARITY_IOU = 0.95
+"""IoU for an exported model's box to count as the same box as the checkpoint's (same class): parity, not agreement."""
 SMOKE_PAIRS = 2
 """Interleaved pairs per speed-ratio check in smoke mode: enough to run the code path, too few to gate on."""
 
@@ -81,6 +84,10 @@ class SuiteSession:
         self._inputs: dict[tuple[int, str], torch.Tensor] = {}
         self._predictors: dict[tuple[str, str], YOLO] = {}
         self._detections: dict[tuple[str, str], Detections] = {}
+        self._onnx: dict[str, Exported | SlimbenchError] = {}
+        self._ort: dict[tuple[str, str], Any] = {}
+        self._memory: dict[tuple[str, str, int], dict[str, Any] | SlimbenchError] = {}
+        self._sha: dict[str, str] = {}
 
     # ------------------------------------------------------------ loading and validation
 
@@ -202,6 +209,122 @@ class SuiteSession:
         """Store a figure under ``figures[name][section][key]`` (plain data only, for reports)."""
         self.figures[name].setdefault(section, {})[key] = value
 
+    # ------------------------------------------------------------ deployment: ONNX export, ONNX Runtime, memory
+
+    def timing_key(self, device: str, batch: int, runtime: str = "torch") -> str:
+        """Figure key of a timing: ``cpu-b1-640`` for torch (as before runtimes existed), ``ort-cpu-b1-640``."""
+        from slimbench.ort_runtime import RUNTIME_IDS
+
+        key = f"{device}-b{batch}-{self.settings.imgsz}"
+        return key if runtime == "torch" else f"{RUNTIME_IDS[runtime]}-{key}"
+
+    def checkpoint_sha256(self, name: str) -> str:
+        """The checkpoint's sha256 (its pin when set: checked at load), computed once."""
+        if name not in self._sha:
+            from slimbench.checkpoint import sha256_of
+
+            v = self.config.variants[name]
+            self._sha[name] = v.sha256 or sha256_of(v.path)
+        return self._sha[name]
+
+    def onnx(self, name: str) -> Exported:
+        """The variant exported to ONNX (dynamic batch) through ultralytics, from the cache or built once per session.
+
+        A failed export raises the same one-line :class:`SlimbenchError` (naming the variant) for every test that asks.
+        """
+        if name not in self._onnx:
+            from slimbench.export import export_onnx
+
+            cache = self.cache_dir if self.cache_dir is not None else Path.cwd() / ".slimbench-cache"
+            try:
+                exported = export_onnx(
+                    self.model(name), self.checkpoint_sha256(name), self.settings.imgsz, cache, name=name
+                )
+            except SlimbenchError as e:
+                self._onnx[name] = e
+                self.record(name, "deployment", "export_error", str(e))
+            else:
+                self._onnx[name] = exported
+                for key, value in exported.as_dict().items():
+                    self.record(name, "deployment", key, value)
+        result = self._onnx[name]
+        if isinstance(result, SlimbenchError):
+            raise result
+        return result
+
+    def ort_session(self, name: str, device: str = "cpu") -> Any:
+        """An ONNX Runtime session of the exported variant on ``device`` (threads = torch's), cached."""
+        key = (name, device)
+        if key not in self._ort:
+            from slimbench import ort_runtime
+
+            self._ort[key] = ort_runtime.session(self.onnx(name).path, device)
+        return self._ort[key]
+
+    def runtime_callable(self, name: str, runtime: str, device: str, batch: int, warm: bool = True) -> Any:
+        """The benchmarked callable of a variant in ``runtime`` on the same seeded input, warmed up."""
+        if runtime == "torch":
+            return self.forward_callable(name, device, batch, warm)
+        from slimbench.ort_runtime import forward_fn
+        from slimbench.timing import warm_up
+
+        x = self.timing_input(batch, "cpu").numpy()  # ONNX Runtime takes host arrays and copies them itself
+        fn = forward_fn(self.ort_session(name, device), x)
+        if warm:
+            warm_up(fn, max(1, self.settings.warmup))  # ORT's first run builds its execution plan
+        return fn
+
+    def parity(self, name: str) -> dict[str, Any]:
+        """The exported file versus the checkpoint: raw outputs on the seeded input (largest batch of the run, so the
+        dynamic batch axis is exercised) within settings.parity_atol/rtol, and detections on every sample image
+        through ultralytics' predictor on each, matched at IoU >= PARITY_IOU (same class). Recorded, cached."""
+        figs = self.figures[name].get("parity")
+        if figs is not None:
+            return figs
+        import torch
+
+        from slimbench import ort_runtime
+        from slimbench.detections import agreement, detect
+
+        s = self.settings
+        batch = max(s.batch)
+        x = self.timing_input(batch, "cpu")
+        with torch.inference_mode():
+            y = self.timing_net(name, "cpu")(x)
+        y = y[0] if isinstance(y, (list, tuple)) else y
+        onnx_out = ort_runtime.run(self.ort_session(name, "cpu"), x.numpy())
+        raw = ort_runtime.parity(onnx_out, y.float().numpy(), s.parity_atol, s.parity_rtol)
+        figs = {**raw.as_dict(), "batch": batch, "match_iou": PARITY_IOU, "images": {}}
+        if self.image_paths:
+            from ultralytics import YOLO
+
+            onnx_model = YOLO(str(self.onnx(name).path), task="detect")
+            for image in self.image_paths:
+                exported = detect(onnx_model, self.images[image], s.imgsz, s.conf, s.iou, "cpu")
+                figs["images"][image] = agreement(self.detections(name, image), exported, PARITY_IOU).as_dict()
+        self.figures[name]["parity"] = figs
+        return figs
+
+    def memory(self, name: str, runtime: str, batch: int, device: str = "cpu") -> dict[str, Any]:
+        """Peak memory of inference for one variant/runtime/batch, from a fresh process (slimbench.memory), cached."""
+        key = (name, f"{runtime}-{device}", batch)
+        if key not in self._memory:
+            from slimbench.memory import measure
+            from slimbench.ort_runtime import threads
+
+            v = self.config.variants[name]
+            onnx = self.onnx(name).path if runtime == "onnxruntime" else None
+            try:
+                self._memory[key] = measure(
+                    v.path, runtime, batch, self.settings.imgsz, device, onnx, threads(), v.sha256
+                )
+            except SlimbenchError as e:
+                self._memory[key] = e
+        result = self._memory[key]
+        if isinstance(result, SlimbenchError):
+            raise result
+        return result
+
     # ------------------------------------------------------------ prediction and detections
 
     def predictor(self, name: str, device: str = "cpu") -> YOLO:
@@ -278,8 +401,48 @@ class SuiteSession:
                     f"{name:<16}{image:<18}{a['candidate_count']:>5} vs {a['reference_count']:<5} "
                     f"recall {a['recall']:.3f}  precision {a['precision']:.3f}"
                 )
+        lines += self._deployment_lines()
         if self._accuracy is not None:
             lines += self._accuracy.summary_lines()
+        return lines
+
+    def _deployment_lines(self) -> list[str]:
+        """Latency percentiles and FPS per runtime, peak memory, ONNX size and parity, per variant."""
+        lines: list[str] = []
+        timed = [(n, k, t) for n, f in self.figures.items() for k, t in f.get("forward", {}).items()]
+        if timed:
+            lines.append("latency per runtime (benchmark rounds; ort = ONNX Runtime on the ONNX export)")
+            lines.append(f"{'variant':<16}{'key':<18}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'FPS':>9}{'rounds':>8}")
+            for name, key, t in timed:
+                lines.append(
+                    f"{name:<16}{key:<18}{t['median_s'] * 1e3:>9.2f}{t.get('p90_s', float('nan')) * 1e3:>9.2f}"
+                    f"{t.get('p99_s', float('nan')) * 1e3:>9.2f}{t.get('fps', float('nan')):>9.1f}{t['rounds']:>8}"
+                )
+        mem = [(n, k, m) for n, f in self.figures.items() for k, m in f.get("memory", {}).items()]
+        if mem:
+            lines.append("peak memory of inference (a fresh process each; MB = 1e6 bytes)")
+            for name, key, m in mem:
+                cuda = m.get("cuda_max_allocated_mb")
+                lines.append(
+                    f"{name:<16}{key:<18}peak RSS {m['peak_rss_mb']:>7.0f} MB, inference {m['inference_mb']:>6.0f} MB"
+                    + (f", CUDA max allocated {cuda:.0f} MB" if cuda is not None else "")
+                )
+        dep = [(n, f.get("deployment", {}), f.get("parity")) for n, f in self.figures.items()]
+        if any(d or p for _, d, p in dep):
+            lines.append("ONNX export and parity with the checkpoint")
+            for name, d, p in dep:
+                if "export_error" in d:
+                    lines.append(f"{name:<16}{d['export_error']}")
+                elif "onnx_size_mb" in d:
+                    parity = ""
+                    if p:
+                        same = all(a["recall"] == 1.0 and a["precision"] == 1.0 for a in p["images"].values())
+                        parity = (
+                            f", max abs diff {p['max_abs_diff']:.2g} ({'ok' if p['ok'] else 'FAILED'}), "
+                            f"detections {'identical' if same else 'DIFFER'}"
+                        )
+                    cached = "cached" if not d.get("export_built") else f"exported in {d['export_seconds']:.1f} s"
+                    lines.append(f"{name:<16}ONNX {d['onnx_size_mb']:.2f} MB ({cached}){parity}")
         return lines
 
 

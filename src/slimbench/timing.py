@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -170,3 +170,35 @@ def interleaved_ratio(
         cand_s.append(c)
         ratios.append(c / r if r > 0 else float("inf"))
     return SpeedRatio(statistics.median(ratios), ratios, ref_s, cand_s)
+
+
+PERCENTILES = (50, 90, 99)
+"""Latency percentiles reported per benchmark: the median, and the tail a user of a real-time detector feels."""
+
+
+def percentiles(data: Sequence[float], qs: Sequence[float] = PERCENTILES) -> dict[str, float]:
+    """``{"p50": ..., "p90": ..., "p99": ...}`` of raw round times, numpy's default (linear) interpolation.
+
+    pytest-benchmark reports min/median/mean/IQR; the tail needs the raw rounds (``benchmark.stats.stats.data``).
+    With few rounds p99 is close to the maximum: report the round count next to it.
+    """
+    import numpy as np
+
+    values = np.asarray(list(data), dtype=np.float64)
+    if values.size == 0:
+        return {f"p{q:g}": float("nan") for q in qs}
+    return {f"p{q:g}": float(np.percentile(values, q)) for q in qs}
+
+
+def latency_figures(data: Sequence[float], batch: int) -> dict[str, Any]:
+    """Round statistics of one benchmark in seconds: median, mean, percentiles, and images per second (FPS)."""
+    values = [float(v) for v in data]
+    median = statistics.median(values) if values else float("nan")
+    figs: dict[str, Any] = {
+        "median_s": median,
+        "mean_s": statistics.fmean(values) if values else float("nan"),
+        "rounds": len(values),
+    }
+    figs.update({f"{k}_s": v for k, v in percentiles(values).items()})
+    figs["fps"] = batch / median if values and median > 0 else float("nan")
+    return figs

@@ -19,6 +19,10 @@ One TOML file per suite (``fixtures/slimbench.toml`` by default)::
     data = "data/data.yaml"         # dataset YAML for mAP [the bundled synthetic val split]
     agreement_images = "images"     # folder of unlabeled images for agreement [the sample images]
     val_imgsz = 256                 # validator image size [the dataset's training size]
+    runtime = ["torch", "onnxruntime"]  # runtimes to time; onnxruntime is skipped with a reason where absent
+    parity_atol = 0.001             # ONNX vs torch raw outputs: |onnx - torch| <= atol + rtol * |torch|
+    parity_rtol = 0.001
+    memory = true                   # peak memory per variant, runtime and batch (a fresh process each)
 
     [variants.original]
     path = "models/original.pt"     # relative to this file
@@ -99,6 +103,7 @@ class Thresholds:
     min_agreement_recall: float | None = None  # share of reference boxes the variant finds (same class, IoU)
     min_agreement_precision: float | None = None  # share of the variant's boxes that the reference has too
     max_speed_ratio: float | None = None  # median of interleaved (variant time / reference time)
+    max_ort_speed_ratio: float | None = None  # the same in ONNX Runtime (pruning gains differ by runtime)
     max_map50_95_drop: float | None = None  # reference mAP50-95 minus the variant's, on the dataset (0.02 = 2 points)
     min_agreement_map50: float | None = None  # mAP50 on the agreement images with the reference's boxes as truth
 
@@ -128,6 +133,10 @@ class Settings:
     data: Path | None = None  # dataset YAML for mAP; None: the bundled synthetic val split (slimbench.accuracy)
     agreement_images: Path | None = None  # folder (or image) for agreement; None: the sample images
     val_imgsz: int | None = None  # validator image size; None: the dataset's training size (slimbench.accuracy)
+    runtime: tuple[str, ...] = ("torch", "onnxruntime")  # onnxruntime tests skip with the reason where it is absent
+    parity_atol: float = 1e-3  # exported vs checkpoint raw outputs: |onnx - torch| <= atol + rtol * |torch|
+    parity_rtol: float = 1e-3
+    memory: bool = True  # peak memory per variant x runtime x batch, each in a fresh process
 
 
 SETTINGS_KEYS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Settings))
@@ -260,7 +269,14 @@ def _settings(raw: Any, base: Path, err: Callable[[str, str], SlimbenchError], w
             kw[key] = _int(value, k, err, minimum=0)
         elif key == "speed_pairs":
             kw[key] = _int(value, k, err, minimum=1)
-        elif key == "half":
+        elif key == "runtime":
+            kw[key] = parse_runtimes(_list(value, k, err, str, split=True), f"{where}: {k}")
+        elif key in {"parity_atol", "parity_rtol"}:
+            v = _number(value, k, err)
+            if v < 0:
+                raise err(k, f"expected a number >= 0, got {value}")
+            kw[key] = v
+        elif key in {"half", "memory"}:
             if not isinstance(value, bool):
                 raise err(k, f"expected true or false, got {_tname(value)} {value!r}")
             kw[key] = value
@@ -308,6 +324,7 @@ class Overrides:
     images: tuple[str, ...] = ()
     data: str | None = None  # --data YAML
     agreement_images: str | None = None  # --images DIR
+    runtime: str | None = None  # "torch,onnxruntime"
 
 
 def parse_variant_arg(text: str) -> tuple[str, str]:
@@ -338,6 +355,24 @@ def parse_devices(text: str, option: str = "--device") -> tuple[str, ...]:
     if not all(items):
         raise SlimbenchError(f"{option} {text!r}: expected comma-separated devices such as cpu,cuda")
     return tuple(dict.fromkeys(check_device(t, option) for t in items))
+
+
+RUNTIMES = ("torch", "onnxruntime")
+
+
+def parse_runtimes(items: Sequence[str] | str, where: str = "--runtime") -> tuple[str, ...]:
+    """``"torch,onnxruntime"`` (or a list) -> ("torch", "onnxruntime"); "ort" is accepted for onnxruntime."""
+    raw = str(items).split(",") if isinstance(items, str) else list(items)
+    out: list[str] = []
+    for item in raw:
+        name = str(item).strip().lower()
+        name = "onnxruntime" if name == "ort" else name
+        if name not in RUNTIMES:
+            raise SlimbenchError(f"{where}: unknown runtime {str(item).strip()!r} (expected torch, onnxruntime)")
+        out.append(name)
+    if not out:
+        raise SlimbenchError(f"{where}: expected comma-separated runtimes such as torch,onnxruntime")
+    return tuple(dict.fromkeys(out))
 
 
 def check_device(name: str, where: str) -> str:
@@ -383,6 +418,8 @@ def apply_overrides(cfg: SuiteConfig | None, ov: Overrides, cwd: Path | None = N
         changes["device"] = parse_devices(ov.device)
     if ov.batch is not None:
         changes["batch"] = parse_int_list(ov.batch, "--batch")
+    if ov.runtime is not None:
+        changes["runtime"] = parse_runtimes(ov.runtime)
     if ov.imgsz is not None:
         changes["imgsz"] = check_imgsz(int(ov.imgsz), "--imgsz")
     if ov.images:

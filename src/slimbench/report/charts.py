@@ -156,6 +156,7 @@ def render_all(summary: Mapping[str, Any], rounds: Mapping[str, Mapping[str, Seq
         paired = {n: (1.0 / v if v else None) for n, v in values.items()}
         speedup[f"{label} paired"] = {**paired, ref: 1.0}  # the reference is never paired with itself
     imgsz = summary["environment"].get("imgsz")
+    by_runtime = runtime_speedups(summary.get("deployment", []), ref)
     return {
         "size": bars("Size (MB, 1e6 bytes)", "MB", size, variants, ref),
         "params": bars("Parameters (millions)", "M params", one("params", 1e-6), variants, ref, "{:.3f}"),
@@ -180,4 +181,34 @@ def render_all(summary: Mapping[str, Any], rounds: Mapping[str, Mapping[str, Seq
             hline=1.0,
             why_empty="no timings in this run",
         ),
+        "runtime_speedup": bars(
+            "Speedup vs reference by runtime and batch (x)",
+            "x",
+            by_runtime,
+            variants,
+            ref,
+            "{:.2f}",
+            hline=1.0,
+            why_empty="no timings in this run",
+        ),
     }
+
+
+def runtime_speedups(deployment: Sequence[Mapping[str, Any]], reference: str) -> dict[str, dict[str, float | None]]:
+    """``"torch b1"``, ``"ort b1"``, ... -> variant -> speedup: 1 / paired speed ratio where measured (the gated
+    figure), else the benchmark medians' speedup; the reference is 1.0 by definition."""
+    out: dict[str, dict[str, float | None]] = {}
+    for row in deployment:
+        rt = "ort" if row.get("runtime") == "onnxruntime" else str(row.get("runtime"))
+        dev = "" if row.get("device") == "cpu" else f" {row.get('device')}"
+        label = f"{rt}{dev} b{row.get('batch')}"
+        ratio, speedup = row.get("speed_ratio"), row.get("speedup")
+        value = 1.0 / ratio if ratio else speedup
+        if row.get("variant") == reference and (value is not None or label in out):
+            value = 1.0
+        if value is not None or label not in out:
+            out.setdefault(label, {})[str(row.get("variant"))] = value
+    for values in out.values():
+        if any(v is not None for n, v in values.items() if n != reference):
+            values[reference] = 1.0
+    return out

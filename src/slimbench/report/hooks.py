@@ -45,6 +45,7 @@ CAPTIONS = {
     "latency": "Forward latency distribution: pytest-benchmark's rounds per variant, device and batch",
     "fps": "Images per second from the forward benchmark's median",
     "speedup": "Speedup vs the reference: from benchmark medians, and from interleaved pairs (gated)",
+    "runtime_speedup": "Speedup vs the reference by runtime and batch (interleaved pairs where measured, else medians)",
 }
 
 
@@ -91,6 +92,15 @@ def register(config: pytest.Config, session: SuiteSession) -> OutputsPlugin:
     plugin = OutputsPlugin(config, session)
     config.pluginmanager.register(plugin, PLUGIN_NAME)
     return plugin
+
+
+def _ort_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("onnxruntime")
+    except PackageNotFoundError:
+        return "(not installed)"
 
 
 def _reports_dir(config: pytest.Config) -> Path | None:
@@ -206,7 +216,7 @@ class OutputsPlugin:
 
         key = None
         if "device" in params and "batch" in params:
-            key = f"{params['device']}-b{params['batch']}-{self.session.settings.imgsz}"
+            key = self.session.timing_key(params["device"], params["batch"], params.get("runtime", "torch"))
         elif "image" in params:
             key = str(params["image"])
         text = report.longreprtext.strip().splitlines()
@@ -276,6 +286,8 @@ class OutputsPlugin:
             names[b.name] = (variant, info)
             if str(b.group or "").startswith("forward-"):
                 label = f"{info.get('device')}-b{info.get('batch')}"
+                if info.get("runtime", "torch") != "torch":
+                    label = f"ort-{label}"
                 self.facts.rounds.setdefault(label, {})[variant] = data
             elif str(b.group or "").startswith("predict-"):
                 self.facts.predict.setdefault(variant, {})[str(info.get("device"))] = statistics.median(data)
@@ -284,6 +296,8 @@ class OutputsPlugin:
                 ((v, i) for n, (v, i) in names.items() if n in str(bench_name)), (None, {})
             )
             key = f"{info.get('device')}-b{info.get('batch')}-{info.get('imgsz')}" if "batch" in info else None
+            if key and info.get("runtime", "torch") != "torch":
+                key = f"ort-{key}"
             self.facts.benchmark_regressions.append(
                 {"benchmark": str(bench_name), "variant": variant, "key": key, "why": str(why)}
             )
@@ -337,13 +351,23 @@ class OutputsPlugin:
             "median of interleaved (variant / reference) pairs, the figure the speed gate uses (< 1 is faster). "
             "Red cells broke a limit, the baseline or a stored timing.",
         ]
+        deployment_intro = [
+            "torch: the fused FP32 checkpoint in eager mode; ort: its ONNX export (ultralytics' exporter, dynamic "
+            f"batch, cached by checkpoint sha256) in ONNX Runtime {_ort_version()} with {e['torch_threads']} intra-op "
+            "threads, the same as torch. Latency percentiles from pytest-benchmark's raw rounds; FPS = batch / median. "
+            "Peak RSS: the peak resident memory of a fresh process that loaded the model and ran inference at that "
+            "batch; inference memory: that peak minus the resident memory after loading. Model file: the checkpoint "
+            "for torch, the ONNX file (FP32) for ort.",
+        ]
         if s.smoke:
             intro.append("Smoke mode: benchmarks disabled and speed ratios from a few pairs; timings are not figures.")
         problems = [f"{check_name(f, s.settings.imgsz)}: {f.message}" for f in self.facts.failures]
         problems += [
             f"timing regression vs stored run: {r['benchmark']}: {r['why']}" for r in doc["benchmark_regressions"]
         ]
-        return html.section(doc, formats, pngs, CAPTIONS, panels, intro, problems)
+        from slimbench.report.summary import DEPLOYMENT_COLUMNS
+
+        return html.section(doc, formats, pngs, CAPTIONS, panels, intro, problems, deployment_intro, DEPLOYMENT_COLUMNS)
 
     # ------------------------------------------------------------ pytest-html hooks (optional: pytest-html may be off)
 

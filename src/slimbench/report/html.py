@@ -44,7 +44,7 @@ def _cell(value: Any, fmt: str) -> str:
     return escape(str(value))
 
 
-def table(summary: Mapping[str, Any], formats: Mapping[str, str]) -> str:
+def table(summary: Mapping[str, Any], formats: Mapping[str, str], table_id: str = "slimbench-summary") -> str:
     """The summary table: a row per variant, flagged cells red, rows with a regression marked on the left."""
     cols = summary["columns"]
     flagged = summary.get("regressions", {})
@@ -73,7 +73,8 @@ def table(summary: Mapping[str, Any], formats: Mapping[str, str]) -> str:
             cells.append(f'<td{cls} data-key="{escape(c["key"])}">{_cell(value, formats.get(c["key"], "{}"))}</td>')
         body.append(f'<tr class="{" ".join(classes)}" data-variant="{escape(name)}">{"".join(cells)}</tr>')
     rows = "".join(body)
-    return f'<table class="sb-table" id="slimbench-summary"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>'
+    tid = escape(table_id)
+    return f'<table class="sb-table" id="{tid}"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>'
 
 
 def charts(pngs: Mapping[str, bytes], captions: Mapping[str, str]) -> str:
@@ -117,11 +118,19 @@ def section(
     panels: Mapping[str, str],
     intro: Sequence[str],
     problems: Sequence[str],
+    deployment_intro: Sequence[str] = (),
+    deployment_columns: Sequence[Any] = (),
 ) -> str:
     """The whole slimbench block: table, problems, charts, images."""
     parts = [STYLE, '<div class="slimbench" id="slimbench">', "<h2>slimbench: variants side by side</h2>"]
     parts.append(notes(intro))
     parts.append(table(summary, formats))
+    if summary.get("deployment"):
+        parts.append("<h2>Deployment: runtimes side by side</h2>")
+        parts.append(notes(deployment_intro))
+        dep = {"columns": summary["deployment_columns"], "rows": summary["deployment"], "regressions": {}}
+        dep_formats = {c.key: c.fmt for c in deployment_columns}
+        parts.append(table(dep, dep_formats, "slimbench-deployment"))
     if problems:
         parts.append("<h2>Regressions</h2>" + bullet_list(problems))
     parts.append("<h2>Charts</h2>" + charts(pngs, captions))

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 SCHEMA = "slimbench-summary"
 SCHEMA_VERSION = 1
-CHARTS = ("size", "params", "gflops", "latency", "fps", "speedup")
+CHARTS = ("size", "params", "gflops", "latency", "fps", "speedup", "runtime_speedup")
 """Every chart the HTML report embeds, in order (a chart without data says so in its image)."""
 
 ACCURACY_COLUMNS = {  # key in the session's "accuracy" figures -> (label, unit)
@@ -48,6 +48,8 @@ CHECK_COLUMNS: dict[str, tuple[str, ...]] = {
     "test_speed_ratio": ("speed_ratio[{key}]",),
     "test_forward": ("latency_ms[{key}]",),
     "test_accuracy": tuple(ACCURACY_COLUMNS),
+    "test_onnx_parity": ("onnx_parity_max_abs_diff", "onnx_size_mb"),
+    "test_peak_memory": ("peak_rss_mb[{key}]",),
 }
 # baseline metric family -> table column
 BASELINE_COLUMNS = {
@@ -61,6 +63,7 @@ BASELINE_COLUMNS = {
     "detections": "detections_per_image",
     "agreement_recall": "agreement_recall_sample",
     "agreement_precision": "agreement_precision_sample",
+    "onnx_size_mb": "onnx_size_mb",
 }
 
 
@@ -93,7 +96,7 @@ class RunFacts:
     """What the report plugin gathered besides the session figures: failures and raw benchmark rounds."""
 
     failures: list[Failure] = field(default_factory=list)
-    rounds: dict[str, dict[str, list[float]]] = field(default_factory=dict)  # "forward-cpu-b1" -> variant -> s
+    rounds: dict[str, dict[str, list[float]]] = field(default_factory=dict)  # "cpu-b1", "ort-cpu-b1" -> variant -> s
     predict: dict[str, dict[str, float]] = field(default_factory=dict)  # variant -> device -> median s
     benchmark_regressions: list[dict[str, str]] = field(default_factory=list)
     outputs: dict[str, str | None] = field(default_factory=dict)
@@ -196,6 +199,14 @@ def columns(session: SuiteSession) -> list[Column]:
         Column("channels_removed_pct", "channels removed", "%", "higher", "{:.1f}"),
         Column("zeroed_channels", "zeroed channels", "", "lower", "{:,}"),
     ]
+    if any("onnx_size_mb" in f.get("deployment", {}) for f in figs):
+        cols.append(Column("onnx_size_mb", "ONNX size", "MB, FP32", "lower", "{:.2f}"))
+    if any("parity" in f for f in figs):
+        cols.append(Column("onnx_parity_max_abs_diff", "ONNX parity", "max abs diff", "lower", "{:.2g}"))
+    memory_keys = list(dict.fromkeys(k for f in figs for k in f.get("memory", {})))
+    for key in memory_keys:
+        label = timing_label(key, s.imgsz)
+        cols.append(Column(f"peak_rss_mb[{label}]", f"peak RSS {label}", "MB, fresh process", "lower", "{:.0f}"))
     forward_keys = list(dict.fromkeys(k for f in figs for k in f.get("forward", {})))
     ratio_keys = list(dict.fromkeys(k for f in figs for k in f.get("speed_ratio", {})))
     for key in forward_keys:
@@ -243,6 +254,12 @@ def rows(session: SuiteSession, facts: RunFacts) -> list[dict[str, Any]]:
             "channels_removed_pct": st.get("channels_removed_pct"),
             "zeroed_channels": st.get("total_zeroed_channels"),
         }
+        if "onnx_size_mb" in f.get("deployment", {}):
+            row["onnx_size_mb"] = f["deployment"]["onnx_size_mb"]
+        if "parity" in f:
+            row["onnx_parity_max_abs_diff"] = f["parity"].get("max_abs_diff")
+        for key, m in f.get("memory", {}).items():
+            row[f"peak_rss_mb[{timing_label(key, s.imgsz)}]"] = m.get("peak_rss_mb")
         for key, t in f.get("forward", {}).items():
             label = timing_label(key, s.imgsz)
             batch = _batch_of(key)
@@ -273,6 +290,85 @@ def rows(session: SuiteSession, facts: RunFacts) -> list[dict[str, Any]]:
     return out
 
 
+DEPLOYMENT_COLUMNS = (
+    Column("variant", "variant"),
+    Column("runtime", "runtime"),
+    Column("device", "device"),
+    Column("batch", "batch"),
+    Column("median_ms", "latency", "ms, p50", "lower", "{:.2f}"),
+    Column("p90_ms", "p90", "ms", "lower", "{:.2f}"),
+    Column("p99_ms", "p99", "ms", "lower", "{:.2f}"),
+    Column("rounds", "rounds", "", "", "{:,}"),
+    Column("fps", "FPS", "images/s", "higher", "{:.1f}"),
+    Column("speedup", "speedup", "x, medians", "higher", "{:.2f}"),
+    Column("speed_ratio", "speed ratio", "paired median", "lower", "{:.3f}"),
+    Column("peak_rss_mb", "peak RSS", "MB, fresh process", "lower", "{:.0f}"),
+    Column("inference_mb", "inference memory", "MB over loaded", "lower", "{:.0f}"),
+    Column("cuda_max_allocated_mb", "CUDA max allocated", "MB", "lower", "{:.0f}"),
+    Column("onnx_size_mb", "model file", "MB (ONNX for ort)", "lower", "{:.2f}"),
+)
+"""The deployment table: one row per variant x runtime x device x batch, runtimes side by side."""
+
+
+def deployment_rows(session: SuiteSession) -> list[dict[str, Any]]:
+    """Rows of the deployment table from the forward, speed-ratio and memory figures (None: not measured)."""
+    from slimbench.ort_runtime import RUNTIME_IDS
+
+    s = session.settings
+    out: list[dict[str, Any]] = []
+    keys: list[tuple[str, str, int]] = []
+    for f in session.figures.values():
+        for section in ("forward", "speed_ratio", "memory"):
+            for key in f.get(section, {}):
+                keys.append(_split_key(key, s.imgsz))
+    keys = sorted(dict.fromkeys(keys), key=lambda k: (k[1], k[2], list(RUNTIME_IDS).index(k[0])))
+    for runtime, device, batch in keys:
+        label = f"{device}-b{batch}-{s.imgsz}"
+        key = label if runtime == "torch" else f"{RUNTIME_IDS[runtime]}-{label}"
+        for v in session.variants:
+            f = session.figures[v.name]
+            t, r, m = (f.get(sec, {}).get(key) or {} for sec in ("forward", "speed_ratio", "memory"))
+            if not (t or r or m):
+                continue
+            dep = f.get("deployment", {})
+            size = dep.get("onnx_size_mb") if runtime == "onnxruntime" else f.get("static", {}).get("file_size_mb")
+            out.append(
+                {
+                    "variant": v.name,
+                    "runtime": runtime,
+                    "device": device,
+                    "batch": batch,
+                    "median_ms": _ms(t.get("median_s")),
+                    "p90_ms": _ms(t.get("p90_s")),
+                    "p99_ms": _ms(t.get("p99_s")),
+                    "rounds": t.get("rounds"),
+                    "fps": t.get("fps"),
+                    "speedup": t.get("speedup_vs_reference"),
+                    "speed_ratio": r.get("median_ratio"),
+                    "peak_rss_mb": m.get("peak_rss_mb"),
+                    "inference_mb": m.get("inference_mb"),
+                    "cuda_max_allocated_mb": m.get("cuda_max_allocated_mb"),
+                    "onnx_size_mb": size,
+                }
+            )
+    return out
+
+
+def _ms(seconds: Any) -> float | None:
+    return seconds * 1e3 if isinstance(seconds, (int, float)) and math.isfinite(seconds) else None
+
+
+def _split_key(key: str, imgsz: int) -> tuple[str, str, int]:
+    """``"ort-cpu-b8-640"`` -> ("onnxruntime", "cpu", 8); ``"cpu-b1-640"`` -> ("torch", "cpu", 1)."""
+    parts = timing_label(key, imgsz).split("-")
+    runtime = "torch"
+    if parts[0] == "ort":
+        runtime, parts = "onnxruntime", parts[1:]
+    batch = _batch_of(key) or 0
+    device = "-".join(p for p in parts if not (p.startswith("b") and p[1:].isdigit()))
+    return runtime, device, batch
+
+
 def check_name(failure: Failure, imgsz: int) -> str:
     """``test_speed_ratio[pruned-cpu-b1]``: like the test's id, from the variant and the device/batch or image."""
     tail = f"-{timing_label(failure.key, imgsz)}" if failure.key else ""
@@ -297,7 +393,7 @@ def flagged_cells(session: SuiteSession, facts: RunFacts) -> dict[str, set[str]]
     for v in session.variants:
         for metric in session.figures[v.name].get("baseline", {}).get("regressed", []):
             family = metric.split("[", 1)[0]
-            col = BASELINE_COLUMNS.get(family, family)
+            col = metric if family == "peak_rss_mb" else BASELINE_COLUMNS.get(family, family)
             out[v.name].add(col)
             out[v.name].add("baseline")
     for reg in facts.benchmark_regressions:
@@ -357,6 +453,8 @@ def build(session: SuiteSession, facts: RunFacts, env: Mapping[str, Any]) -> dic
             "regressions": {name: sorted(cells) for name, cells in flagged.items() if cells},
             "benchmark_regressions": facts.benchmark_regressions,
             "charts": list(CHARTS),
+            "deployment_columns": [c.as_dict() for c in DEPLOYMENT_COLUMNS],
+            "deployment": deployment_rows(session),
             "images": images,
             "variants": variants,
             "outputs": facts.outputs,

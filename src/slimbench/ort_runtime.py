@@ -1,0 +1,133 @@
+"""ONNX Runtime: the session a deployed model runs in, the callable the benchmarks time, and output parity.
+
+The session is told its thread count (``intra_op_num_threads`` = torch's thread count, one inter-op thread,
+sequential execution) so torch and ONNX Runtime are compared on the same cores; ONNX Runtime's default would take
+every core and make the comparison say more about threads than about pruning. The CPU execution provider is used
+on the CPU; the CUDA provider on a CUDA device, where onnxruntime has one (else the test is skipped with the reason).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import onnxruntime
+
+RUNTIMES = ("torch", "onnxruntime")
+RUNTIME_IDS = {"torch": "torch", "onnxruntime": "ort"}
+"""Short names in test ids and figure keys (``test_forward[pruned-cpu-b1-ort]``, ``ort-cpu-b1-640``)."""
+
+
+class NoProvider(RuntimeError):
+    """ONNX Runtime has no execution provider for the device (a reason to skip, not a failure)."""
+
+
+def missing_reason() -> str | None:
+    """Why ONNX Runtime cannot run here (the module does not import), or None."""
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError as e:
+        return f"onnxruntime not installed ({e})"
+    return None
+
+
+def provider_for(device: str) -> tuple[str | None, str]:
+    """(execution provider, or None when there is none for ``device``; a note saying which or why not)."""
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    if device == "cpu":
+        return "CPUExecutionProvider", "CPUExecutionProvider"
+    if device.startswith("cuda"):
+        if "CUDAExecutionProvider" in available:
+            return "CUDAExecutionProvider", "CUDAExecutionProvider"
+        return None, f"onnxruntime has no CUDAExecutionProvider (onnxruntime-gpu not installed; has {available})"
+    return None, f"no ONNX Runtime provider for device {device!r} in slimbench"
+
+
+def threads() -> int:
+    """The intra-op thread count ONNX Runtime is given: torch's, so both runtimes use the same cores."""
+    import torch
+
+    return int(torch.get_num_threads())
+
+
+def session(path: str | Path, device: str = "cpu", num_threads: int | None = None) -> onnxruntime.InferenceSession:
+    """An ``InferenceSession`` on ``device`` with the thread count stated, all graph optimisations on."""
+    import onnxruntime as ort
+
+    provider, why = provider_for(device)
+    if provider is None:
+        raise NoProvider(why)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = num_threads or threads()
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.log_severity_level = 3  # errors only
+    providers: list[Any] = [provider]
+    if provider == "CUDAExecutionProvider":
+        _, _, idx = device.partition(":")
+        providers = [("CUDAExecutionProvider", {"device_id": int(idx or 0)}), "CPUExecutionProvider"]
+    return ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+
+
+def run(sess: onnxruntime.InferenceSession, x: np.ndarray) -> np.ndarray:
+    """The model's first output for input ``x`` (N x 3 x H x W, float32)."""
+    name = sess.get_inputs()[0].name
+    return sess.run(None, {name: x})[0]
+
+
+def forward_fn(sess: onnxruntime.InferenceSession, x: np.ndarray) -> Callable[[], None]:
+    """The callable the ONNX Runtime benchmark times: one ``run`` on a fixed input (synchronous on every provider)."""
+    name = sess.get_inputs()[0].name
+    feed = {name: np.ascontiguousarray(x, dtype=np.float32)}
+
+    def forward() -> None:
+        sess.run(None, feed)
+
+    return forward
+
+
+@dataclass(frozen=True)
+class Parity:
+    """Raw outputs of the exported model versus the checkpoint on the same input, compared elementwise."""
+
+    max_abs_diff: float
+    max_rel_diff: float  # |a - b| / (|b| + atol), maximised
+    atol: float
+    rtol: float
+    shape: tuple[int, ...]
+    shape_ok: bool
+    excess: float  # max of |a - b| - (atol + rtol * |b|): <= 0 when every element is within tolerance
+
+    @property
+    def ok(self) -> bool:
+        return self.shape_ok and self.excess <= 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "max_abs_diff": self.max_abs_diff,
+            "max_rel_diff": self.max_rel_diff,
+            "atol": self.atol,
+            "rtol": self.rtol,
+            "shape": list(self.shape),
+            "ok": self.ok,
+        }
+
+
+def parity(onnx_out: np.ndarray, torch_out: np.ndarray, atol: float = 1e-3, rtol: float = 1e-3) -> Parity:
+    """Compare outputs elementwise: every ``|onnx - torch| <= atol + rtol * |torch|`` (numpy's ``allclose`` rule)."""
+    a = np.asarray(onnx_out, dtype=np.float64)
+    b = np.asarray(torch_out, dtype=np.float64)
+    if a.shape != b.shape:
+        return Parity(float("inf"), float("inf"), atol, rtol, tuple(a.shape), False, float("inf"))
+    diff = np.abs(a - b)
+    excess = float((diff - (atol + rtol * np.abs(b))).max(initial=-np.inf))
+    rel = float((diff / (np.abs(b) + atol)).max(initial=0.0))
+    return Parity(float(diff.max(initial=0.0)), rel, atol, rtol, tuple(a.shape), True, excess)

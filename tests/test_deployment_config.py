@@ -1,0 +1,101 @@
+"""The deployment settings and limits in the suite config, the --runtime option, and the baseline's new metrics:
+strict parsing with one line per mistake, and a baseline written before these metrics existed still compares."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from slimbench import baseline as bl
+from slimbench.errors import SlimbenchError
+from slimbench.variants import Overrides, Settings, apply_overrides, config_from_dict, parse_runtimes
+
+
+def config(settings=None, thresholds=None):
+    data = {"reference": "original", "variants": {"original": {"path": "o.pt"}, "pruned": {"path": "p.pt"}}}
+    if settings is not None:
+        data["settings"] = settings
+    if thresholds is not None:
+        data["thresholds"] = thresholds
+    return config_from_dict(data, Path("/x"), Path("/x/suite.toml"))
+
+
+def test_defaults_time_both_runtimes_and_measure_memory():
+    s = Settings()
+    assert s.runtime == ("torch", "onnxruntime") and s.memory is True
+    assert (s.parity_atol, s.parity_rtol) == (1e-3, 1e-3)
+
+
+def test_settings_and_limits_parse():
+    cfg = config(
+        {"runtime": ["onnxruntime"], "parity_atol": 0.01, "parity_rtol": 0, "memory": False},
+        {"pruned": {"max_ort_speed_ratio": 0.85}},
+    )
+    assert cfg.settings.runtime == ("onnxruntime",) and cfg.settings.memory is False
+    assert cfg.settings.parity_atol == 0.01 and cfg.settings.parity_rtol == 0.0
+    assert cfg.limits("pruned").max_ort_speed_ratio == 0.85
+    assert config({"runtime": "torch, ort"}).settings.runtime == ("torch", "onnxruntime")
+
+
+@pytest.mark.parametrize(
+    "settings, expected",
+    [
+        ({"runtime": ["tensorrt"]}, "settings.runtime: unknown runtime 'tensorrt' (expected torch, onnxruntime)"),
+        ({"runtime": []}, "settings.runtime: expected a non-empty list of str"),
+        ({"parity_atol": -1}, "settings.parity_atol: expected a number >= 0, got -1"),
+        ({"memory": "yes"}, "settings.memory: expected true or false"),
+    ],
+)
+def test_bad_settings_are_one_line(settings, expected):
+    with pytest.raises(SlimbenchError) as e:
+        config(settings)
+    assert expected in str(e.value) and str(e.value).startswith("/x/suite.toml: ")
+
+
+def test_runtime_option_overrides_the_file():
+    cfg = apply_overrides(config(), Overrides(runtime="ort"))
+    assert cfg.settings.runtime == ("onnxruntime",)
+    with pytest.raises(SlimbenchError, match=r"--runtime: unknown runtime 'tf'"):
+        apply_overrides(config(), Overrides(runtime="torch,tf"))
+    assert parse_runtimes("torch,torch") == ("torch",)
+
+
+def entry(metrics, imgsz=640):
+    return {"settings": {"imgsz": imgsz, "images": {}}, "metrics": metrics}
+
+
+def test_baseline_knows_the_deployment_metrics(tmp_path):
+    metrics = {"params": 10, "onnx_size_mb": 4.1, "peak_rss_mb[ort-cpu-b8]": 300.0, "inference_mb[cpu-b1]": 40.0}
+    path = tmp_path / "baseline.json"
+    path.write_bytes(bl.render({"pruned": entry(metrics)}))
+    assert bl.read_baseline(path)["variants"]["pruned"]["metrics"] == dict(sorted(metrics.items()))
+    path.write_text(
+        '{"schema": "slimbench-baseline", "schema_version": 1, "variants": {"pruned": {"metrics": {"peak_rss_mb": 1}}}}'
+    )
+    with pytest.raises(SlimbenchError, match="metrics.peak_rss_mb: unknown metric"):
+        bl.read_baseline(path)  # memory needs its runtime/device/batch label
+
+
+def test_memory_is_gated_with_generous_relative_tolerances():
+    base = entry({"peak_rss_mb[cpu-b8]": 1000.0, "inference_mb[cpu-b8]": 100.0, "onnx_size_mb": 10.0})
+    noisy = entry({"peak_rss_mb[cpu-b8]": 1090.0, "inference_mb[cpu-b8]": 120.0, "onnx_size_mb": 10.1})
+    assert {r.status for r in bl.compare(base, noisy)} == {"ok"}
+    worse = entry({"peak_rss_mb[cpu-b8]": 1110.0, "inference_mb[cpu-b8]": 130.0, "onnx_size_mb": 10.5})
+    assert {r.metric: r.status for r in bl.compare(base, worse)} == {
+        "onnx_size_mb": "regressed",
+        "peak_rss_mb[cpu-b8]": "regressed",
+        "inference_mb[cpu-b8]": "regressed",
+    }
+    other_size = entry({"peak_rss_mb[cpu-b8]": 4000.0}, imgsz=1280)
+    rows = {r.metric: r.status for r in bl.compare(base, other_size)}
+    assert rows["peak_rss_mb[cpu-b8]"] == "not compared" and rows["onnx_size_mb"] == "not measured"
+
+
+def test_a_baseline_from_before_the_deployment_figures_still_compares():
+    old = entry({"params": 10})
+    now = entry({"params": 10, "onnx_size_mb": 4.1, "peak_rss_mb[ort-cpu-b1]": 100.0})
+    rows = {r.metric: r.status for r in bl.compare(old, now)}
+    assert rows == {"params": "ok", "onnx_size_mb": "new", "peak_rss_mb[ort-cpu-b1]": "new"}
+    merged = bl.merge_entry(now, entry({"params": 10}))  # a run without memory keeps the stored figures
+    assert merged["metrics"]["peak_rss_mb[ort-cpu-b1]"] == 100.0
