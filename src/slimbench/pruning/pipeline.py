@@ -81,29 +81,12 @@ def _library_versions() -> dict[str, str]:
 def validate_map(
     ckpt: str | Path, data: str | Path, imgsz: int, batch: int, device: str, workdir: str | Path
 ) -> dict[str, float]:
-    """mAP50 and mAP50-95 of a checkpoint on the val split, through ultralytics' validator (no plots).
+    """mAP50, mAP50-95, precision and recall of a checkpoint for the manifest: the suite's own validator call
+    (:func:`slimbench.accuracy.run_validator`), run under ``workdir``, never next to the checkpoint."""
+    from slimbench.accuracy import run_validator
 
-    The validator's run folder goes under ``workdir``, never next to the checkpoint being measured.
-    """
-    model = load_detector(ckpt)
-    m = model.val(
-        data=str(data),
-        imgsz=imgsz,
-        batch=batch,
-        device=device,
-        plots=False,
-        verbose=False,
-        save_json=False,
-        project=str(Path(workdir).resolve() / "val"),
-        name=Path(ckpt).stem,
-        exist_ok=True,
-    )
-    return {
-        "map50": float(m.box.map50),
-        "map50_95": float(m.box.map),
-        "precision": float(m.box.mp),
-        "recall": float(m.box.mr),
-    }
+    m = run_validator(load_detector(ckpt), data, imgsz, device=device, workdir=Path(workdir) / "val", batch=batch)
+    return {k: m[k] for k in ("map50", "map50_95", "precision", "recall")}
 
 
 def write_sample_images(folder: Path, plan: FixturePlan) -> list[Path]:
