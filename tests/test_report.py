@@ -99,7 +99,7 @@ def test_full_run_writes_every_report_with_the_measured_figures(suite, monkeypat
     assert check.problems(reports) == []
 
     doc = json.loads((reports / "summary.json").read_text())
-    assert doc["schema"] == "slimbench-summary" and doc["schema_version"] == 1
+    assert doc["schema"] == "slimbench-summary" and doc["schema_version"] == 2
     env = doc["environment"]
     for key in ("torch", "ultralytics", "torch-pruning", "cpu", "gpu", "imgsz", "batches", "thresholds_file"):
         assert env[key] not in (None, ""), key
@@ -304,3 +304,16 @@ def test_a_broken_report_fails_the_run_loudly(suite, monkeypatch):
     assert result.ret == pytest.ExitCode.INTERNAL_ERROR
     assert "could not write the reports: RuntimeError: no charts today" in result.stdout.str()
     assert "slimbench could not build its report section" in (suite.path / "reports/report.html").read_text()
+
+
+def test_the_default_benchmark_json_is_a_path_and_an_open_file(tmp_path):
+    """pytest-benchmark 5.2+ opens the path it is given; earlier versions write into an open file: both work."""
+    from slimbench.report.hooks import JsonTarget
+
+    target = JsonTarget(tmp_path / "benchmark.json")
+    assert not target.path.exists(), "created only when pytest-benchmark writes it"
+    with open(target, "wb") as f:
+        f.write(b"{}")
+    with target as fh:
+        fh.write(b'{"benchmarks": []}')
+    assert target.path.read_bytes() == b'{"benchmarks": []}' and str(target) == target.name == str(target.path)

@@ -23,6 +23,7 @@ writes the report.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Generator
 from pathlib import Path
@@ -102,6 +103,30 @@ def register(config: pytest.Config, session: SuiteSession) -> OutputsPlugin:
     return plugin
 
 
+class JsonTarget(os.PathLike):
+    """Our default ``--benchmark-json``, which pytest-benchmark declares as a path (5.2 and later: it opens it) or as
+    an open file (earlier: ``with json as fh: fh.write(...)``). This is both, and the file is only opened, so only
+    created, when pytest-benchmark writes it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.name = str(self.path)
+        self._file: Any = None
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+    def __enter__(self) -> Any:
+        self._file = open(self.path, "wb")  # noqa: SIM115 - closed in __exit__
+        return self._file
+
+    def __exit__(self, *exc: object) -> None:
+        self._file.close()
+
+
 def _bench_key(info: dict[str, Any]) -> TimingKey:
     """The timing key of a forward benchmark, from the extra_info test_forward stored."""
     from slimbench.timing_key import TimingKey
@@ -161,7 +186,8 @@ class OutputsPlugin:
             opt.htmlpath = str(self.dir / "report.html")
             opt.self_contained_html = True
         if hasattr(opt, "benchmark_json") and opt.benchmark_json is None:
-            opt.benchmark_json = self._default_json = self.dir / "benchmark.json"
+            self._default_json = self.dir / "benchmark.json"
+            opt.benchmark_json = JsonTarget(self._default_json)
             self.dir.mkdir(parents=True, exist_ok=True)  # pytest-benchmark opens the file without making its folder
 
     @pytest.hookimpl(trylast=True)  # after -k / -m deselection

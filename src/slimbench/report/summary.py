@@ -26,7 +26,9 @@ if TYPE_CHECKING:
     from slimbench.session import SuiteSession
 
 SCHEMA = "slimbench-summary"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""2: timing keys name the thread count (``latency_ms[cpu-b1-t2]``), the deployment table has a threads and a
+memory-ratio column, and an undefined figure is its reason (``"n/a (0 detections)"``) instead of a number."""
 CHARTS = ("size", "params", "gflops", "latency", "fps", "speedup", "runtime_speedup")
 """Every chart the HTML report embeds, in order (a chart without data says so in its image)."""
 
