@@ -190,9 +190,13 @@ def cmd_finetune(a: argparse.Namespace) -> int:
 
 
 def cmd_make_fixtures(a: argparse.Namespace) -> int:
+    from dataclasses import replace
+
     from slimbench.pruning.pipeline import FixturePlan, make_fixtures
 
     plan = FixturePlan.quick() if a.quick else FixturePlan()
+    if a.model:
+        plan = replace(plan, model_cfg=a.model)
     workdir = a.workdir or (a.out / ".build")
     manifest = make_fixtures(a.out, plan, workdir, device=a.device, force=a.force)
     for name, v in manifest["variants"].items():
@@ -266,6 +270,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("fixtures"))
     p.add_argument("--workdir", type=Path, default=None, help="scratch space (default OUT/.build)")
     p.add_argument("--quick", action="store_true", help="tiny data, one epoch per stage (a smoke test)")
+    p.add_argument(
+        "--model",
+        default=None,
+        help=f"model YAML to build the set from: yolov8/yolo11/yolo26 n..x (default {_PLAN.model_cfg})",
+    )
     p.add_argument("--device", default="cpu")
     p.add_argument("--force", action="store_true", help="overwrite existing fixtures")
     p.set_defaults(func=cmd_make_fixtures)
