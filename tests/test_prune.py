@@ -191,6 +191,9 @@ def test_every_family_loses_params_and_keeps_output_shapes(cfg: str) -> None:
     assert sum(type(m) is C3k2 for m in model.modules()) == n_c3k2
     for name, why in result.kept_reasons.items():
         assert result.channels_after[name] == result.channels_before[name], (name, why)
+    for name, conv in model.named_modules():  # per-layer pruning never needs zero padding at fold time
+        if isinstance(conv, torch.nn.Conv2d):
+            assert (conv.weight.detach().flatten(1).abs().sum(1) > 0).all(), f"{name}: zero output channels"
     if not cfg.startswith("yolov8"):
         assert any("attention" in why for why in result.kept_reasons.values())
         assert sum(type(m) is C2PSA for m in model.modules()) == 1

@@ -16,7 +16,8 @@ How, with torch-pruning's own API:
   tracer sees one layer, not the view/split/matmul inside it;
 - C2PSA's ``cv1(x).split((c, c))`` is rewritten, as for C2f, into two 1x1 convs (:class:`C2PSASplit`); both halves
   stay whole (``split`` needs equal halves and the second one is the attention stream), and
-  :func:`fold_c2psa` joins them back into ultralytics' own ``C2PSA``.
+  :func:`fold_c2psa` joins them back into ultralytics' own ``C2PSA``; the same holds for the halves of YOLO26's
+  C3k2 whose inner block carries a PSABlock. Inside it, the Bottleneck's hidden width and the FFN's still shrink.
 """
 
 from __future__ import annotations
@@ -27,10 +28,10 @@ from collections.abc import Iterator, Sequence
 import torch
 import torch_pruning as tp
 from torch import nn
-from ultralytics.nn.modules.block import C2PSA, Attention
+from ultralytics.nn.modules.block import C2PSA, Attention, PSABlock
 from ultralytics.nn.modules.conv import Conv
 
-from slimbench.pruning.c2f import _copy_layer_attrs, _iter_parents, join_halves, split_halves
+from slimbench.pruning.c2f import C2fSplit, _copy_layer_attrs, _iter_parents, join_halves, split_halves
 
 
 class C2PSASplit(nn.Module):
@@ -82,13 +83,16 @@ def fold_c2psa(model: nn.Module) -> int:
 
 
 def kept_whole(model: nn.Module) -> list[nn.Module]:
-    """The layers whose channels must not change: every Attention, and both halves of each C2PSA's ``cv1``
-    (the second half is the attention stream; ``split((c, c))`` needs the first one as wide)."""
+    """The layers whose channels must not change: every Attention, and both halves of the ``cv1`` of each C2PSA
+    and of each C3k2 holding attention (YOLO26): the second half is the attention stream, and ``split((c, c))`` /
+    ``chunk(2)`` need the first one as wide (pruning it alone would only be padded back with zero channels)."""
     kept: list[nn.Module] = []
     for m in model.modules():
         if isinstance(m, Attention):
             kept.append(m)
-        elif isinstance(m, C2PSASplit):
+        elif isinstance(m, C2PSASplit) or (
+            isinstance(m, C2fSplit) and any(isinstance(b, PSABlock) for b in m.m.modules())
+        ):
             kept += [m.cv0.conv, m.cv1.conv]
     return kept
 

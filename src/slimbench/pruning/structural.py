@@ -93,6 +93,8 @@ def kept_unpruned(model: nn.Module) -> dict[str, str]:
                 reasons[f"{n}.{sub}.conv"] = "attention kept whole (heads, stream width and softmax scale tied)"
         elif type(m).__name__ == "C2PSA":
             reasons[f"{n}.cv1.conv"] = "C2PSA split((c, c)): second half is the attention stream"
+        elif type(m).__name__ == "C3k2" and any(type(b).__name__ == "PSABlock" for b in m.m.modules()):
+            reasons[f"{n}.cv1.conv"] = "C3k2 with attention: chunk(2) needs equal halves, the second is the stream"
     return reasons
 
 
