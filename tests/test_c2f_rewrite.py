@@ -85,3 +85,52 @@ def test_split_does_not_touch_other_modules() -> None:
     fold_c2f(twin)
     after = {n for n, m in twin.named_modules() if not isinstance(m, C2f)}
     assert before == after
+
+
+@pytest.mark.parametrize("cfg", ["yolo11n.yaml", "yolo26n.yaml", "yolo11m.yaml"])
+def test_c3k2_and_c2psa_split_and_fold_back_to_their_own_classes(cfg: str) -> None:
+    """C3k2 (a C2f subclass: Bottleneck, C3k or attention inside) and C2PSA split and fold exactly, and come back as
+    ultralytics' own classes (the pickle must not name slimbench)."""
+    from ultralytics.nn.modules.block import C2PSA, C3k2
+
+    from slimbench.pruning.psa import C2PSASplit, fold_c2psa, split_c2psa
+
+    torch.manual_seed(0)
+    model = DetectionModel(cfg, nc=3, verbose=False).eval()
+    _randomise_bn(model)
+    x = torch.randn(1, 3, 96, 96)
+    with torch.no_grad():
+        ref = model(x)[0]
+    n_c3k2 = sum(type(m) is C3k2 for m in model.modules())
+    assert n_c3k2 == 8 and split_c2f(model) == n_c3k2
+    assert split_c2psa(model) == 1
+    assert not any(type(m) in (C3k2, C2PSA) for m in model.modules())
+    assert not model.training
+    with torch.no_grad():
+        torch.testing.assert_close(model(x)[0], ref, rtol=1e-5, atol=1e-5)
+    assert fold_c2psa(model) == 1 and fold_c2f(model) == n_c3k2
+    assert sum(type(m) is C3k2 for m in model.modules()) == n_c3k2
+    assert not any(isinstance(m, C2fSplit | C2PSASplit) for m in model.modules())
+    with torch.no_grad():
+        torch.testing.assert_close(model(x)[0], ref, rtol=1e-5, atol=1e-5)
+
+
+def test_fold_pads_unequal_halves_around_c3k_exactly() -> None:
+    """Global pruning with C3k inner blocks (YOLO11 m/l/x): a narrower half is padded and C3k reads it exactly."""
+    from ultralytics.nn.modules.block import C3k2
+
+    torch.manual_seed(2)
+    block = torch.nn.Sequential(C3k2(16, 32, n=1, c3k=True)).eval()
+    _randomise_bn(block, seed=4)
+    split_c2f(block)
+    s = block[0]
+    x = torch.randn(1, 16, 20, 20)
+    dg = tp.DependencyGraph().build_dependency(block, example_inputs=x)
+    dg.get_pruning_group(s.cv1.conv, tp.prune_conv_out_channels, idxs=[1, 2, 7]).prune()
+    assert s.cv0.conv.out_channels != s.cv1.conv.out_channels
+    with torch.no_grad():
+        before = block(x)
+    fold_c2f(block)
+    assert type(block[0]) is C3k2
+    with torch.no_grad():
+        torch.testing.assert_close(block(x), before, rtol=1e-5, atol=1e-6)

@@ -58,7 +58,7 @@ def test_prune_not_a_detector(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     save_detector(ClassificationModel("yolov8n-cls.yaml", nc=3, verbose=False), cls)
     out = tmp_path / "out.pt"
     rc, err = _run(["prune", str(cls), "--ratio", "0.5", "--out", str(out)], capsys)
-    _assert_one_line_error(rc, err, "cls.pt", "not a detection model")
+    _assert_one_line_error(rc, err, "cls.pt", "model.9 (Classify): classification head is not supported")
     assert not out.exists()
 
 

@@ -105,3 +105,26 @@ def test_make_fixtures_quick_end_to_end(tmp_path: Path, capsys: pytest.CaptureFi
     assert main(["make-fixtures", "--quick", "--out", str(out), "--workdir", str(tmp_path / "work")]) == 2
     assert "--force" in capsys.readouterr().err
     assert (out / "manifest.json").read_bytes() == before
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("cfg", ["yolo11n.yaml", "yolo26n.yaml"])
+def test_make_fixtures_quick_for_yolo11_and_yolo26(cfg: str, tmp_path: Path) -> None:
+    """The whole pipeline for the newer families: train, sparsify, prune, fine-tune with the shape kept (YOLO26's
+    end-to-end head included), and validate every variant."""
+    out = tmp_path / "fixtures"
+    rc = main(["make-fixtures", "--quick", "--model", cfg, "--out", str(out), "--workdir", str(tmp_path / "work")])
+    assert rc == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["plan"]["model_cfg"] == cfg and f"--model {cfg}" in manifest["created_by"]
+    v = manifest["variants"]
+    for name, rec in v.items():
+        net = load_detector(out / rec["path"]).model
+        assert rec["params"] == count_params(net), name
+        assert 0.0 <= rec["map50_95"] <= 1.0, name  # validation ran on every variant
+        assert (getattr(net.model[-1], "one2one_cv2", None) is not None) == cfg.startswith("yolo26"), name
+    assert v["pruned"]["params"] == v["finetuned"]["params"] < 0.45 * v["original"]["params"]
+    assert v["pruned"]["gflops_at_640"] < 0.5 * v["original"]["gflops_at_640"]
+    w0 = next(load_detector(out / v["pruned"]["path"]).model.parameters()).float()
+    w1 = next(load_detector(out / v["finetuned"]["path"]).model.parameters()).float()
+    assert not torch.equal(w0, w1), "fine-tuning must have trained the pruned model"

@@ -18,6 +18,7 @@ from slimbench.errors import SlimbenchError
 from slimbench.pruning.pipeline import FixturePlan
 
 _PLAN = FixturePlan()
+DEFAULT_DEADLINE_S = 300.0  # slimbench.pruning.structural.DEFAULT_DEADLINE_S (not imported: keeps --help fast)
 
 os.environ.setdefault("YOLO_OFFLINE", "1")
 
@@ -39,6 +40,16 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
     if value <= 0:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
     return value
 
 
@@ -139,17 +150,27 @@ def cmd_sparsify(a: argparse.Namespace) -> int:
 
 
 def cmd_prune(a: argparse.Namespace) -> int:
-    from slimbench.checkpoint import load_detector, save_detector
+    from slimbench.checkpoint import save_detector
     from slimbench.pruning.report import prune_table
     from slimbench.pruning.structural import prune_detection_model
+    from slimbench.pruning.support import load_prunable
 
     _check_output(a.out, [a.model], a.force)
-    yolo = load_detector(a.model)
+    yolo = load_prunable(a.model)
     before = __import__("copy").deepcopy(yolo.model)
-    result = prune_detection_model(yolo.model, a.ratio, global_pruning=a.global_pruning, round_to=a.round_to or None)
+    try:
+        result = prune_detection_model(
+            yolo.model,
+            a.ratio,
+            global_pruning=a.global_pruning,
+            round_to=a.round_to or None,
+            deadline_s=a.deadline,
+        )
+    except SlimbenchError as e:
+        raise SlimbenchError(f"{a.model}: {e}") from e
     save_detector(yolo, a.out, half=not a.fp32)
     print(prune_table(before, yolo.model, result, imgsz=a.imgsz, verbose=a.verbose))
-    print(f"pruned checkpoint: {a.out}")
+    print(f"pruned checkpoint: {a.out}  ({result.seconds:.1f} s)")
     return 0
 
 
@@ -169,9 +190,13 @@ def cmd_finetune(a: argparse.Namespace) -> int:
 
 
 def cmd_make_fixtures(a: argparse.Namespace) -> int:
+    from dataclasses import replace
+
     from slimbench.pruning.pipeline import FixturePlan, make_fixtures
 
     plan = FixturePlan.quick() if a.quick else FixturePlan()
+    if a.model:
+        plan = replace(plan, model_cfg=a.model)
     workdir = a.workdir or (a.out / ".build")
     manifest = make_fixtures(a.out, plan, workdir, device=a.device, force=a.force)
     for name, v in manifest["variants"].items():
@@ -227,6 +252,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--imgsz", type=_positive_int, default=640, help="image size for the GFLOPs figures")
     p.add_argument("--fp32", action="store_true", help="save FP32 (default FP16, as ultralytics saves)")
     p.add_argument("--verbose", action="store_true", help="list every layer, not only the changed ones")
+    p.add_argument(
+        "--deadline",
+        type=_positive_float,
+        default=DEFAULT_DEADLINE_S,
+        help="seconds allowed for torch-pruning's graph building and pruning; past it: an error, nothing written",
+    )
     p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     p.set_defaults(func=cmd_prune)
 
@@ -239,6 +270,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("fixtures"))
     p.add_argument("--workdir", type=Path, default=None, help="scratch space (default OUT/.build)")
     p.add_argument("--quick", action="store_true", help="tiny data, one epoch per stage (a smoke test)")
+    p.add_argument(
+        "--model",
+        default=None,
+        help=f"model YAML to build the set from: yolov8/yolo11/yolo26 n..x (default {_PLAN.model_cfg})",
+    )
     p.add_argument("--device", default="cpu")
     p.add_argument("--force", action="store_true", help="overwrite existing fixtures")
     p.set_defaults(func=cmd_make_fixtures)

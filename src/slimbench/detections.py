@@ -92,13 +92,18 @@ def detect(
     device: str = "cpu",
     max_det: int = 300,
 ) -> Detections:
-    """Run ultralytics' predictor (letterbox, inference, NMS) at a fixed conf/iou and return the boxes.
+    """Run ultralytics' predictor (letterbox, inference, NMS or YOLO26's NMS-free head) at a fixed conf/iou.
 
     ultralytics fuses the model and converts its dtype in place on the first predict: pass a copy when the model
     is also measured statically.
     """
     source = read_image(image) if isinstance(image, (str, os.PathLike)) else image
-    results = model.predict(source, imgsz=imgsz, conf=conf, iou=iou, device=device, max_det=max_det, verbose=False)
+    # A YOLO26 checkpoint in end-to-end mode is measured NMS-free, as it exports (slimbench.export); ultralytics'
+    # predictor would otherwise switch it to the one-to-many head with NMS (nms=None means "external NMS").
+    nms = False if getattr(getattr(model, "model", None), "end2end", False) is True else None
+    results = model.predict(
+        source, imgsz=imgsz, conf=conf, iou=iou, device=device, max_det=max_det, verbose=False, nms=nms
+    )
     b = results[0].boxes
     if b is None or len(b) == 0:
         return Detections()

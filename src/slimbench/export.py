@@ -174,8 +174,11 @@ def _run_exporter(model: Any, tmp: Path, imgsz: int, dynamic: bool, simplify: bo
     try:
         with warnings.catch_warnings():  # torch.onnx's own deprecation notices: not the user's to act on
             warnings.simplefilter("ignore", DeprecationWarning)
+            # nms=False keeps YOLO26's NMS-free head when the checkpoint runs in that mode (the exporter otherwise
+            # switches it to the one-to-many head, so the file would compute something else than the checkpoint)
+            nms = False if getattr(work.model, "end2end", False) else None
             out = work.export(
-                format="onnx", imgsz=imgsz, dynamic=dynamic, simplify=simplify, device="cpu", verbose=False
+                format="onnx", imgsz=imgsz, dynamic=dynamic, simplify=simplify, device="cpu", verbose=False, nms=nms
             )
     except Exception as e:  # noqa: BLE001 - the exporter's reason, in one line, naming the variant
         msg = " ".join(str(e).split()) or type(e).__name__

@@ -1,30 +1,34 @@
-"""Make YOLOv8's C2f prunable, and fold it back afterwards.
+"""Make C2f and YOLO11/YOLO26's C3k2 prunable, and fold them back afterwards.
 
-torch-pruning mis-indexes channels through ``cv1(x).chunk(2, 1)``. :func:`split_c2f` replaces each C2f by
-:class:`C2fSplit`, whose ``cv0``/``cv1`` are two 1x1 convs carrying the two halves of the original ``cv1`` (weights
-and BN statistics, eps and momentum too), so the graph has no ``chunk`` and outputs are unchanged.
-:func:`fold_c2f` turns the pruned ``C2fSplit`` back into ultralytics' own ``C2f`` so that a pruned checkpoint loads
-where slimbench is not installed. Unequal halves (global pruning) are padded with zero channels, which keeps the
-outputs exact.
+torch-pruning mis-indexes channels through ``cv1(x).chunk(2, 1)`` (and its index mapping never finishes on the
+nested chunks of yolo11/yolo26). :func:`split_c2f` replaces each C2f, and each C3k2 (a C2f subclass with C2f's own
+forward and other inner blocks), by :class:`C2fSplit`, whose ``cv0``/``cv1`` are two 1x1 convs carrying the two
+halves of the original ``cv1`` (weights and BN statistics, eps and momentum too), so the graph has no ``chunk`` and
+outputs are unchanged. :func:`fold_c2f` turns the pruned ``C2fSplit`` back into the class it came from (ultralytics'
+own ``C2f`` or ``C3k2``) so that a pruned checkpoint loads where slimbench is not installed. Unequal halves (global
+pruning) are padded with zero channels, which keeps the outputs exact.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
-from ultralytics.nn.modules.block import C2f
+from ultralytics.nn.modules.block import C3, Bottleneck, C2f, C3k2
 from ultralytics.nn.modules.conv import Conv
 
 # Attributes ultralytics' parse_model hangs on every layer of DetectionModel.model and reads in _predict_once.
 _LAYER_ATTRS = ("i", "f", "type", "np")
+# C2f and its subclasses that keep C2f's forward (chunk cv1 in two, chain m on the second half, cat, cv2).
+SPLITTABLE = (C2f, C3k2)
 
 
 class C2fSplit(nn.Module):
     """C2f without ``chunk``: ``cv0`` and ``cv1`` compute the two halves that C2f's ``cv1`` would."""
 
-    def __init__(self, cv0: Conv, cv1: Conv, cv2: Conv, m: nn.ModuleList):
+    def __init__(self, cv0: Conv, cv1: Conv, cv2: Conv, m: nn.ModuleList, origin: type[C2f] = C2f):
         super().__init__()
         self.cv0, self.cv1, self.cv2, self.m = cv0, cv1, cv2, m
+        self.origin = origin  # the class fold_c2f rebuilds
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = [self.cv0(x), self.cv1(x)]
@@ -83,20 +87,40 @@ def _iter_parents(root: nn.Module):
             yield parent, name, child
 
 
-def split_c2f(model: nn.Module) -> int:
-    """Replace every exact ``C2f`` in ``model`` by an equivalent :class:`C2fSplit`, in place; return the count.
+def split_halves(cv1: Conv, c: int) -> tuple[Conv, Conv]:
+    """Two convs computing ``cv1(x)[:, :c]`` and ``cv1(x)[:, c:2c]``: the halves that chunk/split would give."""
+    dev = cv1.conv.weight.device
+    return _slice_conv(cv1, torch.arange(0, c, device=dev)), _slice_conv(cv1, torch.arange(c, 2 * c, device=dev))
 
-    The model's train/eval mode is kept (new modules would otherwise start in training mode).
+
+def join_halves(cv0: Conv, cv1: Conv) -> Conv:
+    """One conv whose output is ``cat(cv0(x), cv1(x))``: weights and BN statistics concatenated in that order."""
+    w = torch.cat([cv0.conv.weight.data, cv1.conv.weight.data])
+    c = cv0.conv
+    conv = nn.Conv2d(
+        c.in_channels, w.shape[0], c.kernel_size, c.stride, c.padding, c.dilation, c.groups, bias=False
+    ).to(w.device, w.dtype)
+    conv.weight.data.copy_(w)
+    bn = nn.BatchNorm2d(w.shape[0], eps=cv0.bn.eps, momentum=cv0.bn.momentum).to(w.device, w.dtype)
+    for name in ("weight", "bias", "running_mean", "running_var"):
+        getattr(bn, name).data.copy_(torch.cat([getattr(cv0.bn, name).data, getattr(cv1.bn, name).data]))
+    bn.num_batches_tracked.data.copy_(cv0.bn.num_batches_tracked.data)
+    return _conv_like(cv0, conv, bn)
+
+
+def split_c2f(model: nn.Module) -> int:
+    """Replace every ``C2f`` and ``C3k2`` in ``model`` by an equivalent :class:`C2fSplit`, in place; return the count.
+
+    Only exact types are split (a subclass with another forward would be misread). The model's train/eval mode is
+    kept (new modules would otherwise start in training mode).
     """
     training = model.training
     n = 0
     for parent, name, child in list(_iter_parents(model)):
-        if type(child) is not C2f:
+        if type(child) not in SPLITTABLE:
             continue
-        c = child.c
-        idx0 = torch.arange(0, c, device=child.cv1.conv.weight.device)
-        idx1 = torch.arange(c, 2 * c, device=child.cv1.conv.weight.device)
-        new = C2fSplit(_slice_conv(child.cv1, idx0), _slice_conv(child.cv1, idx1), child.cv2, child.m)
+        cv0, cv1 = split_halves(child.cv1, child.c)
+        new = C2fSplit(cv0, cv1, child.cv2, child.m, origin=type(child))
         _copy_layer_attrs(child, new)
         setattr(parent, name, new)
         n += 1
@@ -164,7 +188,26 @@ def _pad_conv_in(conv: nn.Conv2d, positions: torch.Tensor, width: int) -> nn.Con
     return new_c
 
 
+def _widen_input(block: nn.Module, positions: torch.Tensor, width: int) -> None:
+    """Let an inner block read a zero-padded input: its first convs get zero weights for the padding channels."""
+    if isinstance(block, Bottleneck):
+        block.cv1.conv = _pad_conv_in(block.cv1.conv, positions, width)
+    elif isinstance(block, C3):  # C3k: cv1 and cv2 both read the input
+        block.cv1.conv = _pad_conv_in(block.cv1.conv, positions, width)
+        block.cv2.conv = _pad_conv_in(block.cv2.conv, positions, width)
+    else:
+        raise ValueError(f"cannot pad the input of a {type(block).__name__} inside C3k2 (unequal halves)")
+
+
+def _out_width(block: nn.Module) -> int:
+    """Output channels of a C3k2 inner block: Bottleneck, C3k, or YOLO26's Sequential(Bottleneck, PSABlock)."""
+    if isinstance(block, nn.Sequential):  # the PSABlock keeps its (residual) width: the Bottleneck's
+        return _out_width(block[0])
+    return (block.cv3 if isinstance(block, C3) else block.cv2).conv.out_channels
+
+
 def _fold_one(s: C2fSplit) -> C2f:
+    """The C2f (or C3k2) computing what ``s`` computes; a residual inner block must be a Bottleneck to pad it."""
     c0, c1 = s.cv0.conv.out_channels, s.cv1.conv.out_channels
     c = max(c0, c1)
     cv0, cv1 = _pad_conv_out(s.cv0, c), _pad_conv_out(s.cv1, c)
@@ -175,10 +218,10 @@ def _fold_one(s: C2fSplit) -> C2f:
     for b in s.m:
         in_real, in_pad = real[-1], padded[-1]
         if in_pad != in_real:
-            b.cv1.conv = _pad_conv_in(b.cv1.conv, torch.arange(in_real, device=dev), in_pad)
-        out_real = b.cv2.conv.out_channels
+            _widen_input(b, torch.arange(in_real, device=dev), in_pad)
+        out_real = _out_width(b)
         out_pad = out_real
-        if b.add and in_pad != out_real:
+        if getattr(b, "add", False) and in_pad != out_real:
             b.cv2 = _pad_conv_out(b.cv2, in_pad)
             out_pad = in_pad
         real.append(out_real)
@@ -188,36 +231,18 @@ def _fold_one(s: C2fSplit) -> C2f:
         starts = torch.tensor([0] + padded).cumsum(0)[:-1].tolist()
         positions = torch.cat([torch.arange(st, st + w) for st, w in zip(starts, real, strict=True)]).to(dev)
         cv2.conv = _pad_conv_in(cv2.conv, positions, sum(padded))
-    n = len(s.m)
-    folded = C2f.__new__(C2f)
+    folded = s.origin.__new__(s.origin)
     nn.Module.__init__(folded)
     folded.c = c
-    w = torch.cat([cv0.conv.weight.data, cv1.conv.weight.data])
-    conv = nn.Conv2d(
-        cv0.conv.in_channels,
-        2 * c,
-        cv0.conv.kernel_size,
-        cv0.conv.stride,
-        cv0.conv.padding,
-        cv0.conv.dilation,
-        cv0.conv.groups,
-        bias=False,
-    ).to(w.device, w.dtype)
-    conv.weight.data.copy_(w)
-    bn = nn.BatchNorm2d(2 * c, eps=cv0.bn.eps, momentum=cv0.bn.momentum).to(w.device, w.dtype)
-    for name in ("weight", "bias", "running_mean", "running_var"):
-        getattr(bn, name).data.copy_(torch.cat([getattr(cv0.bn, name).data, getattr(cv1.bn, name).data]))
-    bn.num_batches_tracked.data.copy_(cv0.bn.num_batches_tracked.data)
-    folded.cv1 = _conv_like(s.cv0, conv, bn)
+    folded.cv1 = join_halves(cv0, cv1)
     folded.cv2 = cv2
     folded.m = s.m
-    assert len(folded.m) == n
     _copy_layer_attrs(s, folded)
     return folded
 
 
 def fold_c2f(model: nn.Module) -> int:
-    """Replace every :class:`C2fSplit` by ultralytics' ``C2f`` with the same function, in place; return the count."""
+    """Replace every :class:`C2fSplit` by the ultralytics class it came from (same function), in place; count them."""
     training = model.training
     n = 0
     for parent, name, child in list(_iter_parents(model)):

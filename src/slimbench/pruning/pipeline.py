@@ -10,7 +10,7 @@ import json
 import platform
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -126,7 +126,10 @@ def make_fixtures(
     force: bool = False,
     log: Any = print,
 ) -> dict[str, Any]:
-    """Build original/pruned/fine-tuned checkpoints, the scene image and manifest.json under ``out``."""
+    """Build original/pruned/fine-tuned checkpoints, the scene image and manifest.json under ``out``.
+
+    Any family the pruner handles (``plan.model_cfg``: yolov8/yolo11/yolo26, n..x); the bundled set is YOLOv8n.
+    """
     from slimbench.data.synthetic import make_dataset
     from slimbench.metrics import count_params, gflops
     from slimbench.pruning.bn_hist import plot_bn_gammas
@@ -207,7 +210,9 @@ def make_fixtures(
     shutil.copyfile(hist, out / "models" / "bn_gamma_hist.png")
     manifest = {
         "schema": 1,
-        "created_by": "slimbench make-fixtures" + (" --quick" if plan == FixturePlan.quick() else ""),
+        "created_by": "slimbench make-fixtures"
+        + (" --quick" if replace(plan, model_cfg=FixturePlan.model_cfg) == FixturePlan.quick() else "")
+        + (f" --model {plan.model_cfg}" if plan.model_cfg != FixturePlan.model_cfg else ""),
         "plan": asdict(plan),
         "dataset": {
             "seed": plan.seed,
@@ -219,6 +224,7 @@ def make_fixtures(
             "ratio": plan.ratio,
             "global": plan.global_pruning,
             "round_to": plan.round_to,
+            "seconds": round(result.seconds, 1),
             "channels_removed_pct": round(result.channels_removed_pct, 2),
             "prunable_channels_before": result.prunable_channels_before,
             "prunable_channels_after": result.prunable_channels_after,

@@ -42,5 +42,14 @@ def prune_table(
         f"pruning: ratio {result.ratio} ({'global' if result.global_pruning else 'per layer'}), "
         f"round_to {result.round_to}; {result.channels_removed_pct:.1f}% of prunable channels removed"
     )
+    kept = _kept_summary(result)
     with pd.option_context("display.max_rows", None, "display.width", 120):
-        return "\n".join([header, shown.to_string(index=False), "", totals.to_string(index=False)])
+        return "\n".join([header, shown.to_string(index=False), "", totals.to_string(index=False), *kept])
+
+
+def _kept_summary(result: PruneResult) -> list[str]:
+    """One line per reason a conv kept its output channels, with how many convs it covers."""
+    counts: dict[str, int] = {}
+    for why in result.kept_reasons.values():
+        counts[why] = counts.get(why, 0) + 1
+    return ["", "kept unpruned:"] + [f"  {n:3d} conv(s): {why}" for why, n in counts.items()] if counts else []

@@ -1,24 +1,32 @@
-"""Structural channel pruning of a YOLOv8 DetectionModel with torch-pruning.
+"""Structural channel pruning of a YOLOv8, YOLO11 or YOLO26 DetectionModel with torch-pruning.
 
-Three steps kept apart (see STYLE.md): rewrite C2f so the graph is prunable (:mod:`slimbench.pruning.c2f`),
-score channels by BatchNorm scale (Network Slimming), remove them with torch-pruning's dependency graph, then fold
-the rewrite back so the result is a plain ultralytics model.
+Three steps kept apart (see STYLE.md): rewrite the blocks torch-pruning misreads so the graph is simple
+(:mod:`slimbench.pruning.c2f` for C2f/C3k2, :mod:`slimbench.pruning.psa` for C2PSA and attention, which is kept
+whole), score channels by BatchNorm scale (Network Slimming), remove them with torch-pruning's dependency graph under
+a deadline (:mod:`slimbench.pruning.deadline`), then fold the rewrites back so the result is a plain ultralytics model.
+Unsupported models are refused before any graph is built (:mod:`slimbench.pruning.support`).
 """
 
 from __future__ import annotations
 
-import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
 import torch_pruning as tp
 from torch import nn
+from ultralytics.nn.modules.block import DFL, Attention
 from ultralytics.nn.modules.head import Detect
 
 from slimbench.metrics import conv_channels, count_params
 from slimbench.pruning.c2f import fold_c2f, split_c2f
+from slimbench.pruning.deadline import run_with_deadline
+from slimbench.pruning.psa import KeptWhole, fold_c2psa, kept_whole, opaque_attention, split_c2psa
+from slimbench.pruning.support import check_prunable
 
-__all__ = ["PruneResult", "count_params", "head_output_layers", "prune_detection_model"]
+__all__ = ["PruneResult", "count_params", "head_output_layers", "kept_unpruned", "prune_detection_model"]
+
+DEFAULT_DEADLINE_S = 300.0
 
 
 @dataclass
@@ -33,6 +41,8 @@ class PruneResult:
     params_before: int = 0
     params_after: int = 0
     kept_layers: tuple[str, ...] = ()
+    kept_reasons: dict[str, str] = field(default_factory=dict)  # conv name -> why it is kept whole
+    seconds: float = 0.0
 
     @property
     def prunable_channels_before(self) -> int:
@@ -44,7 +54,7 @@ class PruneResult:
 
     @property
     def prunable_layers(self) -> list[str]:
-        """Layers whose width changed or could have: every conv outside the kept head outputs."""
+        """Layers whose width changed or could have: every conv outside the kept ones."""
         return [k for k in self.channels_before if not k.startswith(self.kept_layers)]
 
     @property
@@ -53,32 +63,55 @@ class PruneResult:
         return 100.0 * (b - self.prunable_channels_after) / b if b else 0.0
 
 
+def _towers(head: Detect) -> list[nn.ModuleList]:
+    names = ("cv2", "cv3", "one2one_cv2", "one2one_cv3")
+    return [t for t in (getattr(head, n, None) for n in names) if t is not None]
+
+
 def head_output_layers(model: nn.Module) -> list[nn.Module]:
-    """The modules whose outputs must not change: each Detect tower's final 1x1 conv, and the DFL."""
+    """The modules whose outputs must not change: each Detect tower's final 1x1 conv (one-to-many and, in YOLO26,
+    one-to-one), and the DFL (YOLO26 has none: reg_max 1)."""
     kept: list[nn.Module] = []
     for m in model.modules():
         if isinstance(m, Detect):
-            for towers in (m.cv2, m.cv3, getattr(m, "one2one_cv2", None), getattr(m, "one2one_cv3", None)):
-                if towers is None:
-                    continue
-                for tower in towers:
-                    kept.append(tower[-1])
-            kept.append(m.dfl)
+            kept += [tower[-1] for towers in _towers(m) for tower in towers]
+            if isinstance(m.dfl, DFL):
+                kept.append(m.dfl)
     return kept
 
 
-@contextlib.contextmanager
-def _export_mode(model: nn.Module):
-    """Detect returns a plain tensor in export mode: a simpler graph for torch-pruning to trace."""
-    heads = [m for m in model.modules() if isinstance(m, Detect)]
-    old = [h.export for h in heads]
-    for h in heads:
-        h.export = True
-    try:
-        yield
-    finally:
-        for h, o in zip(heads, old, strict=True):
-            h.export = o
+def kept_unpruned(model: nn.Module) -> dict[str, str]:
+    """Conv name -> why its output channels are kept, for an unsplit ultralytics model (reported by the CLI)."""
+    reasons: dict[str, str] = {}
+    names = {m: n for n, m in model.named_modules()}
+    for m in head_output_layers(model):
+        why = "fixed DFL projection" if isinstance(m, DFL) else "Detect output: boxes/classes keep their meaning"
+        reasons[names[m] + (".conv" if isinstance(m, DFL) else "")] = why
+    for n, m in model.named_modules():
+        if isinstance(m, Attention):
+            for sub in ("qkv", "proj", "pe"):
+                reasons[f"{n}.{sub}.conv"] = "attention kept whole (heads, stream width and softmax scale tied)"
+        elif type(m).__name__ == "C2PSA":
+            reasons[f"{n}.cv1.conv"] = "C2PSA split((c, c)): second half is the attention stream"
+        elif type(m).__name__ == "C3k2" and any(type(b).__name__ == "PSABlock" for b in m.m.modules()):
+            reasons[f"{n}.cv1.conv"] = "C3k2 with attention: chunk(2) needs equal halves, the second is the stream"
+    return reasons
+
+
+def trace_outputs(model: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
+    """What torch-pruning traces: backbone and neck as ultralytics' ``_predict_once`` runs them, then every head
+    tower (one-to-many and one-to-one). Leaving out the decode (DFL softmax, anchors, YOLO26's top-k) keeps the graph
+    to the convolutions whose channels can change."""
+    y: list[torch.Tensor | None] = []
+    layers = model.model
+    for m in layers[:-1]:
+        if m.f != -1:
+            x = y[m.f] if isinstance(m.f, int) else [x if j == -1 else y[j] for j in m.f]
+        x = m(x)
+        y.append(x if m.i in model.save else None)
+    head = layers[-1]
+    feats = [x if j == -1 else y[j] for j in head.f]
+    return [tower(f) for towers in _towers(head) for tower, f in zip(towers, feats, strict=True)]
 
 
 def prune_detection_model(
@@ -89,44 +122,67 @@ def prune_detection_model(
     round_to: int | None = 8,
     max_layer_ratio: float = 0.9,
     example_imgsz: int = 160,
+    deadline_s: float = DEFAULT_DEADLINE_S,
+    on_group: Callable[[tp.Group], None] | None = None,
 ) -> PruneResult:
-    """Remove ``ratio`` of the prunable channels of a YOLOv8 ``DetectionModel`` in place, by BN-scale importance.
+    """Remove ``ratio`` of the prunable channels of a YOLOv8/YOLO11/YOLO26 ``DetectionModel`` in place, by BN scale.
 
-    The Detect head's outputs are kept (its towers' input and hidden channels still shrink with the neck). The
-    model comes back as plain ultralytics modules, in eval mode, in FP32.
+    The Detect head's outputs (and YOLO26's one-to-one towers' outputs) are kept; its towers' input and hidden
+    channels still shrink with the neck. Attention is kept whole (see :mod:`slimbench.pruning.psa`). Unsupported
+    models raise :class:`~slimbench.pruning.support.UnsupportedModelError` before any work; graph building and
+    pruning run under ``deadline_s`` (:class:`~slimbench.pruning.deadline.DeadlineExceeded` past it). ``on_group``
+    sees each group just before it is pruned (tests mask the same channels in a twin). The model comes back as plain
+    ultralytics modules, in eval mode, in FP32.
     """
+    import time
+
     if not 0.0 < ratio < 1.0:
         raise ValueError(f"pruning ratio must be in (0, 1), got {ratio}")
+    check_prunable(model)
+    t0 = time.perf_counter()
     model.float().eval()
-    names = {m: n for n, m in model.named_modules()}
-    kept = head_output_layers(model)
+    reasons = kept_unpruned(model)
     result = PruneResult(
         ratio=ratio,
         global_pruning=global_pruning,
         round_to=round_to,
-        kept_layers=tuple(names[m] for m in kept),
+        kept_layers=tuple(reasons),
+        kept_reasons=reasons,
     )
     result.channels_before = conv_channels(model)
     result.params_before = count_params(model)
 
     split_c2f(model)
+    split_c2psa(model)
     for p in model.parameters():
         p.requires_grad_(True)
     example = torch.randn(1, 3, example_imgsz, example_imgsz, device=next(model.parameters()).device)
-    with _export_mode(model):
-        pruner = tp.pruner.BasePruner(
-            model,
-            example,
-            importance=tp.importance.BNScaleImportance(),
-            global_pruning=global_pruning,
-            pruning_ratio=ratio,
-            max_pruning_ratio=max_layer_ratio,
-            ignored_layers=kept,
-            round_to=round_to,
-        )
-        pruner.step()
+
+    def build_and_prune() -> None:
+        with opaque_attention(model):
+            pruner = tp.pruner.BasePruner(
+                model,
+                example,
+                importance=tp.importance.BNScaleImportance(),
+                global_pruning=global_pruning,
+                pruning_ratio=ratio,
+                max_pruning_ratio=max_layer_ratio,
+                ignored_layers=head_output_layers(model) + kept_whole(model),
+                customized_pruners={Attention: KeptWhole()},
+                round_to=round_to,
+                forward_fn=trace_outputs,
+            )
+        for group in pruner.step(interactive=True):
+            if on_group is not None:
+                on_group(group)
+            group.prune()
+
+    # past the deadline the model is left half-pruned and split: the caller discards it (the CLI writes nothing)
+    run_with_deadline(build_and_prune, deadline_s, "torch-pruning's dependency graph (build and group collection)")
+    fold_c2psa(model)
     fold_c2f(model)
     model.eval()
     result.channels_after = conv_channels(model)
     result.params_after = count_params(model)
+    result.seconds = time.perf_counter() - t0
     return result
