@@ -49,12 +49,13 @@ def test_sparsity_training_shrinks_bn_scales(trained: Path, tiny_data: Path, tmp
     assert g_sparse.mean() < g_plain.mean() - 0.005, (g_sparse.mean(), g_plain.mean())
 
 
+@pytest.mark.parametrize("taylor", [False, True], ids=["magnitude", "taylor"])
 def test_proximal_sparsity_drives_targeted_scales_to_zero_in_the_saved_ema(
-    trained: Path, tiny_data: Path, tmp_path: Path
+    trained: Path, tiny_data: Path, tmp_path: Path, taylor: bool
 ) -> None:
     """The proximal step targets each layer's small scales (weight (max - |g|) / (max - min)) and spares its largest;
     the checkpoint ultralytics saves is the EMA in FP16, so the share below 1% of the layer max is read from it."""
-    recipe = SparsityRecipe(lam=100.0, ramp=0.0, threshold=0.01)
+    recipe = SparsityRecipe(lam=100.0, ramp=0.0, threshold=0.01, taylor=taylor)
     out = train(
         trained,
         tiny_data,

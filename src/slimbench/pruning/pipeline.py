@@ -38,6 +38,7 @@ class FixturePlan:
     sparsity_lr: float = 0.002  # "prox" only: the SGD learning rate of the sparsity stage
     sparsity_ramp: float = 0.5  # "prox" only: lambda rises linearly over this fraction of the steps
     sparsity_batch: int = 0  # "prox" only: batch of the sparsity stage (one optimizer step per batch); 0: batch
+    sparsity_taylor: bool = False  # "prox" only: rank channels by |gamma * dL/dgamma| instead of |gamma|
     ratio: float = 0.4
     global_pruning: bool = False
     prune_threshold: float | None = None  # set: Network Slimming's threshold rule (fraction of the layer's max)
@@ -137,7 +138,7 @@ def _sparsify(start: Path, data: Path, plan: FixturePlan, common: dict[str, Any]
     from slimbench.pruning.training import train
 
     if plan.sparsity_method == "prox":
-        recipe = SparsityRecipe(lam=plan.sparsity, ramp=plan.sparsity_ramp)
+        recipe = SparsityRecipe(lam=plan.sparsity, ramp=plan.sparsity_ramp, taylor=plan.sparsity_taylor)
         batch = plan.sparsity_batch or plan.batch
         kw = {**common, "batch": batch, "lr0": plan.sparsity_lr}
         return train(start, data, epochs=plan.epochs_sparsity, name="sparsity", recipe=recipe, **kw)

@@ -36,7 +36,8 @@ class SparsityRecipe:
 
     lam: float = 1.0  # final lambda (per unit of the BN group's learning rate)
     ramp: float = 0.5  # lambda rises linearly from 0 over this fraction of the optimizer steps
-    relative: bool = True  # GrowingReg-style per-channel weight (max - |g|) / (max - min) within each layer
+    relative: bool = True  # GrowingReg-style per-channel weight (max - score) / (max - min) within each layer
+    taylor: bool = False  # score = running mean of |gamma * dL/dgamma| (first-order Taylor) instead of |gamma|
     threshold: float = 0.01  # "near zero": |gamma| below this fraction of the layer's max
 
     def __post_init__(self) -> None:
@@ -100,17 +101,37 @@ def gamma_stats(model: nn.Module, threshold: float = 0.01) -> dict[str, float]:
 
 
 @torch.no_grad()
-def prox_bn_(model: nn.Module, step: float, relative: bool = True) -> None:
-    """Soft-threshold every BN scale in place by ``step`` (x the channel's standardised weight if ``relative``)."""
+def prox_bn_(
+    model: nn.Module, step: float, relative: bool = True, scores: dict[nn.Module, torch.Tensor] | None = None
+) -> None:
+    """Soft-threshold every BN scale in place by ``step`` x the channel's standardised weight (1 unless ``relative``).
+
+    The weight ranks channels within their layer by ``scores`` (default |gamma|): the top one is not pushed.
+    """
     for bn in batchnorms(model):
         w = bn.weight
         a = w.abs()
         if relative:
-            lo, hi = a.min(), a.max()
-            shrink = step * (hi - a) / (hi - lo + 1e-12)
+            sc = scores.get(bn, a) if scores else a
+            lo, hi = sc.min(), sc.max()
+            shrink = step * (hi - sc) / (hi - lo + 1e-12)
         else:
             shrink = torch.full_like(a, step)
         w.copy_(torch.sign(w) * torch.clamp(a - shrink, min=0.0))
+
+
+@torch.no_grad()
+def update_taylor_(model: nn.Module, scores: dict[nn.Module, torch.Tensor], beta: float = 0.9) -> None:
+    """Running mean of |gamma * dL/dgamma| per BN channel: what the loss would lose, to first order, without it.
+
+    A channel the loss needs keeps a large score as it shrinks (its gradient grows), so it stops being pushed.
+    """
+    for bn in batchnorms(model):
+        if bn.weight.grad is None:
+            continue
+        t = (bn.weight * bn.weight.grad).abs().float()
+        prev = scores.get(bn)
+        scores[bn] = t if prev is None else beta * prev + (1 - beta) * t
 
 
 class ProximalSparsityTrainer(DetectionTrainer):
@@ -125,6 +146,7 @@ class ProximalSparsityTrainer(DetectionTrainer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.prox_steps = 0
+        self.taylor: dict[nn.Module, torch.Tensor] = {}
         self.history: list[dict[str, float]] = []
         self.add_callback("on_fit_epoch_end", report_epoch)
 
@@ -136,6 +158,8 @@ class ProximalSparsityTrainer(DetectionTrainer):
         return self.recipe.lam_at(self.prox_steps, self._total_steps())
 
     def optimizer_step(self) -> None:
+        if self.recipe.taylor:
+            update_taylor_(self.model, self.taylor)
         ema, self.ema = self.ema, None  # step without the EMA update; it follows the proximal step
         try:
             super().optimizer_step()
@@ -145,7 +169,8 @@ class ProximalSparsityTrainer(DetectionTrainer):
         if lr is None:
             lr = self.optimizer.param_groups[0]["lr"]
         self.prox_steps += 1
-        prox_bn_(self.model, lr * self.current_lambda(), relative=self.recipe.relative)
+        scores = self.taylor if self.recipe.taylor else None
+        prox_bn_(self.model, lr * self.current_lambda(), relative=self.recipe.relative, scores=scores)
         if self.ema:
             self.ema.update(self.model)
 
