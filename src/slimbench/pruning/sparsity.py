@@ -38,6 +38,8 @@ class SparsityRecipe:
     ramp: float = 0.5  # lambda rises linearly from 0 over this fraction of the optimizer steps
     relative: bool = True  # GrowingReg-style per-channel weight (max - score) / (max - min) within each layer
     taylor: bool = False  # score = running mean of |gamma * dL/dgamma| (first-order Taylor) instead of |gamma|
+    target: float = 0.0  # > 0: push only the globally lowest-scoring share of channels, rising to this (see below)
+    max_layer_target: float = 0.9  # with ``target``: at most this share of one layer is pushed
     threshold: float = 0.01  # "near zero": |gamma| below this fraction of the layer's max
 
     def __post_init__(self) -> None:
@@ -48,11 +50,17 @@ class SparsityRecipe:
         if not 0.0 < self.threshold < 1.0:
             raise SlimbenchError(f"sparsity threshold must be in (0, 1), got {self.threshold}")
 
+    def ramp_at(self, step: int, total: int) -> float:
+        """The schedule's rise: 0 -> 1 linearly over ``ramp`` of the steps, then 1."""
+        if self.ramp <= 0 or total <= 0:
+            return 1.0
+        return min(1.0, step / (self.ramp * total))
+
     def lam_at(self, step: int, total: int) -> float:
         """lambda after ``step`` of ``total`` optimizer steps: a linear rise, then flat."""
-        if self.ramp <= 0 or total <= 0:
+        if self.target > 0:  # the targeted share rises instead; each targeted channel gets the full lambda
             return self.lam
-        return self.lam * min(1.0, step / (self.ramp * total))
+        return self.lam * self.ramp_at(step, total)
 
 
 # Training overrides that let the loss defend the channels that matter: SGD (Adam normalises the L1 pull away), a
@@ -102,22 +110,59 @@ def gamma_stats(model: nn.Module, threshold: float = 0.01) -> dict[str, float]:
 
 @torch.no_grad()
 def prox_bn_(
-    model: nn.Module, step: float, relative: bool = True, scores: dict[nn.Module, torch.Tensor] | None = None
+    model: nn.Module,
+    step: float,
+    relative: bool = True,
+    scores: dict[nn.Module, torch.Tensor] | None = None,
+    weights: dict[nn.Module, torch.Tensor] | None = None,
 ) -> None:
     """Soft-threshold every BN scale in place by ``step`` x the channel's standardised weight (1 unless ``relative``).
 
     The weight ranks channels within their layer by ``scores`` (default |gamma|): the top one is not pushed.
+    ``weights`` (e.g. :func:`targeted_weights`) replaces that weight.
     """
     for bn in batchnorms(model):
         w = bn.weight
         a = w.abs()
-        if relative:
+        if weights is not None:
+            shrink = step * weights[bn].to(a)
+        elif relative:
             sc = scores.get(bn, a) if scores else a
             lo, hi = sc.min(), sc.max()
             shrink = step * (hi - sc) / (hi - lo + 1e-12)
         else:
             shrink = torch.full_like(a, step)
         w.copy_(torch.sign(w) * torch.clamp(a - shrink, min=0.0))
+
+
+@torch.no_grad()
+def targeted_weights(
+    model: nn.Module, share: float, scores: dict[nn.Module, torch.Tensor] | None = None, max_layer: float = 0.9
+) -> dict[nn.Module, torch.Tensor]:
+    """1 for the globally lowest ``share`` of BN channels, 0 for the rest: the only ones the proximal step pushes.
+
+    Scores (default |gamma|) are divided by their layer's mean so that layers compare; at most ``max_layer`` of a
+    layer is targeted. The untargeted channels keep their function while the loss adapts to losing the targeted ones.
+    """
+    bns = batchnorms(model)
+    norm = []
+    for bn in bns:
+        sc = (scores or {}).get(bn, bn.weight.detach().abs()).float()
+        norm.append(sc / sc.mean().clamp_min(1e-12))
+    allv = torch.cat(norm)
+    k = int(share * allv.numel())
+    out: dict[nn.Module, torch.Tensor] = {}
+    if k <= 0:
+        return {bn: torch.zeros_like(n) for bn, n in zip(bns, norm, strict=True)}
+    cut = torch.kthvalue(allv, k).values
+    for bn, n in zip(bns, norm, strict=True):
+        w = (n <= cut).float()
+        cap = int(max_layer * n.numel())
+        if int(w.sum()) > cap:
+            w = torch.zeros_like(n)
+            w[torch.argsort(n)[:cap]] = 1.0
+        out[bn] = w
+    return out
 
 
 @torch.no_grad()
@@ -170,7 +215,11 @@ class ProximalSparsityTrainer(DetectionTrainer):
             lr = self.optimizer.param_groups[0]["lr"]
         self.prox_steps += 1
         scores = self.taylor if self.recipe.taylor else None
-        prox_bn_(self.model, lr * self.current_lambda(), relative=self.recipe.relative, scores=scores)
+        weights = None
+        if self.recipe.target > 0:
+            share = self.recipe.target * self.recipe.ramp_at(self.prox_steps, self._total_steps())
+            weights = targeted_weights(self.model, share, scores, self.recipe.max_layer_target)
+        prox_bn_(self.model, lr * self.current_lambda(), self.recipe.relative, scores, weights)
         if self.ema:
             self.ema.update(self.model)
 
