@@ -48,6 +48,6 @@ def test_recipe_schedules_and_refuses_bad_values() -> None:
     assert r.lam_at(0, 100) == 0.0 and r.lam_at(25, 100) == 1.0 and r.lam_at(80, 100) == 2.0
     t = SparsityRecipe(lam=2.0, ramp=0.5, target=0.6)
     assert t.lam_at(0, 100) == 2.0 and t.ramp_at(25, 100) == 0.5  # the targeted share rises, lambda does not
-    for bad in ({"lam": -1.0}, {"ramp": 1.5}, {"threshold": 0.0}):
+    for bad in ({"lam": -1.0}, {"ramp": 1.5}, {"threshold": 0.0}, {"target": 1.0}):
         with pytest.raises(SlimbenchError):
             SparsityRecipe(**bad)

@@ -150,7 +150,7 @@ def cmd_sparsify(a: argparse.Namespace) -> int:
     start = load_detector(a.model).model
     before, share0 = bn_gammas(start), share_below(start, a.threshold)
     if a.method == "prox":
-        recipe = SparsityRecipe(lam=a.sparsity, ramp=a.ramp, threshold=a.threshold, taylor=a.taylor)
+        recipe = SparsityRecipe(lam=a.sparsity, ramp=a.ramp, threshold=a.threshold, taylor=a.taylor, target=a.target)
         # the last epoch, not ultralytics' "best" (the least sparse one, by fitness)
         out = _run_training(a, str(a.model), "sparsity", use_last=True, recipe=recipe, lr0=a.lr0)
     else:
@@ -268,6 +268,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr0", type=float, default=0.002, help="prox: SGD learning rate")
     p.add_argument(
         "--taylor", action="store_true", help="prox: rank channels by |gamma * dL/dgamma| instead of |gamma|"
+    )
+    p.add_argument(
+        "--target",
+        type=_non_negative,
+        default=0.0,
+        help="prox: push only the globally lowest-ranked share of channels, rising to this over --ramp (0: all, "
+        "weighted by rank within the layer)",
     )
     p.add_argument("--threshold", type=_fraction, default=0.01, help="near zero: |gamma| below this x its layer's max")
     _train_common(p, epochs=_PLAN.epochs_sparsity)

@@ -39,6 +39,7 @@ class FixturePlan:
     sparsity_ramp: float = 0.5  # "prox" only: lambda rises linearly over this fraction of the steps
     sparsity_batch: int = 0  # "prox" only: batch of the sparsity stage (one optimizer step per batch); 0: batch
     sparsity_taylor: bool = False  # "prox" only: rank channels by |gamma * dL/dgamma| instead of |gamma|
+    sparsity_target: float = 0.0  # "prox" only: > 0 pushes only the lowest-ranked share of channels, rising to this
     ratio: float = 0.4
     global_pruning: bool = False
     prune_threshold: float | None = None  # set: Network Slimming's threshold rule (fraction of the layer's max)
@@ -138,7 +139,9 @@ def _sparsify(start: Path, data: Path, plan: FixturePlan, common: dict[str, Any]
     from slimbench.pruning.training import train
 
     if plan.sparsity_method == "prox":
-        recipe = SparsityRecipe(lam=plan.sparsity, ramp=plan.sparsity_ramp, taylor=plan.sparsity_taylor)
+        recipe = SparsityRecipe(
+            lam=plan.sparsity, ramp=plan.sparsity_ramp, taylor=plan.sparsity_taylor, target=plan.sparsity_target
+        )
         batch = plan.sparsity_batch or plan.batch
         kw = {**common, "batch": batch, "lr0": plan.sparsity_lr}
         return train(start, data, epochs=plan.epochs_sparsity, name="sparsity", recipe=recipe, **kw)

@@ -47,6 +47,8 @@ class SparsityRecipe:
             raise SlimbenchError(f"sparsity lambda must be >= 0, got {self.lam}")
         if not 0.0 <= self.ramp <= 1.0:
             raise SlimbenchError(f"sparsity ramp must be in [0, 1], got {self.ramp}")
+        if not 0.0 <= self.target < 1.0:
+            raise SlimbenchError(f"sparsity target share must be in [0, 1), got {self.target}")
         if not 0.0 < self.threshold < 1.0:
             raise SlimbenchError(f"sparsity threshold must be in (0, 1), got {self.threshold}")
 
