@@ -13,18 +13,21 @@ With ``compensate``, each removed channel's constant output act(beta) is folded 
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch_pruning as tp
 from torch import nn
+from ultralytics.nn.modules.head import Detect
 
 from slimbench.metrics import conv_channels, count_params
 from slimbench.pruning.c2f import fold_c2f, split_c2f
 from slimbench.pruning.compensation import capture_constants, compensate_group, zero_scales
-from slimbench.pruning.structural import PruneResult, _export_mode, head_output_layers
+from slimbench.pruning.structural import PruneResult, head_output_layers
 
 
 @dataclass
@@ -36,6 +39,22 @@ class ThresholdResult(PruneResult):
     removed: int = 0  # group channels removed (below, minus those the cap and round_to kept)
     group_channels: int = 0  # all channels of the prunable groups
     compensated: bool = False
+
+
+@contextlib.contextmanager
+def _export_mode(model: nn.Module) -> Iterator[None]:
+    """Detect returns one plain tensor in export mode: the graph torch-pruning traces ends at the head's convs.
+
+    Kept here rather than imported, so this module does not depend on structural.py's private helpers."""
+    heads = [m for m in model.modules() if isinstance(m, Detect)]
+    old = [h.export for h in heads]
+    for h in heads:
+        h.export = True
+    try:
+        yield
+    finally:
+        for h, o in zip(heads, old, strict=True):
+            h.export = o
 
 
 def _group_scores(group: tp.dependency.Group) -> torch.Tensor | None:
