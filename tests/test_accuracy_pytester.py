@@ -73,6 +73,12 @@ def write_toml(path: Path, thresholds: dict | None = None, **settings) -> Path:
     )
 
 
+def write_pair(path: Path, settings: dict, copy_limits: dict) -> Path:
+    """A suite of the original and its copy, with limits on the copy only."""
+    variants = {"original": "original.pt", "copy": "copy.pt"}
+    return tiny_models.write_suite(path, variants, "original", settings, {"copy": copy_limits})
+
+
 def run(pytester: pytest.Pytester, *args: str, cache: bool = False) -> pytest.RunResult:
     no_cache = () if cache else ("-p", "no:cacheprovider")
     suite_args = ("--variants-file", "suite.toml", *no_cache)
@@ -138,23 +144,10 @@ def test_bad_accuracy_input_stops_with_one_line(suite, case, expected):
         for f in (p / "ds" / "labels").rglob("*.txt"):
             f.write_text("")
     elif case == "no-dataset":  # the tiny models' classes are not the bundled dataset's and no --data is given
-        settings = {**SETTINGS, "val_imgsz": 64}
-        tiny_models.write_suite(
-            p / "suite.toml",
-            {"original": "original.pt", "copy": "copy.pt"},
-            "original",
-            settings,
-            {"copy": {"max_map50_95_drop": 0.02}},
-        )
+        write_pair(p / "suite.toml", {**SETTINGS, "val_imgsz": 64}, {"max_map50_95_drop": 0.02})
     elif case == "no-images":
         settings = {**{k: v for k, v in SETTINGS.items() if k != "images"}, "data": "ds/data.yaml"}
-        tiny_models.write_suite(
-            p / "suite.toml",
-            {"original": "original.pt", "copy": "copy.pt"},
-            "original",
-            settings,
-            {"copy": {"min_agreement_map50": 0.5}},
-        )
+        write_pair(p / "suite.toml", settings, {"min_agreement_map50": 0.5})
     before = {f for f in p.rglob("*") if "__pycache__" not in f.parts}
     result = run(suite, *args, "--junitxml=out/junit.xml", cache=True)
     assert result.ret == pytest.ExitCode.USAGE_ERROR

@@ -11,6 +11,7 @@ import torch
 from slimbench.checkpoint import load_detector, sha256_of
 from slimbench.cli import main
 from slimbench.data.synthetic import make_dataset
+from slimbench.pruning.sparsity import SparsityRecipe, batchnorms, share_below
 from slimbench.pruning.structural import count_params
 from slimbench.pruning.training import bn_gammas, train
 
@@ -46,6 +47,34 @@ def test_sparsity_training_shrinks_bn_scales(trained: Path, tiny_data: Path, tmp
     g_sparse = bn_gammas(load_detector(sparse).model)
     assert g_plain.shape == g_sparse.shape
     assert g_sparse.mean() < g_plain.mean() - 0.005, (g_sparse.mean(), g_plain.mean())
+
+
+@pytest.mark.parametrize("taylor", [False, True], ids=["magnitude", "taylor"])
+def test_proximal_sparsity_drives_targeted_scales_to_zero_in_the_saved_ema(
+    trained: Path, tiny_data: Path, tmp_path: Path, taylor: bool
+) -> None:
+    """The proximal step targets each layer's small scales (weight (max - |g|) / (max - min)) and spares its largest;
+    the checkpoint ultralytics saves is the EMA in FP16, so the share below 1% of the layer max is read from it."""
+    recipe = SparsityRecipe(lam=100.0, ramp=0.0, threshold=0.01, taylor=taylor)
+    out = train(
+        trained,
+        tiny_data,
+        epochs=2,
+        imgsz=128,
+        batch=8,
+        project=tmp_path,
+        name="prox",
+        recipe=recipe,
+        lr0=0.01,
+        workers=0,
+    )
+    start, saved = load_detector(trained).model, load_detector(out.last).model
+    share0, share1 = share_below(start, 0.01), share_below(saved, 0.01)
+    assert share1 > share0 + 0.2, (share0, share1)
+    assert [h["epoch"] for h in out.history] == [1, 2] and out.history[-1]["lambda"] == 100.0
+    assert abs(out.history[-1]["share_below"] - share1) < 0.02  # the per-epoch figure is the EMA's
+    for b0, b1 in zip(batchnorms(start), batchnorms(saved), strict=True):  # each layer's largest scale survives
+        assert b1.weight.float().abs().max() > 0.5 * b0.weight.float().abs().max()
 
 
 def test_finetune_keeps_the_pruned_shape(trained: Path, tiny_data: Path, tmp_path: Path) -> None:
@@ -100,6 +129,14 @@ def test_make_fixtures_quick_end_to_end(tmp_path: Path, capsys: pytest.CaptureFi
     assert manifest["pruning"]["channels_removed_pct"] >= 45
     assert manifest["versions"]["ultralytics"] and manifest["dataset"]["seed"] == 0
     assert (out / "images" / "scene.jpg").is_file() and (out / "models" / "bn_gamma_hist.png").is_file()
+    sparse, pruning = manifest["sparse"], manifest["pruning"]
+    assert sparse["method"] == "prox" and len(sparse["history"]) == manifest["plan"]["epochs_sparsity"]
+    for key in ("gamma_before", "gamma_after"):
+        assert 0.0 <= sparse[key]["share_below_threshold"] <= 1.0 and sparse[key]["channels"] > 1000
+    assert 0.0 <= sparse["map50_95"] <= 1.0
+    assert pruning["method"] == "threshold" and pruning["compensated"] is True
+    assert pruning["removed_group_channels"] <= pruning["below_threshold"] <= pruning["group_channels"]
+    assert pruning["map50_95_before_finetune"] == v["pruned"]["map50_95"]
     # a second run refuses to overwrite what the first one wrote
     before = (out / "manifest.json").read_bytes()
     assert main(["make-fixtures", "--quick", "--out", str(out), "--workdir", str(tmp_path / "work")]) == 2

@@ -98,7 +98,28 @@ def _train_common(p: argparse.ArgumentParser, epochs: int) -> None:
     p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
 
 
-def _run_training(a: argparse.Namespace, model: str, name: str, **kw) -> Path:
+def _fraction(text: str) -> float:
+    """A number in (0, 1), for thresholds and caps."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {text!r}") from None
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {value}")
+    return value
+
+
+def _non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value}")
+    return value
+
+
+def _run_training(a: argparse.Namespace, model: str, name: str, use_last: bool = False, **kw) -> Path:
     from slimbench.pruning.training import train
 
     outcome = train(
@@ -113,7 +134,7 @@ def _run_training(a: argparse.Namespace, model: str, name: str, **kw) -> Path:
         seed=a.seed,
         **kw,
     )
-    _copy_atomic(outcome.best, a.out)
+    _copy_atomic(outcome.last if use_last and outcome.last else outcome.best, a.out)
     m = outcome.metrics
     print(
         f"{name}: {a.out}  mAP50 {m.get('metrics/mAP50(B)', float('nan')):.3f}  "
@@ -132,18 +153,27 @@ def cmd_train(a: argparse.Namespace) -> int:
 def cmd_sparsify(a: argparse.Namespace) -> int:
     from slimbench.checkpoint import load_detector
     from slimbench.pruning.bn_hist import plot_bn_gammas
+    from slimbench.pruning.sparsity import SparsityRecipe, share_below
     from slimbench.pruning.training import bn_gammas
 
     _check_data(a.data)
     _check_output(a.out, [a.model], a.force)
-    before = bn_gammas(load_detector(a.model).model)
-    out = _run_training(a, str(a.model), "sparsity", sparsity=a.sparsity)
-    after = bn_gammas(load_detector(out).model)
+    start = load_detector(a.model).model
+    before, share0 = bn_gammas(start), share_below(start, a.threshold)
+    if a.method == "prox":
+        recipe = SparsityRecipe(lam=a.sparsity, ramp=a.ramp, threshold=a.threshold, taylor=a.taylor, target=a.target)
+        # the last epoch, not ultralytics' "best" (the least sparse one, by fitness)
+        out = _run_training(a, str(a.model), "sparsity", use_last=True, recipe=recipe, lr0=a.lr0)
+    else:
+        out = _run_training(a, str(a.model), "sparsity", sparsity=a.sparsity)
+    sparse = load_detector(out).model
+    after, share1 = bn_gammas(sparse), share_below(sparse, a.threshold)
+    print(f"BN channels below {a.threshold:g} x their layer's max |gamma|: {100 * share0:.1f}% -> {100 * share1:.1f}%")
     hist = plot_bn_gammas(
         before,
         after,
         out.with_suffix(".bn_gamma.png"),
-        title=f"BN |gamma| before/after sparsity training (lambda={a.sparsity})",
+        title=f"BN |gamma| before/after sparsity training ({a.method}, lambda={a.sparsity})",
     )
     print(f"BN scale histogram: {hist}")
     return 0
@@ -151,26 +181,45 @@ def cmd_sparsify(a: argparse.Namespace) -> int:
 
 def cmd_prune(a: argparse.Namespace) -> int:
     from slimbench.checkpoint import save_detector
+    from slimbench.pruning.deadline import run_with_deadline
     from slimbench.pruning.report import prune_table
     from slimbench.pruning.structural import prune_detection_model
     from slimbench.pruning.support import load_prunable
+    from slimbench.pruning.threshold import threshold_prune
 
     _check_output(a.out, [a.model], a.force)
     yolo = load_prunable(a.model)
     before = __import__("copy").deepcopy(yolo.model)
+    round_to = a.round_to or None
     try:
-        result = prune_detection_model(
-            yolo.model,
-            a.ratio,
-            global_pruning=a.global_pruning,
-            round_to=a.round_to or None,
-            deadline_s=a.deadline,
-        )
+        if a.threshold is not None:
+            result = run_with_deadline(
+                lambda: threshold_prune(
+                    yolo.model,
+                    a.threshold,
+                    max_layer_ratio=a.max_layer_ratio,
+                    round_to=round_to,
+                    compensate=not a.no_compensate,
+                ),
+                a.deadline,
+                "threshold pruning (torch-pruning's dependency graph)",
+            )
+        else:
+            result = prune_detection_model(
+                yolo.model, a.ratio, global_pruning=a.global_pruning, round_to=round_to, deadline_s=a.deadline
+            )
     except SlimbenchError as e:
         raise SlimbenchError(f"{a.model}: {e}") from e
     save_detector(yolo, a.out, half=not a.fp32)
     print(prune_table(before, yolo.model, result, imgsz=a.imgsz, verbose=a.verbose))
-    print(f"pruned checkpoint: {a.out}  ({result.seconds:.1f} s)")
+    if a.threshold is not None:
+        print(
+            f"threshold {a.threshold:g} x layer max |gamma|: {result.below_threshold:,} of {result.group_channels:,} "
+            f"channel groups below it, {result.removed:,} removed (cap {a.max_layer_ratio:g} per layer, "
+            f"round_to {round_to}); compensation {'off' if a.no_compensate else 'on'}"
+        )
+    seconds = getattr(result, "seconds", None)
+    print(f"pruned checkpoint: {a.out}" + (f"  ({seconds:.1f} s)" if seconds else ""))
     return 0
 
 
@@ -234,13 +283,41 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("sparsify", help="Network Slimming: train with an L1 penalty on BatchNorm scales")
     p.add_argument("model", type=Path, help="trained checkpoint (.pt)")
-    p.add_argument("--sparsity", type=float, default=_PLAN.sparsity, help="L1 strength lambda on BN scales")
+    p.add_argument(
+        "--method",
+        choices=("prox", "subgradient"),
+        default="prox",
+        help="prox: SGD + a proximal L1 step on BN scales before the EMA update (default); "
+        "subgradient: lambda * sign(gamma) added to the gradients",
+    )
+    p.add_argument("--sparsity", type=_non_negative, default=1.0, help="L1 strength lambda on BN scales (final)")
+    p.add_argument("--ramp", type=float, default=0.5, help="prox: lambda rises over this fraction of the steps")
+    p.add_argument("--lr0", type=float, default=0.002, help="prox: SGD learning rate")
+    p.add_argument(
+        "--taylor", action="store_true", help="prox: rank channels by |gamma * dL/dgamma| instead of |gamma|"
+    )
+    p.add_argument(
+        "--target",
+        type=_non_negative,
+        default=0.0,
+        help="prox: push only the globally lowest-ranked share of channels, rising to this over --ramp (0: all, "
+        "weighted by rank within the layer)",
+    )
+    p.add_argument("--threshold", type=_fraction, default=0.01, help="near zero: |gamma| below this x its layer's max")
     _train_common(p, epochs=_PLAN.epochs_sparsity)
     p.set_defaults(func=cmd_sparsify)
 
     p = sub.add_parser("prune", help="remove channels for real (torch-pruning, BN-scale importance)")
     p.add_argument("model", type=Path, help="checkpoint to prune (.pt)")
-    p.add_argument("--ratio", type=_ratio, required=True, help="fraction of prunable channels to remove, in (0, 1)")
+    how = p.add_mutually_exclusive_group(required=True)
+    how.add_argument("--ratio", type=_ratio, help="fraction of prunable channels to remove, in (0, 1)")
+    how.add_argument(
+        "--threshold",
+        type=_fraction,
+        help="Network Slimming: remove channels whose |gamma| is below this x their layer's max (e.g. 0.01)",
+    )
+    p.add_argument("--max-layer-ratio", type=_fraction, default=0.9, help="--threshold: at most this per layer")
+    p.add_argument("--no-compensate", action="store_true", help="--threshold: do not fold act(beta) into the consumers")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument(
         "--global",

@@ -33,9 +33,19 @@ class FixturePlan:
     epochs_original: int = 26
     epochs_sparsity: int = 4
     epochs_finetune: int = 30
-    sparsity: float = 1e-3
+    sparsity: float = 1e-3  # lambda: the subgradient's strength, or the proximal recipe's final lambda
+    sparsity_method: str = "subgradient"  # or "prox": slimbench.pruning.sparsity (lr, ramp below)
+    sparsity_lr: float = 0.002  # "prox" only: the SGD learning rate of the sparsity stage
+    sparsity_ramp: float = 0.5  # "prox" only: lambda rises linearly over this fraction of the steps
+    sparsity_batch: int = 0  # "prox" only: batch of the sparsity stage (one optimizer step per batch); 0: batch
+    sparsity_taylor: bool = False  # "prox" only: rank channels by |gamma * dL/dgamma| instead of |gamma|
+    sparsity_target: float = 0.0  # "prox" only: > 0 pushes only the lowest-ranked share of channels, rising to this
     ratio: float = 0.4
     global_pruning: bool = False
+    prune_threshold: float | None = None  # set: Network Slimming's threshold rule (fraction of the layer's max)
+    prune_target_ratio: float | None = None  # set: the threshold rule at the global quantile removing this share
+    max_layer_ratio: float = 0.9  # threshold rule: per-layer cap
+    compensate: bool = True  # threshold rule: fold removed channels' act(beta) into their consumers
     round_to: int = 8
     close_mosaic: int = 6
     gflops_imgsz: int = 640
@@ -55,6 +65,11 @@ class FixturePlan:
             epochs_original=1,
             epochs_sparsity=1,
             epochs_finetune=1,
+            sparsity=20.0,
+            sparsity_method="prox",
+            sparsity_lr=0.01,
+            sparsity_ramp=0.0,
+            prune_target_ratio=0.6,
             close_mosaic=0,
             scene_size=320,
             scene_objects=8,
@@ -118,6 +133,74 @@ def write_sample_images(folder: Path, plan: FixturePlan) -> list[Path]:
     return paths
 
 
+def _sparsify(start: Path, data: Path, plan: FixturePlan, common: dict[str, Any]) -> Any:
+    """The sparsity stage: the proximal recipe (``plan.sparsity_method == "prox"``) or the L1 subgradient."""
+    from slimbench.pruning.sparsity import SparsityRecipe
+    from slimbench.pruning.training import train
+
+    if plan.sparsity_method == "prox":
+        recipe = SparsityRecipe(
+            lam=plan.sparsity, ramp=plan.sparsity_ramp, taylor=plan.sparsity_taylor, target=plan.sparsity_target
+        )
+        batch = plan.sparsity_batch or plan.batch
+        kw = {**common, "batch": batch, "lr0": plan.sparsity_lr}
+        return train(start, data, epochs=plan.epochs_sparsity, name="sparsity", recipe=recipe, **kw)
+    if plan.sparsity_method != "subgradient":
+        raise SlimbenchError(f"unknown sparsity method {plan.sparsity_method!r} (prox or subgradient)")
+    return train(start, data, epochs=plan.epochs_sparsity, name="sparsity", sparsity=plan.sparsity, **common)
+
+
+def _prune(net: Any, plan: FixturePlan) -> Any:
+    """The prune stage: Network Slimming's threshold rule when the plan sets one, else a ratio."""
+    from slimbench.pruning.structural import prune_detection_model
+    from slimbench.pruning.threshold import threshold_prune
+
+    if plan.prune_threshold is not None or plan.prune_target_ratio is not None:
+        return threshold_prune(
+            net,
+            plan.prune_threshold if plan.prune_target_ratio is None else None,
+            target_ratio=plan.prune_target_ratio,
+            max_layer_ratio=plan.max_layer_ratio,
+            round_to=plan.round_to,
+            compensate=plan.compensate,
+        )
+    return prune_detection_model(net, plan.ratio, global_pruning=plan.global_pruning, round_to=plan.round_to)
+
+
+def threshold_record(result: Any) -> dict[str, Any]:
+    """The threshold rule's figures for the manifest (empty for ratio pruning)."""
+    from slimbench.pruning.threshold import ThresholdResult
+
+    if not isinstance(result, ThresholdResult):
+        return {"method": "ratio"}
+    return {
+        "method": "threshold",
+        "threshold_of_layer_max": round(result.threshold, 6),
+        "group_channels": result.group_channels,
+        "below_threshold": result.below_threshold,
+        "removed_group_channels": result.removed,
+        "compensated": result.compensated,
+    }
+
+
+def sparse_stage_record(
+    original: Path, sparse: Path, plan: FixturePlan, history: list[dict[str, float]], sparse_map: dict[str, float]
+) -> dict[str, Any]:
+    """The manifest's sparse stage: BN |gamma| statistics before and after, per-epoch progress, the sparse mAP."""
+    from slimbench.pruning.sparsity import gamma_stats
+
+    thr = plan.prune_threshold or 0.01
+    return {
+        "method": plan.sparsity_method,
+        "lambda": plan.sparsity,
+        "epochs": plan.epochs_sparsity,
+        "gamma_before": gamma_stats(load_detector(original).model, thr),
+        "gamma_after": gamma_stats(load_detector(sparse).model, thr),
+        "history": [{k: round(v, 5) for k, v in h.items()} for h in history],
+        **sparse_map,
+    }
+
+
 def make_fixtures(
     out: str | Path,
     plan: FixturePlan,
@@ -133,7 +216,6 @@ def make_fixtures(
     from slimbench.data.synthetic import make_dataset
     from slimbench.metrics import count_params, gflops
     from slimbench.pruning.bn_hist import plot_bn_gammas
-    from slimbench.pruning.structural import prune_detection_model
     from slimbench.pruning.training import bn_gammas, train
 
     out, workdir = Path(out), Path(workdir)
@@ -166,18 +248,19 @@ def make_fixtures(
     }
     original = train(plan.model_cfg, data, epochs=plan.epochs_original, name="original", **common)
     t = stage("train original", t)
-    sparse = train(original.best, data, epochs=plan.epochs_sparsity, name="sparsity", sparsity=plan.sparsity, **common)
+    sparse = _sparsify(original.best, data, plan, common)
+    sparse_ckpt = sparse.last if plan.sparsity_method == "prox" and sparse.last else sparse.best
     g_before = bn_gammas(load_detector(original.best).model)
-    g_after = bn_gammas(load_detector(sparse.best).model)
+    g_after = bn_gammas(load_detector(sparse_ckpt).model)
     plot_bn_gammas(
         g_before,
         g_after,
         workdir / "runs" / "sparsity" / "bn_gamma_hist.png",
-        title=f"BN |gamma| before/after sparsity training (lambda={plan.sparsity})",
+        title=f"BN |gamma| before/after sparsity training ({plan.sparsity_method}, lambda={plan.sparsity})",
     )
     t = stage("sparsity training", t)
-    model = load_detector(sparse.best)
-    result = prune_detection_model(model.model, plan.ratio, global_pruning=plan.global_pruning, round_to=plan.round_to)
+    model = load_detector(sparse_ckpt)
+    result = _prune(model.model, plan)
     pruned_path = workdir / "pruned.pt"
     save_detector(model, pruned_path)
     t = stage("prune", t)
@@ -191,6 +274,13 @@ def make_fixtures(
     t = stage("fine-tune", t)
 
     sources = {"original": original.best, "pruned": pruned_path, "finetuned": finetuned.best}
+    sparse_record = sparse_stage_record(
+        original.best,
+        sparse_ckpt,
+        plan,
+        sparse.history,
+        validate_map(sparse_ckpt, data, plan.imgsz, plan.batch, device, workdir),
+    )
     variants: dict[str, Any] = {}
     for name, src in sources.items():
         dst = out / "models" / f"{name}.pt"
@@ -228,7 +318,10 @@ def make_fixtures(
             "channels_removed_pct": round(result.channels_removed_pct, 2),
             "prunable_channels_before": result.prunable_channels_before,
             "prunable_channels_after": result.prunable_channels_after,
+            **threshold_record(result),
+            "map50_95_before_finetune": variants["pruned"]["map50_95"],
         },
+        "sparse": sparse_record,
         "variants": variants,
         "versions": _library_versions(),
         "stage_seconds": stages,

@@ -38,9 +38,13 @@ def prune_table(
             for m, x0, x1, f in figures
         ]
     )
+    rule = (
+        f"threshold {result.threshold:.4g} x layer max |gamma|"
+        if hasattr(result, "threshold")
+        else f"ratio {result.ratio} ({'global' if result.global_pruning else 'per layer'})"
+    )
     header = (
-        f"pruning: ratio {result.ratio} ({'global' if result.global_pruning else 'per layer'}), "
-        f"round_to {result.round_to}; {result.channels_removed_pct:.1f}% of prunable channels removed"
+        f"pruning: {rule}, round_to {result.round_to}; {result.channels_removed_pct:.1f}% of prunable channels removed"
     )
     kept = _kept_summary(result)
     with pd.option_context("display.max_rows", None, "display.width", 120):

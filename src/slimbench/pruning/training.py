@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from torch import nn
 from ultralytics.models.yolo.detect import DetectionTrainer
 
 from slimbench.errors import SlimbenchError
+from slimbench.pruning.sparsity import RECIPE_TRAIN_ARGS, SparsityRecipe, proximal_trainer
 
 os.environ.setdefault("YOLO_OFFLINE", "1")
 
@@ -74,6 +75,8 @@ class TrainOutcome:
 
     best: Path
     metrics: dict[str, float]
+    last: Path | None = None
+    history: list[dict[str, float]] = field(default_factory=list)  # per-epoch sparsity progress, when recorded
 
 
 def train(
@@ -88,19 +91,27 @@ def train(
     device: str = "cpu",
     sparsity: float = 0.0,
     keep_shape: bool = False,
+    recipe: SparsityRecipe | None = None,
     seed: int = 0,
     **overrides: Any,
 ) -> TrainOutcome:
     """Train ``model`` (a YAML or a .pt) on ``data`` offline; return the best checkpoint and its metrics.
 
-    ``sparsity > 0`` trains with the BN L1 penalty; ``keep_shape`` fine-tunes a pruned checkpoint as it is.
+    ``sparsity > 0`` trains with the BN L1 subgradient; ``recipe`` with the proximal sparsity step and its training
+    settings (:mod:`slimbench.pruning.sparsity`; ``overrides`` still win); ``keep_shape`` fine-tunes a pruned
+    checkpoint as it is.
     """
     from ultralytics import YOLO
 
-    if sparsity > 0 and keep_shape:
+    if (sparsity > 0 or recipe is not None) and keep_shape:
         raise SlimbenchError("sparsity training and shape-keeping fine-tuning are separate stages")
+    if sparsity > 0 and recipe is not None:
+        raise SlimbenchError("choose one sparsity method: the subgradient (sparsity) or the proximal recipe")
     trainer: type[DetectionTrainer] | None = None
-    if sparsity > 0:
+    if recipe is not None:
+        trainer = proximal_trainer(recipe)
+        overrides = {**RECIPE_TRAIN_ARGS, "nbs": batch, **overrides}
+    elif sparsity > 0:
         trainer = sparsity_trainer(sparsity)
     elif keep_shape:
         trainer = ShapeKeepingTrainer
@@ -124,4 +135,9 @@ def train(
     yolo.train(trainer=trainer, **args)
     best = Path(yolo.trainer.best if yolo.trainer.best.exists() else yolo.trainer.last)
     metrics = dict(getattr(yolo.trainer, "metrics", {}) or {})
-    return TrainOutcome(best=best, metrics={k: float(v) for k, v in metrics.items()})
+    return TrainOutcome(
+        best=best,
+        metrics={k: float(v) for k, v in metrics.items()},
+        last=Path(yolo.trainer.last),
+        history=list(getattr(yolo.trainer, "history", [])),
+    )

@@ -1,0 +1,266 @@
+"""Sparsity training that sparsifies: a proximal L1 step on BatchNorm scales, applied before the EMA update.
+
+Why not the plain subgradient (``lambda * sign(gamma)`` added to the gradient, as torch-pruning's
+``BNScalePruner.regularize()`` and ``GrowingRegPruner.regularize()`` do)? Measured here: in a few hundred steps it
+never lands a scale on zero (it oscillates around it), it passes through ultralytics' global gradient clip at norm
+10 together with the loss, and under Adam it is normalised away. The proximal (soft-threshold) step
+``gamma <- sign(gamma) * max(|gamma| - lr * lambda_c, 0)`` after each optimizer step puts scales exactly on zero
+unless the loss pulls them out by more than ``lr * lambda_c``: the loss can out-pull it for the channels that matter.
+
+Per channel, ``lambda_c = lambda(t) * s_c``, with ``lambda(t)`` rising linearly and ``s_c`` GrowingRegPruner's
+standardised weight ``(max - |gamma_c|) / (max - min)`` within the layer (computed here on the BN weights alone, so
+no dependency graph is built inside the trainer): the largest scale of a layer is never pushed, small ones are
+pushed hardest, so the distribution turns bimodal instead of shrinking uniformly (which the uniform shrink did:
+0.05% below 1% of the layer max and mAP 0).
+
+The step runs between the optimizer step and the EMA update, so the EMA (what ultralytics validates and saves)
+averages the thresholded weights. Each epoch, :func:`report_epoch` prints lambda, the share of BN channels below
+``threshold`` x their layer's max *on the EMA*, and mAP.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+from ultralytics.models.yolo.detect import DetectionTrainer
+
+from slimbench.errors import SlimbenchError
+
+
+@dataclass(frozen=True)
+class SparsityRecipe:
+    """The knobs of proximal sparsity training; stored in the manifest."""
+
+    lam: float = 1.0  # final lambda (per unit of the BN group's learning rate)
+    ramp: float = 0.5  # lambda rises linearly from 0 over this fraction of the optimizer steps
+    relative: bool = True  # GrowingReg-style per-channel weight (max - score) / (max - min) within each layer
+    taylor: bool = False  # score = running mean of |gamma * dL/dgamma| (first-order Taylor) instead of |gamma|
+    target: float = 0.0  # > 0: push only the globally lowest-scoring share of channels, rising to this (see below)
+    max_layer_target: float = 0.9  # with ``target``: at most this share of one layer is pushed
+    threshold: float = 0.01  # "near zero": |gamma| below this fraction of the layer's max
+
+    def __post_init__(self) -> None:
+        if self.lam < 0:
+            raise SlimbenchError(f"sparsity lambda must be >= 0, got {self.lam}")
+        if not 0.0 <= self.ramp <= 1.0:
+            raise SlimbenchError(f"sparsity ramp must be in [0, 1], got {self.ramp}")
+        if not 0.0 <= self.target < 1.0:
+            raise SlimbenchError(f"sparsity target share must be in [0, 1), got {self.target}")
+        if not 0.0 < self.threshold < 1.0:
+            raise SlimbenchError(f"sparsity threshold must be in (0, 1), got {self.threshold}")
+
+    def ramp_at(self, step: int, total: int) -> float:
+        """The schedule's rise: 0 -> 1 linearly over ``ramp`` of the steps, then 1."""
+        if self.ramp <= 0 or total <= 0:
+            return 1.0
+        return min(1.0, step / (self.ramp * total))
+
+    def lam_at(self, step: int, total: int) -> float:
+        """lambda after ``step`` of ``total`` optimizer steps: a linear rise, then flat."""
+        if self.target > 0:  # the targeted share rises instead; each targeted channel gets the full lambda
+            return self.lam
+        return self.lam * self.ramp_at(step, total)
+
+
+# Training overrides that let the loss defend the channels that matter: SGD (Adam normalises the L1 pull away), a
+# gentle constant lr, no warm-up (its bias lr of 0.1 wrecks a trained model), no mosaic, one step per batch.
+RECIPE_TRAIN_ARGS: dict[str, Any] = {
+    "optimizer": "SGD",
+    "lr0": 0.002,
+    "lrf": 1.0,
+    "momentum": 0.9,
+    "warmup_epochs": 0,
+    "mosaic": 0.0,
+    "close_mosaic": 0,
+}
+
+
+def batchnorms(model: nn.Module) -> list[nn.BatchNorm2d]:
+    """The BatchNorm layers whose scales Network Slimming ranks (every one in a YOLOv8: the head outputs have none)."""
+    return [m for m in model.modules() if isinstance(m, nn.BatchNorm2d) and m.weight is not None]
+
+
+def share_below(model: nn.Module, threshold: float = 0.01) -> float:
+    """Share of BN channels with |gamma| below ``threshold`` x the max |gamma| of their own layer."""
+    below = total = 0
+    for bn in batchnorms(model):
+        g = bn.weight.detach().float().abs()
+        below += int((g < threshold * g.max()).sum())
+        total += g.numel()
+    return below / total if total else 0.0
+
+
+def gamma_stats(model: nn.Module, threshold: float = 0.01) -> dict[str, float]:
+    """Summary of |gamma| for the manifest: share below ``threshold`` x layer max, quantiles, channel count."""
+    from slimbench.pruning.training import bn_gammas
+
+    g = bn_gammas(model)
+    q = torch.quantile(g, torch.tensor([0.1, 0.5, 0.9])).tolist() if g.numel() else [0.0] * 3
+    return {
+        "channels": int(g.numel()),
+        "share_below_threshold": round(share_below(model, threshold), 4),
+        "threshold_of_layer_max": threshold,
+        "p10": round(q[0], 5),
+        "median": round(q[1], 5),
+        "p90": round(q[2], 5),
+        "max": round(float(g.max()) if g.numel() else 0.0, 5),
+    }
+
+
+@torch.no_grad()
+def prox_bn_(
+    model: nn.Module,
+    step: float,
+    relative: bool = True,
+    scores: dict[nn.Module, torch.Tensor] | None = None,
+    weights: dict[nn.Module, torch.Tensor] | None = None,
+) -> None:
+    """Soft-threshold every BN scale in place by ``step`` x the channel's standardised weight (1 unless ``relative``).
+
+    The weight ranks channels within their layer by ``scores`` (default |gamma|): the top one is not pushed.
+    ``weights`` (e.g. :func:`targeted_weights`) replaces that weight.
+    """
+    for bn in batchnorms(model):
+        w = bn.weight
+        a = w.abs()
+        if weights is not None:
+            shrink = step * weights[bn].to(a)
+        elif relative:
+            sc = scores.get(bn, a) if scores else a
+            lo, hi = sc.min(), sc.max()
+            shrink = step * (hi - sc) / (hi - lo + 1e-12)
+        else:
+            shrink = torch.full_like(a, step)
+        w.copy_(torch.sign(w) * torch.clamp(a - shrink, min=0.0))
+
+
+@torch.no_grad()
+def targeted_weights(
+    model: nn.Module, share: float, scores: dict[nn.Module, torch.Tensor] | None = None, max_layer: float = 0.9
+) -> dict[nn.Module, torch.Tensor]:
+    """1 for the globally lowest ``share`` of BN channels, 0 for the rest: the only ones the proximal step pushes.
+
+    Scores (default |gamma|) are divided by their layer's mean so that layers compare; at most ``max_layer`` of a
+    layer is targeted. The untargeted channels keep their function while the loss adapts to losing the targeted ones.
+    """
+    bns = batchnorms(model)
+    norm = []
+    for bn in bns:
+        sc = (scores or {}).get(bn, bn.weight.detach().abs()).float()
+        norm.append(sc / sc.mean().clamp_min(1e-12))
+    allv = torch.cat(norm)
+    k = int(share * allv.numel())
+    out: dict[nn.Module, torch.Tensor] = {}
+    if k <= 0:
+        return {bn: torch.zeros_like(n) for bn, n in zip(bns, norm, strict=True)}
+    cut = torch.kthvalue(allv, k).values
+    for bn, n in zip(bns, norm, strict=True):
+        w = (n <= cut).float()
+        cap = int(max_layer * n.numel())
+        if int(w.sum()) > cap:
+            w = torch.zeros_like(n)
+            w[torch.argsort(n)[:cap]] = 1.0
+        out[bn] = w
+    return out
+
+
+@torch.no_grad()
+def update_taylor_(model: nn.Module, scores: dict[nn.Module, torch.Tensor], beta: float = 0.9) -> None:
+    """Running mean of |gamma * dL/dgamma| per BN channel: what the loss would lose, to first order, without it.
+
+    A channel the loss needs keeps a large score as it shrinks (its gradient grows), so it stops being pushed.
+    """
+    for bn in batchnorms(model):
+        if bn.weight.grad is None:
+            continue
+        t = (bn.weight * bn.weight.grad).abs().float()
+        prev = scores.get(bn)
+        scores[bn] = t if prev is None else beta * prev + (1 - beta) * t
+
+
+class ProximalSparsityTrainer(DetectionTrainer):
+    """DetectionTrainer with a proximal L1 step on BN scales after each optimizer step, before the EMA update.
+
+    Set ``recipe`` with :func:`proximal_trainer` (ultralytics instantiates the class itself). ``history`` collects
+    one record per epoch (lambda, share below the threshold on the EMA, mAP50-95).
+    """
+
+    recipe: SparsityRecipe = SparsityRecipe()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.prox_steps = 0
+        self.taylor: dict[nn.Module, torch.Tensor] = {}
+        self.history: list[dict[str, float]] = []
+        self.add_callback("on_fit_epoch_end", report_epoch)
+
+    def _total_steps(self) -> int:
+        nb = len(self.train_loader) if getattr(self, "train_loader", None) is not None else 1
+        return max(1, self.epochs * nb // max(1, getattr(self, "accumulate", 1)))
+
+    def current_lambda(self) -> float:
+        return self.recipe.lam_at(self.prox_steps, self._total_steps())
+
+    def optimizer_step(self) -> None:
+        if self.recipe.taylor:
+            update_taylor_(self.model, self.taylor)
+        ema, self.ema = self.ema, None  # step without the EMA update; it follows the proximal step
+        try:
+            super().optimizer_step()
+        finally:
+            self.ema = ema
+        lr = next((g["lr"] for g in self.optimizer.param_groups if g.get("param_group") == "bn"), None)
+        if lr is None:
+            lr = self.optimizer.param_groups[0]["lr"]
+        self.prox_steps += 1
+        scores = self.taylor if self.recipe.taylor else None
+        weights = None
+        if self.recipe.target > 0:
+            share = self.recipe.target * self.recipe.ramp_at(self.prox_steps, self._total_steps())
+            weights = targeted_weights(self.model, share, scores, self.recipe.max_layer_target)
+        prox_bn_(self.model, lr * self.current_lambda(), self.recipe.relative, scores, weights)
+        if self.ema:
+            self.ema.update(self.model)
+
+
+def report_epoch(trainer: Any) -> None:
+    """Per-epoch progress of sparsity training, measured on the EMA (what is validated and saved).
+
+    Ultralytics fires the same callback once more after training, for its final validation of best.pt: skipped.
+    """
+    if trainer.epoch >= trainer.epochs:
+        return
+    net = trainer.ema.ema if getattr(trainer, "ema", None) else trainer.model
+    rec = {
+        "epoch": int(trainer.epoch) + 1,
+        "lambda": trainer.current_lambda(),
+        "share_below": share_below(net, trainer.recipe.threshold),
+        "map50_95": float((trainer.metrics or {}).get("metrics/mAP50-95(B)", float("nan"))),
+    }
+    trainer.history.append(rec)
+    print(
+        f"[sparsify] epoch {rec['epoch']}/{trainer.epochs}  lambda {rec['lambda']:.3g}  "
+        f"BN channels below {trainer.recipe.threshold:g} x layer max (EMA): {100 * rec['share_below']:.1f}%  "
+        f"mAP50-95 {rec['map50_95']:.3f}",
+        flush=True,
+    )
+
+
+def proximal_trainer(recipe: SparsityRecipe) -> type[ProximalSparsityTrainer]:
+    """A ProximalSparsityTrainer class bound to ``recipe``."""
+    return type("ProximalSparsityTrainer", (ProximalSparsityTrainer,), {"recipe": recipe})
+
+
+@dataclass
+class SparsityLog:
+    """What a sparsity run did, epoch by epoch (for the CLI summary and the manifest)."""
+
+    recipe: dict[str, Any]
+    epochs: list[dict[str, float]] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, recipe: SparsityRecipe, history: list[dict[str, float]]) -> SparsityLog:
+        return cls(recipe=asdict(recipe), epochs=list(history))

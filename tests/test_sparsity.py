@@ -1,0 +1,53 @@
+"""The proximal step's pieces, without training: who gets pushed, by how much, and the share below the threshold."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from slimbench.errors import SlimbenchError
+from slimbench.pruning.sparsity import SparsityRecipe, prox_bn_, share_below, targeted_weights
+
+
+def _net(*gammas: list[float]) -> nn.Sequential:
+    layers = []
+    for g in gammas:
+        bn = nn.BatchNorm2d(len(g))
+        with torch.no_grad():
+            bn.weight.copy_(torch.tensor(g))
+        layers.append(bn)
+    return nn.Sequential(*layers)
+
+
+def test_relative_prox_spares_each_layers_largest_and_lands_small_ones_on_zero() -> None:
+    net = _net([1.0, 0.5, 0.2, -0.1], [2.0, 2.0, 1.0])
+    prox_bn_(net, 0.3, relative=True)
+    a, b = net[0].weight.detach(), net[1].weight.detach()
+    assert a[0] == 1.0 and b[0] == 2.0 and b[1] == 2.0  # the layer max is never pushed
+    assert a[3] == 0.0  # |-0.1| - 0.3 < 0: exactly zero, not past it
+    assert b[2] == pytest.approx(0.7)  # (max - |g|) / (max - min) = 1 for the layer's smallest
+    assert a[2] == 0.0  # 0.2 - 0.3 * (1 - 0.2) / (1 - 0.1) < 0
+    assert share_below(net, 0.01) == pytest.approx(2 / 7)
+
+
+def test_targeted_weights_push_only_the_lowest_share_within_the_layer_cap() -> None:
+    net = _net([1.0, 0.9, 0.1, 0.05], [1.0, 1.0, 1.0, 1.0, 0.02, 0.01])
+    w = targeted_weights(net, 0.4, max_layer=0.5)  # 4 of 10 channels, by |gamma| / layer mean
+    assert w[net[0]].tolist() == [0, 0, 1, 1] and w[net[1]].tolist() == [0, 0, 0, 0, 1, 1]
+    w = targeted_weights(net, 0.9, max_layer=0.5)  # at most half of any layer, the lowest first
+    assert w[net[0]].tolist() == [0, 0, 1, 1] and int(w[net[1]].sum()) == 3 and w[net[1]][4:].tolist() == [1, 1]
+    before = net[0].weight.detach().clone()
+    prox_bn_(net, 0.5, weights=targeted_weights(net, 0.4, max_layer=0.5))
+    assert net[0].weight[:2].tolist() == before[:2].tolist() and net[0].weight[2:].tolist() == [0.0, 0.0]
+    assert all(v == 0 for v in targeted_weights(net, 0.0)[net[1]].tolist())
+
+
+def test_recipe_schedules_and_refuses_bad_values() -> None:
+    r = SparsityRecipe(lam=2.0, ramp=0.5)
+    assert r.lam_at(0, 100) == 0.0 and r.lam_at(25, 100) == 1.0 and r.lam_at(80, 100) == 2.0
+    t = SparsityRecipe(lam=2.0, ramp=0.5, target=0.6)
+    assert t.lam_at(0, 100) == 2.0 and t.ramp_at(25, 100) == 0.5  # the targeted share rises, lambda does not
+    for bad in ({"lam": -1.0}, {"ramp": 1.5}, {"threshold": 0.0}, {"target": 1.0}):
+        with pytest.raises(SlimbenchError):
+            SparsityRecipe(**bad)
