@@ -11,8 +11,8 @@ Deselect with ``-m "not accuracy"``.
 
 import pytest
 
-from slimbench.accuracy import finite
 from slimbench.errors import SlimbenchError
+from slimbench.session import shown
 from slimbench.variants import violation
 
 pytestmark = pytest.mark.accuracy
@@ -62,12 +62,8 @@ def test_agreement(slimbench, candidate):
         score = acc.agreement(candidate.name)
     except SlimbenchError as e:  # an image in the folder does not decode, say
         pytest.fail(str(e), pytrace=False)
-    for key, value in (
-        ("agreement_map50", score.map50),
-        ("agreement_recall", score.recall),
-        ("agreement_precision", score.precision),
-    ):
-        slimbench.record(candidate.name, "accuracy", key, finite(value))
+    for key in ("map50", "recall", "precision"):  # an undefined figure is recorded as its reason, "n/a (...)"
+        slimbench.record(candidate.name, "accuracy", f"agreement_{key}", score.shown(key))
     slimbench.record(candidate.name, "accuracy", "agreement_images", score.images)
     slimbench.record(candidate.name, "accuracy", "agreement_reference_boxes", score.reference_boxes)
     ref_name = slimbench.reference.name
@@ -77,12 +73,14 @@ def test_agreement(slimbench, candidate):
             violation(
                 candidate.name,
                 "agreement mAP50",
-                finite(score.map50),
+                score.map50,
                 slimbench.limits(candidate.name).min_agreement_map50,
                 "min",
                 "{:.3f}",
                 note=f"{ref_name}'s {score.reference_boxes} boxes at conf {s.conf} as truth, {score.images} images "
-                f"at {s.imgsz}px; recall {score.recall:.3f}, precision {score.precision:.3f}",
+                f"at {s.imgsz}px; recall {shown(score.shown('recall'), '{:.3f}')}, "
+                f"precision {shown(score.shown('precision'), '{:.3f}')}",
+                undefined=score.undefined("map50"),
             )
         ]
     )

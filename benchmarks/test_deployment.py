@@ -5,15 +5,18 @@
   same input within settings.parity_atol / parity_rtol, and its detections on the sample images must be the
   checkpoint's (same boxes at IoU >= 0.95, same classes: agreement 1.0). A variant whose export fails fails here
   with the exporter's reason; the others still run.
-- ``test_peak_memory``: peak resident memory of inference per runtime and batch, each in a fresh process (so one
-  model's allocations do not hide another's); ``torch.cuda.max_memory_allocated`` on a GPU. Measured, reported and
-  kept in the stored baseline; not gated by a threshold here.
+- ``test_peak_memory``: peak resident memory of inference per runtime, batch and thread count, each in a fresh
+  process (so one model's allocations do not hide another's); ``torch.cuda.max_memory_allocated`` on a GPU. A
+  candidate's inference memory is gated like speed, as a ratio to the reference's measured in the same run
+  (``max_memory_ratio``); the absolute figures are reported and kept in the stored baseline.
 """
 
 import pytest
 
 from slimbench.errors import SlimbenchError
+from slimbench.memory import memory_ratio
 from slimbench.ort_runtime import NoProvider, missing_reason
+from slimbench.variants import violation
 
 
 def test_onnx_parity(slimbench, variant):
@@ -36,7 +39,7 @@ def test_onnx_parity(slimbench, variant):
             f"> atol {figs['atol']:g} + rtol {figs['rtol']:g} x |torch|{shape} (batch {figs['batch']})"
         )
     for image, agr in figs["images"].items():
-        if agr["recall"] < 1.0 or agr["precision"] < 1.0:
+        if not agr["identical"]:
             problems.append(
                 f"{variant.name} on {image}: ONNX detections differ from the checkpoint's: {agr['matched']} of "
                 f"{agr['reference_count']} boxes kept, {agr['candidate_count']} found (same class, IoU >= "
@@ -45,7 +48,7 @@ def test_onnx_parity(slimbench, variant):
     slimbench.gate(problems)
 
 
-def test_peak_memory(slimbench, variant, device, runtime, batch):
+def test_peak_memory(slimbench, variant, device, runtime, batch, threads):
     if not slimbench.settings.memory:
         pytest.skip("settings.memory = false")
     if runtime == "onnxruntime" and device != "cpu":
@@ -55,9 +58,33 @@ def test_peak_memory(slimbench, variant, device, runtime, batch):
         if provider is None:
             pytest.skip(why)
     try:
-        figs = slimbench.memory(variant.name, runtime, batch, device)
+        figs = slimbench.memory(variant.name, runtime, batch, device, threads)
     except NoProvider as e:
         pytest.skip(str(e))
     except SlimbenchError as e:
         pytest.fail(str(e), pytrace=False)
-    slimbench.record(variant.name, "memory", slimbench.timing_key(device, batch, runtime), figs)
+    key = slimbench.timing_key(device, batch, runtime, threads)
+    slimbench.record(variant.name, "memory", key, figs)
+    limit = slimbench.limits(variant.name).max_memory_ratio
+    if variant.is_reference or limit is None:
+        return
+    ref_name = slimbench.reference.name
+    try:
+        ref = slimbench.memory(ref_name, runtime, batch, device, threads)
+    except SlimbenchError as e:
+        pytest.fail(str(e), pytrace=False)
+    ratio = memory_ratio(figs, ref)
+    slimbench.record(variant.name, "memory_ratio", key, ratio)
+    slimbench.gate(
+        [
+            violation(
+                variant.name,
+                f"memory ratio ({runtime}, {device}, batch {batch}, {threads} threads)",
+                ratio["ratio"],
+                limit,
+                "max",
+                "{:.3f}",
+                note=f"{ratio['unit']} {ratio['candidate']:.0f} vs {ratio['reference']:.0f} MB of {ref_name}, same run",
+            )
+        ]
+    )

@@ -2,10 +2,11 @@
 
 Agreement needs no labels: a candidate box agrees when the reference has an unmatched box of the same class with
 IoU >= settings.match_iou (greedy by confidence). Recall: share of the reference's boxes found; precision: share of
-the candidate's boxes the reference has; count ratio: candidate count / reference count.
+the candidate's boxes the reference has; count ratio: candidate count / reference count. With no boxes on either
+side recall and precision are undefined, shown as "n/a (0 detections)", and a min_* limit on them fails.
 """
 
-from slimbench.detections import agreement
+from slimbench.detections import NA_NO_REFERENCE, agreement
 from slimbench.variants import violation
 
 
@@ -29,11 +30,19 @@ def test_detections(slimbench, variant, image):
     found = f"{agr.matched} of {agr.reference_count} {ref_name} boxes found, same class, IoU >= {s.match_iou}"
     kept = f"{agr.matched} of {agr.candidate_count} boxes also in {ref_name}"
     counts = f"{agr.candidate_count} vs {agr.reference_count} detections of {ref_name}, conf {s.conf}"
+    ratio_na = None if agr.reference_count else NA_NO_REFERENCE
+    na = agr.undefined  # either side without boxes: recall and precision are undefined, and a min_* limit fails
     slimbench.gate(
         [
-            violation(who, "detection count ratio", agr.count_ratio, lim.min_count_ratio, "min", "{:.3f}", counts),
-            violation(who, "detection count ratio", agr.count_ratio, lim.max_count_ratio, "max", "{:.3f}", counts),
-            violation(who, "agreement recall", agr.recall, lim.min_agreement_recall, "min", "{:.3f}", found),
-            violation(who, "agreement precision", agr.precision, lim.min_agreement_precision, "min", "{:.3f}", kept),
+            violation(
+                who, "detection count ratio", agr.count_ratio, lim.min_count_ratio, "min", "{:.3f}", counts, ratio_na
+            ),
+            violation(
+                who, "detection count ratio", agr.count_ratio, lim.max_count_ratio, "max", "{:.3f}", counts, ratio_na
+            ),
+            violation(who, "agreement recall", agr.recall, lim.min_agreement_recall, "min", "{:.3f}", found, na),
+            violation(
+                who, "agreement precision", agr.precision, lim.min_agreement_precision, "min", "{:.3f}", kept, na
+            ),
         ]
     )

@@ -1,6 +1,7 @@
 """End-to-end predict per variant on the sample image: letterbox, inference and NMS through ultralytics' predictor.
 
-Timed, not gated: what a user of the checkpoint waits for, including the parts that pruning does not shrink.
+Timed on the run's stated thread count, not gated: what a user of the checkpoint waits for, including the parts
+that pruning does not shrink.
 """
 
 import pytest
@@ -8,7 +9,7 @@ import pytest
 from slimbench.timing import synchronize, warm_up
 
 
-def test_predict(benchmark, slimbench, variant, device):
+def test_predict(benchmark, slimbench, variant, device, threads):
     if not slimbench.image_paths:
         pytest.skip("no sample image configured (settings.images or --image)")
     image_id = next(iter(slimbench.image_paths))
@@ -21,10 +22,11 @@ def test_predict(benchmark, slimbench, variant, device):
         synchronize(device)
 
     warm_up(predict, max(1, slimbench.settings.warmup))  # the first call builds the predictor
-    benchmark.group = f"predict-{device}-{slimbench.settings.imgsz}"
+    benchmark.group = f"predict-{device}-t{threads}-{slimbench.settings.imgsz}"
     benchmark.extra_info.update(
         variant=variant.name,
         device=device,
+        threads=threads,
         image=image_id,
         imgsz=slimbench.settings.imgsz,
         conf=slimbench.settings.conf,

@@ -14,7 +14,7 @@ from slimbench.variants import violation
 LIMIT_KEYS = {"torch": "max_speed_ratio", "onnxruntime": "max_ort_speed_ratio"}
 
 
-def test_speed_ratio(slimbench, candidate, device, batch, runtime):
+def test_speed_ratio(slimbench, candidate, device, batch, threads, runtime):
     s = slimbench.settings
     limit_key = LIMIT_KEYS[runtime]
     limit = getattr(slimbench.limits(candidate.name), limit_key)
@@ -22,17 +22,21 @@ def test_speed_ratio(slimbench, candidate, device, batch, runtime):
         pytest.skip(f"{candidate.name}: no {limit_key} in the config")
     ref_name = slimbench.reference.name
     try:
-        ref_fn = slimbench.runtime_callable(ref_name, runtime, device, batch)
-        cand_fn = slimbench.runtime_callable(candidate.name, runtime, device, batch)
+        ref_fn = slimbench.runtime_callable(ref_name, runtime, device, batch, threads)
+        cand_fn = slimbench.runtime_callable(candidate.name, runtime, device, batch, threads)
     except SlimbenchError as e:
         pytest.fail(str(e), pytrace=False)
     except NoProvider as e:  # no ONNX Runtime provider for this device (CUDA without onnxruntime-gpu)
         pytest.skip(str(e))
     result = interleaved_ratio(ref_fn, cand_fn, s.speed_pairs)
-    slimbench.record(candidate.name, "speed_ratio", slimbench.timing_key(device, batch, runtime), result.as_dict())
+    slimbench.record(
+        candidate.name, "speed_ratio", slimbench.timing_key(device, batch, runtime, threads), result.as_dict()
+    )
     if slimbench.smoke:
         pytest.skip(f"smoke mode: speed ratio {result.median:.3f} from {len(result.ratios)} pairs, not gated")
-    where = f"{device}, batch {batch}, {s.imgsz}px" + (", onnxruntime" if runtime == "onnxruntime" else "")
+    where = f"{device}, batch {batch}, {threads} threads, {s.imgsz}px" + (
+        ", onnxruntime" if runtime == "onnxruntime" else ""
+    )
     slimbench.gate(
         [
             violation(

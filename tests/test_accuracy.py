@@ -80,7 +80,11 @@ def test_agreement_score_counts_misses_and_extras():
     assert score.recall == 0.5 and score.precision == 0.5 and score.matched == 1
     assert score.map50 == pytest.approx(51 / 101)  # precision 1 up to recall 0.5, nothing beyond
     nothing = agreement_score([Detections()], [cand], conf=0.25)
-    assert np.isnan(nothing.map50) and np.isnan(nothing.recall)
+    assert (nothing.map50, nothing.recall, nothing.precision) == (None, None, None)
+    assert nothing.shown("map50") == "n/a (0 reference detections)"
+    blind = agreement_score([ref], [Detections()], conf=0.25)  # a candidate that finds nothing is not perfect
+    assert (blind.map50, blind.recall, blind.precision) == (None, None, None)
+    assert blind.as_dict()["precision"] == blind.shown("recall") == "n/a (0 detections)"
 
 
 # --------------------------------------------------------------------------------------------- synthetic data

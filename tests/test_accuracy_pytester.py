@@ -14,7 +14,15 @@ from test_accuracy import write_dataset
 from slimbench.checkpoint import save_detector
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-SETTINGS = {"imgsz": 64, "batch": [1], "device": ["cpu"], "images": ["scene.jpg"], "warmup": 0, "speed_pairs": 3}
+SETTINGS = {
+    "imgsz": 64,
+    "batch": [1],
+    "threads": [1],
+    "device": ["cpu"],
+    "images": ["scene.jpg"],
+    "warmup": 0,
+    "speed_pairs": 3,
+}
 LABELS = {"a": "0 0.3 0.3 0.3 0.3\n1 0.7 0.7 0.2 0.2\n", "b": "1 0.5 0.5 0.4 0.4\n", "c": ""}
 
 
@@ -75,7 +83,9 @@ def test_accuracy_measures_and_gates(suite):
     result = run(suite, "--images", "unlabeled")
     result.assert_outcomes(passed=4, failed=1)
     out = result.stdout.str()
-    assert "blind: agreement mAP50 0.000 < min 0.500 (original's " in out
+    assert "blind: agreement mAP50 n/a (0 detections), min 0.500 (original's " in out  # undefined fails, never 1.0
+    blind_row = next(line for line in result.stdout.lines if line.startswith("blind "))
+    assert blind_row.split()[-3:] == ["n/a", "n/a", "n/a"], blind_row
     assert "boxes at conf 0.25 as truth, 2 images at 64px; recall " in out
     assert "accuracy: mAP on " in out and "data.yaml, 3 images at 64px (cpu)" in out
     assert "on 2 image(s)" in out
@@ -101,6 +111,9 @@ def test_accuracy_can_be_deselected(suite):
         ("variant-names", "other-names.pt: class names differ from reference 'original' ("),
         ("images", "nowhere: agreement images not found"),
         ("toml", "suite.toml: settings.data: expected a non-empty path"),
+        ("no-labels", "thresholds.copy.max_map50_95_drop is set but cannot be measured in this run: "),
+        ("no-dataset", "thresholds.copy.max_map50_95_drop is set but cannot be measured in this run: the default "),
+        ("no-images", "thresholds.copy.min_agreement_map50 is set but cannot be measured in this run: no agreement"),
     ],
 )
 def test_bad_accuracy_input_stops_with_one_line(suite, case, expected):
@@ -121,6 +134,27 @@ def test_bad_accuracy_input_stops_with_one_line(suite, case, expected):
         args = ["--images", "nowhere"]
     elif case == "toml":
         write_toml(p / "suite.toml", data=5)
+    elif case == "no-labels":  # labels removed: mAP is undefined, and a configured mAP limit cannot pass silently
+        for f in (p / "ds" / "labels").rglob("*.txt"):
+            f.write_text("")
+    elif case == "no-dataset":  # the tiny models' classes are not the bundled dataset's and no --data is given
+        settings = {**SETTINGS, "val_imgsz": 64}
+        tiny_models.write_suite(
+            p / "suite.toml",
+            {"original": "original.pt", "copy": "copy.pt"},
+            "original",
+            settings,
+            {"copy": {"max_map50_95_drop": 0.02}},
+        )
+    elif case == "no-images":
+        settings = {**{k: v for k, v in SETTINGS.items() if k != "images"}, "data": "ds/data.yaml"}
+        tiny_models.write_suite(
+            p / "suite.toml",
+            {"original": "original.pt", "copy": "copy.pt"},
+            "original",
+            settings,
+            {"copy": {"min_agreement_map50": 0.5}},
+        )
     before = {f for f in p.rglob("*") if "__pycache__" not in f.parts}
     result = run(suite, *args, "--junitxml=out/junit.xml", cache=True)
     assert result.ret == pytest.ExitCode.USAGE_ERROR

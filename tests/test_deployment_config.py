@@ -66,7 +66,7 @@ def entry(metrics, imgsz=640):
 
 
 def test_baseline_knows_the_deployment_metrics(tmp_path):
-    metrics = {"params": 10, "onnx_size_mb": 4.1, "peak_rss_mb[ort-cpu-b8]": 300.0, "inference_mb[cpu-b1]": 40.0}
+    metrics = {"params": 10, "onnx_params": 9, "peak_rss_mb[ort-cpu-b8-t2]": 300.0, "inference_mb[cpu-b1-t2]": 40.0}
     path = tmp_path / "baseline.json"
     path.write_bytes(bl.render({"pruned": entry(metrics)}))
     assert bl.read_baseline(path)["variants"]["pruned"]["metrics"] == dict(sorted(metrics.items()))
@@ -77,25 +77,31 @@ def test_baseline_knows_the_deployment_metrics(tmp_path):
         bl.read_baseline(path)  # memory needs its runtime/device/batch label
 
 
-def test_memory_is_gated_with_generous_relative_tolerances():
-    base = entry({"peak_rss_mb[cpu-b8]": 1000.0, "inference_mb[cpu-b8]": 100.0, "onnx_size_mb": 10.0})
-    noisy = entry({"peak_rss_mb[cpu-b8]": 1090.0, "inference_mb[cpu-b8]": 120.0, "onnx_size_mb": 10.1})
+def test_memory_is_gated_with_relative_tolerances_and_onnx_on_its_graph():
+    base = entry({"peak_rss_mb[cpu-b8-t2]": 1000.0, "inference_mb[cpu-b8-t2]": 100.0, "onnx_params": 10})
+    noisy = entry({"peak_rss_mb[cpu-b8-t2]": 1090.0, "inference_mb[cpu-b8-t2]": 120.0, "onnx_params": 10})
     assert {r.status for r in bl.compare(base, noisy)} == {"ok"}
-    worse = entry({"peak_rss_mb[cpu-b8]": 1110.0, "inference_mb[cpu-b8]": 130.0, "onnx_size_mb": 10.5})
+    worse = entry({"peak_rss_mb[cpu-b8-t2]": 1110.0, "inference_mb[cpu-b8-t2]": 130.0, "onnx_params": 11})
     assert {r.metric: r.status for r in bl.compare(base, worse)} == {
-        "onnx_size_mb": "regressed",
-        "peak_rss_mb[cpu-b8]": "regressed",
-        "inference_mb[cpu-b8]": "regressed",
+        "onnx_params": "regressed",
+        "peak_rss_mb[cpu-b8-t2]": "regressed",
+        "inference_mb[cpu-b8-t2]": "regressed",
     }
-    other_size = entry({"peak_rss_mb[cpu-b8]": 4000.0}, imgsz=1280)
+    other_size = entry({"peak_rss_mb[cpu-b8-t2]": 4000.0}, imgsz=1280)
     rows = {r.metric: r.status for r in bl.compare(base, other_size)}
-    assert rows["peak_rss_mb[cpu-b8]"] == "not compared" and rows["onnx_size_mb"] == "not measured"
+    assert rows["peak_rss_mb[cpu-b8-t2]"] == "not compared" and rows["onnx_params"] == "not measured"
+
+
+def test_an_older_baseline_s_onnx_file_size_is_dropped_not_compared(tmp_path):
+    path = tmp_path / "baseline.json"
+    path.write_bytes(bl.render({"pruned": entry({"params": 10, "onnx_size_mb": 4.1})}))
+    assert bl.read_baseline(path)["variants"]["pruned"]["metrics"] == {"params": 10}
 
 
 def test_a_baseline_from_before_the_deployment_figures_still_compares():
     old = entry({"params": 10})
-    now = entry({"params": 10, "onnx_size_mb": 4.1, "peak_rss_mb[ort-cpu-b1]": 100.0})
+    now = entry({"params": 10, "onnx_params": 9, "peak_rss_mb[ort-cpu-b1-t2]": 100.0})
     rows = {r.metric: r.status for r in bl.compare(old, now)}
-    assert rows == {"params": "ok", "onnx_size_mb": "new", "peak_rss_mb[ort-cpu-b1]": "new"}
+    assert rows == {"params": "ok", "onnx_params": "new", "peak_rss_mb[ort-cpu-b1-t2]": "new"}
     merged = bl.merge_entry(now, entry({"params": 10}))  # a run without memory keeps the stored figures
-    assert merged["metrics"]["peak_rss_mb[ort-cpu-b1]"] == 100.0
+    assert merged["metrics"]["peak_rss_mb[ort-cpu-b1-t2]"] == 100.0

@@ -18,10 +18,18 @@ import tiny_models
 from slimbench import export
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-SETTINGS = {"imgsz": 64, "batch": [1, 2], "device": ["cpu"], "images": ["noise.jpg"], "warmup": 0, "speed_pairs": 3}
+SETTINGS = {
+    "imgsz": 64,
+    "batch": [1, 2],
+    "threads": [1],
+    "device": ["cpu"],
+    "images": ["noise.jpg"],
+    "warmup": 0,
+    "speed_pairs": 3,
+}
 THRESHOLDS = {"pruned": {"max_speed_ratio": 10.0, "max_ort_speed_ratio": 10.0, "max_params_ratio": 0.5}}
 FAST = ("--benchmark-min-rounds=3", "--benchmark-max-time=0.01")
-DEPLOYMENT = ("onnx_size_mb", "peak_rss_mb", "inference_mb")
+DEPLOYMENT = ("onnx_params", "onnx_weights_mb", "peak_rss_mb", "inference_mb")
 
 
 def write_noise(path: Path) -> Path:
@@ -73,13 +81,13 @@ def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
 
 
 def test_deployment_figures_everywhere_and_the_export_cached(suite):
-    result = run(suite, *FAST, "--update-baseline", "-rs")
+    result = run(suite, *FAST, "--threads", "2", "--update-baseline", "-rs")  # the TOML says 1
     out = result.stdout.str()
     assert result.ret == 0, out
     # forward x 2 variants x 2 batches x 2 runtimes, ratio x 2 x 2, parity x 2, memory x 2 x 2 x 2, static, ...
-    assert "benchmark 'forward-cpu-b1-64': 4 tests" in out and "benchmark 'forward-cpu-b2-64': 4 tests" in out
-    assert "test_forward[pruned-cpu-b1-ort]" in out and "test_forward[pruned-cpu-b1-torch]" in out
-    assert "pruned          ort-cpu-b2-64" in out, "the speed ratio per runtime in the terminal summary"
+    assert "benchmark 'forward-cpu-b1-t2-64': 4 tests" in out and "benchmark 'forward-cpu-b2-t2-64': 4 tests" in out
+    assert "test_forward[pruned-cpu-b1-t2-ort]" in out and "test_forward[pruned-cpu-b1-t2-torch]" in out
+    assert "pruned          ort-cpu-b2-t2-64" in out, "the speed ratio per runtime in the terminal summary"
     assert "p50 ms   p90 ms   p99 ms      FPS" in out and "peak memory of inference" in out
     assert "detections identical" in out and "(ok)" in out and "exported in" in out
     onnx_files = sorted((suite.path / ".slimbench-cache/onnx").glob("*.onnx"))
@@ -101,11 +109,15 @@ def test_deployment_figures_everywhere_and_the_export_cached(suite):
         assert info["fps"] == pytest.approx(batch / b["stats"]["median"], rel=1e-12)
         if data:
             assert info["p99_s"] == pytest.approx(float(np.percentile(data, 99)))
+        assert info["threads"] == 2, "--threads reaches every timing, torch and ONNX Runtime alike"
         if runtime == "onnxruntime":
-            assert info["provider"] == "CPUExecutionProvider" and info["threads"] >= 1
+            assert info["provider"] == "CPUExecutionProvider"
+    assert bench["machine_info"]["slimbench"]["threads"] == [2]
 
     doc = json.loads((reports / "summary.json").read_text())
+    assert doc["environment"]["threads"] == [2] and doc["environment"]["available_cpus"] >= 1
     rows = doc["deployment"]
+    assert {r["threads"] for r in rows} == {2}
     assert {(r["variant"], r["runtime"], r["batch"]) for r in rows} == set(forward)
     for r in rows:
         b = forward[r["variant"], r["runtime"], r["batch"]]
@@ -118,8 +130,8 @@ def test_deployment_figures_everywhere_and_the_export_cached(suite):
     main = {r["variant"]: r for r in doc["rows"]}
     assert main["pruned"]["onnx_size_mb"] < main["original"]["onnx_size_mb"]
     assert main["pruned"]["onnx_parity_max_abs_diff"] < 1e-3
-    assert main["pruned"]["latency_ms[ort-cpu-b1]"] > 0 and main["pruned"]["speed_ratio[ort-cpu-b2]"] > 0
-    assert main["pruned"]["peak_rss_mb[ort-cpu-b2]"] > 0
+    assert main["pruned"]["latency_ms[ort-cpu-b1-t2]"] > 0 and main["pruned"]["speed_ratio[ort-cpu-b2-t2]"] > 0
+    assert main["pruned"]["peak_rss_mb[ort-cpu-b2-t2]"] > 0
     assert doc["variants"]["pruned"]["parity"]["images"]["noise"]["recall"] == 1.0
     page = (reports / "report.html").read_text()
     assert 'id="slimbench-deployment"' in page and 'data-chart="runtime_speedup"' in page
@@ -127,9 +139,13 @@ def test_deployment_figures_everywhere_and_the_export_cached(suite):
 
     baseline = json.loads((suite.path / "baseline.json").read_text())
     metrics = baseline["variants"]["pruned"]["metrics"]
-    assert {"onnx_size_mb", "peak_rss_mb[cpu-b1]", "peak_rss_mb[ort-cpu-b2]", "inference_mb[ort-cpu-b1]"} <= set(
-        metrics
-    )
+    assert {
+        "onnx_params",
+        "onnx_weights_mb",
+        "peak_rss_mb[cpu-b1-t2]",
+        "peak_rss_mb[ort-cpu-b2-t2]",
+        "inference_mb[ort-cpu-b1-t2]",
+    } <= set(metrics)
 
     # a baseline written before the deployment figures existed: they are "new", not failures
     for entry in baseline["variants"].values():
@@ -151,6 +167,15 @@ def test_deployment_figures_everywhere_and_the_export_cached(suite):
 
 def test_onnxruntime_missing_gives_skips_with_the_reason(suite, monkeypatch):
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    # an ONNX Runtime limit is configured: the run stops at start with one line instead of skipping it green
+    stopped = run(suite, "--benchmark-disable")
+    assert stopped.ret == pytest.ExitCode.USAGE_ERROR
+    assert "thresholds.pruned.max_ort_speed_ratio is set but cannot be measured in this run: onnxruntime not " in (
+        stopped.stderr.str()
+    )
+    no_ort_limit = {"pruned": {k: v for k, v in THRESHOLDS["pruned"].items() if k != "max_ort_speed_ratio"}}
+    variants = {"original": "original.pt", "pruned": "pruned.pt"}
+    tiny_models.write_suite(suite.path / "suite.toml", variants, "original", SETTINGS, no_ort_limit)
     result = run(suite, "--benchmark-disable", "-rs", "-k", "forward or ratio or parity or memory", "--batch", "1")
     out = result.stdout.str()
     assert result.ret == 0, out
@@ -175,5 +200,30 @@ def test_a_failed_export_is_named_and_the_others_still_run(suite, monkeypatch):
     result.assert_outcomes(passed=4, failed=2)  # pruned: forward (ort) and parity; the original and torch pass
     assert out.count("pruned: ONNX export failed (ValueError: operator not supported)") >= 2
     assert "FAILED benchmarks/test_deployment.py::test_onnx_parity[pruned]" in out
-    assert "FAILED benchmarks/test_speed.py::test_forward[pruned-cpu-b1-ort]" in out
+    assert "FAILED benchmarks/test_speed.py::test_forward[pruned-cpu-b1-t1-ort]" in out
     assert "Traceback" not in out
+
+
+def test_memory_is_gated_as_a_ratio_to_the_reference_in_the_same_run(suite):
+    """A larger candidate breaks max_memory_ratio; a smaller one passes it (inference memory, same run)."""
+    settings = {**SETTINGS, "imgsz": 320, "batch": [4], "runtime": ["torch"]}  # activations large enough to count
+    variants = {"small": "pruned.pt", "large": "original.pt"}
+    tiny_models.write_suite(
+        suite.path / "suite.toml", variants, "small", settings, {"large": {"max_memory_ratio": 1.0}}
+    )
+    result = run(suite, "--benchmark-disable", "-k", "test_peak_memory")
+    out = result.stdout.str()
+    result.assert_outcomes(passed=1, failed=1)
+    assert "large: memory ratio (torch, cpu, batch 4, 1 threads) 1." in out and "> max 1.000 (inference memory" in out
+    assert "MB of small, same run)" in out
+
+    variants = {"large": "original.pt", "small": "pruned.pt"}
+    tiny_models.write_suite(
+        suite.path / "suite.toml", variants, "large", settings, {"small": {"max_memory_ratio": 1.0}}
+    )
+    result = run(suite, "--benchmark-disable", "-k", "test_peak_memory")
+    result.assert_outcomes(passed=2)
+    doc = json.loads((suite.path / "reports" / "summary.json").read_text())
+    ratio = doc["variants"]["small"]["memory_ratio"]["cpu-b4-t1-320"]
+    assert 0 < ratio["ratio"] < 1.0 and ratio["unit"] == "inference memory"
+    assert [r["memory_ratio"] for r in doc["deployment"] if r["variant"] == "small"] == [ratio["ratio"]]

@@ -6,7 +6,15 @@ import numpy as np
 import pytest
 
 from slimbench.checkpoint import load_detector
-from slimbench.detections import Detections, agreement, box_iou, detect, read_image
+from slimbench.detections import (
+    NA_NO_DETECTIONS,
+    NA_NO_REFERENCE,
+    Detections,
+    agreement,
+    box_iou,
+    detect,
+    read_image,
+)
 from slimbench.errors import SlimbenchError
 
 
@@ -55,14 +63,17 @@ def test_greedy_prefers_the_best_iou_among_free_reference_boxes():
     assert agreement(ref, cand).matched == 2
 
 
-def test_empty_sides():
+def test_an_empty_side_is_undefined_never_perfect():
     empty = Detections()
     a = agreement(empty, empty)
-    assert (a.recall, a.precision, a.count_ratio) == (1.0, 1.0, 1.0)
-    a = agreement(REF, empty)
-    assert (a.recall, a.precision, a.count_ratio) == (0.0, 1.0, 0.0)
+    assert (a.recall, a.precision, a.count_ratio, a.undefined) == (None, None, None, NA_NO_DETECTIONS)
+    assert a.identical  # parity: nothing on both sides is the same output
+    a = agreement(REF, empty)  # a candidate that finds nothing
+    assert (a.recall, a.precision, a.count_ratio, a.undefined) == (None, None, 0.0, "n/a (0 detections)")
+    assert a.as_dict()["precision"] == a.as_dict()["recall"] == "n/a (0 detections)" and not a.identical
     a = agreement(empty, REF)
-    assert (a.recall, a.precision, a.count_ratio) == (1.0, 0.0, float("inf"))
+    assert (a.recall, a.precision, a.count_ratio, a.undefined) == (None, None, None, NA_NO_REFERENCE)
+    assert a.as_dict()["count_ratio"] == NA_NO_REFERENCE
 
 
 def test_detections_record():

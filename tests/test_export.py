@@ -90,3 +90,15 @@ def test_a_failed_export_is_one_line_naming_the_variant(tiny, tmp_path, monkeypa
     assert str(e.value) == "pruned: ONNX export failed (RuntimeError: Unsupported ONNX opset for this layer)"
     assert not list((tmp_path / "onnx").glob("*.onnx")), "nothing cached"
     assert not any(p.name.startswith(".export-") for p in (tmp_path / "onnx").iterdir()), "temp folder removed"
+
+
+def test_two_exports_of_one_checkpoint_give_identical_gated_figures(tiny, tmp_path):
+    """The baseline gates the graph's weights, which repeat; the file size (shape annotations) may not."""
+    sha = sha256_of(tiny.original)
+    first = export.export_onnx(load_detector(tiny.original), sha, 64, tmp_path / "a", name="original")
+    second = export.export_onnx(load_detector(tiny.original), sha, 64, tmp_path / "b", name="original")
+    assert first.built and second.built
+    assert (first.params, first.weights_mb) == (second.params, second.weights_mb)
+    assert first.params == export.graph_figures(first.path)[0] > 0
+    reused = export.export_onnx(load_detector(tiny.original), sha, 64, tmp_path / "a", name="original")
+    assert not reused.built and (reused.params, reused.weights_mb) == (first.params, first.weights_mb)

@@ -19,7 +19,15 @@ from slimbench.checkpoint import save_detector
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 # 160 px, batch 1: the pruned-like model (width 1/16) takes about 0.4-0.6 of the original's time even on a busy CPU
-SETTINGS = {"imgsz": 160, "batch": [1], "device": ["cpu"], "images": ["scene.jpg"], "warmup": 2, "speed_pairs": 15}
+SETTINGS = {
+    "imgsz": 160,
+    "batch": [1],
+    "threads": [1],
+    "device": ["cpu"],
+    "images": ["scene.jpg"],
+    "warmup": 2,
+    "speed_pairs": 15,
+}
 SETTINGS.update(runtime=["torch"], memory=False)  # the gate on torch timings (ONNX Runtime: test_deployment_pytester)
 THRESHOLDS = {
     "pruned": {
@@ -106,11 +114,11 @@ def test_gate_passes_unchanged_and_fails_a_swapped_candidate(suite):
         assert f"\n  {metric} " in out, metric
     assert "3,011,238" in out and "<= " in out
     # the stored timing (pytest-benchmark's own gate)
-    assert "Performance has regressed" in out and "test_forward[pruned-cpu-b1-torch]" in out
+    assert "Performance has regressed" in out and "test_forward[pruned-cpu-b1-t1-torch]" in out
     assert baseline.read_bytes() == stored
     summary = json.loads((suite.path / "reports/summary.json").read_text())
     flagged = summary["regressions"]["pruned"]
-    assert {"params", "file_size_mb", "speed_ratio[cpu-b1]", "latency_ms[cpu-b1]", "baseline"} <= set(flagged)
+    assert {"params", "file_size_mb", "speed_ratio[cpu-b1-t1]", "latency_ms[cpu-b1-t1]", "baseline"} <= set(flagged)
     assert "original" not in summary["regressions"]
 
 

@@ -22,7 +22,15 @@ import tiny_models
 from slimbench.report import charts, check, html, images, summary
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-SETTINGS = {"imgsz": 64, "batch": [1, 2], "device": ["cpu"], "images": ["scene.jpg"], "warmup": 0, "speed_pairs": 3}
+SETTINGS = {
+    "imgsz": 64,
+    "batch": [1, 2],
+    "threads": [1],
+    "device": ["cpu"],
+    "images": ["scene.jpg"],
+    "warmup": 0,
+    "speed_pairs": 3,
+}
 SETTINGS.update(runtime=["torch"], memory=False)  # the deployment figures' report: test_deployment_pytester.py
 THRESHOLDS = {"pruned": {"max_params_ratio": 0.5, "max_speed_ratio": 10.0}, "copy": {"min_agreement_recall": 0.99}}
 FAST = ("--benchmark-min-rounds=3", "--benchmark-max-time=0.01")
@@ -91,7 +99,7 @@ def test_full_run_writes_every_report_with_the_measured_figures(suite, monkeypat
     assert check.problems(reports) == []
 
     doc = json.loads((reports / "summary.json").read_text())
-    assert doc["schema"] == "slimbench-summary" and doc["schema_version"] == 1
+    assert doc["schema"] == "slimbench-summary" and doc["schema_version"] == 2
     env = doc["environment"]
     for key in ("torch", "ultralytics", "torch-pruning", "cpu", "gpu", "imgsz", "batches", "thresholds_file"):
         assert env[key] not in (None, ""), key
@@ -133,10 +141,10 @@ def test_full_run_writes_every_report_with_the_measured_figures(suite, monkeypat
     }
     assert len(forward) == 6
     for (name, batch), median in forward.items():
-        assert rows[name][f"latency_ms[cpu-b{batch}]"] == pytest.approx(median * 1e3, rel=1e-12)
-        assert rows[name][f"fps[cpu-b{batch}]"] == pytest.approx(batch / median, rel=1e-12)
-        assert rows[name][f"speedup[cpu-b{batch}]"] == pytest.approx(forward["original", batch] / median, rel=1e-12)
-    assert 0 < rows["pruned"]["speed_ratio[cpu-b1]"] < 10 and rows["original"]["speed_ratio[cpu-b1]"] is None
+        assert rows[name][f"latency_ms[cpu-b{batch}-t1]"] == pytest.approx(median * 1e3, rel=1e-12)
+        assert rows[name][f"fps[cpu-b{batch}-t1]"] == pytest.approx(batch / median, rel=1e-12)
+        assert rows[name][f"speedup[cpu-b{batch}-t1]"] == pytest.approx(forward["original", batch] / median, rel=1e-12)
+    assert 0 < rows["pruned"]["speed_ratio[cpu-b1-t1]"] < 10 and rows["original"]["speed_ratio[cpu-b1-t1]"] is None
 
     # accuracy, when the session has it
     assert [rows[n]["map50"] for n in rows] == [0.5, 0.5, 0.5] and rows["copy"]["recall"] == pytest.approx(0.8)
@@ -226,16 +234,16 @@ def fake_summary(with_timings: bool = True) -> dict:
         {"variant": "pruned", "file_size_mb": 2.0, "normalized_size_mb": 1.9, "params": 1_000_000, "gflops": 3.0},
     ]
     if with_timings:
-        cols += [{"key": k, "label": k, "unit": "", "better": ""} for k in ("fps[cpu-b1]", "speedup[cpu-b1]")]
-        cols.append({"key": "speed_ratio[cpu-b1]", "label": "", "unit": "", "better": ""})
-        rows[0].update({"fps[cpu-b1]": 10.0, "speedup[cpu-b1]": 1.0, "speed_ratio[cpu-b1]": None})
-        rows[1].update({"fps[cpu-b1]": 20.0, "speedup[cpu-b1]": 2.0, "speed_ratio[cpu-b1]": 0.5})
+        cols += [{"key": k, "label": k, "unit": "", "better": ""} for k in ("fps[cpu-b1-t1]", "speedup[cpu-b1-t1]")]
+        cols.append({"key": "speed_ratio[cpu-b1-t1]", "label": "", "unit": "", "better": ""})
+        rows[0].update({"fps[cpu-b1-t1]": 10.0, "speedup[cpu-b1-t1]": 1.0, "speed_ratio[cpu-b1-t1]": None})
+        rows[1].update({"fps[cpu-b1-t1]": 20.0, "speedup[cpu-b1-t1]": 2.0, "speed_ratio[cpu-b1-t1]": 0.5})
     return {"rows": rows, "columns": cols, "reference": "original", "environment": {"imgsz": 640}}
 
 
 @pytest.mark.parametrize("with_timings", [True, False])
 def test_every_chart_renders(with_timings):
-    rounds = {"cpu-b1": {"original": [0.010, 0.011, 0.012], "pruned": [0.005, 0.006]}} if with_timings else {}
+    rounds = {"cpu-b1-t1": {"original": [0.010, 0.011, 0.012], "pruned": [0.005, 0.006]}} if with_timings else {}
     pngs = charts.render_all(fake_summary(with_timings), rounds)
     assert list(pngs) == list(summary.CHARTS)
     for name, png in pngs.items():
@@ -296,3 +304,16 @@ def test_a_broken_report_fails_the_run_loudly(suite, monkeypatch):
     assert result.ret == pytest.ExitCode.INTERNAL_ERROR
     assert "could not write the reports: RuntimeError: no charts today" in result.stdout.str()
     assert "slimbench could not build its report section" in (suite.path / "reports/report.html").read_text()
+
+
+def test_the_default_benchmark_json_is_a_path_and_an_open_file(tmp_path):
+    """pytest-benchmark 5.2+ opens the path it is given; earlier versions write into an open file: both work."""
+    from slimbench.report.hooks import JsonTarget
+
+    target = JsonTarget(tmp_path / "benchmark.json")
+    assert not target.path.exists(), "created only when pytest-benchmark writes it"
+    with open(target, "wb") as f:
+        f.write(b"{}")
+    with target as fh:
+        fh.write(b'{"benchmarks": []}')
+    assert target.path.read_bytes() == b'{"benchmarks": []}' and str(target) == target.name == str(target.path)

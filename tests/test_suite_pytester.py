@@ -16,7 +16,15 @@ from slimbench.checkpoint import save_detector, sha256_of
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
-SETTINGS = {"imgsz": 64, "batch": [1], "device": ["cpu"], "images": ["scene.jpg"], "warmup": 0, "speed_pairs": 3}
+SETTINGS = {
+    "imgsz": 64,
+    "batch": [1],
+    "threads": [1],
+    "device": ["cpu"],
+    "images": ["scene.jpg"],
+    "warmup": 0,
+    "speed_pairs": 3,
+}
 # torch only and no memory subprocesses here: fast, and no in-process export (the ONNX Runtime path, parity and
 # memory run end to end in test_deployment_pytester.py); their tests are skipped with the reason
 SETTINGS.update(runtime=["torch"], memory=False)
@@ -92,7 +100,7 @@ def test_suite_passes_on_good_variants(suite):
     out = result.stdout.str()
     assert "copy: no max_speed_ratio in the config" in out
     assert "static figures (GFLOPs at 64x64" in out and "speed ratio vs original" in out
-    assert "benchmark 'forward-cpu-b1-64': 3 tests" in out and "benchmark 'predict-cpu-64': 3 tests" in out
+    assert "benchmark 'forward-cpu-b1-t1-64': 3 tests" in out and "benchmark 'predict-cpu-t1-64': 3 tests" in out
     bench = json.loads((suite.path / "out/bench.json").read_text())
     forward = {b["extra_info"]["variant"]: b["extra_info"] for b in bench["benchmarks"] if b["group"].startswith("fo")}
     assert forward["original"]["speedup_vs_reference"] == 1.0
@@ -113,7 +121,7 @@ def test_suite_fails_when_a_variant_breaks_its_limits(suite):
     assert "pruned: channels removed 0.0% < min 30.0%" in out
     assert "pruned: GFLOPs ratio 1.000 > max 0.500" in out
     assert "pruned: file size 6.20 MB > max 3.00 MB (as stored, float16)" in out
-    assert "copy on scene: agreement recall 0.000 < min 0.990 (0 of " in out
+    assert "copy on scene: agreement recall n/a (0 detections), min 0.990 (0 of " in out
     assert "copy on scene: detection count ratio 0.000 < min 1.000 (0 vs " in out
     assert f"masked: zeroed channels {suite_masked(suite):,} > max 0 (all-zero output channels: mask-only" in out
     assert "Traceback" not in out
@@ -219,3 +227,41 @@ def test_plugin_is_dormant_outside_a_suite(pytester):
     pytester.makepyfile("def test_it(device):\n    assert device == 'mine'\n")
     result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
+
+
+def test_a_candidate_that_finds_nothing_is_undefined_everywhere_and_no_baseline_records_a_failed_run(suite):
+    variants = {"original": "original.pt", "blind": "blind.pt"}
+    write_toml(suite.path / "blind.toml", variants, {"blind": {"min_agreement_precision": 0.5}})
+    baseline = suite.path / "baseline.json"
+
+    result = run(suite, "--benchmark-disable", "--update-baseline", toml="blind.toml")
+    out = result.stdout.str()
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    assert "blind on scene: agreement precision n/a (0 detections), min 0.500 (0 of 0 boxes also in original)" in out
+    assert f"baseline {baseline}: not updated: 1 check(s) failed in this run" in out
+    assert not baseline.exists(), "a run whose gates failed writes no baseline unless asked"
+
+    result = run(
+        suite,
+        "--benchmark-disable",
+        "--update-baseline",
+        "--update-baseline-despite-failures",
+        *REPORTS,
+        toml="blind.toml",
+    )
+    out = result.stdout.str()
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    assert f"baseline {baseline}: written despite 1 failed check(s), as asked" in out
+    assert "recall n/a (0 detections)  precision n/a (0 detections)" in out  # the terminal summary
+    metrics = json.loads(baseline.read_text())["variants"]["blind"]["metrics"]
+    assert metrics["agreement_recall[scene]"] == metrics["agreement_precision[scene]"] == "n/a (0 detections)"
+    doc = json.loads((suite.path / "reports" / "summary.json").read_text())
+    row = next(r for r in doc["rows"] if r["variant"] == "blind")
+    assert row["agreement_recall_sample"] == row["agreement_precision_sample"] == "n/a (0 detections)"
+    assert doc["variants"]["blind"]["agreement"]["scene"]["precision"] == "n/a (0 detections)"
+    assert "n/a (0 detections)" in (suite.path / "reports" / "summary.csv").read_text()
+    assert ">n/a (0 detections)</td>" in (suite.path / "out" / "report.html").read_text()
+
+    # the stored baseline compares n/a with n/a; a figure that becomes undefined is a regression
+    result = run(suite, "--benchmark-disable", "-k", "test_baseline", toml="blind.toml")
+    assert result.ret == 0, result.stdout.str()

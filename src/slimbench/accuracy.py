@@ -24,7 +24,6 @@ import contextlib
 import copy
 import hashlib
 import json
-import math
 import os
 import tempfile
 import time
@@ -398,12 +397,13 @@ class AgreementScore:
 
     ``map50``: mean over the reference's classes of AP at IoU 0.5, candidates ranked down to conf 0.001;
     ``recall`` / ``precision``: at the suite's conf, the share of reference boxes found / of candidate boxes that
-    the reference has. NaN where the reference found nothing.
+    the reference has. Without boxes on either side a figure is undefined: None, and :meth:`shown` gives the
+    reason (``"n/a (0 detections)"``) that the summary, report and baseline show instead of a number.
     """
 
-    map50: float
-    recall: float
-    precision: float
+    map50: float | None
+    recall: float | None
+    precision: float | None
     matched: int
     reference_boxes: int
     candidate_boxes: int  # at conf >= the reference's conf
@@ -411,9 +411,24 @@ class AgreementScore:
     conf: float
     iou_threshold: float
     per_class: dict[int, float] = field(default_factory=dict)
+    candidate_boxes_ranked: int = 0  # down to CANDIDATE_CONF: what mAP50 ranks
+
+    def undefined(self, key: str) -> str | None:
+        """Why ``key`` ("map50", "recall", "precision") has no value, or None."""
+        from slimbench.detections import NA_NO_DETECTIONS, NA_NO_REFERENCE
+
+        if self.reference_boxes == 0:
+            return NA_NO_REFERENCE
+        found = self.candidate_boxes_ranked if key == "map50" else self.candidate_boxes
+        return NA_NO_DETECTIONS if found == 0 else None
+
+    def shown(self, key: str) -> float | str:
+        """The figure, or the reason it is undefined: what reports and the baseline hold."""
+        value = getattr(self, key)
+        return value if value is not None else str(self.undefined(key))
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), **{k: self.shown(k) for k in ("map50", "recall", "precision")}}
 
 
 def agreement_score(
@@ -441,10 +456,12 @@ def agreement_score(
     }
     at_conf = cf >= conf
     matched, n_ref, n_cand = int(tp[at_conf].sum()), len(gt_cls), int(at_conf.sum())
+    defined = n_ref > 0 and n_cand > 0  # either side without boxes: undefined, never a perfect 1.0
     return AgreementScore(
-        map50=float(np.mean(list(per_class.values()))) if per_class else float("nan"),
-        recall=matched / n_ref if n_ref else float("nan"),
-        precision=(matched / n_cand if n_cand else 1.0) if n_ref else float("nan"),
+        map50=float(np.mean(list(per_class.values()))) if per_class and len(cf) else None,
+        recall=matched / n_ref if defined else None,
+        precision=matched / n_cand if defined else None,
+        candidate_boxes_ranked=len(cf),
         matched=matched,
         reference_boxes=n_ref,
         candidate_boxes=n_cand,
@@ -471,6 +488,7 @@ class Accuracy:
         self._metrics: dict[tuple[Any, ...], dict[str, Any]] = {}
         self._detections: dict[tuple[Any, ...], list[Detections]] = {}
         self._val_yaml: Path | None = None
+        self._no_labels: str | None = None
 
     # ---------------------------------------------------------------- inputs
 
@@ -487,7 +505,8 @@ class Accuracy:
         if self.settings.data is not None:
             ds = read_dataset(self.settings.data)
             check_dataset_names(ds, ref_names, f"{ref.name} ({ref.path})")
-            check_labels(ds, len(ref_names), f"{ref.name} ({ref.path})")
+            if check_labels(ds, len(ref_names), f"{ref.name} ({ref.path})") == 0:
+                self._no_labels = f"{ds.yaml} has no labelled boxes in its val split: mAP is undefined (n/a)"
             self._dataset = ds
         if self.settings.agreement_images is not None:
             self._images = image_files(self.settings.agreement_images)
@@ -498,10 +517,11 @@ class Accuracy:
         return src.parent / MANIFEST if src is not None else None
 
     def unsupported(self) -> str | None:
-        """Why mAP cannot be measured here (a reason to skip), or None: the bundled dataset's classes are the shapes;
-        variants with other classes need ``--data``."""
+        """Why mAP cannot be measured here, or None: the bundled dataset's classes are the shapes (variants with
+        other classes need ``--data``), and a dataset without labels has no mAP. A configured mAP limit then stops
+        the run at start (:func:`slimbench.session.unmeasurable_limits`); without one the mAP test skips."""
         if self.settings.data is not None:
-            return None
+            return self._no_labels
         from slimbench.data.synthetic import CLASS_NAMES
 
         names = dict(self.session.model(self.session.reference.name).names)
@@ -621,11 +641,9 @@ class Accuracy:
         lines.append(f"{'variant':<16}" + "".join(f"{label:>10}" for label, _ in cols))
         for name, a in rows:
             cells = [a.get(key) for _, key in cols]
-            text = "".join(f"{v:>10.3f}" if isinstance(v, float) else f"{'':>10}" for v in cells)
+            text = "".join(
+                f"{v:>10.3f}" if isinstance(v, float) else f"{'n/a':>10}" if isinstance(v, str) else f"{'':>10}"
+                for v in cells
+            )
             lines.append(f"{name:<16}{text}".rstrip())
         return lines
-
-
-def finite(x: float) -> float | None:
-    """A figure for JSON: NaN becomes None."""
-    return None if x is None or (isinstance(x, float) and math.isnan(x)) else x

@@ -106,19 +106,26 @@ RULES: dict[str, Rule] = {
     "precision": Rule("min", Tolerance(0.02), _ACCURACY, "{:.4f}", "precision on the dataset"),
     "recall": Rule("min", Tolerance(0.02), _ACCURACY, "{:.4f}", "recall on the dataset"),
     "agreement_map50": Rule("min", Tolerance(0.02), _DATASET_AGREE, "{:.4f}", "mAP50 vs the reference's boxes"),
-    # deployment: the ONNX export's size, and memory per runtime/device/batch (``peak_rss_mb[ort-cpu-b8]``), measured
-    # in a fresh process each (repeatable to 1 MB on one machine; library versions and CPUs move it more), hence
-    # relative tolerances
-    "onnx_size_mb": Rule("max", Tolerance(2.0, True), _SHAPE, "{:.3f}", "ONNX export size, MB"),
+    # deployment: what is deterministic inside the ONNX graph (the file size is not: ultralytics' exporter writes a
+    # different number of shape annotations, graph.value_info, on each export of one checkpoint; it is reported
+    # only), and memory per timed cell (``peak_rss_mb[ort-cpu-b8-t2]``), measured in a fresh process each
+    "onnx_params": Rule("max", Tolerance(0), _SHAPE, "{:,.0f}", "weights in the ONNX graph's initializers"),
+    "onnx_weights_mb": Rule("max", Tolerance(0), _SHAPE, "{:.6f}", "initializer bytes of the ONNX graph, MB"),
     "peak_rss_mb": Rule("max", Tolerance(10.0, True), ("imgsz",), "{:.0f}", "peak RSS of inference, MB"),
     "inference_mb": Rule("max", Tolerance(25.0, True), ("imgsz",), "{:.0f}", "RSS added by inference, MB"),
 }
 """Metric families. Per-image metrics are named ``family[image]``; ``agreement_recall`` without an image is the
 dataset-level figure from the accuracy tests, ``agreement_recall[scene]`` the sample image's."""
 
+RETIRED = frozenset({"onnx_size_mb"})
+"""Metric families older baselines hold that are no longer compared (dropped on read, not written again):
+``onnx_size_mb`` drifts between exports of the same checkpoint."""
+NA_PREFIX = "n/a"
+"""An undefined figure is stored as its reason (``"n/a (0 detections)"``), never as a number."""
+
 _METRIC = re.compile(r"^(?P<family>[a-z0-9_]+)(\[(?P<image>[^\]]+)\])?$")
 _PER_IMAGE = {"detections", "agreement_recall", "agreement_precision"}
-_PER_KEY = {"peak_rss_mb", "inference_mb"}  # bracket: a runtime/device/batch label such as "ort-cpu-b8", not an image
+_PER_KEY = {"peak_rss_mb", "inference_mb"}  # bracket: a timing label such as "ort-cpu-b8-t2", not an image
 _SETTINGS_KEYS = {"imgsz", "conf", "iou", "match_iou", "reference", "images", "accuracy_data", "agreement_data"}
 
 
@@ -194,6 +201,11 @@ def _finite(value: Any) -> bool:
     return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
 
 
+def _undefined(value: Any) -> bool:
+    """An undefined figure as stored: its reason, ``"n/a (...)"``."""
+    return isinstance(value, str) and value.startswith(NA_PREFIX)
+
+
 def metric_family(name: str) -> tuple[str, str | None]:
     """``"detections[scene]"`` -> ("detections", "scene"); ``"params"`` -> ("params", None)."""
     m = _METRIC.match(name)
@@ -262,15 +274,18 @@ def validate(data: Any, path: Path) -> dict[str, Any]:
         metrics = entry.get("metrics")
         if not isinstance(metrics, dict):
             raise err(f"{key}.metrics", "expected an object of metric -> number")
-        for m, v in metrics.items():
+        for m, v in list(metrics.items()):
             try:
                 family, image = metric_family(m)
             except ValueError:
                 family, image = m, None
+            if family in RETIRED:
+                del metrics[m]
+                continue
             if not _known_metric(family, image):
                 raise err(f"{key}.metrics.{m}", f"unknown metric (expected one of: {', '.join(RULES)})")
-            if not _finite(v):
-                raise err(f"{key}.metrics.{m}", f"expected a finite number, got {v!r}")
+            if not (_finite(v) or _undefined(v)):
+                raise err(f"{key}.metrics.{m}", f'expected a finite number or "n/a (...)", got {v!r}')
     return data
 
 
@@ -332,6 +347,7 @@ def measure(session: SuiteSession, name: str) -> dict[str, Any]:
     """This run's baseline entry for a variant: its settings and metrics, from the session's (cached) figures."""
     from slimbench.checkpoint import sha256_of
     from slimbench.detections import agreement
+    from slimbench.timing_key import TimingKey
 
     s = session.settings
     v = session.config.variants[name]
@@ -351,13 +367,14 @@ def measure(session: SuiteSession, name: str) -> dict[str, Any]:
         metrics[f"detections[{image}]"] = dets.count
         if not v.is_reference:
             agr = agreement(session.detections(ref, image), dets, s.match_iou)
-            metrics[f"agreement_recall[{image}]"] = agr.recall
-            metrics[f"agreement_precision[{image}]"] = agr.precision
+            metrics[f"agreement_recall[{image}]"] = agr.undefined or agr.recall
+            metrics[f"agreement_precision[{image}]"] = agr.undefined or agr.precision
     deployment = session.figures[name].get("deployment", {})
-    if _finite(deployment.get("onnx_size_mb")):
-        metrics["onnx_size_mb"] = float(deployment["onnx_size_mb"])
+    for key in ("onnx_params", "onnx_weights_mb"):
+        if _finite(deployment.get(key)):
+            metrics[key] = deployment[key]
     for key, mem in session.figures[name].get("memory", {}).items():
-        label = key.removesuffix(f"-{s.imgsz}")
+        label = TimingKey.parse(key).label
         for family in _PER_KEY:
             if _finite(mem.get(family)):
                 metrics[f"{family}[{label}]"] = float(mem[family])
@@ -366,6 +383,8 @@ def measure(session: SuiteSession, name: str) -> dict[str, Any]:
     for key in ACCURACY_KEYS:
         if _finite(accuracy.get(key)):
             metrics[key] = float(accuracy[key])
+        elif _undefined(accuracy.get(key)):
+            metrics[key] = accuracy[key]
     settings: dict[str, Any] = {
         "imgsz": s.imgsz,
         "conf": s.conf,
@@ -388,8 +407,8 @@ class Row:
     """One metric of one variant compared with the baseline."""
 
     metric: str
-    baseline: float | None
-    now: float | None
+    baseline: float | str | None
+    now: float | str | None
     limit: str
     status: Status
     note: str = ""
@@ -398,9 +417,11 @@ class Row:
         return {k: getattr(self, k) for k in ("metric", "baseline", "now", "limit", "status", "note")}
 
 
-def _fmt(family: str, value: float | None) -> str:
+def _fmt(family: str, value: float | str | None) -> str:
     if value is None:
         return "-"
+    if isinstance(value, str):  # an undefined figure: its reason
+        return value
     return RULES[family].fmt.format(value)
 
 
@@ -434,6 +455,20 @@ def compare(base: Mapping[str, Any], now: Mapping[str, Any], config: BaselineCon
         b, n = b_metrics.get(metric), n_metrics.get(metric)
         if b is None:
             rows.append(Row(metric, None, n, "-", "new", "not in the baseline; --update-baseline adds it"))
+            continue
+        if isinstance(b, str) or isinstance(n, str):  # undefined on one side or both ("n/a (0 detections)")
+            why = _setting_differs(family, image, b_settings, n_settings)
+            if n is None:
+                rows.append(Row(metric, b, None, "-", "not measured", "not measured in this run"))
+            elif why:
+                rows.append(Row(metric, b, n, "-", "not compared", why))
+            elif isinstance(b, str) and isinstance(n, str):
+                rows.append(Row(metric, b, n, "n/a", "ok"))
+            elif isinstance(n, str):  # measured before, undefined now: the figure was lost
+                limit = f"{_fmt(family, b)}, defined"
+                rows.append(Row(metric, b, n, limit, "regressed", "undefined now"))
+            else:
+                rows.append(Row(metric, b, n, "-", "improved", "undefined in the baseline"))
             continue
         allowed = tol.allowed(b)
         tol_note = f" ({'+' if rule.direction == 'max' else '-' if rule.direction == 'min' else '±'}{tol})"

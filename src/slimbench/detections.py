@@ -124,13 +124,19 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 
+NA_NO_DETECTIONS = "n/a (0 detections)"
+"""How an undefined agreement figure is shown (terminal, report, JSON, CSV, baseline): never as 1.0 or 0.0."""
+NA_NO_REFERENCE = "n/a (0 reference detections)"
+
+
 @dataclass(frozen=True)
 class Agreement:
     """How far a candidate's detections agree with the reference's on one image.
 
     ``recall``: share of reference boxes the candidate also finds; ``precision``: share of candidate boxes the
-    reference also has; ``count_ratio``: candidate count / reference count. With nothing to find, recall is 1.0;
-    with nothing found, precision is 1.0 (no box is wrong); ``count_ratio`` is 1.0 for 0/0 and inf for n/0.
+    reference also has; ``count_ratio``: candidate count / reference count. When either side has no boxes, recall
+    and precision are undefined (None, with :attr:`undefined` saying why), never a perfect 1.0; the count ratio is
+    undefined only without reference boxes.
     """
 
     matched: int
@@ -139,28 +145,44 @@ class Agreement:
     iou_threshold: float
 
     @property
-    def recall(self) -> float:
-        return self.matched / self.reference_count if self.reference_count else 1.0
+    def undefined(self) -> str | None:
+        """Why recall and precision are undefined (``"n/a (0 detections)"``), or None when both are defined."""
+        if self.candidate_count == 0:
+            return NA_NO_DETECTIONS
+        if self.reference_count == 0:
+            return NA_NO_REFERENCE
+        return None
 
     @property
-    def precision(self) -> float:
-        return self.matched / self.candidate_count if self.candidate_count else 1.0
+    def recall(self) -> float | None:
+        return None if self.undefined else self.matched / self.reference_count
 
     @property
-    def count_ratio(self) -> float:
-        if self.reference_count:
-            return self.candidate_count / self.reference_count
-        return 1.0 if self.candidate_count == 0 else float("inf")
+    def precision(self) -> float | None:
+        return None if self.undefined else self.matched / self.candidate_count
+
+    @property
+    def count_ratio(self) -> float | None:
+        return self.candidate_count / self.reference_count if self.reference_count else None
+
+    @property
+    def identical(self) -> bool:
+        """Every box of each side matched (both empty counts as identical): what parity asks of an export."""
+        return self.matched == self.reference_count == self.candidate_count
 
     def as_dict(self) -> dict[str, Any]:
+        """JSON-ready; an undefined figure is the string that says why (``"n/a (0 detections)"``)."""
+        na = self.undefined
+        ratio_na = None if self.reference_count else NA_NO_REFERENCE
         return {
             "matched": self.matched,
             "reference_count": self.reference_count,
             "candidate_count": self.candidate_count,
             "iou_threshold": self.iou_threshold,
-            "recall": self.recall,
-            "precision": self.precision,
-            "count_ratio": self.count_ratio,
+            "recall": na or self.recall,
+            "precision": na or self.precision,
+            "count_ratio": ratio_na or self.count_ratio,
+            "identical": self.identical,
         }
 
 

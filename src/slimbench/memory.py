@@ -82,8 +82,6 @@ def measure_here(
     """Load, build the input, run ``calls`` inferences, report RSS figures. Meant for a fresh process (see module)."""
     import numpy as np
 
-    if threads:
-        os.environ.setdefault("OMP_NUM_THREADS", str(threads))
     cuda_mb = None
     if runtime == "torch":
         import torch
@@ -92,7 +90,9 @@ def measure_here(
         from slimbench.timing import seeded_input, timing_model
 
         if threads:
-            torch.set_num_threads(threads)
+            from slimbench.timing import use_threads
+
+            use_threads(threads)
         net = timing_model(load_detector(checkpoint), device)
         x = seeded_input(batch, imgsz, device)
         cuda = device.startswith("cuda")
@@ -169,6 +169,8 @@ def measure(
     if threads:
         cmd += ["--threads", str(threads)]
     env = {**os.environ, "YOLO_OFFLINE": "1", "YOLO_AUTOINSTALL": "false"}
+    if threads:  # the parent's OMP_NUM_THREADS may be what `import ultralytics` left (1): state the count
+        env["OMP_NUM_THREADS"] = str(threads)
     env.setdefault("MALLOC_MMAP_THRESHOLD_", MMAP_THRESHOLD)
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, check=False)
@@ -179,6 +181,20 @@ def measure(
         tail = " ".join((proc.stderr or proc.stdout).strip().splitlines()[-1:]) or f"exit code {proc.returncode}"
         raise SlimbenchError(f"{checkpoint}: memory measurement ({runtime}, batch {batch}) failed: {tail[:300]}")
     return json.loads(lines[-1])
+
+
+def memory_ratio(candidate: dict[str, Any], reference: dict[str, Any]) -> dict[str, Any]:
+    """Candidate / reference memory of one cell, measured in the same run: CUDA max allocated where both have it
+    (the device's memory), else the RSS inference adds (``inference_mb``, what differs between variants; the
+    whole-process peak is mostly the runtime's own libraries)."""
+    key = (
+        "cuda_max_allocated_mb"
+        if candidate.get("cuda_max_allocated_mb") and reference.get("cuda_max_allocated_mb")
+        else "inference_mb"
+    )
+    cand, ref = float(candidate[key]), float(reference[key])
+    unit = "CUDA max allocated" if key == "cuda_max_allocated_mb" else "inference memory"
+    return {"ratio": cand / ref if ref > 0 else float("inf"), "candidate": cand, "reference": ref, "unit": unit}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -36,9 +36,7 @@ DEFAULT_VARIANTS_FILE = "fixtures/slimbench.toml"
 CACHE_DIR = ".slimbench-cache"
 """Under the rootdir: the generated default dataset and validator scratch space (safe to delete)."""
 _SESSION = pytest.StashKey["SuiteSession"]()
-_PARAMETRISED = ("variant", "candidate", "device", "batch", "image", "runtime")
-RUNTIME_IDS = {"torch": "torch", "onnxruntime": "ort"}
-"""Runtime names in test ids: ``test_forward[pruned-cpu-b1-ort]`` (the same as slimbench.ort_runtime's)."""
+_PARAMETRISED = ("variant", "candidate", "device", "batch", "threads", "image", "runtime")
 
 
 def add_options(addoption: Any, prefix: str = "") -> None:
@@ -60,6 +58,13 @@ def add_options(addoption: Any, prefix: str = "") -> None:
     addoption(f"--{prefix}reference", metavar="NAME", default=None, help="variant the others are compared with")
     addoption(f"--{prefix}device", metavar="LIST", default=None, help="devices to time on, e.g. cpu,cuda")
     addoption(f"--{prefix}batch", metavar="LIST", default=None, help="batch sizes to time, e.g. 1,8")
+    addoption(
+        f"--{prefix}threads",
+        metavar="LIST",
+        default=None,
+        help="CPU threads for torch and ONNX Runtime per timing, e.g. 1,4 [settings.threads, else the CPUs "
+        "available to this process]",
+    )
     addoption(
         f"--{prefix}runtime",
         metavar="LIST",
@@ -166,6 +171,7 @@ def _options(config: pytest.Config) -> SuiteOptions:
             data=_opt(config, "data"),
             agreement_images=_opt(config, "images"),
             runtime=_opt(config, "runtime"),
+            threads=_opt(config, "threads"),
         ),
         smoke=bool(_opt(config, "slimbench_smoke")),
     )
@@ -228,7 +234,10 @@ def get_session(config: pytest.Config) -> SuiteSession:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """Parametrise the suite's fixtures; ids are variant names, devices, ``b<batch>`` and image stems."""
+    """Parametrise the suite's fixtures; ids are variant names, devices, ``b<batch>``, ``t<threads>``, image stems
+    and short runtime names."""
+    from slimbench.timing_key import RUNTIME_IDS
+
     wanted = [n for n in _PARAMETRISED if n in metafunc.fixturenames]
     if not wanted or not _in_suite(metafunc):
         return
@@ -239,6 +248,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         "candidate": ([v.name for v in session.candidates], [v.name for v in session.candidates]),
         "device": (list(s.device), list(s.device)),
         "batch": (list(s.batch), [f"b{b}" for b in s.batch]),
+        "threads": (list(s.threads), [f"t{n}" for n in s.threads]),
         "image": (list(session.image_paths), list(session.image_paths)),
         "runtime": (list(s.runtime), [RUNTIME_IDS[r] for r in s.runtime]),
     }
@@ -287,6 +297,12 @@ def device(request: pytest.FixtureRequest) -> str:
 def batch(request: pytest.FixtureRequest) -> int:
     """Each batch size of the run."""
     return int(request.param)
+
+
+@pytest.fixture
+def threads(request: pytest.FixtureRequest, slimbench: SuiteSession) -> int:
+    """Each CPU thread count of the run; torch is set to it here, ONNX Runtime sessions are built with it."""
+    return slimbench.use_threads(int(request.param))
 
 
 @pytest.fixture

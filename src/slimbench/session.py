@@ -70,8 +70,18 @@ class SuiteSession:
         self._accuracy: Accuracy | None = None
         self.baseline: BaselineGate | None = None  # the stored baseline (slimbench.baseline), set by the plugin
         self.settings = config.settings
-        if smoke:  # one batch size, few pairs, no warm-up: every code path once, quickly
-            self.settings = replace(self.settings, batch=self.settings.batch[:1], warmup=0, speed_pairs=SMOKE_PAIRS)
+        if not self.settings.threads:  # stated, never what a library's import left in OMP_NUM_THREADS
+            from slimbench.timing import available_cpus
+
+            self.settings = replace(self.settings, threads=(available_cpus(),))
+        if smoke:  # one batch size and thread count, few pairs, no warm-up: every code path once, quickly
+            self.settings = replace(
+                self.settings,
+                batch=self.settings.batch[:1],
+                threads=self.settings.threads[:1],
+                warmup=0,
+                speed_pairs=SMOKE_PAIRS,
+            )
         self.models: dict[str, YOLO] = {}
         self.images: dict[str, np.ndarray] = {}  # image id -> BGR array
         self.image_paths: dict[str, Path] = _image_ids(self.settings.images)
@@ -85,17 +95,23 @@ class SuiteSession:
         self._predictors: dict[tuple[str, str], YOLO] = {}
         self._detections: dict[tuple[str, str], Detections] = {}
         self._onnx: dict[str, Exported | SlimbenchError] = {}
-        self._ort: dict[tuple[str, str], Any] = {}
-        self._memory: dict[tuple[str, str, int], dict[str, Any] | SlimbenchError] = {}
+        self._ort: dict[tuple[str, str, int], Any] = {}
+        self._memory: dict[str, dict[str, Any] | SlimbenchError] = {}
         self._sha: dict[str, str] = {}
 
     # ------------------------------------------------------------ loading and validation
 
     def load(self) -> None:
-        """Check and load every checkpoint (sha256 before unpickling) and decode every image; first error raises."""
+        """Check and load every checkpoint (sha256 before unpickling) and decode every image; first error raises.
+
+        torch is set to the run's first thread count here, so untimed work (detections, validation) runs with a
+        stated count too; each timed test sets its own (:meth:`use_threads`).
+        """
         from slimbench.checkpoint import check_file, load_detector
         from slimbench.detections import read_image
         from slimbench.metrics import stored_dtype
+
+        self.use_threads(self.settings.threads[0])
 
         for v in self.config.variants.values():
             check_file(v.path, v.sha256)  # every pin before any unpickling
@@ -106,6 +122,9 @@ class SuiteSession:
             self.figures[v.name]["stored_dtype"] = stored_dtype(v.path)
             self.figures[v.name]["class_names"] = dict(self.models[v.name].names)
         self.accuracy.check_inputs()  # same classes everywhere; --data and --images exist and fit the models
+        problems = unmeasurable_limits(self)
+        if problems:  # a configured gate that cannot be measured must not pass silently
+            raise SlimbenchError(problems[0])
 
     @property
     def accuracy(self) -> Accuracy:
@@ -196,10 +215,17 @@ class SuiteSession:
             self._inputs[key] = seeded_input(batch, self.settings.imgsz, device, dtype, seed=self.settings.seed)
         return self._inputs[key]
 
-    def forward_callable(self, name: str, device: str, batch: int, warm: bool = True) -> Any:
-        """The benchmarked callable for one variant/device/batch, warmed up."""
+    def use_threads(self, n: int) -> int:
+        """Run torch on ``n`` threads from now on (ONNX Runtime sessions are built per thread count)."""
+        from slimbench.timing import use_threads
+
+        return use_threads(n)
+
+    def forward_callable(self, name: str, device: str, batch: int, threads: int, warm: bool = True) -> Any:
+        """The benchmarked callable for one variant/device/batch on ``threads`` torch threads, warmed up."""
         from slimbench.timing import forward_fn, warm_up
 
+        self.use_threads(threads)
         fn = forward_fn(self.timing_net(name, device), self.timing_input(batch, device), device)
         if warm:
             warm_up(fn, self.settings.warmup)
@@ -211,12 +237,11 @@ class SuiteSession:
 
     # ------------------------------------------------------------ deployment: ONNX export, ONNX Runtime, memory
 
-    def timing_key(self, device: str, batch: int, runtime: str = "torch") -> str:
-        """Figure key of a timing: ``cpu-b1-640`` for torch (as before runtimes existed), ``ort-cpu-b1-640``."""
-        from slimbench.ort_runtime import RUNTIME_IDS
+    def timing_key(self, device: str, batch: int, runtime: str, threads: int) -> str:
+        """Figure key of a timed cell: ``cpu-b1-t2-640`` (torch), ``ort-cpu-b1-t2-640`` (slimbench.timing_key)."""
+        from slimbench.timing_key import TimingKey
 
-        key = f"{device}-b{batch}-{self.settings.imgsz}"
-        return key if runtime == "torch" else f"{RUNTIME_IDS[runtime]}-{key}"
+        return str(TimingKey.of(runtime, device, batch, threads, self.settings.imgsz))
 
     def checkpoint_sha256(self, name: str) -> str:
         """The checkpoint's sha256 (its pin when set: checked at load), computed once."""
@@ -252,24 +277,27 @@ class SuiteSession:
             raise result
         return result
 
-    def ort_session(self, name: str, device: str = "cpu") -> Any:
-        """An ONNX Runtime session of the exported variant on ``device`` (threads = torch's), cached."""
-        key = (name, device)
+    def ort_session(self, name: str, device: str, threads: int) -> Any:
+        """An ONNX Runtime session of the exported variant on ``device`` with ``threads`` threads, cached."""
+        key = (name, device, threads)
         if key not in self._ort:
             from slimbench import ort_runtime
 
-            self._ort[key] = ort_runtime.session(self.onnx(name).path, device)
+            self._ort[key] = ort_runtime.session(self.onnx(name).path, device, threads)
         return self._ort[key]
 
-    def runtime_callable(self, name: str, runtime: str, device: str, batch: int, warm: bool = True) -> Any:
-        """The benchmarked callable of a variant in ``runtime`` on the same seeded input, warmed up."""
+    def runtime_callable(
+        self, name: str, runtime: str, device: str, batch: int, threads: int, warm: bool = True
+    ) -> Any:
+        """The benchmarked callable of a variant in ``runtime`` on ``threads`` threads and the same seeded input,
+        warmed up."""
         if runtime == "torch":
-            return self.forward_callable(name, device, batch, warm)
+            return self.forward_callable(name, device, batch, threads, warm)
         from slimbench.ort_runtime import forward_fn
         from slimbench.timing import warm_up
 
         x = self.timing_input(batch, "cpu").numpy()  # ONNX Runtime takes host arrays and copies them itself
-        fn = forward_fn(self.ort_session(name, device), x)
+        fn = forward_fn(self.ort_session(name, device, threads), x)
         if warm:
             warm_up(fn, max(1, self.settings.warmup))  # ORT's first run builds its execution plan
         return fn
@@ -292,7 +320,7 @@ class SuiteSession:
         with torch.inference_mode():
             y = self.timing_net(name, "cpu")(x)
         y = y[0] if isinstance(y, (list, tuple)) else y
-        onnx_out = ort_runtime.run(self.ort_session(name, "cpu"), x.numpy())
+        onnx_out = ort_runtime.run(self.ort_session(name, "cpu", s.threads[0]), x.numpy())
         raw = ort_runtime.parity(onnx_out, y.float().numpy(), s.parity_atol, s.parity_rtol)
         figs = {**raw.as_dict(), "batch": batch, "match_iou": PARITY_IOU, "images": {}}
         if self.image_paths:
@@ -305,18 +333,18 @@ class SuiteSession:
         self.figures[name]["parity"] = figs
         return figs
 
-    def memory(self, name: str, runtime: str, batch: int, device: str = "cpu") -> dict[str, Any]:
-        """Peak memory of inference for one variant/runtime/batch, from a fresh process (slimbench.memory), cached."""
-        key = (name, f"{runtime}-{device}", batch)
+    def memory(self, name: str, runtime: str, batch: int, device: str, threads: int) -> dict[str, Any]:
+        """Peak memory of inference for one variant/runtime/batch/thread count, from a fresh process
+        (slimbench.memory), cached."""
+        key = f"{name}:{self.timing_key(device, batch, runtime, threads)}"
         if key not in self._memory:
             from slimbench.memory import measure
-            from slimbench.ort_runtime import threads
 
             v = self.config.variants[name]
             onnx = self.onnx(name).path if runtime == "onnxruntime" else None
             try:
                 self._memory[key] = measure(
-                    v.path, runtime, batch, self.settings.imgsz, device, onnx, threads(), v.sha256
+                    v.path, runtime, batch, self.settings.imgsz, device, onnx, threads, v.sha256
                 )
             except SlimbenchError as e:
                 self._memory[key] = e
@@ -399,7 +427,7 @@ class SuiteSession:
             for name, image, a in agreements:
                 lines.append(
                     f"{name:<16}{image:<18}{a['candidate_count']:>5} vs {a['reference_count']:<5} "
-                    f"recall {a['recall']:.3f}  precision {a['precision']:.3f}"
+                    f"recall {shown(a['recall'], '{:.3f}')}  precision {shown(a['precision'], '{:.3f}')}"
                 )
         lines += self._deployment_lines()
         if self._accuracy is not None:
@@ -436,7 +464,7 @@ class SuiteSession:
                 elif "onnx_size_mb" in d:
                     parity = ""
                     if p:
-                        same = all(a["recall"] == 1.0 and a["precision"] == 1.0 for a in p["images"].values())
+                        same = all(a["identical"] for a in p["images"].values())
                         parity = (
                             f", max abs diff {p['max_abs_diff']:.2g} ({'ok' if p['ok'] else 'FAILED'}), "
                             f"detections {'identical' if same else 'DIFFER'}"
@@ -444,6 +472,46 @@ class SuiteSession:
                     cached = "cached" if not d.get("export_built") else f"exported in {d['export_seconds']:.1f} s"
                     lines.append(f"{name:<16}ONNX {d['onnx_size_mb']:.2f} MB ({cached}){parity}")
         return lines
+
+
+def unmeasurable_limits(session: SuiteSession) -> list[str]:
+    """Configured limits this run cannot measure, one line each naming the limit and what is missing.
+
+    A skipped check would leave a configured gate green without a figure; the plugin stops the run at start
+    instead. Deselecting a test (``-m "not accuracy"``) and smoke mode are the user's explicit choices and stay.
+    """
+    cfg, s = session.config, session.settings
+    where = f"{cfg.source}: " if cfg.source else ""
+    from slimbench.ort_runtime import missing_reason
+
+    missing: dict[str, str | None] = {
+        "min_count_ratio": None if session.image_paths else "no sample images (settings.images or --image)",
+        "max_speed_ratio": None if "torch" in s.runtime else "torch is not in settings.runtime / --runtime",
+        "max_ort_speed_ratio": (
+            "onnxruntime is not in settings.runtime / --runtime" if "onnxruntime" not in s.runtime else missing_reason()
+        ),
+        "max_memory_ratio": None if s.memory else "settings.memory = false",
+        "max_map50_95_drop": session.accuracy.unsupported(),
+        "min_agreement_map50": None
+        if session.accuracy.agreement_images()
+        else ("no agreement images (--images DIR, settings.agreement_images or settings.images)"),
+    }
+    for key in ("max_count_ratio", "min_agreement_recall", "min_agreement_precision"):
+        missing[key] = missing["min_count_ratio"]
+    out = []
+    for v in cfg.candidates:
+        limits = cfg.limits(v.name)
+        for key, why in missing.items():
+            if why and getattr(limits, key) is not None:
+                out.append(f"{where}thresholds.{v.name}.{key} is set but cannot be measured in this run: {why}")
+    return out
+
+
+def shown(value: Any, fmt: str) -> str:
+    """A figure as text: numbers through ``fmt``, an undefined one as its reason (``"n/a (0 detections)"``)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return fmt.format(value)
+    return str(value) if value is not None else "-"
 
 
 def _ratio(value: float, ref: float) -> float:

@@ -10,7 +10,9 @@ Pure functions over (model, input): no pytest here, so the CLI and users' own sc
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import os
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -20,6 +22,35 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import torch
     from torch import nn
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (its affinity: taskset, cgroup cpusets), the suite's default thread count.
+
+    Not ``torch.get_num_threads()``: ``import ultralytics`` sets ``OMP_NUM_THREADS=1`` when it is unset, so torch's
+    own default says what a library's import left behind, not what the machine offers.
+    """
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        return os.cpu_count() or 1
+
+
+def use_threads(n: int) -> int:
+    """Run torch on ``n`` threads (intra-op) and, where torch still allows it, ``n`` inter-op threads; return n.
+
+    torch accepts an inter-op count only before its first inter-op work, so the first call of a process sets it
+    and later calls keep it (``torch.get_num_interop_threads()`` says what holds). ONNX Runtime is told the same
+    count per session (:func:`slimbench.ort_runtime.session`).
+    """
+    import torch
+
+    if n < 1:
+        raise ValueError(f"thread count must be >= 1, got {n}")
+    torch.set_num_threads(n)
+    with contextlib.suppress(RuntimeError):  # already set, or inter-op work already ran: torch keeps its count
+        torch.set_num_interop_threads(n)
+    return n
 
 
 def is_cuda(device: str) -> bool:

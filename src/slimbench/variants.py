@@ -20,6 +20,7 @@ One TOML file per suite (``fixtures/slimbench.toml`` by default)::
     agreement_images = "images"     # folder of unlabeled images for agreement [the sample images]
     val_imgsz = 256                 # validator image size [the dataset's training size]
     runtime = ["torch", "onnxruntime"]  # runtimes to time; onnxruntime is skipped with a reason where absent
+    threads = [1, 4]                # CPU threads per timing, torch and ONNX Runtime alike [the CPUs available]
     parity_atol = 0.001             # ONNX vs torch raw outputs: |onnx - torch| <= atol + rtol * |torch|
     parity_rtol = 0.001
     memory = true                   # peak memory per variant, runtime and batch (a fresh process each)
@@ -54,6 +55,7 @@ from typing import Any, Literal
 
 from slimbench.baseline import BaselineConfig, parse_baseline_config
 from slimbench.errors import SlimbenchError
+from slimbench.timing_key import RUNTIMES
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -104,6 +106,7 @@ class Thresholds:
     min_agreement_precision: float | None = None  # share of the variant's boxes that the reference has too
     max_speed_ratio: float | None = None  # median of interleaved (variant time / reference time)
     max_ort_speed_ratio: float | None = None  # the same in ONNX Runtime (pruning gains differ by runtime)
+    max_memory_ratio: float | None = None  # inference memory / the reference's, per runtime, batch and threads
     max_map50_95_drop: float | None = None  # reference mAP50-95 minus the variant's, on the dataset (0.02 = 2 points)
     min_agreement_map50: float | None = None  # mAP50 on the agreement images with the reference's boxes as truth
 
@@ -137,6 +140,7 @@ class Settings:
     parity_atol: float = 1e-3  # exported vs checkpoint raw outputs: |onnx - torch| <= atol + rtol * |torch|
     parity_rtol: float = 1e-3
     memory: bool = True  # peak memory per variant x runtime x batch, each in a fresh process
+    threads: tuple[int, ...] = ()  # CPU threads per timing; empty: the CPUs available to the process (its affinity)
 
 
 SETTINGS_KEYS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Settings))
@@ -254,8 +258,8 @@ def _settings(raw: Any, base: Path, err: Callable[[str, str], SlimbenchError], w
             if not isinstance(value, str) or not value.strip():
                 raise err(k, f"expected a non-empty path (string), got {_tname(value)}")
             kw[key] = _resolve(value.strip(), base)
-        elif key == "batch":
-            kw[key] = tuple(_int(v, k, err, minimum=1) for v in _list(value, k, err, int))
+        elif key in {"batch", "threads"}:
+            kw[key] = tuple(dict.fromkeys(_int(v, k, err, minimum=1) for v in _list(value, k, err, int)))
         elif key == "device":
             kw[key] = tuple(check_device(str(v), f"{where}: {k}") for v in _list(value, k, err, str, split=True))
         elif key == "images":
@@ -325,6 +329,7 @@ class Overrides:
     data: str | None = None  # --data YAML
     agreement_images: str | None = None  # --images DIR
     runtime: str | None = None  # "torch,onnxruntime"
+    threads: str | None = None  # "1,4"
 
 
 def parse_variant_arg(text: str) -> tuple[str, str]:
@@ -355,9 +360,6 @@ def parse_devices(text: str, option: str = "--device") -> tuple[str, ...]:
     if not all(items):
         raise SlimbenchError(f"{option} {text!r}: expected comma-separated devices such as cpu,cuda")
     return tuple(dict.fromkeys(check_device(t, option) for t in items))
-
-
-RUNTIMES = ("torch", "onnxruntime")
 
 
 def parse_runtimes(items: Sequence[str] | str, where: str = "--runtime") -> tuple[str, ...]:
@@ -420,6 +422,8 @@ def apply_overrides(cfg: SuiteConfig | None, ov: Overrides, cwd: Path | None = N
         changes["batch"] = parse_int_list(ov.batch, "--batch")
     if ov.runtime is not None:
         changes["runtime"] = parse_runtimes(ov.runtime)
+    if ov.threads is not None:
+        changes["threads"] = parse_int_list(ov.threads, "--threads")
     if ov.imgsz is not None:
         changes["imgsz"] = check_imgsz(int(ov.imgsz), "--imgsz")
     if ov.images:
@@ -444,16 +448,18 @@ def violation(
     kind: Literal["max", "min"],
     fmt: str = "{:,.4g}",
     note: str = "",
+    undefined: str | None = None,
 ) -> str | None:
     """One line such as ``"pruned: params 1,234,567 > max 1,200,000"`` when a limit is broken, else None.
 
-    A limit of None is not gated. A measured value of None (could not be measured) against a limit is a violation.
+    A limit of None is not gated. A value of None against a limit is a violation: ``undefined`` says why it has no
+    value (``"n/a (0 detections)"``), else it reads "not measured".
     """
     if limit is None:
         return None
     tail = f" ({note})" if note else ""
     if value is None or (isinstance(value, float) and math.isnan(value)):
-        return f"{variant}: {label} not measured, {kind} {fmt.format(limit)}{tail}"
+        return f"{variant}: {label} {undefined or 'not measured'}, {kind} {fmt.format(limit)}{tail}"
     if kind == "max" and value > limit:
         return f"{variant}: {label} {fmt.format(value)} > max {fmt.format(limit)}{tail}"
     if kind == "min" and value < limit:

@@ -11,6 +11,8 @@ import io
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from slimbench.timing_key import RUNTIME_IDS
+
 REFERENCE_COLOR = "#7f7f7f"
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22")
 _SIZE = (4.3, 3.0)
@@ -199,9 +201,9 @@ def runtime_speedups(deployment: Sequence[Mapping[str, Any]], reference: str) ->
     figure), else the benchmark medians' speedup; the reference is 1.0 by definition."""
     out: dict[str, dict[str, float | None]] = {}
     for row in deployment:
-        rt = "ort" if row.get("runtime") == "onnxruntime" else str(row.get("runtime"))
+        rt = RUNTIME_IDS.get(str(row.get("runtime")), str(row.get("runtime")))
         dev = "" if row.get("device") == "cpu" else f" {row.get('device')}"
-        label = f"{rt}{dev} b{row.get('batch')}"
+        label = f"{rt}{dev} b{row.get('batch')} t{row.get('threads')}"
         ratio, speedup = row.get("speed_ratio"), row.get("speedup")
         value = 1.0 / ratio if ratio else speedup
         if row.get("variant") == reference and (value is not None or label in out):

@@ -23,6 +23,7 @@ writes the report.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Generator
 from pathlib import Path
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from slimbench.baseline import BaselineGate
     from slimbench.report.summary import RunFacts
     from slimbench.session import SuiteSession
+    from slimbench.timing_key import TimingKey
     from slimbench.variants import SuiteConfig
 
 DEFAULT_REPORTS = "reports"
@@ -69,7 +71,14 @@ def add_output_options(addoption: Any, prefix: str = "") -> None:
         f"--{prefix}update-baseline",
         action="store_true",
         default=False,
-        help="write this run's figures into the baseline (atomically, after the run) instead of gating on it",
+        help="write this run's figures into the baseline (atomically, after the run) instead of gating on it; "
+        "a run in which any test failed writes nothing (see --update-baseline-despite-failures)",
+    )
+    addoption(
+        f"--{prefix}update-baseline-despite-failures",
+        action="store_true",
+        default=False,
+        help="with --update-baseline: write the baseline even though gates failed in this run",
     )
 
 
@@ -92,6 +101,43 @@ def register(config: pytest.Config, session: SuiteSession) -> OutputsPlugin:
     plugin = OutputsPlugin(config, session)
     config.pluginmanager.register(plugin, PLUGIN_NAME)
     return plugin
+
+
+class JsonTarget(os.PathLike):
+    """Our default ``--benchmark-json``, which pytest-benchmark declares as a path (5.2 and later: it opens it) or as
+    an open file (earlier: ``with json as fh: fh.write(...)``). This is both, and the file is only opened, so only
+    created, when pytest-benchmark writes it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.name = str(self.path)
+        self._file: Any = None
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+    def __enter__(self) -> Any:
+        self._file = open(self.path, "wb")  # noqa: SIM115 - closed in __exit__
+        return self._file
+
+    def __exit__(self, *exc: object) -> None:
+        self._file.close()
+
+
+def _bench_key(info: dict[str, Any]) -> TimingKey:
+    """The timing key of a forward benchmark, from the extra_info test_forward stored."""
+    from slimbench.timing_key import TimingKey
+
+    return TimingKey.of(
+        str(info.get("runtime", "torch")),
+        str(info.get("device")),
+        int(info.get("batch", 0)),
+        int(info.get("threads", 0)),
+        int(info.get("imgsz", 0)),
+    )
 
 
 def _ort_version() -> str:
@@ -140,7 +186,8 @@ class OutputsPlugin:
             opt.htmlpath = str(self.dir / "report.html")
             opt.self_contained_html = True
         if hasattr(opt, "benchmark_json") and opt.benchmark_json is None:
-            opt.benchmark_json = self._default_json = self.dir / "benchmark.json"
+            self._default_json = self.dir / "benchmark.json"
+            opt.benchmark_json = JsonTarget(self._default_json)
             self.dir.mkdir(parents=True, exist_ok=True)  # pytest-benchmark opens the file without making its folder
 
     @pytest.hookimpl(trylast=True)  # after -k / -m deselection
@@ -180,7 +227,9 @@ class OutputsPlugin:
                 "torch": e["torch"],
                 "ultralytics": e["ultralytics"],
                 "torch-pruning": e["torch-pruning"],
-                "CPU": f"{e['cpu']} ({e['cpu_count']} cores, torch threads {e['torch_threads']})",
+                "CPU": f"{e['cpu']} ({e['cpu_count']} cores, {e['available_cpus']} available to this run)",
+                "threads": f"{', '.join(map(str, e['threads']))} (torch and ONNX Runtime intra-op, per timing; "
+                f"torch inter-op {e['torch_interop_threads']})",
                 "GPU": e["gpu"],
                 "devices": ", ".join(e["devices"]),
                 "imgsz": e["imgsz"],
@@ -191,6 +240,16 @@ class OutputsPlugin:
                 "smoke mode": str(e["smoke"]).lower(),
             }
         )
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_benchmark_update_machine_info(self, config: pytest.Config, machine_info: dict[str, Any]) -> None:
+        """pytest-benchmark's stored machine info says which thread counts the timings ran with."""
+        e = self.env or {}
+        machine_info["slimbench"] = {
+            "threads": list(self.session.settings.threads),
+            "available_cpus": e.get("available_cpus"),
+            "torch_interop_threads": e.get("torch_interop_threads"),
+        }
 
     # ------------------------------------------------------------ per test: failures and annotated images
 
@@ -215,8 +274,10 @@ class OutputsPlugin:
         from slimbench.report.summary import Failure
 
         key = None
-        if "device" in params and "batch" in params:
-            key = self.session.timing_key(params["device"], params["batch"], params.get("runtime", "torch"))
+        if "device" in params and "batch" in params and "threads" in params:
+            key = self.session.timing_key(
+                params["device"], params["batch"], params.get("runtime", "torch"), params["threads"]
+            )
         elif "image" in params:
             key = str(params["image"])
         text = report.longreprtext.strip().splitlines()
@@ -246,7 +307,7 @@ class OutputsPlugin:
             return  # nothing measured: no summaries, no baseline update
         t0 = time.perf_counter()
         try:
-            self._baseline_update(exitstatus)
+            self._baseline_update(exitstatus, session.testsfailed)
             self._finish()
         except Exception as e:  # noqa: BLE001 - said in the terminal summary; the run's status says it failed
             import traceback
@@ -257,13 +318,24 @@ class OutputsPlugin:
                 session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
         self.seconds = time.perf_counter() - t0
 
-    def _baseline_update(self, exitstatus: int) -> None:
+    def _baseline_update(self, exitstatus: int, failed: int) -> None:
         gate = self.session.baseline
         if gate is None or not gate.update:
             return
         if exitstatus not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
             self.lines.append(f"baseline {gate.path}: not updated (run ended with exit status {int(exitstatus)})")
             return
+        if exitstatus == pytest.ExitCode.TESTS_FAILED and not self.config.getoption(
+            "update_baseline_despite_failures", False
+        ):
+            self.lines.append(
+                f"baseline {gate.path}: not updated: {failed} check(s) failed in this run, and a baseline "
+                "must not record a broken state; fix them, or pass --update-baseline-despite-failures to write it "
+                "anyway"
+            )
+            return
+        if exitstatus == pytest.ExitCode.TESTS_FAILED:
+            self.lines.append(f"baseline {gate.path}: written despite {failed} failed check(s), as asked")
         if not gate.current:
             self.lines.append(f"baseline {gate.path}: not updated (no baseline test ran)")
             return
@@ -285,19 +357,14 @@ class OutputsPlugin:
                 continue
             names[b.name] = (variant, info)
             if str(b.group or "").startswith("forward-"):
-                label = f"{info.get('device')}-b{info.get('batch')}"
-                if info.get("runtime", "torch") != "torch":
-                    label = f"ort-{label}"
-                self.facts.rounds.setdefault(label, {})[variant] = data
+                self.facts.rounds.setdefault(_bench_key(info).label, {})[variant] = data
             elif str(b.group or "").startswith("predict-"):
                 self.facts.predict.setdefault(variant, {})[str(info.get("device"))] = statistics.median(data)
         for bench_name, why in getattr(bs, "performance_regressions", None) or []:
             variant, info = names.get(str(bench_name)) or next(
                 ((v, i) for n, (v, i) in names.items() if n in str(bench_name)), (None, {})
             )
-            key = f"{info.get('device')}-b{info.get('batch')}-{info.get('imgsz')}" if "batch" in info else None
-            if key and info.get("runtime", "torch") != "torch":
-                key = f"ort-{key}"
+            key = str(_bench_key(info)) if "batch" in info else None
             self.facts.benchmark_regressions.append(
                 {"benchmark": str(bench_name), "variant": variant, "key": key, "why": str(why)}
             )
@@ -343,6 +410,7 @@ class OutputsPlugin:
         e = self.env
         intro = [
             f"Reference: {s.config.reference}. imgsz {e['imgsz']}, batches {', '.join(map(str, e['batches']))}, "
+            f"CPU threads {', '.join(map(str, e['threads']))} (of {e['available_cpus']} available), "
             f"devices {', '.join(e['devices'])}; detections at conf {e['conf']}, NMS IoU {e['iou']}, agreement at "
             f"IoU {e['match_iou']} with the reference's boxes. Thresholds: {e['thresholds_file']}; "
             f"baseline: {e['baseline_file']}.",
@@ -353,15 +421,16 @@ class OutputsPlugin:
         ]
         deployment_intro = [
             "torch: the fused FP32 checkpoint in eager mode; ort: its ONNX export (ultralytics' exporter, dynamic "
-            f"batch, cached by checkpoint sha256) in ONNX Runtime {_ort_version()} with {e['torch_threads']} intra-op "
-            "threads, the same as torch. Latency percentiles from pytest-benchmark's raw rounds; FPS = batch / median. "
+            f"batch, cached by checkpoint sha256) in ONNX Runtime {_ort_version()}, intra-op threads as stated per "
+            "row (t = threads, the same count torch runs with), thread pools not spinning between runs. Latency "
+            "percentiles from pytest-benchmark's raw rounds; FPS = batch / median. "
             "Peak RSS: the peak resident memory of a fresh process that loaded the model and ran inference at that "
             "batch; inference memory: that peak minus the resident memory after loading. Model file: the checkpoint "
             "for torch, the ONNX file (FP32) for ort.",
         ]
         if s.smoke:
             intro.append("Smoke mode: benchmarks disabled and speed ratios from a few pairs; timings are not figures.")
-        problems = [f"{check_name(f, s.settings.imgsz)}: {f.message}" for f in self.facts.failures]
+        problems = [f"{check_name(f)}: {f.message}" for f in self.facts.failures]
         problems += [
             f"timing regression vs stored run: {r['benchmark']}: {r['why']}" for r in doc["benchmark_regressions"]
         ]

@@ -19,11 +19,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from slimbench.detections import NA_NO_DETECTIONS
+from slimbench.timing_key import TimingKey
+
 if TYPE_CHECKING:
     from slimbench.session import SuiteSession
 
 SCHEMA = "slimbench-summary"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""2: timing keys name the thread count (``latency_ms[cpu-b1-t2]``), the deployment table has a threads and a
+memory-ratio column, and an undefined figure is its reason (``"n/a (0 detections)"``) instead of a number."""
 CHARTS = ("size", "params", "gflops", "latency", "fps", "speedup", "runtime_speedup")
 """Every chart the HTML report embeds, in order (a chart without data says so in its image)."""
 
@@ -49,7 +54,7 @@ CHECK_COLUMNS: dict[str, tuple[str, ...]] = {
     "test_forward": ("latency_ms[{key}]",),
     "test_accuracy": tuple(ACCURACY_COLUMNS),
     "test_onnx_parity": ("onnx_parity_max_abs_diff", "onnx_size_mb"),
-    "test_peak_memory": ("peak_rss_mb[{key}]",),
+    "test_peak_memory": ("peak_rss_mb[{key}]",),  # and the deployment table's memory ratio
 }
 # baseline metric family -> table column
 BASELINE_COLUMNS = {
@@ -63,7 +68,8 @@ BASELINE_COLUMNS = {
     "detections": "detections_per_image",
     "agreement_recall": "agreement_recall_sample",
     "agreement_precision": "agreement_precision_sample",
-    "onnx_size_mb": "onnx_size_mb",
+    "onnx_params": "onnx_size_mb",
+    "onnx_weights_mb": "onnx_size_mb",
 }
 
 
@@ -146,6 +152,8 @@ def environment(session: SuiteSession, baseline_path: Path | None = None) -> dic
     """The environment table: package versions, machine, and the settings that shape every figure."""
     import torch
 
+    from slimbench.timing import available_cpus
+
     s = session.settings
     gpus = gpu_names()
     return {
@@ -153,7 +161,9 @@ def environment(session: SuiteSession, baseline_path: Path | None = None) -> dic
         "platform": platform.platform(),
         "cpu": cpu_name(),
         "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
+        "available_cpus": available_cpus(),
+        "threads": list(s.threads),
+        "torch_interop_threads": torch.get_num_interop_threads(),
         "gpu": ", ".join(gpus) if gpus else "none",
         "devices": list(s.device),
         "imgsz": s.imgsz,
@@ -173,14 +183,23 @@ def environment(session: SuiteSession, baseline_path: Path | None = None) -> dic
 # ---------------------------------------------------------------- rows
 
 
-def timing_label(key: str, imgsz: int) -> str:
-    """``"cpu-b1-640"`` -> ``"cpu-b1"`` (imgsz is the same for the whole run and named in the environment)."""
-    return key.removesuffix(f"-{imgsz}")
+def timing_label(key: str) -> str:
+    """``"cpu-b1-t2-640"`` -> ``"cpu-b1-t2"`` (imgsz is the same for the whole run and named in the environment)."""
+    return TimingKey.parse(key).label
 
 
 def _mean(values: Iterable[float]) -> float | None:
     vals = [float(v) for v in values if v is not None and math.isfinite(float(v))]
     return statistics.fmean(vals) if vals else None
+
+
+def _mean_or_na(values: Iterable[float | str | None]) -> float | str | None:
+    """The mean of the defined figures; where none is defined, the reason (``"n/a (0 detections)"``), not 1.0."""
+    values = list(values)
+    numbers = [v for v in values if _number(v) is not None]
+    if numbers:
+        return statistics.fmean(numbers)
+    return next((v for v in values if isinstance(v, str)), None)
 
 
 def columns(session: SuiteSession) -> list[Column]:
@@ -205,29 +224,34 @@ def columns(session: SuiteSession) -> list[Column]:
         cols.append(Column("onnx_parity_max_abs_diff", "ONNX parity", "max abs diff", "lower", "{:.2g}"))
     memory_keys = list(dict.fromkeys(k for f in figs for k in f.get("memory", {})))
     for key in memory_keys:
-        label = timing_label(key, s.imgsz)
+        label = timing_label(key)
         cols.append(Column(f"peak_rss_mb[{label}]", f"peak RSS {label}", "MB, fresh process", "lower", "{:.0f}"))
     forward_keys = list(dict.fromkeys(k for f in figs for k in f.get("forward", {})))
     ratio_keys = list(dict.fromkeys(k for f in figs for k in f.get("speed_ratio", {})))
     for key in forward_keys:
-        label = timing_label(key, s.imgsz)
+        label = timing_label(key)
         cols += [
             Column(f"latency_ms[{label}]", f"latency {label}", "ms, median", "lower", "{:.2f}"),
             Column(f"fps[{label}]", f"FPS {label}", "images/s", "higher", "{:.1f}"),
             Column(f"speedup[{label}]", f"speedup {label}", "x, medians", "higher", "{:.2f}"),
         ]
     for key in ratio_keys:
-        label = timing_label(key, s.imgsz)
+        label = timing_label(key)
         cols.append(Column(f"speed_ratio[{label}]", f"speed ratio {label}", "paired median", "lower", "{:.3f}"))
     cols += [
         Column("detections_per_image", "detections / image", f"conf {s.conf}", "", "{:.1f}"),
         Column("agreement_recall_sample", "agreement R", "sample images", "higher", "{:.3f}"),
         Column("agreement_precision_sample", "agreement P", "sample images", "higher", "{:.3f}"),
     ]
-    measured = {k for f in figs for k, v in f.get("accuracy", {}).items() if _number(v) is not None}
+    measured = {k for f in figs for k, v in f.get("accuracy", {}).items() if _number(v) is not None or _na(v)}
     cols += [Column(k, lab, unit, "higher", "{:.4f}") for k, (lab, unit) in ACCURACY_COLUMNS.items() if k in measured]
     cols += [Column("baseline", "baseline"), Column("failed_checks", "failed checks")]
     return cols
+
+
+def _na(value: Any) -> bool:
+    """An undefined figure as recorded: its reason, ``"n/a (...)"``."""
+    return isinstance(value, str) and value.startswith("n/a")
 
 
 def _number(value: Any) -> float | None:
@@ -238,7 +262,6 @@ def _number(value: Any) -> float | None:
 
 def rows(session: SuiteSession, facts: RunFacts) -> list[dict[str, Any]]:
     """One flat row per variant (reference first); a figure this run did not measure is None."""
-    s = session.settings
     out: list[dict[str, Any]] = []
     for v in session.variants:
         f = session.figures[v.name]
@@ -259,33 +282,33 @@ def rows(session: SuiteSession, facts: RunFacts) -> list[dict[str, Any]]:
         if "parity" in f:
             row["onnx_parity_max_abs_diff"] = f["parity"].get("max_abs_diff")
         for key, m in f.get("memory", {}).items():
-            row[f"peak_rss_mb[{timing_label(key, s.imgsz)}]"] = m.get("peak_rss_mb")
+            row[f"peak_rss_mb[{timing_label(key)}]"] = m.get("peak_rss_mb")
         for key, t in f.get("forward", {}).items():
-            label = timing_label(key, s.imgsz)
-            batch = _batch_of(key)
+            label = timing_label(key)
+            batch = TimingKey.parse(key).batch
             median = t.get("median_s")
             row[f"latency_ms[{label}]"] = median * 1e3 if median else None
             row[f"fps[{label}]"] = batch / median if median and batch else None
             row[f"speedup[{label}]"] = t.get("speedup_vs_reference")
         for key, r in f.get("speed_ratio", {}).items():
-            row[f"speed_ratio[{timing_label(key, s.imgsz)}]"] = r.get("median_ratio")
+            row[f"speed_ratio[{timing_label(key)}]"] = r.get("median_ratio")
         dets = f.get("detections", {})
         agr = f.get("agreement", {})
         row["detections_per_image"] = _mean(d.get("count") for d in dets.values())
-        if v.is_reference and dets:
-            row["agreement_recall_sample"] = row["agreement_precision_sample"] = 1.0
+        if v.is_reference and dets:  # agreement with itself: 1.0 where it found boxes, else undefined
+            found = any(d.get("count") for d in dets.values())
+            row["agreement_recall_sample"] = row["agreement_precision_sample"] = 1.0 if found else NA_NO_DETECTIONS
         else:
-            row["agreement_recall_sample"] = _mean(a.get("recall") for a in agr.values())
-            row["agreement_precision_sample"] = _mean(a.get("precision") for a in agr.values())
+            row["agreement_recall_sample"] = _mean_or_na(a.get("recall") for a in agr.values())
+            row["agreement_precision_sample"] = _mean_or_na(a.get("precision") for a in agr.values())
         for key in ACCURACY_COLUMNS:
-            value = _number(f.get("accuracy", {}).get(key))
+            raw = f.get("accuracy", {}).get(key)
+            value = _number(raw) if not _na(raw) else raw
             if value is not None:
                 row[key] = value
         base = f.get("baseline", {})
         row["baseline"] = base.get("status", "not checked")
-        row["failed_checks"] = "; ".join(
-            dict.fromkeys(check_name(x, s.imgsz) for x in facts.failures if x.variant == v.name)
-        )
+        row["failed_checks"] = "; ".join(dict.fromkeys(check_name(x) for x in facts.failures if x.variant == v.name))
         out.append(row)
     return out
 
@@ -295,6 +318,7 @@ DEPLOYMENT_COLUMNS = (
     Column("runtime", "runtime"),
     Column("device", "device"),
     Column("batch", "batch"),
+    Column("threads", "threads"),
     Column("median_ms", "latency", "ms, p50", "lower", "{:.2f}"),
     Column("p90_ms", "p90", "ms", "lower", "{:.2f}"),
     Column("p99_ms", "p99", "ms", "lower", "{:.2f}"),
@@ -304,6 +328,7 @@ DEPLOYMENT_COLUMNS = (
     Column("speed_ratio", "speed ratio", "paired median", "lower", "{:.3f}"),
     Column("peak_rss_mb", "peak RSS", "MB, fresh process", "lower", "{:.0f}"),
     Column("inference_mb", "inference memory", "MB over loaded", "lower", "{:.0f}"),
+    Column("memory_ratio", "memory ratio", "vs reference, same run", "lower", "{:.3f}"),
     Column("cuda_max_allocated_mb", "CUDA max allocated", "MB", "lower", "{:.0f}"),
     Column("onnx_size_mb", "model file", "MB (ONNX for ort)", "lower", "{:.2f}"),
 )
@@ -312,19 +337,17 @@ DEPLOYMENT_COLUMNS = (
 
 def deployment_rows(session: SuiteSession) -> list[dict[str, Any]]:
     """Rows of the deployment table from the forward, speed-ratio and memory figures (None: not measured)."""
-    from slimbench.ort_runtime import RUNTIME_IDS
-
-    s = session.settings
     out: list[dict[str, Any]] = []
-    keys: list[tuple[str, str, int]] = []
-    for f in session.figures.values():
-        for section in ("forward", "speed_ratio", "memory"):
-            for key in f.get(section, {}):
-                keys.append(_split_key(key, s.imgsz))
-    keys = sorted(dict.fromkeys(keys), key=lambda k: (k[1], k[2], list(RUNTIME_IDS).index(k[0])))
-    for runtime, device, batch in keys:
-        label = f"{device}-b{batch}-{s.imgsz}"
-        key = label if runtime == "torch" else f"{RUNTIME_IDS[runtime]}-{label}"
+    cells = sorted(
+        {
+            TimingKey.parse(k)
+            for f in session.figures.values()
+            for sec in ("forward", "speed_ratio", "memory")
+            for k in f.get(sec, {})
+        }
+    )
+    for cell in cells:
+        key, runtime = str(cell), cell.runtime
         for v in session.variants:
             f = session.figures[v.name]
             t, r, m = (f.get(sec, {}).get(key) or {} for sec in ("forward", "speed_ratio", "memory"))
@@ -336,8 +359,9 @@ def deployment_rows(session: SuiteSession) -> list[dict[str, Any]]:
                 {
                     "variant": v.name,
                     "runtime": runtime,
-                    "device": device,
-                    "batch": batch,
+                    "device": cell.device,
+                    "batch": cell.batch,
+                    "threads": cell.threads,
                     "median_ms": _ms(t.get("median_s")),
                     "p90_ms": _ms(t.get("p90_s")),
                     "p99_ms": _ms(t.get("p99_s")),
@@ -347,6 +371,7 @@ def deployment_rows(session: SuiteSession) -> list[dict[str, Any]]:
                     "speed_ratio": r.get("median_ratio"),
                     "peak_rss_mb": m.get("peak_rss_mb"),
                     "inference_mb": m.get("inference_mb"),
+                    "memory_ratio": (f.get("memory_ratio", {}).get(key) or {}).get("ratio"),
                     "cuda_max_allocated_mb": m.get("cuda_max_allocated_mb"),
                     "onnx_size_mb": size,
                 }
@@ -358,37 +383,26 @@ def _ms(seconds: Any) -> float | None:
     return seconds * 1e3 if isinstance(seconds, (int, float)) and math.isfinite(seconds) else None
 
 
-def _split_key(key: str, imgsz: int) -> tuple[str, str, int]:
-    """``"ort-cpu-b8-640"`` -> ("onnxruntime", "cpu", 8); ``"cpu-b1-640"`` -> ("torch", "cpu", 1)."""
-    parts = timing_label(key, imgsz).split("-")
-    runtime = "torch"
-    if parts[0] == "ort":
-        runtime, parts = "onnxruntime", parts[1:]
-    batch = _batch_of(key) or 0
-    device = "-".join(p for p in parts if not (p.startswith("b") and p[1:].isdigit()))
-    return runtime, device, batch
+def _label_or_image(key: str) -> str:
+    """A failure's key: a timing key's label, or an image id as it is."""
+    try:
+        return timing_label(key)
+    except ValueError:
+        return key
 
 
-def check_name(failure: Failure, imgsz: int) -> str:
-    """``test_speed_ratio[pruned-cpu-b1]``: like the test's id, from the variant and the device/batch or image."""
-    tail = f"-{timing_label(failure.key, imgsz)}" if failure.key else ""
+def check_name(failure: Failure) -> str:
+    """``test_speed_ratio[pruned-cpu-b1-t2]``: like the test's id, from the variant and the timed cell or image."""
+    tail = f"-{_label_or_image(failure.key)}" if failure.key else ""
     return f"{failure.test}[{failure.variant}{tail}]"
-
-
-def _batch_of(key: str) -> int | None:
-    for part in key.split("-"):
-        if part.startswith("b") and part[1:].isdigit():
-            return int(part[1:])
-    return None
 
 
 def flagged_cells(session: SuiteSession, facts: RunFacts) -> dict[str, set[str]]:
     """Variant -> the table columns a failed check, a baseline regression or a timing regression points at."""
-    s = session.settings
     out: dict[str, set[str]] = {v.name: set() for v in session.variants}
     for failure in facts.failures:
         cols = CHECK_COLUMNS.get(failure.test, ())
-        label = timing_label(failure.key, s.imgsz) if failure.key else ""
+        label = _label_or_image(failure.key) if failure.key else ""
         out.setdefault(failure.variant, set()).update(c.format(key=label) for c in cols)
     for v in session.variants:
         for metric in session.figures[v.name].get("baseline", {}).get("regressed", []):
@@ -398,7 +412,7 @@ def flagged_cells(session: SuiteSession, facts: RunFacts) -> dict[str, set[str]]
             out[v.name].add("baseline")
     for reg in facts.benchmark_regressions:
         if reg.get("variant") in out and reg.get("key"):
-            out[reg["variant"]].add(f"latency_ms[{timing_label(reg['key'], s.imgsz)}]")
+            out[reg["variant"]].add(f"latency_ms[{timing_label(reg['key'])}]")
     for cells in out.values():
         if cells:
             cells.add("variant")
