@@ -48,6 +48,11 @@ def runtime_detections(
     return [decode(infer(preprocess(img, imgsz)), img.shape, imgsz, conf, iou) for img in images]
 
 
+def defined(x: float | None) -> float | None:
+    """A figure for JSON and gates: NaN (undefined, e.g. the reference found no boxes) becomes None."""
+    return None if x is None or x != x else float(x)
+
+
 def int8_violations(
     variant: str,
     cell: str,
