@@ -102,3 +102,36 @@ def test_rows_give_speedups_and_leave_unmeasured_ones_undefined():
     assert ov["speedup_vs_torch_fp32"] == pytest.approx(4.0)
     lines = m.summary_lines()
     assert any(line.startswith("finetuned") and "n/a" in line for line in lines)
+
+
+class _Accuracy:
+    def unsupported(self):
+        return None
+
+    def agreement_images(self):
+        return [Path("a.jpg")]
+
+
+@pytest.mark.parametrize(
+    "settings, expected",
+    [
+        ({}, "int8 is not in settings.precision / --precision"),
+        ({"precision": ["fp32", "int8"], "runtime": ["torch"]}, "neither onnxruntime nor openvino is in"),
+        ({"precision": ["int8"], "runtime": ["openvino"]}, None),
+    ],
+)
+def test_int8_limits_that_cannot_be_measured_stop_the_run(settings, expected):
+    from types import SimpleNamespace
+
+    from slimbench.session import unmeasurable_limits
+
+    cfg = config(settings, {"pruned": {"min_int8_agreement_map50": 0.9}})
+    session = SimpleNamespace(config=cfg, settings=cfg.settings, image_paths={"a": "a.jpg"}, accuracy=_Accuracy())
+    lines = unmeasurable_limits(session)
+    if expected is None:
+        assert lines == []
+    else:
+        assert (
+            len(lines) == 1 and "thresholds.pruned.min_int8_agreement_map50 is set but cannot be measured" in lines[0]
+        )
+        assert expected in lines[0]

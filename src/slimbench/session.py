@@ -513,6 +513,20 @@ def unmeasurable_limits(session: SuiteSession) -> list[str]:
     }
     for key in ("max_count_ratio", "min_agreement_recall", "min_agreement_precision"):
         missing[key] = missing["min_count_ratio"]
+    int8_off = "int8 is not in settings.precision / --precision (the deployment matrix, marker matrix)"
+    missing["min_int8_agreement_map50"] = (
+        int8_off
+        if "int8" not in s.precision
+        else None
+        if {"onnxruntime", "openvino"} & set(s.runtime)
+        else "neither onnxruntime nor openvino is in settings.runtime / --runtime"
+    )
+    missing["max_int8_map50_95_drop"] = (
+        int8_off
+        if "int8" not in s.precision
+        else (None if "onnxruntime" in s.runtime else "onnxruntime is not in settings.runtime / --runtime")
+        or session.accuracy.unsupported()
+    )
     out = []
     for v in cfg.candidates:
         limits = cfg.limits(v.name)
