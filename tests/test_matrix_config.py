@@ -135,3 +135,31 @@ def test_int8_limits_that_cannot_be_measured_stop_the_run(settings, expected):
             len(lines) == 1 and "thresholds.pruned.min_int8_agreement_map50 is set but cannot be measured" in lines[0]
         )
         assert expected in lines[0]
+
+
+def test_the_report_block_has_the_matrix_and_the_chart():
+    from slimbench.matrix_report import section, table
+
+    rows = [
+        {
+            "variant": "pruned",
+            "cell": "ort-int8-cpu-b1-t2",
+            "median_s": 0.02,
+            "speedup_same_cell": 2.0,
+            "speedup_vs_torch_fp32": 4.0,
+            "agreement_map50": 0.95,
+            "map50_95": None,
+        },
+        {
+            "variant": "pruned",
+            "cell": "ov-int8-cpu-b1-t2",
+            "median_s": 0.03,
+            "speedup_same_cell": None,
+            "agreement_map50": float("nan"),
+        },
+    ]
+    html = section(rows, "ONNX Runtime static QDQ, MinMax calibration, per-channel QInt8 weights")
+    assert '<table id="slimbench-matrix">' in html and "<td>20.00</td>" in html and "<td>4.00x</td>" in html
+    assert "MinMax calibration, per-channel" in html and "data:image/png;base64," in html
+    assert table(rows[1:]).count("<td>n/a</td>") >= 3, "undefined figures are n/a, never 1.0 or 0.0"
+    assert section([], None) == ""

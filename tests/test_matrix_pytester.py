@@ -81,7 +81,9 @@ def test_every_cell_is_timed_and_scored(suite):
     assert "deployment matrix vs original (INT8: ONNX Runtime static QDQ, MinMax calibration, per-channel" in out
     for cell in ("ort-fp32-cpu-b1-t1", "ort-int8-cpu-b1-t1", "ov-fp32-cpu-b1-t1", "ov-int8-cpu-b1-t1"):
         assert f"pruned      {cell}" in out, cell
-    assert "test_cell_latency[pruned-ov-int8-cpu-b1-t1]" in out or "matrix-cpu-b1-t1-64" in out
+    assert "benchmark 'matrix-cpu-b1-t1-64': 8 tests" in out
+    report = (suite.path / "reports" / "report.html").read_text()
+    assert 'id="slimbench-matrix"' in report and "speedup vs accuracy" in report
 
 
 def test_the_matrix_is_off_without_precision(suite):

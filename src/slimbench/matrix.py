@@ -242,6 +242,10 @@ class DeployMatrix:
                 out.append(row)
         return out
 
+    def method(self) -> str | None:
+        """How the INT8 files were made (the quantization settings, stated), or None when none was built."""
+        return next((fg["int8"].get("quantization") for fg in self.session.figures.values() if "int8" in fg), None)
+
     def summary_lines(self) -> list[str]:
         """The matrix for the terminal: one line per cell ("n/a": not measured or undefined)."""
         rows = self.rows()
@@ -251,7 +255,7 @@ class DeployMatrix:
         def f(v: Any, fmt: str) -> str:
             return fmt.format(v) if isinstance(v, (int, float)) and v == v else "n/a"
 
-        q = next((fg["int8"].get("quantization") for fg in self.session.figures.values() if "int8" in fg), None)
+        q = self.method()
         lines = [f"deployment matrix vs {self.session.reference.name} (INT8: {q or 'not built'})"]
         lines.append(
             f"{'variant':<12}{'cell':<22}{'p50 ms':>8}{'p99 ms':>8}{'FPS':>8}{'x same':>8}{'x torch':>8}"
