@@ -41,7 +41,10 @@ def test_settings_and_limits_parse():
 @pytest.mark.parametrize(
     "settings, expected",
     [
-        ({"runtime": ["tensorrt"]}, "settings.runtime: unknown runtime 'tensorrt' (expected torch, onnxruntime)"),
+        (
+            {"runtime": ["tensorrt"]},
+            "settings.runtime: unknown runtime 'tensorrt' (expected torch, onnxruntime, openvino)",
+        ),
         ({"runtime": []}, "settings.runtime: expected a non-empty list of str"),
         ({"parity_atol": -1}, "settings.parity_atol: expected a number >= 0, got -1"),
         ({"memory": "yes"}, "settings.memory: expected true or false"),

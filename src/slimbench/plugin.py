@@ -72,6 +72,20 @@ def add_options(addoption: Any, prefix: str = "") -> None:
         help="runtimes to time and compare, e.g. torch,onnxruntime [settings.runtime: both; onnxruntime tests are "
         "skipped with the reason where it is not installed]",
     )
+    addoption(
+        f"--{prefix}precision",
+        metavar="LIST",
+        default=None,
+        help="deployment matrix precisions of the ONNX-based runtimes, e.g. fp32,int8 (INT8: static QDQ quantization "
+        "with onnxruntime.quantization) [settings.precision; none: the matrix is off]",
+    )
+    addoption(
+        f"--{prefix}calibration",
+        metavar="DIR",
+        default=None,
+        help="INT8 calibration images [settings.calibration, else the dataset's val split with --data, else the "
+        "agreement images]",
+    )
     addoption(f"--{prefix}imgsz", metavar="N", default=None, help="image size for timing, predict and GFLOPs")
     addoption(
         f"--{prefix}image",
@@ -172,6 +186,8 @@ def _options(config: pytest.Config) -> SuiteOptions:
             agreement_images=_opt(config, "images"),
             runtime=_opt(config, "runtime"),
             threads=_opt(config, "threads"),
+            precision=_opt(config, "precision"),
+            calibration=_opt(config, "calibration"),
         ),
         smoke=bool(_opt(config, "slimbench_smoke")),
     )
@@ -309,12 +325,12 @@ def threads(request: pytest.FixtureRequest, slimbench: SuiteSession) -> int:
 def runtime(request: pytest.FixtureRequest) -> str:
     """Each runtime of the run ("torch", "onnxruntime"); onnxruntime is skipped with the reason where it is absent."""
     name = str(request.param)
-    if name == "onnxruntime":
-        from slimbench.ort_runtime import missing_reason
+    if name in ("onnxruntime", "openvino"):
+        from importlib import import_module
 
-        why = missing_reason()
-        if why:
-            pytest.skip(why)
+        why = import_module("slimbench.ort_runtime" if name == "onnxruntime" else "slimbench.openvino_runtime")
+        if why.missing_reason():
+            pytest.skip(why.missing_reason())
     return name
 
 

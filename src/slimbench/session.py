@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from slimbench.baseline import BaselineGate
     from slimbench.detections import Detections
     from slimbench.export import Exported
+    from slimbench.matrix import DeployMatrix
 
 PARITY_IOU = 0.95
 """IoU for an exported model's box to count as the same box as the checkpoint's (same class): parity, not agreement."""
@@ -68,6 +69,7 @@ class SuiteSession:
         self.smoke = smoke
         self.cache_dir = cache_dir  # generated datasets and validator scratch; None: .slimbench-cache in the cwd
         self._accuracy: Accuracy | None = None
+        self._deploy: DeployMatrix | None = None
         self.baseline: BaselineGate | None = None  # the stored baseline (slimbench.baseline), set by the plugin
         self.settings = config.settings
         if not self.settings.threads:  # stated, never what a library's import left in OMP_NUM_THREADS
@@ -134,6 +136,15 @@ class SuiteSession:
 
             self._accuracy = Accuracy(self, self.cache_dir)
         return self._accuracy
+
+    @property
+    def deploy(self) -> DeployMatrix:
+        """The deployment matrix (slimbench.matrix): INT8 files, runtimes, per-cell figures; made on first use."""
+        if self._deploy is None:
+            from slimbench.matrix import DeployMatrix
+
+            self._deploy = DeployMatrix(self)
+        return self._deploy
 
     @property
     def reference(self) -> Variant:
@@ -297,6 +308,8 @@ class SuiteSession:
         from slimbench.timing import warm_up
 
         x = self.timing_input(batch, "cpu").numpy()  # ONNX Runtime takes host arrays and copies them itself
+        if runtime == "openvino":
+            return self.deploy.callable(name, runtime, "fp32", device, batch, threads, warm)
         fn = forward_fn(self.ort_session(name, device, threads), x)
         if warm:
             warm_up(fn, max(1, self.settings.warmup))  # ORT's first run builds its execution plan
@@ -432,6 +445,8 @@ class SuiteSession:
         lines += self._deployment_lines()
         if self._accuracy is not None:
             lines += self._accuracy.summary_lines()
+        if self._deploy is not None:
+            lines += self._deploy.summary_lines()
         return lines
 
     def _deployment_lines(self) -> list[str]:
@@ -498,6 +513,20 @@ def unmeasurable_limits(session: SuiteSession) -> list[str]:
     }
     for key in ("max_count_ratio", "min_agreement_recall", "min_agreement_precision"):
         missing[key] = missing["min_count_ratio"]
+    int8_off = "int8 is not in settings.precision / --precision (the deployment matrix, marker matrix)"
+    missing["min_int8_agreement_map50"] = (
+        int8_off
+        if "int8" not in s.precision
+        else None
+        if {"onnxruntime", "openvino"} & set(s.runtime)
+        else "neither onnxruntime nor openvino is in settings.runtime / --runtime"
+    )
+    missing["max_int8_map50_95_drop"] = (
+        int8_off
+        if "int8" not in s.precision
+        else (None if "onnxruntime" in s.runtime else "onnxruntime is not in settings.runtime / --runtime")
+        or session.accuracy.unsupported()
+    )
     out = []
     for v in cfg.candidates:
         limits = cfg.limits(v.name)

@@ -10,9 +10,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-RUNTIMES: tuple[str, ...] = ("torch", "onnxruntime")
+RUNTIMES: tuple[str, ...] = ("torch", "onnxruntime", "openvino")
 """Every runtime the suite can time, in report order."""
-RUNTIME_IDS: dict[str, str] = {"torch": "torch", "onnxruntime": "ort"}
+RUNTIME_IDS: dict[str, str] = {"torch": "torch", "onnxruntime": "ort", "openvino": "ov"}
 """Short runtime names in test ids (``test_forward[pruned-cpu-b1-t2-ort]``) and figure keys (``ort-cpu-b1-t2``)."""
 _KEY_PREFIX = {rt: ("" if rt == "torch" else f"{short}-") for rt, short in RUNTIME_IDS.items()}
 _PATTERN = re.compile(

@@ -107,6 +107,8 @@ class Thresholds:
     max_speed_ratio: float | None = None  # median of interleaved (variant time / reference time)
     max_ort_speed_ratio: float | None = None  # the same in ONNX Runtime (pruning gains differ by runtime)
     max_memory_ratio: float | None = None  # inference memory / the reference's, per runtime, batch and threads
+    max_int8_map50_95_drop: float | None = None  # the FP32 checkpoint's mAP50-95 minus its INT8 file's (per runtime)
+    min_int8_agreement_map50: float | None = None  # INT8 file's boxes scored against the FP32 checkpoint's
     max_map50_95_drop: float | None = None  # reference mAP50-95 minus the variant's, on the dataset (0.02 = 2 points)
     min_agreement_map50: float | None = None  # mAP50 on the agreement images with the reference's boxes as truth
 
@@ -141,6 +143,8 @@ class Settings:
     parity_rtol: float = 1e-3
     memory: bool = True  # peak memory per variant x runtime x batch, each in a fresh process
     threads: tuple[int, ...] = ()  # CPU threads per timing; empty: the CPUs available to the process (its affinity)
+    precision: tuple[str, ...] = ()  # deployment matrix precisions ("fp32", "int8"); empty: the matrix is off
+    calibration: Path | None = None  # INT8 calibration images; None: the dataset's val split or agreement images
 
 
 SETTINGS_KEYS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Settings))
@@ -254,7 +258,7 @@ def _settings(raw: Any, base: Path, err: Callable[[str, str], SlimbenchError], w
         k = f"settings.{key}"
         if key in {"imgsz", "val_imgsz"}:
             kw[key] = check_imgsz(_int(value, k, err), f"{where}: {k}")
-        elif key in {"data", "agreement_images"}:
+        elif key in {"data", "agreement_images", "calibration"}:
             if not isinstance(value, str) or not value.strip():
                 raise err(k, f"expected a non-empty path (string), got {_tname(value)}")
             kw[key] = _resolve(value.strip(), base)
@@ -275,6 +279,8 @@ def _settings(raw: Any, base: Path, err: Callable[[str, str], SlimbenchError], w
             kw[key] = _int(value, k, err, minimum=1)
         elif key == "runtime":
             kw[key] = parse_runtimes(_list(value, k, err, str, split=True), f"{where}: {k}")
+        elif key == "precision":
+            kw[key] = parse_precisions(_list(value, k, err, str, split=True), f"{where}: {k}")
         elif key in {"parity_atol", "parity_rtol"}:
             v = _number(value, k, err)
             if v < 0:
@@ -330,6 +336,8 @@ class Overrides:
     agreement_images: str | None = None  # --images DIR
     runtime: str | None = None  # "torch,onnxruntime"
     threads: str | None = None  # "1,4"
+    precision: str | None = None  # "fp32,int8"
+    calibration: str | None = None  # --calibration DIR
 
 
 def parse_variant_arg(text: str) -> tuple[str, str]:
@@ -368,12 +376,26 @@ def parse_runtimes(items: Sequence[str] | str, where: str = "--runtime") -> tupl
     out: list[str] = []
     for item in raw:
         name = str(item).strip().lower()
-        name = "onnxruntime" if name == "ort" else name
+        name = {"ort": "onnxruntime", "ov": "openvino"}.get(name, name)
         if name not in RUNTIMES:
-            raise SlimbenchError(f"{where}: unknown runtime {str(item).strip()!r} (expected torch, onnxruntime)")
+            raise SlimbenchError(f"{where}: unknown runtime {str(item).strip()!r} (expected {', '.join(RUNTIMES)})")
         out.append(name)
     if not out:
         raise SlimbenchError(f"{where}: expected comma-separated runtimes such as torch,onnxruntime")
+    return tuple(dict.fromkeys(out))
+
+
+PRECISIONS = ("fp32", "int8")
+"""Deployment matrix precisions: the FP32 export and its INT8 (QDQ) file (slimbench.quantize)."""
+
+
+def parse_precisions(items: Sequence[str] | str, where: str = "--precision") -> tuple[str, ...]:
+    """``"fp32,int8"`` (or a list) -> ("fp32", "int8")."""
+    raw = str(items).split(",") if isinstance(items, str) else list(items)
+    out = [str(item).strip().lower() for item in raw]
+    bad = [item for item in out if item not in PRECISIONS]
+    if bad or not out:
+        raise SlimbenchError(f"{where}: unknown precision {bad[0] if bad else ''!r} (expected fp32, int8)")
     return tuple(dict.fromkeys(out))
 
 
@@ -424,11 +446,17 @@ def apply_overrides(cfg: SuiteConfig | None, ov: Overrides, cwd: Path | None = N
         changes["runtime"] = parse_runtimes(ov.runtime)
     if ov.threads is not None:
         changes["threads"] = parse_int_list(ov.threads, "--threads")
+    if ov.precision is not None:
+        changes["precision"] = parse_precisions(ov.precision)
     if ov.imgsz is not None:
         changes["imgsz"] = check_imgsz(int(ov.imgsz), "--imgsz")
     if ov.images:
         changes["images"] = tuple(_resolve(p, cwd) for p in ov.images)
-    for key, text, option in (("data", ov.data, "--data"), ("agreement_images", ov.agreement_images, "--images")):
+    for key, text, option in (
+        ("data", ov.data, "--data"),
+        ("agreement_images", ov.agreement_images, "--images"),
+        ("calibration", ov.calibration, "--calibration"),
+    ):
         if text is not None:
             if not str(text).strip():
                 raise SlimbenchError(f"{option}: expected a path")

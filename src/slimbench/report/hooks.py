@@ -436,7 +436,12 @@ class OutputsPlugin:
         ]
         from slimbench.report.summary import DEPLOYMENT_COLUMNS
 
-        return html.section(doc, formats, pngs, CAPTIONS, panels, intro, problems, deployment_intro, DEPLOYMENT_COLUMNS)
+        out = html.section(doc, formats, pngs, CAPTIONS, panels, intro, problems, deployment_intro, DEPLOYMENT_COLUMNS)
+        if s._deploy is not None:  # the deployment matrix ran (slimbench.matrix)
+            from slimbench.matrix_report import section as matrix_section
+
+            out += matrix_section(s.deploy.rows(), s.deploy.method())
+        return out
 
     # ------------------------------------------------------------ pytest-html hooks (optional: pytest-html may be off)
 

@@ -1,0 +1,271 @@
+"""The deployment matrix: every variant x ONNX-based runtime x precision x batch x threads, timed and scored.
+
+Users ask whether pruning still pays once the model is INT8 on the runtime they ship, and what accuracy it costs;
+one cell answers it for one combination. The session owns one :class:`DeployMatrix` (``session.deploy``), which
+holds the INT8 files (:mod:`slimbench.quantize`, cached), ONNX Runtime sessions and OpenVINO compiled models per
+cell, and the figures: latency per cell (recorded by the benchmark), agreement of the cell's detections with the
+same variant's FP32 checkpoint on the sample and agreement images, and mAP on the dataset (ONNX Runtime cells:
+ultralytics validates ONNX files through ONNX Runtime). Speedups are read from the recorded medians: against the
+reference in the same cell, and against the reference in torch FP32 (``test_forward``'s figures) when measured;
+otherwise undefined, never 1.0.
+
+A variant that fails to quantize or compile fails its cells with one line naming the variant, the runtime and the
+reason; the other cells still run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from slimbench.errors import SlimbenchError
+
+if TYPE_CHECKING:
+    from slimbench.accuracy import AgreementScore
+    from slimbench.detections import Detections
+    from slimbench.quantize import Calibration, Quantized
+    from slimbench.session import SuiteSession
+
+DEPLOY_RUNTIMES = ("onnxruntime", "openvino")
+"""The runtimes that run the ONNX files (FP32 export and INT8 QDQ file)."""
+
+
+def cell_key(runtime: str, precision: str, device: str, batch: int, threads: int) -> str:
+    """``ort-int8-cpu-b1-t2``: one cell of the matrix (the image size is the run's)."""
+    from slimbench.timing_key import RUNTIME_IDS
+
+    return f"{RUNTIME_IDS[runtime]}-{precision}-{device}-b{batch}-t{threads}"
+
+
+def accuracy_key(runtime: str, precision: str) -> str:
+    """``ort-int8``: accuracy depends on the file and the runtime, not on batch or threads."""
+    from slimbench.timing_key import RUNTIME_IDS
+
+    return f"{RUNTIME_IDS[runtime]}-{precision}"
+
+
+class DeployMatrix:
+    """A suite session's deployment matrix state (see the module doc)."""
+
+    def __init__(self, session: SuiteSession) -> None:
+        self.session = session
+        self.settings = session.settings
+        self._calibration: Calibration | SlimbenchError | None = None
+        self._int8: dict[str, Quantized | SlimbenchError] = {}
+        self._runners: dict[tuple[Any, ...], Any] = {}
+        self._reference_dets: dict[str, list[Detections]] = {}
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.session.cache_dir if self.session.cache_dir is not None else Path.cwd() / ".slimbench-cache"
+
+    # ---------------------------------------------------------------- files
+
+    def calibration(self) -> Calibration:
+        """``settings.calibration``; else the val split of ``--data``; else the agreement images (bundled scenes)."""
+        if self._calibration is None:
+            from slimbench.quantize import calibration_set
+
+            s = self.settings
+            try:
+                if s.calibration is not None:
+                    self._calibration = calibration_set(s.calibration)
+                elif s.data is not None:
+                    self._calibration = calibration_set(list(self.session.accuracy.dataset().images))
+                else:
+                    self._calibration = calibration_set(self.session.accuracy.agreement_images())
+            except SlimbenchError as e:
+                self._calibration = e
+        if isinstance(self._calibration, SlimbenchError):
+            raise self._calibration
+        return self._calibration
+
+    def int8(self, name: str) -> Quantized:
+        """The variant's INT8 QDQ file, from the cache or quantized once per session; errors said once per variant."""
+        if name not in self._int8:
+            from slimbench.quantize import quantize_onnx
+
+            try:
+                exported = self.session.onnx(name)
+                q = quantize_onnx(
+                    exported.path,
+                    exported.key,
+                    self.session.checkpoint_sha256(name),
+                    self.settings.imgsz,
+                    self.calibration(),
+                    self.cache_dir,
+                    name=name,
+                )
+            except SlimbenchError as e:
+                self._int8[name] = e
+                self.session.record(name, "int8", "error", str(e))
+            else:
+                self._int8[name] = q
+                for key, value in q.as_dict().items():
+                    self.session.record(name, "int8", key, value)
+        result = self._int8[name]
+        if isinstance(result, SlimbenchError):
+            raise result
+        return result
+
+    def file(self, name: str, precision: str) -> Path:
+        return self.session.onnx(name).path if precision == "fp32" else self.int8(name).path
+
+    # ---------------------------------------------------------------- runners
+
+    def runner(self, name: str, runtime: str, precision: str, device: str, batch: int | None, threads: int) -> Any:
+        """An ONNX Runtime session or an OpenVINO compiled model (static ``batch`` when given), cached.
+
+        A file the runtime cannot load or compile is one line naming the variant, the runtime and the reason."""
+        key = (name, runtime, precision, device, batch if runtime == "openvino" else None, threads)
+        if key not in self._runners:
+            path = self.file(name, precision)
+            try:
+                if runtime == "onnxruntime":
+                    from slimbench import ort_runtime
+
+                    self._runners[key] = ort_runtime.session(path, device, threads)
+                else:
+                    from slimbench import openvino_runtime as ovr
+
+                    self._runners[key] = ovr.compile_model(path, device, threads, batch, self.settings.imgsz)
+            except Exception as e:
+                from slimbench.openvino_runtime import NoDevice
+                from slimbench.ort_runtime import NoProvider
+
+                if isinstance(e, (NoDevice, NoProvider)):
+                    raise
+                msg = " ".join(str(e).split())[:300] or type(e).__name__
+                raise SlimbenchError(
+                    f"{name}: {runtime} cannot run the {precision} file ({type(e).__name__}: {msg})"
+                ) from e
+        return self._runners[key]
+
+    def infer(self, name: str, runtime: str, precision: str, device: str, threads: int) -> Callable[..., np.ndarray]:
+        """The cell as a function of one ``1x3xHxW`` input (batch 1, as deployed)."""
+        r = self.runner(name, runtime, precision, device, 1, threads)
+        if runtime == "onnxruntime":
+            from slimbench.ort_runtime import run
+
+            return lambda x: run(r, x)
+        from slimbench.openvino_runtime import run as ov_run
+
+        return lambda x: ov_run(r, x)
+
+    def callable(
+        self, name: str, runtime: str, precision: str, device: str, batch: int, threads: int, warm: bool = True
+    ) -> Callable[[], None]:
+        """The benchmarked callable of a cell on the suite's seeded input, warmed up."""
+        from slimbench.timing import warm_up
+
+        self.session.use_threads(threads)
+        x = self.session.timing_input(batch, "cpu").numpy()
+        r = self.runner(name, runtime, precision, device, batch, threads)
+        if runtime == "onnxruntime":
+            from slimbench.ort_runtime import forward_fn
+        else:
+            from slimbench.openvino_runtime import forward_fn
+        fn = forward_fn(r, x)
+        if warm:
+            warm_up(fn, max(1, self.settings.warmup))  # first runs build execution plans
+        return fn
+
+    # ---------------------------------------------------------------- accuracy per cell
+
+    def images(self) -> list[Path]:
+        """The sample images and the agreement images, once each."""
+        paths = list(self.session.image_paths.values()) + list(self.session.accuracy.agreement_images())
+        return list(dict.fromkeys(Path(p) for p in paths))
+
+    def reference_detections(self, name: str) -> list[Detections]:
+        """The variant's FP32 checkpoint's boxes on :meth:`images` (ultralytics' predictor), down to conf 0.001."""
+        if name not in self._reference_dets:
+            from slimbench.accuracy import CANDIDATE_CONF
+            from slimbench.detections import detect, read_image
+
+            s = self.settings
+            model = self.session.predictor(name, "cpu")
+            self._reference_dets[name] = [
+                detect(model, read_image(p), s.imgsz, CANDIDATE_CONF, s.iou, "cpu") for p in self.images()
+            ]
+        return self._reference_dets[name]
+
+    def agreement(self, name: str, runtime: str, precision: str, threads: int) -> AgreementScore:
+        """The cell's detections scored against its own FP32 checkpoint's boxes (conf >= the suite's conf)."""
+        from slimbench.accuracy import CANDIDATE_CONF, agreement_score
+        from slimbench.detections import read_image
+        from slimbench.runtime_accuracy import runtime_detections
+
+        s = self.settings
+        images = [read_image(p) for p in self.images()]
+        cand = runtime_detections(
+            self.infer(name, runtime, precision, "cpu", threads), images, s.imgsz, CANDIDATE_CONF, s.iou
+        )
+        return agreement_score(self.reference_detections(name), cand, s.conf)
+
+    def map(self, name: str, precision: str) -> dict[str, Any]:
+        """mAP of the ONNX file of ``precision`` on the dataset (ultralytics' validator through ONNX Runtime)."""
+        from ultralytics import YOLO
+
+        from slimbench.accuracy import run_validator, write_val_yaml
+
+        acc = self.session.accuracy
+        ds = acc.dataset()
+        names = dict(self.session.model(self.session.reference.name).names)
+        yaml = write_val_yaml(ds, names, self.cache_dir / "val-data")
+        model = YOLO(str(self.file(name, precision)), task="detect")
+        return run_validator(model, yaml, acc.val_imgsz(), "cpu", self.cache_dir / "val-runs")
+
+    # ---------------------------------------------------------------- figures
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One row per recorded cell: latency, speedups (undefined when the reference cell was not timed),
+        agreement and mAP when measured."""
+        from slimbench.timing_key import TimingKey
+
+        s = self.session
+        ref = s.figures[s.reference.name]
+        out = []
+        for name, figs in s.figures.items():
+            for key, cell in figs.get("matrix", {}).items():
+                acc = figs.get("matrix_accuracy", {}).get(accuracy_key(cell["runtime"], cell["precision"]), {})
+                row = {"variant": name, "cell": key, **acc, **cell}
+                median = cell.get("median_s")
+                same = ref.get("matrix", {}).get(key, {}).get("median_s")
+                row["speedup_same_cell"] = same / median if same and median else None
+                torch_key = str(TimingKey.of("torch", cell["device"], cell["batch"], cell["threads"], s.settings.imgsz))
+                torch_ref = ref.get("forward", {}).get(torch_key, {}).get("median_s")
+                row["speedup_vs_torch_fp32"] = torch_ref / median if torch_ref and median else None
+                out.append(row)
+        return out
+
+    def method(self) -> str | None:
+        """How the INT8 files were made (the quantization settings, stated), or None when none was built."""
+        return next((fg["int8"].get("quantization") for fg in self.session.figures.values() if "int8" in fg), None)
+
+    def summary_lines(self) -> list[str]:
+        """The matrix for the terminal: one line per cell ("n/a": not measured or undefined)."""
+        rows = self.rows()
+        if not rows:
+            return []
+
+        def f(v: Any, fmt: str) -> str:
+            return fmt.format(v) if isinstance(v, (int, float)) and v == v else "n/a"
+
+        q = self.method()
+        lines = [f"deployment matrix vs {self.session.reference.name} (INT8: {q or 'not built'})"]
+        lines.append(
+            f"{'variant':<12}{'cell':<22}{'p50 ms':>8}{'p99 ms':>8}{'FPS':>8}{'x same':>8}{'x torch':>8}"
+            f"{'agr mAP50':>10}{'mAP50-95':>9}"
+        )
+        for r in rows:
+            lines.append(
+                f"{r['variant']:<12}{r['cell']:<22}{f(r.get('median_s', 0) * 1e3, '{:.1f}'):>8}"
+                f"{f(r.get('p99_s', float('nan')) * 1e3, '{:.1f}'):>8}{f(r.get('fps'), '{:.1f}'):>8}"
+                f"{f(r.get('speedup_same_cell'), '{:.2f}'):>8}{f(r.get('speedup_vs_torch_fp32'), '{:.2f}'):>8}"
+                f"{f(r.get('agreement_map50'), '{:.3f}'):>10}{f(r.get('map50_95'), '{:.3f}'):>9}"
+            )
+        return lines

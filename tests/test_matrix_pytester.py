@@ -1,0 +1,120 @@
+"""The deployment matrix end to end (pytester, tiny variants at 64 px): ONNX Runtime and OpenVINO in FP32 and INT8,
+each cell timed and scored, the matrix in the terminal summary; off (skipped with the reason) without --precision;
+a variant that fails to quantize is one line naming it while its FP32 cells and the other variant still run; an
+empty calibration folder is one line naming it."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tiny_models
+
+from slimbench import openvino_runtime as ovr
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+SETTINGS = {"imgsz": 64, "batch": [1], "threads": [1], "device": ["cpu"], "images": ["noise.jpg"], "warmup": 0}
+FAST = ("--benchmark-min-rounds=3", "--benchmark-max-time=0.01")
+
+pytestmark = pytest.mark.skipif(ovr.missing_reason() is not None, reason=str(ovr.missing_reason()))
+
+
+@pytest.fixture(scope="module")
+def imported_once(tiny, tmp_path_factory) -> None:
+    """Export, quantize and run both runtimes once in this process before the in-process runs (pytester drops
+    modules an inner run imported; onnx's protobuf and torch's registrations refuse a second import)."""
+    from ultralytics import YOLO
+
+    from slimbench import export, ort_runtime, quantize
+    from slimbench.checkpoint import load_detector, sha256_of
+    from slimbench.detections import detect
+
+    root = tmp_path_factory.mktemp("preimport")
+    e = export.export_onnx(load_detector(tiny.pruned), sha256_of(tiny.pruned), 64, root, name="pre")
+    q = quantize.quantize_onnx(e.path, e.key, "0" * 64, 64, quantize.calibration_set(tiny.scene), root, name="pre")
+    x = np.zeros((1, 3, 64, 64), np.float32)
+    ort_runtime.run(ort_runtime.session(q.path, "cpu"), x)
+    ovr.run(ovr.compile_model(q.path, "cpu", 1, 1, 64), x)
+    detect(YOLO(str(e.path), task="detect"), tiny.scene, imgsz=64)
+    detect(load_detector(tiny.original), tiny.scene, imgsz=64)
+
+
+@pytest.fixture
+def suite(pytester: pytest.Pytester, tiny, imported_once) -> pytest.Pytester:
+    from test_deployment_pytester import write_noise
+
+    shutil.copytree(BENCHMARKS, pytester.path / "benchmarks", ignore=shutil.ignore_patterns("__pycache__"))
+    for f in (tiny.original, tiny.pruned):
+        shutil.copy(f, pytester.path / f.name)
+    write_noise(pytester.path / "noise.jpg")
+    (pytester.path / "calib").mkdir()
+    for i, size in enumerate((160, 96, 128)):
+        tiny_models.write_scene(pytester.path / "calib" / f"s{i}.jpg", size)
+    tiny_models.write_suite(
+        pytester.path / "suite.toml", {"original": "original.pt", "pruned": "pruned.pt"}, "original", SETTINGS
+    )
+    return pytester
+
+
+def run(pytester, *args):
+    return pytester.runpytest_inprocess(
+        "benchmarks/test_matrix.py",
+        "--variants-file",
+        "suite.toml",
+        "-p",
+        "no:cacheprovider",
+        "-m",
+        "matrix and not accuracy",
+        *FAST,
+        "-rsf",
+        *args,
+    )
+
+
+def test_every_cell_is_timed_and_scored(suite):
+    result = run(suite, "--precision", "fp32,int8", "--runtime", "torch,onnxruntime,openvino", "--calibration", "calib")
+    out = result.stdout.str()
+    assert result.ret == 0, out
+    result.assert_outcomes(passed=16)  # (latency + agreement) x 2 variants x 2 runtimes x 2 precisions
+    assert "deployment matrix vs original (INT8: ONNX Runtime static QDQ, MinMax calibration, per-channel" in out
+    for cell in ("ort-fp32-cpu-b1-t1", "ort-int8-cpu-b1-t1", "ov-fp32-cpu-b1-t1", "ov-int8-cpu-b1-t1"):
+        assert f"pruned      {cell}" in out, cell
+    assert "benchmark 'matrix-cpu-b1-t1-64': 8 tests" in out
+    report = (suite.path / "reports" / "report.html").read_text()
+    assert 'id="slimbench-matrix"' in report and "speedup vs accuracy" in report
+
+
+def test_the_matrix_is_off_without_precision(suite):
+    result = suite.runpytest_inprocess(
+        "benchmarks", "--variants-file", "suite.toml", "-p", "no:cacheprovider", "-m", "matrix", "--co", "-q"
+    )
+    out = result.stdout.str()
+    assert result.ret == pytest.ExitCode.NO_TESTS_COLLECTED and "test_matrix.py" not in out, out
+
+
+def test_a_variant_that_fails_to_quantize_is_named_and_the_rest_runs(suite, monkeypatch):
+    from slimbench import quantize
+    from slimbench.errors import SlimbenchError
+
+    real = quantize._run_quantizer
+
+    def fails_for_pruned(fp32, tmp, batches, settings, name):
+        if name == "pruned":
+            raise SlimbenchError("pruned: INT8 quantization failed (RuntimeError: unsupported node)")
+        return real(fp32, tmp, batches, settings, name)
+
+    monkeypatch.setattr(quantize, "_run_quantizer", fails_for_pruned)
+    result = run(suite, "--precision", "fp32,int8", "--runtime", "onnxruntime", "--calibration", "calib")
+    out = result.stdout.str()
+    result.assert_outcomes(passed=6, failed=2)
+    assert out.count("pruned: INT8 quantization failed (RuntimeError: unsupported node)") >= 2
+
+
+def test_an_empty_calibration_folder_is_one_line_naming_it(suite):
+    (suite.path / "empty").mkdir()
+    result = run(suite, "--precision", "int8", "--runtime", "onnxruntime", "--calibration", "empty")
+    out = result.stdout.str()
+    result.assert_outcomes(failed=4)
+    assert f"{suite.path / 'empty'}: no calibration images in the folder" in out
