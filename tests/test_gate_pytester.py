@@ -106,7 +106,7 @@ def test_gate_passes_unchanged_and_fails_a_swapped_candidate(suite):
     # the thresholds: size, params and the interleaved speed ratio
     assert "pruned: size ratio 1.000 > max 0.500" in out
     assert "pruned: params ratio 1.000 > max 0.500" in out
-    assert "pruned: speed ratio (cpu, batch 1, 160px)" in out and "> max 0.800" in out
+    assert "pruned: speed ratio (cpu, batch 1, 1 threads, 160px)" in out and "> max 0.800" in out
     # the stored baseline: a diff table, metric / baseline / now / limit
     assert re.search(rf"pruned: [67] metric\(s\) outside the baseline {re.escape(str(baseline))}", out)
     assert re.search(r"\n  metric +baseline +now +limit\n", out)

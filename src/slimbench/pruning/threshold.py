@@ -81,6 +81,15 @@ def _n_removable(n_below: int, width: int, max_layer_ratio: float, round_to: int
     return max(0, width - keep)
 
 
+def threshold_unsupported(model: nn.Module) -> str | None:
+    """Why the threshold rule cannot prune ``model`` yet, or None: the C3k2/C2PSA rewrites and opaque attention
+    are wired into :func:`~slimbench.pruning.structural.prune_detection_model` only, so far."""
+    newer = sorted({type(m).__name__ for m in model.modules() if isinstance(m, (C3k2, C2PSA))})
+    if newer:
+        return f"threshold pruning supports YOLOv8 (C2f) models only so far; this one has {', '.join(newer)}"
+    return None
+
+
 def threshold_prune(
     model: nn.Module,
     threshold: float | None = 0.01,
@@ -105,12 +114,9 @@ def threshold_prune(
     if not 0.0 < max_layer_ratio < 1.0:
         raise ValueError(f"max_layer_ratio must be in (0, 1), got {max_layer_ratio}")
     check_prunable(model)
-    newer = sorted({type(m).__name__ for m in model.modules() if isinstance(m, (C3k2, C2PSA))})
-    if newer:  # the C3k2/C2PSA rewrites and opaque attention live in prune_detection_model only, so far
-        raise SlimbenchError(
-            f"threshold pruning supports YOLOv8 (C2f) models only so far; this one has {', '.join(newer)} "
-            "(YOLO11/YOLO26): use --ratio"
-        )
+    why = threshold_unsupported(model)
+    if why:
+        raise SlimbenchError(f"{why}: use --ratio")
     model.float().eval()
     names = {m: n for n, m in model.named_modules()}
     kept = head_output_layers(model)

@@ -244,11 +244,14 @@ class OutputsPlugin:
     @pytest.hookimpl(optionalhook=True)
     def pytest_benchmark_update_machine_info(self, config: pytest.Config, machine_info: dict[str, Any]) -> None:
         """pytest-benchmark's stored machine info says which thread counts the timings ran with."""
-        e = self.env or {}
-        machine_info["slimbench"] = {
+        import torch
+
+        from slimbench.timing import available_cpus
+
+        machine_info["slimbench"] = {  # may be asked before pytest_sessionstart: read the facts, not self.env
             "threads": list(self.session.settings.threads),
-            "available_cpus": e.get("available_cpus"),
-            "torch_interop_threads": e.get("torch_interop_threads"),
+            "available_cpus": available_cpus(),
+            "torch_interop_threads": torch.get_num_interop_threads(),
         }
 
     # ------------------------------------------------------------ per test: failures and annotated images
