@@ -115,6 +115,16 @@ def verify(onnx_path: Path, expected: dict[str, Any]) -> str | None:
     return None
 
 
+def store_in_cache(target: Path, data: bytes, sidecar: dict[str, Any]) -> str:
+    """Write ``data`` to ``target`` and its sidecar (``sidecar`` plus the file's sha256 and size), both atomically;
+    return the sha256 that :func:`verify` checks before every later use."""
+    digest = hashlib.sha256(data).hexdigest()
+    atomic_write_bytes(target, data)
+    side = {**sidecar, "onnx_sha256": digest, "onnx_bytes": len(data)}
+    atomic_write_bytes(target.with_suffix(SIDECAR_SUFFIX), (json.dumps(side, indent=2) + "\n").encode())
+    return digest
+
+
 def export_onnx(
     model: Any,
     checkpoint_sha256: str,
@@ -147,10 +157,7 @@ def export_onnx(
     try:
         produced = _run_exporter(model, tmp, imgsz, dynamic, simplify, name)
         data = produced.read_bytes()
-        digest = hashlib.sha256(data).hexdigest()
-        atomic_write_bytes(target, data)
-        sidecar = {**expected, "onnx_sha256": digest, "onnx_bytes": len(data), "simplify": simplify}
-        atomic_write_bytes(target.with_suffix(SIDECAR_SUFFIX), (json.dumps(sidecar, indent=2) + "\n").encode())
+        digest = store_in_cache(target, data, {**expected, "simplify": simplify})
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     params, weights = graph_figures(target)

@@ -39,9 +39,9 @@ from typing import Any
 
 import numpy as np
 
-from slimbench.checkpoint import atomic_write_bytes, sha256_of
+from slimbench.checkpoint import sha256_of
 from slimbench.errors import SlimbenchError
-from slimbench.export import SIDECAR_SUFFIX, _read_sidecar, verify
+from slimbench.export import SIDECAR_SUFFIX, _read_sidecar, store_in_cache, verify
 
 SUBDIR = "int8"
 HEAD_TOWERS = ("cv2.", "cv3.", "cv4.")
@@ -332,10 +332,7 @@ def quantize_onnx(
     try:
         out, note = _run_quantizer(Path(fp32_path), tmp, batches, settings, name)
         data = out.read_bytes()
-        digest = hashlib.sha256(data).hexdigest()
-        atomic_write_bytes(target, data)
-        sidecar = {**expected, "onnx_sha256": digest, "onnx_bytes": len(data), "preprocess_note": note}
-        atomic_write_bytes(target.with_suffix(SIDECAR_SUFFIX), (json.dumps(sidecar, indent=2) + "\n").encode())
+        digest = store_in_cache(target, data, {**expected, "preprocess_note": note})
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     seconds = time.perf_counter() - t0
