@@ -144,6 +144,19 @@ def test_make_fixtures_quick_end_to_end(tmp_path: Path, capsys: pytest.CaptureFi
     assert (out / "manifest.json").read_bytes() == before
 
 
+def test_make_fixtures_rebuilds_the_later_stages_from_a_given_original(trained: Path, tmp_path: Path) -> None:
+    """--original skips training one and keeps the given checkpoint byte for byte (its sha256 pin stays valid)."""
+    out = tmp_path / "fixtures"
+    argv = ["make-fixtures", "--quick", "--out", str(out), "--workdir", str(tmp_path / "work")]
+    assert main([*argv, "--original", str(trained)]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["variants"]["original"]["sha256"] == sha256_of(trained) == manifest["original_reused"]["sha256"]
+    assert "train original" not in manifest["stage_seconds"] and "sparsity training" in manifest["stage_seconds"]
+    assert manifest["variants"]["pruned"]["params"] < manifest["variants"]["original"]["params"]
+    assert main([*argv, "--force", "--original", str(tmp_path / "missing.pt")]) == 2
+    assert (out / "manifest.json").read_text() == json.dumps(manifest, indent=2) + "\n"  # nothing lost
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("cfg", ["yolo11n.yaml", "yolo26n.yaml"])
 def test_make_fixtures_quick_for_yolo11_and_yolo26(cfg: str, tmp_path: Path) -> None:

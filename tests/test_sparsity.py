@@ -51,3 +51,17 @@ def test_recipe_schedules_and_refuses_bad_values() -> None:
     for bad in ({"lam": -1.0}, {"ramp": 1.5}, {"threshold": 0.0}, {"target": 1.0}):
         with pytest.raises(SlimbenchError):
             SparsityRecipe(**bad)
+
+
+def test_per_layer_targets_thin_every_layer_and_keep_multiples_of_round_to() -> None:
+    wide = [float(i + 1) for i in range(32)]
+    narrow = [float(i + 1) for i in range(16)]
+    net = _net(wide, narrow)
+    w = targeted_weights(net, 0.6, per_layer=True, round_to=8)
+    # 60% of 32 leaves 12.8 channels, rounded up to 16 kept; 60% of 16 leaves 6.4, rounded up to 8 kept
+    assert int(w[net[0]].sum()) == 16 and int(w[net[1]].sum()) == 8
+    assert w[net[0]][:16].tolist() == [1.0] * 16 and w[net[1]][:8].tolist() == [1.0] * 8  # the lowest ones
+    glob = targeted_weights(net, 0.6)  # a global ranking by |gamma| / layer mean takes other counts per layer
+    assert int(glob[net[0]].sum()) + int(glob[net[1]].sum()) == int(0.6 * 48)
+    capped = targeted_weights(net, 0.95, per_layer=True, round_to=1, max_layer=0.5)
+    assert int(capped[net[0]].sum()) == 16 and int(capped[net[1]].sum()) == 8  # the per-layer cap still holds

@@ -161,7 +161,15 @@ def cmd_sparsify(a: argparse.Namespace) -> int:
     start = load_detector(a.model).model
     before, share0 = bn_gammas(start), share_below(start, a.threshold)
     if a.method == "prox":
-        recipe = SparsityRecipe(lam=a.sparsity, ramp=a.ramp, threshold=a.threshold, taylor=a.taylor, target=a.target)
+        recipe = SparsityRecipe(
+            lam=a.sparsity,
+            ramp=a.ramp,
+            threshold=a.threshold,
+            taylor=a.taylor,
+            target=a.target,
+            per_layer=a.per_layer,
+            round_to=a.round_to,
+        )
         # the last epoch, not ultralytics' "best" (the least sparse one, by fitness)
         out = _run_training(a, str(a.model), "sparsity", use_last=True, recipe=recipe, lr0=a.lr0)
     else:
@@ -247,7 +255,7 @@ def cmd_make_fixtures(a: argparse.Namespace) -> int:
     if a.model:
         plan = replace(plan, model_cfg=a.model)
     workdir = a.workdir or (a.out / ".build")
-    manifest = make_fixtures(a.out, plan, workdir, device=a.device, force=a.force)
+    manifest = make_fixtures(a.out, plan, workdir, device=a.device, force=a.force, original=a.original)
     for name, v in manifest["variants"].items():
         print(
             f"{name:10s} {v['file_bytes'] / 1e6:6.2f} MB  {v['params']:>10,} params  "
@@ -303,6 +311,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="prox: push only the globally lowest-ranked share of channels, rising to this over --ramp (0: all, "
         "weighted by rank within the layer)",
     )
+    p.add_argument(
+        "--per-layer",
+        action="store_true",
+        help="prox with --target: push that share of each layer (keeping multiples of --round-to) instead of a "
+        "global ranking, so the high-resolution layers that cost the FLOPs thin out too",
+    )
+    p.add_argument(
+        "--round-to", type=_positive_int, default=8, help="with --per-layer: each layer keeps a multiple of this"
+    )
     p.add_argument("--threshold", type=_fraction, default=0.01, help="near zero: |gamma| below this x its layer's max")
     _train_common(p, epochs=_PLAN.epochs_sparsity)
     p.set_defaults(func=cmd_sparsify)
@@ -353,6 +370,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"model YAML to build the set from: yolov8/yolo11/yolo26 n..x (default {_PLAN.model_cfg})",
     )
     p.add_argument("--device", default="cpu")
+    p.add_argument("--original", type=Path, default=None, help="a trained original to start from (skips training one)")
     p.add_argument("--force", action="store_true", help="overwrite existing fixtures")
     p.set_defaults(func=cmd_make_fixtures)
     return parser

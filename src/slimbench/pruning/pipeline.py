@@ -40,6 +40,7 @@ class FixturePlan:
     sparsity_batch: int = 0  # "prox" only: batch of the sparsity stage (one optimizer step per batch); 0: batch
     sparsity_taylor: bool = False  # "prox" only: rank channels by |gamma * dL/dgamma| instead of |gamma|
     sparsity_target: float = 0.0  # "prox" only: > 0 pushes only the lowest-ranked share of channels, rising to this
+    sparsity_per_layer: bool = False  # "prox" with a target: that share of each layer (kept widths: round_to)
     ratio: float = 0.4
     global_pruning: bool = False
     prune_threshold: float | None = None  # set: Network Slimming's threshold rule (fraction of the layer's max)
@@ -140,7 +141,12 @@ def _sparsify(start: Path, data: Path, plan: FixturePlan, common: dict[str, Any]
 
     if plan.sparsity_method == "prox":
         recipe = SparsityRecipe(
-            lam=plan.sparsity, ramp=plan.sparsity_ramp, taylor=plan.sparsity_taylor, target=plan.sparsity_target
+            lam=plan.sparsity,
+            ramp=plan.sparsity_ramp,
+            taylor=plan.sparsity_taylor,
+            target=plan.sparsity_target,
+            per_layer=plan.sparsity_per_layer,
+            round_to=plan.round_to or 1,
         )
         batch = plan.sparsity_batch or plan.batch
         kw = {**common, "batch": batch, "lr0": plan.sparsity_lr}
@@ -205,6 +211,28 @@ def sparse_stage_record(
     }
 
 
+@dataclass(frozen=True)
+class _Reused:
+    """A trained original given to make_fixtures, in the shape of a training run's outputs."""
+
+    best: Path
+    last: Path
+
+
+def _reused_original(original: str | Path | None, workdir: Path) -> _Reused | None:
+    """Copy a given original into the workdir first (``--force`` may overwrite the file it came from)."""
+    if original is None:
+        return None
+    src = Path(original)
+    if not src.is_file():
+        raise SlimbenchError(f"{src}: --original does not exist")
+    workdir.mkdir(parents=True, exist_ok=True)
+    dst = workdir / "original_given.pt"
+    shutil.copyfile(src, dst)
+    load_detector(dst)  # one clear line now if it is not a detector checkpoint, not after the dataset is built
+    return _Reused(best=dst, last=dst)
+
+
 def make_fixtures(
     out: str | Path,
     plan: FixturePlan,
@@ -212,10 +240,13 @@ def make_fixtures(
     device: str = "cpu",
     force: bool = False,
     log: Any = print,
+    original: str | Path | None = None,
 ) -> dict[str, Any]:
     """Build original/pruned/fine-tuned checkpoints, the scene image and manifest.json under ``out``.
 
     Any family the pruner handles (``plan.model_cfg``: yolov8/yolo11/yolo26, n..x); the bundled set is YOLOv8n.
+    ``original``: a trained original to start from instead of training one (kept byte for byte; the manifest
+    records its sha256), e.g. to rebuild the later stages without the original's half hour.
     """
     from slimbench.data.synthetic import make_dataset
     from slimbench.metrics import count_params, gflops
@@ -223,6 +254,7 @@ def make_fixtures(
     from slimbench.pruning.training import bn_gammas, train
 
     out, workdir = Path(out), Path(workdir)
+    reused = _reused_original(original, workdir)
     targets = [out / "models" / f"{n}.pt" for n in VARIANT_NAMES] + [out / "manifest.json"]
     existing = [str(t) for t in targets if t.exists()]
     if existing and not force:
@@ -250,8 +282,11 @@ def make_fixtures(
         "seed": plan.seed,
         "close_mosaic": plan.close_mosaic,
     }
-    original = train(plan.model_cfg, data, epochs=plan.epochs_original, name="original", **common)
-    t = stage("train original", t)
+    if reused is None:
+        original = train(plan.model_cfg, data, epochs=plan.epochs_original, name="original", **common)
+        t = stage("train original", t)
+    else:
+        original = reused
     sparse = _sparsify(original.best, data, plan, common)
     sparse_ckpt = sparse.last if plan.sparsity_method == "prox" and sparse.last else sparse.best
     g_before = bn_gammas(load_detector(original.best).model)
@@ -288,8 +323,11 @@ def make_fixtures(
     variants: dict[str, Any] = {}
     for name, src in sources.items():
         dst = out / "models" / f"{name}.pt"
-        yolo = load_detector(src)
-        save_detector(yolo, dst, half=True)  # one format and dtype (FP16) for all three, as ultralytics saves
+        if name == "original" and reused is not None:
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, dst)  # the reused original, byte for byte (its sha256 pin stays)
+        else:
+            save_detector(load_detector(src), dst, half=True)  # one format and dtype (FP16), as ultralytics saves
         net = load_detector(dst).model
         variants[name] = {
             "path": str(dst.relative_to(out)),
@@ -308,6 +346,7 @@ def make_fixtures(
         + (" --quick" if replace(plan, model_cfg=FixturePlan.model_cfg) == FixturePlan.quick() else "")
         + (f" --model {plan.model_cfg}" if plan.model_cfg != FixturePlan.model_cfg else ""),
         "plan": asdict(plan),
+        **({"original_reused": {"sha256": sha256_of(reused.best)}} if reused is not None else {}),
         "dataset": {
             "seed": plan.seed,
             "train": plan.train_images,

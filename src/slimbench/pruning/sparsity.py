@@ -20,6 +20,7 @@ averages the thresholded weights. Each epoch, :func:`report_epoch` prints lambda
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -40,6 +41,8 @@ class SparsityRecipe:
     taylor: bool = False  # score = running mean of |gamma * dL/dgamma| (first-order Taylor) instead of |gamma|
     target: float = 0.0  # > 0: push only the globally lowest-scoring share of channels, rising to this (see below)
     max_layer_target: float = 0.9  # with ``target``: at most this share of one layer is pushed
+    per_layer: bool = False  # with ``target``: that share of *each* layer instead of a global ranking
+    round_to: int = 8  # with ``per_layer``: each layer keeps a multiple of this (as the pruning step will)
     threshold: float = 0.01  # "near zero": |gamma| below this fraction of the layer's max
 
     def __post_init__(self) -> None:
@@ -139,12 +142,21 @@ def prox_bn_(
 
 @torch.no_grad()
 def targeted_weights(
-    model: nn.Module, share: float, scores: dict[nn.Module, torch.Tensor] | None = None, max_layer: float = 0.9
+    model: nn.Module,
+    share: float,
+    scores: dict[nn.Module, torch.Tensor] | None = None,
+    max_layer: float = 0.9,
+    per_layer: bool = False,
+    round_to: int = 1,
 ) -> dict[nn.Module, torch.Tensor]:
     """1 for the globally lowest ``share`` of BN channels, 0 for the rest: the only ones the proximal step pushes.
 
     Scores (default |gamma|) are divided by their layer's mean so that layers compare; at most ``max_layer`` of a
     layer is targeted. The untargeted channels keep their function while the loss adapts to losing the targeted ones.
+    ``per_layer`` targets the lowest ``share`` of every layer instead: a global ranking leaves the wide, cheap deep
+    layers with most of the zeros (GFLOPs fell only to 0.32x at 60% of channels), a per-layer share thins the
+    high-resolution layers that cost the FLOPs as much as the rest; each layer then keeps a multiple of ``round_to``
+    channels, so no channel is zeroed that the pruning step's rounding would keep.
     """
     bns = batchnorms(model)
     norm = []
@@ -160,6 +172,10 @@ def targeted_weights(
     for bn, n in zip(bns, norm, strict=True):
         w = (n <= cut).float()
         cap = int(max_layer * n.numel())
+        if per_layer:
+            w = torch.zeros_like(n)
+            keep = max(round_to, math.ceil((1 - share) * n.numel() / round_to) * round_to)
+            w[torch.argsort(n)[: max(0, min(cap, n.numel() - keep))]] = 1.0
         if int(w.sum()) > cap:
             w = torch.zeros_like(n)
             w[torch.argsort(n)[:cap]] = 1.0
@@ -220,7 +236,9 @@ class ProximalSparsityTrainer(DetectionTrainer):
         weights = None
         if self.recipe.target > 0:
             share = self.recipe.target * self.recipe.ramp_at(self.prox_steps, self._total_steps())
-            weights = targeted_weights(self.model, share, scores, self.recipe.max_layer_target)
+            weights = targeted_weights(
+                self.model, share, scores, self.recipe.max_layer_target, self.recipe.per_layer, self.recipe.round_to
+            )
         prox_bn_(self.model, lr * self.current_lambda(), self.recipe.relative, scores, weights)
         if self.ema:
             self.ema.update(self.model)
