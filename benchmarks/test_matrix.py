@@ -6,8 +6,8 @@ x device x batch x threads.
   speedups against the reference in the same cell and against the reference in torch FP32 are read at summary time.
 - ``test_cell_agreement``: the cell's detections against the same variant's FP32 checkpoint on the sample and
   agreement images; INT8 cells are gated by ``min_int8_agreement_map50``.
-- ``test_cell_map`` (also marker ``accuracy``): mAP of the ONNX Runtime cells on the dataset; INT8 gated by
-  ``max_int8_map50_95_drop`` against the FP32 checkpoint's mAP50-95.
+- ``test_cell_map`` (also marker ``accuracy``): mAP of every cell on the dataset (OpenVINO's through an IR folder);
+  INT8 gated by ``max_int8_map50_95_drop`` against the FP32 checkpoint's mAP50-95.
 
 INT8 files: static QDQ quantization with onnxruntime.quantization (slimbench.quantize), calibrated on
 ``--calibration DIR`` (default: the dataset's val split with ``--data``, else the agreement images), cached.
@@ -102,12 +102,10 @@ def test_cell_map(slimbench, variant, cell):
 
     runtime, precision = cell
     _check(slimbench, runtime)
-    if runtime != "onnxruntime":
-        pytest.skip("mAP of ONNX files runs through ultralytics' validator, which uses ONNX Runtime only")
     reason = slimbench.accuracy.unsupported()
     if reason:
         pytest.skip(reason)
-    figs = _run(lambda: slimbench.deploy.map(variant.name, precision))
+    figs = _run(lambda: slimbench.deploy.map(variant.name, runtime, precision))
     fp32 = slimbench.accuracy.metrics(variant.name)
     drop = fp32["map50_95"] - figs["map50_95"]
     acc = slimbench.figures[variant.name].setdefault("matrix_accuracy", {}).setdefault(accuracy_key(*cell), {})

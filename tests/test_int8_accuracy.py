@@ -138,3 +138,26 @@ def test_undefined_agreement_is_not_a_pass():
         "pruned ov-int8: INT8 agreement mAP50 not measured, min 0.900",
     ]
     assert int8_violations("pruned", "ov-int8", 0.5, 0.1, None, None) == [], "no limit: not gated"
+
+
+@needs_ov
+def test_openvino_cells_get_map_through_an_ir_folder_the_validator_loads(files, tmp_path):
+    """An OpenVINO cell's mAP: the same ONNX file as an IR folder ultralytics' validator runs on OpenVINO. In FP32 it
+    scores what the ONNX file scores in ONNX Runtime (stated tolerance 0.01: two runtimes' float rounding and NMS
+    ties on 24 images); the folder is cached by the ONNX file's sha256."""
+    from ultralytics import YOLO
+
+    from slimbench.accuracy import run_validator
+    from slimbench.data.synthetic import make_dataset
+
+    data = make_dataset(tmp_path / "ds", train=2, val=24, imgsz=IMGSZ, seed=11)
+    folder = ovr.validator_model(files["fp32"])
+    assert folder.name.endswith("_openvino_model") and (folder / "metadata.yaml").is_file()
+    assert ovr.validator_model(files["fp32"]) == folder  # reused, not rebuilt
+    scores = {}
+    for runtime, path in (("ort", files["fp32"]), ("ov", folder)):
+        scores[runtime] = run_validator(YOLO(str(path), task="detect"), data, IMGSZ, "cpu", tmp_path / runtime)
+    assert scores["ort"]["map50_95"] > 0.3, scores  # the variant detects on this data: the comparison means something
+    assert scores["ov"]["map50_95"] == pytest.approx(scores["ort"]["map50_95"], abs=0.01), scores
+    int8 = run_validator(YOLO(str(ovr.validator_model(files["int8"])), task="detect"), data, IMGSZ, "cpu", tmp_path)
+    assert int8["map50_95"] > 0.0 and abs(int8["map50_95"] - scores["ov"]["map50_95"]) <= 0.05, (int8, scores)

@@ -206,8 +206,9 @@ class DeployMatrix:
         )
         return agreement_score(self.reference_detections(name), cand, s.conf)
 
-    def map(self, name: str, precision: str) -> dict[str, Any]:
-        """mAP of the ONNX file of ``precision`` on the dataset (ultralytics' validator through ONNX Runtime)."""
+    def map(self, name: str, runtime: str, precision: str) -> dict[str, Any]:
+        """mAP of the cell on the dataset: ultralytics' validator on the ONNX file of ``precision`` (ONNX Runtime),
+        or on the same file converted to an OpenVINO IR folder (OpenVINO's CPU device)."""
         from ultralytics import YOLO
 
         from slimbench.accuracy import run_validator, write_val_yaml
@@ -216,7 +217,12 @@ class DeployMatrix:
         ds = acc.dataset()
         names = dict(self.session.model(self.session.reference.name).names)
         yaml = write_val_yaml(ds, names, self.cache_dir / "val-data")
-        model = YOLO(str(self.file(name, precision)), task="detect")
+        path = self.file(name, precision)
+        if runtime == "openvino":
+            from slimbench.openvino_runtime import validator_model
+
+            path = validator_model(path)
+        model = YOLO(str(path), task="detect")
         return run_validator(model, yaml, acc.val_imgsz(), "cpu", self.cache_dir / "val-runs")
 
     # ---------------------------------------------------------------- figures

@@ -103,3 +103,42 @@ def forward_fn(compiled: openvino.CompiledModel, x: np.ndarray) -> Callable[[], 
         request.infer(feed)
 
     return forward
+
+
+def validator_model(onnx_path: Path) -> Path:
+    """The ONNX file as an OpenVINO IR folder ultralytics' validator loads (``<stem>_openvino_model/``), cached.
+
+    ultralytics runs OpenVINO from an IR folder with a ``metadata.yaml`` (class names, stride, image size), not from
+    an ONNX file (which it sends to ONNX Runtime), so an OpenVINO cell's mAP needs this folder. Weights stay FP32
+    (``compress_to_fp16=False``) so the cell is scored as it is timed; the folder's name carries the ONNX file's
+    sha256, so a rebuilt ONNX file gets a new folder.
+    """
+    import ast
+
+    import onnx
+    import openvino as ov
+    import yaml
+
+    from slimbench.checkpoint import sha256_of
+
+    folder = onnx_path.parent / f"{onnx_path.stem}-{sha256_of(onnx_path)[:12]}_openvino_model"
+    xml = folder / f"{onnx_path.stem}.xml"
+    meta_file = folder / "metadata.yaml"
+    if xml.is_file() and xml.with_suffix(".bin").is_file() and meta_file.is_file():
+        return folder
+    meta: dict[str, Any] = {}
+    for prop in onnx.load(str(onnx_path), load_external_data=False).metadata_props:
+        try:
+            meta[prop.key] = ast.literal_eval(prop.value)
+        except (ValueError, SyntaxError):
+            meta[prop.key] = prop.value
+    tmp = folder.with_name(folder.name + ".tmp")
+    tmp.mkdir(parents=True, exist_ok=True)
+    ov.save_model(ov.convert_model(str(onnx_path)), str(tmp / xml.name), compress_to_fp16=False)
+    (tmp / meta_file.name).write_text(yaml.safe_dump(meta, sort_keys=False))
+    if folder.exists():
+        import shutil
+
+        shutil.rmtree(folder)
+    tmp.rename(folder)
+    return folder
