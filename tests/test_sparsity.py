@@ -65,3 +65,29 @@ def test_per_layer_targets_thin_every_layer_and_keep_multiples_of_round_to() -> 
     assert int(glob[net[0]].sum()) + int(glob[net[1]].sum()) == int(0.6 * 48)
     capped = targeted_weights(net, 0.95, per_layer=True, round_to=1, max_layer=0.5)
     assert int(capped[net[0]].sum()) == 16 and int(capped[net[1]].sum()) == 8  # the per-layer cap still holds
+
+
+def test_per_layer_targets_line_up_across_a_c2f_residual_stream() -> None:
+    """C2f's residual stream (cv1's second half and each adding Bottleneck's cv2) is one pruning group: the same
+    channels are targeted in all of them, so the zeros line up and the threshold rule can remove them."""
+    from ultralytics.nn.modules.block import C2f
+    from ultralytics.nn.tasks import DetectionModel
+
+    from slimbench.pruning.sparsity import batchnorms, coupled_units
+
+    model = DetectionModel("yolov8n.yaml", nc=3, verbose=False)
+    torch.manual_seed(0)
+    for bn in batchnorms(model):
+        with torch.no_grad():
+            bn.weight.uniform_(0.1, 1.0)  # different rankings in every layer
+    w = targeted_weights(model, 0.6, per_layer=True, round_to=8)
+    streams = [b for b in model.modules() if isinstance(b, C2f) and all(m.add for m in b.m)]
+    assert streams, "yolov8n's backbone C2f blocks add their input"
+    for block in streams:
+        c = block.c
+        first = w[block.cv1.bn][c:]
+        assert 0 < int(first.sum()) < c
+        for m in block.m:
+            assert torch.equal(w[m.cv2.bn], first)
+    units = coupled_units(model)
+    assert sum(len(u) for u in units) == len(batchnorms(model)) + len(streams)  # cv1 appears in two units

@@ -158,6 +158,8 @@ def targeted_weights(
     high-resolution layers that cost the FLOPs as much as the rest; each layer then keeps a multiple of ``round_to``
     channels, so no channel is zeroed that the pruning step's rounding would keep.
     """
+    if per_layer:
+        return _per_unit_weights(model, share, scores, max_layer, round_to)
     bns = batchnorms(model)
     norm = []
     for bn in bns:
@@ -172,14 +174,57 @@ def targeted_weights(
     for bn, n in zip(bns, norm, strict=True):
         w = (n <= cut).float()
         cap = int(max_layer * n.numel())
-        if per_layer:
-            w = torch.zeros_like(n)
-            keep = max(round_to, math.ceil((1 - share) * n.numel() / round_to) * round_to)
-            w[torch.argsort(n)[: max(0, min(cap, n.numel() - keep))]] = 1.0
         if int(w.sum()) > cap:
             w = torch.zeros_like(n)
             w[torch.argsort(n)[:cap]] = 1.0
         out[bn] = w
+    return out
+
+
+Unit = list[tuple[nn.BatchNorm2d, slice]]
+"""BN channels that one pruning group shares: they go together or not at all."""
+
+
+def coupled_units(model: nn.Module) -> list[Unit]:
+    """Every BN layer as its own unit, except C2f's residual stream: the second half of ``cv1`` and the ``cv2`` of each
+    Bottleneck that adds its input are one channel group (x + cv2(cv1(x))), which the pruning step removes only
+    where *all* of them are near zero. Targeting them apart leaves zeros that never line up (measured: the
+    backbone's residual streams kept every channel, GFLOPs 0.31x instead of 0.25x)."""
+    from ultralytics.nn.modules.block import Bottleneck, C2f
+
+    units: list[Unit] = []
+    claimed: set[nn.Module] = set()
+    for block in model.modules():
+        if not isinstance(block, C2f) or not len(block.m):
+            continue
+        if not all(isinstance(b, Bottleneck) and b.add for b in block.m):
+            continue
+        c, bn1 = block.c, block.cv1.bn
+        units.append([(bn1, slice(0, c))])
+        units.append([(bn1, slice(c, 2 * c)), *[(b.cv2.bn, slice(None)) for b in block.m]])
+        claimed.update([bn1, *[b.cv2.bn for b in block.m]])
+    units.extend([(bn, slice(None))] for bn in batchnorms(model) if bn not in claimed)
+    return units
+
+
+def _per_unit_weights(
+    model: nn.Module, share: float, scores: dict[nn.Module, torch.Tensor] | None, max_layer: float, round_to: int
+) -> dict[nn.Module, torch.Tensor]:
+    """The lowest ``share`` of each coupled unit (scores: the max over the unit's layers, each over its layer's mean,
+    as the pruning rule takes the max of the group), keeping a multiple of ``round_to`` channels."""
+    out = {bn: torch.zeros_like(bn.weight.detach(), dtype=torch.float32) for bn in batchnorms(model)}
+    for unit in coupled_units(model):
+        per_layer = []
+        for bn, sl in unit:
+            sc = (scores or {}).get(bn, bn.weight.detach().abs()).float()
+            per_layer.append((sc / sc.mean().clamp_min(1e-12))[sl])
+        n = torch.stack(per_layer).amax(0)
+        keep = max(round_to, math.ceil((1 - share) * n.numel() / round_to) * round_to)
+        k = max(0, min(int(max_layer * n.numel()), n.numel() - keep))
+        mask = torch.zeros_like(n)
+        mask[torch.argsort(n)[:k]] = 1.0
+        for bn, sl in unit:
+            out[bn][sl] = mask
     return out
 
 
