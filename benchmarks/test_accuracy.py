@@ -11,9 +11,9 @@ Deselect with ``-m "not accuracy"``.
 
 import pytest
 
+from slimbench.config import violation
 from slimbench.errors import SlimbenchError
 from slimbench.session import shown
-from slimbench.variants import violation
 
 pytestmark = pytest.mark.accuracy
 

@@ -4,7 +4,7 @@ Deterministic, so compared exactly with the limits in the suite config. A varian
 reported (terminal summary, figures) but not gated.
 """
 
-from slimbench.variants import violation
+from slimbench.config import violation
 
 
 def test_size(slimbench, variant):

@@ -28,11 +28,11 @@ from slimbench.accuracy import (
     read_dataset,
 )
 from slimbench.checkpoint import load_detector
+from slimbench.config import load_config
 from slimbench.data.synthetic import make_dataset
 from slimbench.detections import Detections, detect, read_image
 from slimbench.errors import SlimbenchError
 from slimbench.session import SuiteSession
-from slimbench.variants import load_config
 
 FIXTURES = Path(os.environ.get("SLIMBENCH_FIXTURES") or Path(__file__).resolve().parents[1] / "fixtures")
 
@@ -259,7 +259,7 @@ def test_agreement_is_one_with_itself_and_drops_when_damaged(bundled):
 
 
 def test_config_keys_and_command_line(tmp_path):
-    from slimbench.variants import Overrides, apply_overrides
+    from slimbench.config import Overrides, apply_overrides
 
     toml = tiny_models.write_suite(
         tmp_path / "suite.toml",

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from slimbench.config import Overrides, Settings, apply_overrides, config_from_dict, parse_precisions
 from slimbench.errors import SlimbenchError
 from slimbench.matrix import accuracy_key, cell_key
 from slimbench.timing_key import TimingKey
-from slimbench.variants import Overrides, Settings, apply_overrides, config_from_dict, parse_precisions
 
 
 def config(settings=None, thresholds=None):

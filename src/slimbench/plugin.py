@@ -28,8 +28,8 @@ import pytest
 from slimbench.errors import SlimbenchError
 
 if TYPE_CHECKING:
+    from slimbench.config import Variant
     from slimbench.session import SuiteOptions, SuiteSession
-    from slimbench.variants import Variant
 
 SUITE_FLAG = "slimbench_suite"
 DEFAULT_VARIANTS_FILE = "fixtures/slimbench.toml"
@@ -163,8 +163,8 @@ def _in_suite(metafunc: pytest.Metafunc) -> bool:
 
 
 def _options(config: pytest.Config) -> SuiteOptions:
+    from slimbench.config import Overrides
     from slimbench.session import SuiteOptions
-    from slimbench.variants import Overrides
 
     imgsz = _opt(config, "imgsz")
     if imgsz is not None:

@@ -14,8 +14,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from slimbench.config import Overrides, SuiteConfig, Thresholds, Variant, apply_overrides, load_config
 from slimbench.errors import SlimbenchError
-from slimbench.variants import Overrides, SuiteConfig, Thresholds, Variant, apply_overrides, load_config
 
 if TYPE_CHECKING:
     import numpy as np
