@@ -3,8 +3,8 @@
 mAP50, mAP50-95, precision and recall come from ultralytics' validator on the val split of ``--data`` (default: the
 bundled synthetic val split), once per variant; a candidate is gated on its mAP50-95 drop versus the reference
 (``max_map50_95_drop``, absolute: 0.02 is 2 points). Agreement treats the reference's detections (at the suite's
-conf) on ``--images`` (default: the sample images) as ground truth and scores each candidate's detections, ranked
-down to conf 0.001, as mAP50 (``min_agreement_map50``); recall and precision at the suite's conf are reported.
+conf) on ``--agreement-images`` (default: the sample images) as ground truth and scores each candidate's detections,
+ranked down to conf 0.001, as mAP50 (``min_agreement_map50``); recall and precision at the suite's conf are reported.
 
 Deselect with ``-m "not accuracy"``.
 """
@@ -57,7 +57,7 @@ def test_agreement(slimbench, candidate):
     acc = slimbench.accuracy
     images = acc.agreement_images()
     if not images:
-        pytest.skip("no agreement images (--images DIR, settings.agreement_images or settings.images)")
+        pytest.skip("no agreement images (--agreement-images DIR, settings.agreement_images or settings.images)")
     try:
         score = acc.agreement(candidate.name)
     except SlimbenchError as e:  # an image in the folder does not decode, say

@@ -561,7 +561,7 @@ class Accuracy:
         return next((d for d in self.settings.device if d != "cpu" and device_available(d)), "cpu")
 
     def agreement_images(self) -> list[Path]:
-        """``--images`` / ``settings.agreement_images``, else the suite's sample images."""
+        """``--agreement-images`` / ``settings.agreement_images``, else the suite's sample images."""
         if self._images is None:
             folder = self.settings.agreement_images
             self._images = image_files(folder) if folder is not None else list(dict.fromkeys(self.settings.images))

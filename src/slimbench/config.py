@@ -333,7 +333,7 @@ class Overrides:
     imgsz: int | None = None
     images: tuple[str, ...] = ()
     data: str | None = None  # --data YAML
-    agreement_images: str | None = None  # --images DIR
+    agreement_images: str | None = None  # --agreement-images DIR
     runtime: str | None = None  # "torch,onnxruntime"
     threads: str | None = None  # "1,4"
     precision: str | None = None  # "fp32,int8"
@@ -454,7 +454,7 @@ def apply_overrides(cfg: SuiteConfig | None, ov: Overrides, cwd: Path | None = N
         changes["images"] = tuple(_resolve(p, cwd) for p in ov.images)
     for key, text, option in (
         ("data", ov.data, "--data"),
-        ("agreement_images", ov.agreement_images, "--images"),
+        ("agreement_images", ov.agreement_images, "--agreement-images"),
         ("calibration", ov.calibration, "--calibration"),
     ):
         if text is not None:

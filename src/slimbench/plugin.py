@@ -20,6 +20,7 @@ then shows as a collection error.
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +37,7 @@ DEFAULT_VARIANTS_FILE = "fixtures/slimbench.toml"
 CACHE_DIR = ".slimbench-cache"
 """Under the rootdir: the generated default dataset and validator scratch space (safe to delete)."""
 _SESSION = pytest.StashKey["SuiteSession"]()
+RENAMED_IMAGES = "--images was renamed --agreement-images (agreement folder; --image stays the sample images)"
 _PARAMETRISED = ("variant", "candidate", "device", "batch", "threads", "image", "runtime")
 
 
@@ -102,12 +104,14 @@ def add_options(addoption: Any, prefix: str = "") -> None:
         "synthetic val split, generated into .slimbench-cache/]",
     )
     addoption(
-        f"--{prefix}images",
+        f"--{prefix}agreement-images",
         metavar="DIR",
         default=None,
         help="folder of unlabeled images for agreement with the reference [default: settings.agreement_images, "
         "else the sample images]",
     )
+    # the old spelling, too close to --image: declared only to say it was renamed (see _options)
+    addoption(f"--{prefix}images", dest=f"{prefix}renamed_images", default=None, help=argparse.SUPPRESS)
     addoption(
         f"--{prefix}slimbench-smoke",
         action="store_true",
@@ -166,6 +170,8 @@ def _options(config: pytest.Config) -> SuiteOptions:
     from slimbench.config import Overrides
     from slimbench.session import SuiteOptions
 
+    if _opt(config, "renamed_images") is not None:
+        raise SlimbenchError(RENAMED_IMAGES)
     imgsz = _opt(config, "imgsz")
     if imgsz is not None:
         try:
@@ -183,7 +189,7 @@ def _options(config: pytest.Config) -> SuiteOptions:
             imgsz=imgsz,
             images=tuple(_opt(config, "image") or ()),
             data=_opt(config, "data"),
-            agreement_images=_opt(config, "images"),
+            agreement_images=_opt(config, "agreement_images"),
             runtime=_opt(config, "runtime"),
             threads=_opt(config, "threads"),
             precision=_opt(config, "precision"),

@@ -123,7 +123,7 @@ class SuiteSession:
             self.models[v.name] = load_detector(v.path, v.sha256)
             self.figures[v.name]["stored_dtype"] = stored_dtype(v.path)
             self.figures[v.name]["class_names"] = dict(self.models[v.name].names)
-        self.accuracy.check_inputs()  # same classes everywhere; --data and --images exist and fit the models
+        self.accuracy.check_inputs()  # same classes everywhere; --data and --agreement-images exist and fit the models
         problems = unmeasurable_limits(self)
         if problems:  # a configured gate that cannot be measured must not pass silently
             raise SlimbenchError(problems[0])
@@ -509,7 +509,7 @@ def unmeasurable_limits(session: SuiteSession) -> list[str]:
         "max_map50_95_drop": session.accuracy.unsupported(),
         "min_agreement_map50": None
         if session.accuracy.agreement_images()
-        else ("no agreement images (--images DIR, settings.agreement_images or settings.images)"),
+        else ("no agreement images (--agreement-images DIR, settings.agreement_images or settings.images)"),
     }
     for key in ("max_count_ratio", "min_agreement_recall", "min_agreement_precision"):
         missing[key] = missing["min_count_ratio"]
