@@ -185,7 +185,7 @@ class SuiteSession:
                 figs["gflops_ratio"] = _ratio(figs["gflops"], ref["gflops"])
                 figs["size_ratio"] = _ratio(figs["normalized_size_mb"], ref["normalized_size_mb"])
                 figs["file_size_ratio"] = _ratio(figs["file_size_mb"], ref["file_size_mb"])
-                figs["channels_removed_pct"] = channels_removed_pct(ref["total_channels"], figs["total_channels"])
+                figs["channels_removed_pct"] = channels_removed_pct(ref["prunable_channels"], figs["prunable_channels"])
             else:
                 figs.update(params_ratio=1.0, gflops_ratio=1.0, size_ratio=1.0, file_size_ratio=1.0)
                 figs["channels_removed_pct"] = 0.0
