@@ -24,7 +24,6 @@ from slimbench.accuracy import (
     check_labels,
     coco_ap,
     image_files,
-    match_flags,
     read_dataset,
 )
 from slimbench.checkpoint import load_detector
@@ -51,17 +50,6 @@ def test_coco_ap_reads_101_recall_points():
     assert coco_ap(np.array([0, 1, 1]), np.array([0.9, 0.8, 0.7]), 2) == pytest.approx(2 / 3)
     assert coco_ap(np.array([], dtype=bool), np.array([]), 2) == 0.0
     assert np.isnan(coco_ap(np.array([1]), np.array([0.5]), 0))
-
-
-def test_match_flags_needs_same_class_and_iou_and_matches_each_box_once():
-    ref = dets([[0, 0, 10, 10], [20, 20, 30, 30]], [0, 1], [0.9, 0.9])
-    boxes = [[0, 0, 10, 10], [0, 0, 10, 10], [20, 20, 30, 30], [40, 40, 50, 50]]
-    cand = dets(boxes, [0, 0, 0, 1], [0.9, 0.8, 0.7, 0.6])
-    # the duplicate finds its box taken; the third box has the wrong class; the last is nowhere near
-    assert match_flags(ref, cand).tolist() == [True, False, False, False]
-    shifted = dets([[5, 0, 15, 10]], [0], [0.9])  # IoU 1/3
-    assert match_flags(ref, shifted, 0.3).tolist() == [True]
-    assert match_flags(ref, shifted, 0.5).tolist() == [False]
 
 
 def test_agreement_score_of_identical_detections_is_one():

@@ -348,27 +348,6 @@ def run_validator(
 # --------------------------------------------------------------------------------------------- agreement
 
 
-def match_flags(reference: Detections, candidate: Detections, iou_threshold: float = AGREEMENT_IOU) -> np.ndarray:
-    """For each candidate box (in the order given): does it match a reference box? Greedy by decreasing candidate
-    confidence, each takes the unmatched reference box of its class with the highest IoU, if >= the threshold
-    (COCO's rule, and :func:`slimbench.detections.agreement`'s)."""
-    from slimbench.detections import box_iou
-
-    flags = np.zeros(candidate.count, dtype=bool)
-    if candidate.count == 0 or reference.count == 0:
-        return flags
-    ious = box_iou(candidate.boxes, reference.boxes)
-    ious = np.where(candidate.classes[:, None] == reference.classes[None, :], ious, -1.0)
-    taken = np.zeros(reference.count, dtype=bool)
-    for i in np.argsort(-candidate.confs, kind="stable"):
-        row = np.where(taken, -1.0, ious[i])
-        j = int(np.argmax(row))
-        if row[j] >= iou_threshold:
-            taken[j] = True
-            flags[i] = True
-    return flags
-
-
 def coco_ap(tp: np.ndarray, conf: np.ndarray, n_true: int) -> float:
     """Average precision as pycocotools computes it: detections ranked by confidence, precision made monotone
     (the best precision at any higher recall), read at the 101 recall points 0, 0.01, ..., 1 (0 beyond the recall
@@ -440,7 +419,7 @@ def agreement_score(
     """Score ``candidate`` (detections per image, low conf) against ``reference``'s boxes with conf >= ``conf``."""
     if len(reference) != len(candidate):
         raise ValueError(f"{len(reference)} reference images vs {len(candidate)} candidate images")
-    from slimbench.detections import Detections
+    from slimbench.detections import Detections, match_flags
 
     tps, confs, classes, truth = [], [], [], []
     for ref, cand in zip(reference, candidate, strict=True):
