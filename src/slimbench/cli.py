@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 from slimbench.errors import SlimbenchError
+from slimbench.files import atomic_copy
 from slimbench.pruning.pipeline import FixturePlan
 
 _PLAN = FixturePlan()
@@ -65,17 +64,6 @@ def _check_output(out: Path, inputs: Sequence[Path], force: bool) -> None:
 def _check_data(path: Path) -> None:
     if not path.is_file():
         raise SlimbenchError(f"{path}: dataset YAML not found")
-
-
-def _copy_atomic(src: Path, dst: Path) -> None:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", dir=dst.parent)
-    os.close(fd)
-    try:
-        shutil.copyfile(src, tmp)
-        os.replace(tmp, dst)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
 
 
 def cmd_make_dataset(a: argparse.Namespace) -> int:
@@ -134,7 +122,7 @@ def _run_training(a: argparse.Namespace, model: str, name: str, use_last: bool =
         seed=a.seed,
         **kw,
     )
-    _copy_atomic(outcome.last if use_last and outcome.last else outcome.best, a.out)
+    atomic_copy(outcome.last if use_last and outcome.last else outcome.best, a.out)
     m = outcome.metrics
     print(
         f"{name}: {a.out}  mAP50 {m.get('metrics/mAP50(B)', float('nan')):.3f}  "
