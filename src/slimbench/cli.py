@@ -66,6 +66,15 @@ def _check_data(path: Path) -> None:
         raise SlimbenchError(f"{path}: dataset YAML not found")
 
 
+def cmd_init(a: argparse.Namespace) -> int:
+    from slimbench.scaffold import InitRequest, write
+
+    req = InitRequest(a.dir, tuple(a.variant), a.reference, tuple(a.image), a.force)
+    written = write(req, Path.cwd())
+    print(f"slimbench init: wrote {len(written)} files into {a.dir}; run it with: pytest {a.dir}")
+    return 0
+
+
 def cmd_make_dataset(a: argparse.Namespace) -> int:
     from slimbench.data.synthetic import make_dataset
 
@@ -255,6 +264,20 @@ def build_parser() -> argparse.ArgumentParser:
     """The command line; training defaults are those of the bundled reference build (FixturePlan)."""
     parser = _OneLineParser(prog="slimbench", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_OneLineParser)
+
+    p = sub.add_parser("init", help="write a ready benchmark suite into your repository (then: pytest DIR)")
+    p.add_argument("dir", type=Path, nargs="?", default=Path("benchmarks"), help="suite folder [benchmarks]")
+    p.add_argument(
+        "--variant",
+        metavar="NAME=PATH",
+        action="append",
+        required=True,
+        help="a checkpoint to compare (pinned by its sha256 in the suite config); repeatable",
+    )
+    p.add_argument("--reference", metavar="NAME", required=True, help="the variant the others are compared with")
+    p.add_argument("--image", metavar="PATH", action="append", default=[], help="sample image; repeatable")
+    p.add_argument("--force", action="store_true", help="overwrite a suite already in DIR")
+    p.set_defaults(func=cmd_init)
 
     p = sub.add_parser("make-dataset", help="write the deterministic synthetic detection dataset")
     p.add_argument("out", type=Path)

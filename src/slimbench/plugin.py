@@ -33,6 +33,8 @@ if TYPE_CHECKING:
     from slimbench.session import SuiteOptions, SuiteSession
 
 SUITE_FLAG = "slimbench_suite"
+SUITE_CONFIG = "slimbench_config"
+"""A suite conftest may name its config (relative to the conftest), as ``slimbench init`` writes it."""
 DEFAULT_VARIANTS_FILE = "fixtures/slimbench.toml"
 CACHE_DIR = ".slimbench-cache"
 """Under the rootdir: the generated default dataset and validator scratch space (safe to delete)."""
@@ -180,7 +182,7 @@ def _options(config: pytest.Config) -> SuiteOptions:
             raise SlimbenchError(f"--imgsz {imgsz!r}: expected an integer") from None
     return SuiteOptions(
         variants_file=_opt(config, "variants_file"),
-        default_variants_file=_ini_variants_file(config),
+        default_variants_file=_conftest_config(config) or _ini_variants_file(config),
         overrides=Overrides(
             variants=tuple(_opt(config, "variant") or ()),
             reference=_opt(config, "reference"),
@@ -197,6 +199,19 @@ def _options(config: pytest.Config) -> SuiteOptions:
         ),
         smoke=bool(_opt(config, "slimbench_smoke")),
     )
+
+
+def _conftest_config(config: pytest.Config) -> str | None:
+    """The config a loaded suite conftest names (``slimbench_config = "slimbench.toml"``), as an absolute path."""
+    for plugin in config.pluginmanager.get_plugins():
+        try:
+            name = getattr(plugin, SUITE_CONFIG, None) if getattr(plugin, SUITE_FLAG, False) is True else None
+            file = getattr(plugin, "__file__", None)
+        except Exception:  # noqa: BLE001 - some plugin objects raise on attribute access; not ours
+            continue
+        if isinstance(name, str) and file:
+            return str(Path(file).resolve().parent / name)
+    return None
 
 
 def _ini_variants_file(config: pytest.Config) -> str:
@@ -226,6 +241,7 @@ def pytest_configure(config: pytest.Config) -> None:
     """Validate before anything else configures (report plugins create files and folders in their own hooks)."""
     config.addinivalue_line("markers", "slimbench: a test of the slimbench benchmark suite")
     config.addinivalue_line("markers", "accuracy: mAP and agreement checks on a dataset (deselect: -m 'not accuracy')")
+    config.addinivalue_line("markers", "matrix: the deployment matrix, runtime x precision (off unless --precision)")
     if getattr(config.option, "help", False) or getattr(config.option, "markers", False):
         return
     if not _is_active(config):
