@@ -9,8 +9,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from slimbench.errors import SlimbenchError
 from slimbench.files import atomic_copy
@@ -22,34 +23,25 @@ DEFAULT_DEADLINE_S = 300.0  # slimbench.pruning.structural.DEFAULT_DEADLINE_S (n
 os.environ.setdefault("YOLO_OFFLINE", "1")
 
 
-def _ratio(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--ratio must be a number in (0, 1), got {text!r}") from None
-    if not 0.0 < value < 1.0:
-        raise argparse.ArgumentTypeError(f"--ratio must be in (0, 1), got {value}")
-    return value
+def _number(kind: Callable[[str], float], ok: Callable[[float], bool], wanted: str) -> Callable[[str], Any]:
+    """An argparse type: ``kind(text)`` where ``ok`` holds, else one line saying what was wanted."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {wanted}, got {text!r}") from None
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"expected {wanted}, got {value}")
+        return value
+
+    return parse
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
-    return value
+_positive_int = _number(int, lambda v: v > 0, "a positive integer")
+_positive_float = _number(float, lambda v: v > 0, "a positive number")
+_fraction = _number(float, lambda v: 0.0 < v < 1.0, "a number in (0, 1)")  # ratios, thresholds and caps
+_non_negative = _number(float, lambda v: v >= 0, "a number >= 0")
 
 
 def _check_output(out: Path, inputs: Sequence[Path], force: bool) -> None:
@@ -93,27 +85,6 @@ def _train_common(p: argparse.ArgumentParser, epochs: int) -> None:
     p.add_argument("--project", type=Path, default=Path("runs/slimbench"), help="where ultralytics writes the run")
     p.add_argument("--out", type=Path, required=True, help="where to copy the best checkpoint")
     p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
-
-
-def _fraction(text: str) -> float:
-    """A number in (0, 1), for thresholds and caps."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {text!r}") from None
-    if not 0.0 < value < 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {value}")
-    return value
-
-
-def _non_negative(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value}")
-    return value
 
 
 def _run_training(a: argparse.Namespace, model: str, name: str, use_last: bool = False, **kw) -> Path:
@@ -321,7 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("prune", help="remove channels for real (torch-pruning, BN-scale importance)")
     p.add_argument("model", type=Path, help="checkpoint to prune (.pt)")
     how = p.add_mutually_exclusive_group(required=True)
-    how.add_argument("--ratio", type=_ratio, help="fraction of prunable channels to remove, in (0, 1)")
+    how.add_argument("--ratio", type=_fraction, help="fraction of prunable channels to remove, in (0, 1)")
     how.add_argument(
         "--threshold",
         type=_fraction,
