@@ -19,13 +19,12 @@ pytestmark = pytest.mark.accuracy
 
 
 def test_map(slimbench, variant):
-    acc = slimbench.accuracy
-    reason = acc.unsupported()
+    reason = slimbench.map_unsupported()
     if reason:
         pytest.skip(reason)
     try:
-        figs = acc.metrics(variant.name)
-        ref = acc.metrics(slimbench.reference.name)
+        figs = slimbench.map_metrics(variant.name)
+        ref = slimbench.map_metrics(slimbench.reference.name)
     except SlimbenchError as e:  # the default dataset could not be generated, say: one line, no traceback
         pytest.fail(str(e), pytrace=False)
     for key in ("map50", "map50_95", "precision", "recall", "data", "val_images", "val_imgsz", "device", "seconds"):
@@ -59,7 +58,7 @@ def test_agreement(slimbench, candidate):
     if not images:
         pytest.skip("no agreement images (--agreement-images DIR, settings.agreement_images or settings.images)")
     try:
-        score = acc.agreement(candidate.name)
+        score = slimbench.agreement_score(candidate.name)
     except SlimbenchError as e:  # an image in the folder does not decode, say
         pytest.fail(str(e), pytrace=False)
     for key in ("map50", "recall", "precision"):  # an undefined figure is recorded as its reason, "n/a (...)"

@@ -27,7 +27,7 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,8 +39,8 @@ from slimbench.errors import SlimbenchError
 if TYPE_CHECKING:
     from ultralytics import YOLO
 
+    from slimbench.config import Settings, SuiteConfig
     from slimbench.detections import Detections
-    from slimbench.session import SuiteSession
 
 CANDIDATE_CONF = 0.001
 """Candidates are ranked down to this confidence for agreement AP (what ultralytics' validator uses for mAP)."""
@@ -456,11 +456,17 @@ def agreement_score(
 
 class Accuracy:
     """A suite session's accuracy state: the checked dataset and images, validator results and detections (cached
-    per checkpoint file, dataset, image size and device, so each variant is validated once per session)."""
+    per checkpoint file, dataset, image size and device, so each variant is validated once per session).
 
-    def __init__(self, session: SuiteSession, cache_dir: Path | None = None) -> None:
-        self.session = session
-        self.settings = session.settings
+    It holds no session: the models it measures are passed in by the caller (:class:`slimbench.session.SuiteSession`
+    wraps each call), so the two never point at each other."""
+
+    def __init__(
+        self, config: SuiteConfig, settings: Settings, smoke: bool = False, cache_dir: Path | None = None
+    ) -> None:
+        self.config = config
+        self.settings = settings  # the session's: smoke mode and the thread count may differ from config.settings
+        self.smoke = smoke
         self.cache_dir = Path(cache_dir) if cache_dir is not None else Path.cwd() / ".slimbench-cache"
         self._dataset: Dataset | None = None
         self._images: list[Path] | None = None
@@ -471,14 +477,15 @@ class Accuracy:
 
     # ---------------------------------------------------------------- inputs
 
-    def check_inputs(self) -> None:
-        """Session start: same classes in every variant; the configured dataset and images exist and fit them."""
-        s, ref = self.session, self.session.reference
-        ref_names = dict(s.model(ref.name).names)
-        for v in s.variants:
+    def check_inputs(self, class_names: Mapping[str, dict[int, str]]) -> None:
+        """Session start: same classes in every variant (``class_names`` by variant name); the configured dataset
+        and images exist and fit them."""
+        ref = self.config.variants[self.config.reference]
+        ref_names = class_names[ref.name]
+        for v in self.config.variants.values():
             if v.is_reference:
                 continue
-            diff = names_diff(dict(s.model(v.name).names), ref_names)
+            diff = names_diff(class_names[v.name], ref_names)
             if diff:
                 raise SlimbenchError(f"{v.path}: class names differ from reference {ref.name!r} ({ref.path}): {diff}")
         if self.settings.data is not None:
@@ -492,10 +499,10 @@ class Accuracy:
 
     @property
     def manifest(self) -> Path | None:
-        src = self.session.config.source
+        src = self.config.source
         return src.parent / MANIFEST if src is not None else None
 
-    def unsupported(self) -> str | None:
+    def unsupported(self, reference_names: Mapping[int, str]) -> str | None:
         """Why mAP cannot be measured here, or None: the bundled dataset's classes are the shapes (variants with
         other classes need ``--data``), and a dataset without labels has no mAP. A configured mAP limit then stops
         the run at start (:func:`slimbench.session.unmeasurable_limits`); without one the mAP test skips."""
@@ -503,12 +510,12 @@ class Accuracy:
             return self._no_labels
         from slimbench.data.synthetic import CLASS_NAMES
 
-        names = dict(self.session.model(self.session.reference.name).names)
+        names = dict(reference_names)
         shapes = dict(enumerate(CLASS_NAMES))
         if names != shapes:
             return (
                 f"the default dataset (bundled synthetic shapes, {len(shapes)} classes) does not match "
-                f"{self.session.reference.name}'s classes ({names_diff(names, shapes)}); give --data YAML"
+                f"{self.config.reference}'s classes ({names_diff(names, shapes)}); give --data YAML"
             )
         return None
 
@@ -520,7 +527,7 @@ class Accuracy:
             self._dataset = read_dataset(yaml_path, bundled=True, imgsz=params["imgsz"])
         return self._dataset
 
-    def val_imgsz(self) -> int:
+    def val_imgsz(self, reference: YOLO) -> int:
         """``settings.val_imgsz``; else the dataset's training size (bundled), the reference checkpoint's training
         size, or the suite's imgsz, in that order."""
         if self.settings.val_imgsz is not None:
@@ -528,7 +535,7 @@ class Accuracy:
         ds = self.dataset()
         if ds.imgsz:
             return ds.imgsz
-        trained = getattr(self.session.model(self.session.reference.name), "overrides", {}).get("imgsz")
+        trained = getattr(reference, "overrides", {}).get("imgsz")
         if isinstance(trained, int) and not isinstance(trained, bool) and trained >= 32:
             return trained
         return self.settings.imgsz
@@ -549,20 +556,21 @@ class Accuracy:
     # ---------------------------------------------------------------- figures
 
     def _file_key(self, name: str) -> tuple[str, ...]:
-        v = self.session.config.variants[name]
+        v = self.config.variants[name]
         st = os.stat(v.path)
         return (v.sha256 or "", str(Path(v.path).resolve()), str(st.st_mtime_ns), str(st.st_size))
 
-    def metrics(self, name: str) -> dict[str, Any]:
-        """The validator's figures for a variant (run once per checkpoint, dataset, imgsz, device and session)."""
-        ds, imgsz, device = self.dataset(), self.val_imgsz(), self.device()
-        limit = SMOKE_VAL_IMAGES if self.session.smoke else None
+    def metrics(self, name: str, model: YOLO, reference: YOLO) -> dict[str, Any]:
+        """The validator's figures for variant ``name`` loaded as ``model`` (run once per checkpoint, dataset, imgsz,
+        device and session); ``reference``'s classes and training size set the dataset up."""
+        ds, imgsz, device = self.dataset(), self.val_imgsz(reference), self.device()
+        limit = SMOKE_VAL_IMAGES if self.smoke else None
         key = (self._file_key(name), str(ds.yaml), imgsz, device, limit)
         if key not in self._metrics:
             if self._val_yaml is None:
-                names = dict(self.session.model(self.session.reference.name).names)
+                names = dict(reference.names)
                 self._val_yaml = write_val_yaml(ds, names, self.cache_dir / "val-data", limit)
-            figs = run_validator(self.session.model(name), self._val_yaml, imgsz, device, self.cache_dir / "val-runs")
+            figs = run_validator(model, self._val_yaml, imgsz, device, self.cache_dir / "val-runs")
             figs.update(
                 data=ds.describe(),
                 data_yaml=str(ds.yaml),
@@ -573,28 +581,30 @@ class Accuracy:
             self._metrics[key] = figs
         return self._metrics[key]
 
-    def detections(self, name: str) -> list[Detections]:
-        """A variant's detections on each agreement image, down to conf 0.001, at the suite's imgsz and NMS IoU."""
+    def detections(self, name: str, predictor: YOLO) -> list[Detections]:
+        """A variant's detections on each agreement image, down to conf 0.001, at the suite's imgsz and NMS IoU;
+        ``predictor`` is the variant's model for ultralytics' predictor (which fuses it in place)."""
         from slimbench.detections import detect, read_image
 
         images, device = self.agreement_images(), self.device()
         s = self.settings
         key = (self._file_key(name), tuple(images), s.imgsz, s.iou, device)
         if key not in self._detections:
-            model = self.session.predictor(name, device)
             self._detections[key] = [
-                detect(model, read_image(p), s.imgsz, CANDIDATE_CONF, s.iou, device) for p in images
+                detect(predictor, read_image(p), s.imgsz, CANDIDATE_CONF, s.iou, device) for p in images
             ]
         return self._detections[key]
 
-    def agreement(self, name: str) -> AgreementScore:
-        """``name`` scored against the reference's detections (conf >= the suite's conf) on the agreement images."""
-        ref = self.detections(self.session.reference.name)
-        return agreement_score(ref, self.detections(name), self.settings.conf, AGREEMENT_IOU)
+    def agreement(self, name: str, predictor: YOLO, reference: YOLO) -> AgreementScore:
+        """``name`` scored against the reference's detections (conf >= the suite's conf) on the agreement images;
+        ``predictor`` and ``reference`` as for :meth:`detections`."""
+        ref = self.detections(self.config.reference, reference)
+        return agreement_score(ref, self.detections(name, predictor), self.settings.conf, AGREEMENT_IOU)
 
-    def summary_lines(self) -> list[str]:
-        """The recorded accuracy figures as a small table for the terminal summary ("" cells: not measured)."""
-        rows = [(n, f["accuracy"]) for n, f in self.session.figures.items() if f.get("accuracy")]
+    def summary_lines(self, figures: Mapping[str, dict[str, Any]]) -> list[str]:
+        """The recorded accuracy figures (the session's ``figures``) as a small table for the terminal summary
+        ("" cells: not measured)."""
+        rows = [(n, f["accuracy"]) for n, f in figures.items() if f.get("accuracy")]
         if not rows:
             return []
         first = next((a for _, a in rows if "data" in a), None)
@@ -602,11 +612,11 @@ class Accuracy:
         if first is not None:
             lines.append(
                 f"accuracy: mAP on {first['data']}, {first['val_images']} images at {first['val_imgsz']}px "
-                f"({first['device']}); agreement with {self.session.reference.name}'s boxes at conf "
+                f"({first['device']}); agreement with {self.config.reference}'s boxes at conf "
                 f"{self.settings.conf} on {len(self.agreement_images())} image(s)"
             )
         else:
-            lines.append(f"accuracy: agreement with {self.session.reference.name}'s boxes at conf {self.settings.conf}")
+            lines.append(f"accuracy: agreement with {self.config.reference}'s boxes at conf {self.settings.conf}")
         cols = [
             ("mAP50", "map50"),
             ("mAP50-95", "map50_95"),

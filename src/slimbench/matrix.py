@@ -214,10 +214,10 @@ class DeployMatrix:
 
         acc = self.session.accuracy
         ds = acc.dataset()
-        names = dict(self.session.model(self.session.reference.name).names)
-        yaml = write_val_yaml(ds, names, self.cache_dir / "val-data")
+        reference = self.session.model(self.session.reference.name)
+        yaml = write_val_yaml(ds, dict(reference.names), self.cache_dir / "val-data")
         model = YOLO(str(self.file(name, precision)), task="detect")
-        return run_validator(model, yaml, acc.val_imgsz(), "cpu", self.cache_dir / "val-runs")
+        return run_validator(model, yaml, acc.val_imgsz(reference), "cpu", self.cache_dir / "val-runs")
 
     # ---------------------------------------------------------------- figures
 
