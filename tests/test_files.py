@@ -8,6 +8,7 @@ import pytest
 
 from slimbench import checkpoint, files
 from slimbench.data import synthetic
+from slimbench.errors import SlimbenchError
 from slimbench.export import store_in_cache
 from slimbench.pruning import pipeline
 
@@ -47,3 +48,17 @@ def test_every_writer_uses_it():
     for module in (checkpoint, synthetic, pipeline):
         assert module.atomic_write_bytes is files.atomic_write_bytes, module.__name__
     assert store_in_cache.__globals__["atomic_write_bytes"] is files.atomic_write_bytes
+
+
+def test_read_text_says_what_is_wrong_in_one_line(tmp_path):
+    (tmp_path / "ok.toml").write_text("a = 1\n", encoding="utf-8")
+    assert files.read_text(tmp_path / "ok.toml", "variants file") == "a = 1\n"
+    (tmp_path / "latin.toml").write_bytes(b"caf\xe9")
+    for path, expected in [
+        (tmp_path / "none.toml", "none.toml: variants file not found"),
+        (tmp_path, ": variants file is not a file"),
+        (tmp_path / "latin.toml", "latin.toml: variants file is not UTF-8 text ("),
+    ]:
+        with pytest.raises(SlimbenchError) as e:
+            files.read_text(path, "variants file")
+        assert expected in str(e.value) and "\n" not in str(e.value)

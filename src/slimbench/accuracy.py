@@ -87,15 +87,11 @@ def read_dataset(path: str | os.PathLike[str], bundled: bool = False, imgsz: int
     """
     import yaml
 
+    from slimbench.files import read_text
+
     p = Path(path)
-    if not p.exists():
-        raise SlimbenchError(f"{p}: dataset YAML not found")
-    if not p.is_file():
-        raise SlimbenchError(f"{p}: dataset YAML is not a file")
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as e:
-        raise SlimbenchError(f"{p}: dataset YAML is not UTF-8 text ({e.reason})") from None
+        data = yaml.safe_load(read_text(p, "dataset YAML"))
     except yaml.YAMLError as e:
         raise SlimbenchError(f"{p}: malformed dataset YAML: {' '.join(str(e).split())[:200]}") from None
     if not isinstance(data, dict):
