@@ -3,29 +3,28 @@
 mAP50, mAP50-95, precision and recall come from ultralytics' validator on the val split of ``--data`` (default: the
 bundled synthetic val split), once per variant; a candidate is gated on its mAP50-95 drop versus the reference
 (``max_map50_95_drop``, absolute: 0.02 is 2 points). Agreement treats the reference's detections (at the suite's
-conf) on ``--images`` (default: the sample images) as ground truth and scores each candidate's detections, ranked
-down to conf 0.001, as mAP50 (``min_agreement_map50``); recall and precision at the suite's conf are reported.
+conf) on ``--agreement-images`` (default: the sample images) as ground truth and scores each candidate's detections,
+ranked down to conf 0.001, as mAP50 (``min_agreement_map50``); recall and precision at the suite's conf are reported.
 
 Deselect with ``-m "not accuracy"``.
 """
 
 import pytest
 
+from slimbench.config import violation
 from slimbench.errors import SlimbenchError
 from slimbench.session import shown
-from slimbench.variants import violation
 
 pytestmark = pytest.mark.accuracy
 
 
 def test_map(slimbench, variant):
-    acc = slimbench.accuracy
-    reason = acc.unsupported()
+    reason = slimbench.map_unsupported()
     if reason:
         pytest.skip(reason)
     try:
-        figs = acc.metrics(variant.name)
-        ref = acc.metrics(slimbench.reference.name)
+        figs = slimbench.map_metrics(variant.name)
+        ref = slimbench.map_metrics(slimbench.reference.name)
     except SlimbenchError as e:  # the default dataset could not be generated, say: one line, no traceback
         pytest.fail(str(e), pytrace=False)
     for key in ("map50", "map50_95", "precision", "recall", "data", "val_images", "val_imgsz", "device", "seconds"):
@@ -57,9 +56,9 @@ def test_agreement(slimbench, candidate):
     acc = slimbench.accuracy
     images = acc.agreement_images()
     if not images:
-        pytest.skip("no agreement images (--images DIR, settings.agreement_images or settings.images)")
+        pytest.skip("no agreement images (--agreement-images DIR, settings.agreement_images or settings.images)")
     try:
-        score = acc.agreement(candidate.name)
+        score = slimbench.agreement_score(candidate.name)
     except SlimbenchError as e:  # an image in the folder does not decode, say
         pytest.fail(str(e), pytrace=False)
     for key in ("map50", "recall", "precision"):  # an undefined figure is recorded as its reason, "n/a (...)"

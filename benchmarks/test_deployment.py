@@ -13,10 +13,10 @@
 
 import pytest
 
+from slimbench.config import violation
 from slimbench.errors import SlimbenchError
 from slimbench.memory import memory_ratio
 from slimbench.ort_runtime import NoProvider, missing_reason
-from slimbench.variants import violation
 
 
 def test_onnx_parity(slimbench, variant):

@@ -6,8 +6,8 @@ the candidate's boxes the reference has; count ratio: candidate count / referenc
 side recall and precision are undefined, shown as "n/a (0 detections)", and a min_* limit on them fails.
 """
 
+from slimbench.config import violation
 from slimbench.detections import NA_NO_REFERENCE, agreement
-from slimbench.variants import violation
 
 
 def test_detections(slimbench, variant, image):

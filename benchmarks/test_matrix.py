@@ -102,11 +102,11 @@ def test_cell_map(slimbench, variant, cell):
 
     runtime, precision = cell
     _check(slimbench, runtime)
-    reason = slimbench.accuracy.unsupported()
+    reason = slimbench.map_unsupported()
     if reason:
         pytest.skip(reason)
     figs = _run(lambda: slimbench.deploy.map(variant.name, runtime, precision))
-    fp32 = slimbench.accuracy.metrics(variant.name)
+    fp32 = slimbench.map_metrics(variant.name)
     drop = fp32["map50_95"] - figs["map50_95"]
     acc = slimbench.figures[variant.name].setdefault("matrix_accuracy", {}).setdefault(accuracy_key(*cell), {})
     acc.update(map50=figs["map50"], map50_95=figs["map50_95"], map50_95_drop_vs_fp32=drop)

@@ -6,10 +6,10 @@ by runtime, hence one limit per runtime.
 
 import pytest
 
+from slimbench.config import violation
 from slimbench.errors import SlimbenchError
 from slimbench.ort_runtime import NoProvider
 from slimbench.timing import interleaved_ratio
-from slimbench.variants import violation
 
 LIMIT_KEYS = {"torch": "max_speed_ratio", "onnxruntime": "max_ort_speed_ratio"}
 

@@ -4,7 +4,7 @@ Deterministic, so compared exactly with the limits in the suite config. A varian
 reported (terminal summary, figures) but not gated.
 """
 
-from slimbench.variants import violation
+from slimbench.config import violation
 
 
 def test_size(slimbench, variant):
@@ -86,7 +86,7 @@ def test_channels_removed(slimbench, variant):
                 lim.min_channels_removed_pct,
                 "min",
                 "{:.1f}%",
-                note=f"{st['total_channels']:,} conv output channels vs {ref['total_channels']:,} "
+                note=f"{st['prunable_channels']:,} prunable conv output channels vs {ref['prunable_channels']:,} "
                 f"of {slimbench.reference.name}",
             )
         ]

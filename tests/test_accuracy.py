@@ -24,15 +24,14 @@ from slimbench.accuracy import (
     check_labels,
     coco_ap,
     image_files,
-    match_flags,
     read_dataset,
 )
 from slimbench.checkpoint import load_detector
+from slimbench.config import load_config
 from slimbench.data.synthetic import make_dataset
 from slimbench.detections import Detections, detect, read_image
 from slimbench.errors import SlimbenchError
 from slimbench.session import SuiteSession
-from slimbench.variants import load_config
 
 FIXTURES = Path(os.environ.get("SLIMBENCH_FIXTURES") or Path(__file__).resolve().parents[1] / "fixtures")
 
@@ -51,17 +50,6 @@ def test_coco_ap_reads_101_recall_points():
     assert coco_ap(np.array([0, 1, 1]), np.array([0.9, 0.8, 0.7]), 2) == pytest.approx(2 / 3)
     assert coco_ap(np.array([], dtype=bool), np.array([]), 2) == 0.0
     assert np.isnan(coco_ap(np.array([1]), np.array([0.5]), 0))
-
-
-def test_match_flags_needs_same_class_and_iou_and_matches_each_box_once():
-    ref = dets([[0, 0, 10, 10], [20, 20, 30, 30]], [0, 1], [0.9, 0.9])
-    boxes = [[0, 0, 10, 10], [0, 0, 10, 10], [20, 20, 30, 30], [40, 40, 50, 50]]
-    cand = dets(boxes, [0, 0, 0, 1], [0.9, 0.8, 0.7, 0.6])
-    # the duplicate finds its box taken; the third box has the wrong class; the last is nowhere near
-    assert match_flags(ref, cand).tolist() == [True, False, False, False]
-    shifted = dets([[5, 0, 15, 10]], [0], [0.9])  # IoU 1/3
-    assert match_flags(ref, shifted, 0.3).tolist() == [True]
-    assert match_flags(ref, shifted, 0.5).tolist() == [False]
 
 
 def test_agreement_score_of_identical_detections_is_one():
@@ -218,12 +206,12 @@ def test_map_of_bundled_original_matches_ultralytics_val(bundled, tmp_path):
     session = SuiteSession(load_config(bundled["toml"]), cache_dir=bundled["root"] / "cache")
     session.load()
     acc = session.accuracy
-    assert acc.unsupported() is None
-    ours = acc.metrics("original")
+    assert session.map_unsupported() is None
+    ours = session.map_metrics("original")
     ds = acc.dataset()
     params = json.loads(bundled["manifest"].read_text())["dataset"]
     assert ds.bundled and len(ds.images) == params["val"] and ours["val_imgsz"] == params["imgsz"]
-    assert acc.metrics("original") is ours, "validated once per session"
+    assert session.map_metrics("original") is ours, "validated once per session"
 
     direct = YOLO(str(bundled["original"])).val(
         data=str(ds.yaml), imgsz=params["imgsz"], plots=False, verbose=False, project=str(tmp_path), name="v"
@@ -259,7 +247,7 @@ def test_agreement_is_one_with_itself_and_drops_when_damaged(bundled):
 
 
 def test_config_keys_and_command_line(tmp_path):
-    from slimbench.variants import Overrides, apply_overrides
+    from slimbench.config import Overrides, apply_overrides
 
     toml = tiny_models.write_suite(
         tmp_path / "suite.toml",

@@ -1,6 +1,6 @@
 """The accuracy part of the suite end to end, run by pytester on tiny variants and a tiny labelled dataset: figures
-and gates with --data and --images, deselection with -m "not accuracy", and one line for each bad input, before any
-test runs and with nothing written."""
+and gates with --data and --agreement-images, deselection with -m "not accuracy", and one line for each bad input,
+before any test runs and with nothing written."""
 
 from __future__ import annotations
 
@@ -86,7 +86,7 @@ def run(pytester: pytest.Pytester, *args: str, cache: bool = False) -> pytest.Ru
 
 
 def test_accuracy_measures_and_gates(suite):
-    result = run(suite, "--images", "unlabeled")
+    result = run(suite, "--agreement-images", "unlabeled")
     result.assert_outcomes(passed=4, failed=1)
     out = result.stdout.str()
     assert "blind: agreement mAP50 n/a (0 detections), min 0.500 (original's " in out  # undefined fails, never 1.0
@@ -116,6 +116,7 @@ def test_accuracy_can_be_deselected(suite):
         ("dataset-names", "data.yaml: class names differ from original ("),
         ("variant-names", "other-names.pt: class names differ from reference 'original' ("),
         ("images", "nowhere: agreement images not found"),
+        ("renamed", "--images was renamed --agreement-images (agreement folder; --image stays the sample images)"),
         ("toml", "suite.toml: settings.data: expected a non-empty path"),
         ("no-labels", "thresholds.copy.max_map50_95_drop is set but cannot be measured in this run: "),
         ("no-dataset", "thresholds.copy.max_map50_95_drop is set but cannot be measured in this run: the default "),
@@ -137,7 +138,9 @@ def test_bad_accuracy_input_stops_with_one_line(suite, case, expected):
     elif case == "variant-names":
         args = ["--variant", "blind=other-names.pt"]
     elif case == "images":
-        args = ["--images", "nowhere"]
+        args = ["--agreement-images", "nowhere"]
+    elif case == "renamed":  # the old spelling: one line saying so, not a silent alias
+        args = ["--images", "unlabeled"]
     elif case == "toml":
         write_toml(p / "suite.toml", data=5)
     elif case == "no-labels":  # labels removed: mAP is undefined, and a configured mAP limit cannot pass silently

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from slimbench import baseline as bl
+from slimbench.config import Overrides, Settings, apply_overrides, config_from_dict, parse_runtimes
 from slimbench.errors import SlimbenchError
-from slimbench.variants import Overrides, Settings, apply_overrides, config_from_dict, parse_runtimes
 
 
 def config(settings=None, thresholds=None):

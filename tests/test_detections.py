@@ -13,6 +13,7 @@ from slimbench.detections import (
     agreement,
     box_iou,
     detect,
+    match_flags,
     read_image,
 )
 from slimbench.errors import SlimbenchError
@@ -55,6 +56,23 @@ def test_greedy_by_confidence_each_reference_box_once():
     cand = dets((0, 0, 10, 9, 0, 0.6), (0, 0, 10, 10, 0, 0.95))  # duplicates: only one can agree
     a = agreement(ref, cand)
     assert (a.matched, a.recall, a.precision, a.count_ratio) == (1, 1.0, 0.5, 2.0)
+
+
+def test_one_matcher_for_agreement_and_agreement_map():
+    """match_flags flags boxes in the order given, ranked by confidence; agreement counts exactly its hits."""
+    ref = dets((0, 0, 10, 10, 0, 0.9), (20, 20, 30, 30, 1, 0.9))
+    cand = dets(
+        (0, 0, 10, 9, 0, 0.6),  # loses its reference box to the more confident duplicate below
+        (0, 0, 10, 10, 0, 0.95),
+        (20, 20, 30, 30, 0, 0.7),  # wrong class
+        (40, 40, 50, 50, 1, 0.5),  # nowhere near
+    )
+    assert match_flags(ref, cand).tolist() == [False, True, False, False]
+    assert agreement(ref, cand).matched == 1
+    shifted = dets((5, 0, 15, 10, 0, 0.9))  # IoU 1/3
+    assert match_flags(ref, shifted, 0.3).tolist() == [True] and agreement(ref, shifted, 0.3).matched == 1
+    assert match_flags(ref, shifted, 0.5).tolist() == [False] and agreement(ref, shifted, 0.5).matched == 0
+    assert match_flags(Detections(), cand).tolist() == [False] * 4
 
 
 def test_greedy_prefers_the_best_iou_among_free_reference_boxes():

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from slimbench.config import Overrides, Settings, apply_overrides, config_from_dict, parse_precisions
 from slimbench.errors import SlimbenchError
 from slimbench.matrix import accuracy_key, cell_key
 from slimbench.timing_key import TimingKey
-from slimbench.variants import Overrides, Settings, apply_overrides, config_from_dict, parse_precisions
 
 
 def config(settings=None, thresholds=None):
@@ -105,9 +105,6 @@ def test_rows_give_speedups_and_leave_unmeasured_ones_undefined():
 
 
 class _Accuracy:
-    def unsupported(self):
-        return None
-
     def agreement_images(self):
         return [Path("a.jpg")]
 
@@ -126,7 +123,13 @@ def test_int8_limits_that_cannot_be_measured_stop_the_run(settings, expected):
     from slimbench.session import unmeasurable_limits
 
     cfg = config(settings, {"pruned": {"min_int8_agreement_map50": 0.9}})
-    session = SimpleNamespace(config=cfg, settings=cfg.settings, image_paths={"a": "a.jpg"}, accuracy=_Accuracy())
+    session = SimpleNamespace(
+        config=cfg,
+        settings=cfg.settings,
+        image_paths={"a": "a.jpg"},
+        accuracy=_Accuracy(),
+        map_unsupported=lambda: None,
+    )
     lines = unmeasurable_limits(session)
     if expected is None:
         assert lines == []

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import copy
+import json
+import os
+from pathlib import Path
 
 import pytest
 import tiny_models
@@ -10,7 +13,11 @@ import torch
 
 from slimbench import metrics
 from slimbench.checkpoint import load_detector, save_detector
+from slimbench.config import load_config
 from slimbench.errors import SlimbenchError
+from slimbench.session import SuiteSession
+
+FIXTURES = Path(os.environ.get("SLIMBENCH_FIXTURES") or Path(__file__).resolve().parents[1] / "fixtures")
 
 
 @pytest.fixture(scope="module")
@@ -143,6 +150,24 @@ def test_static_metrics_record(nano, small_width, tmp_path):
     assert st["gflops"] == pytest.approx(metrics.gflops(small_width, 160))
     assert "GFLOPs" in st["gflops_unit"] and "160" in st["gflops_unit"]
     assert st["total_channels"] == sum(st["conv_channels"].values())
+    assert st["prunable_channels"] == sum(metrics.prunable_channels(small_width).values())
     assert st["zeroed_channels"] == {} and st["total_zeroed_channels"] == 0
     assert st["file_size_mb"] == pytest.approx(p.stat().st_size / 1e6)
     assert "file_size_mb" not in metrics.static_metrics(nano, imgsz=64)
+
+
+def test_prunable_channels_leave_out_what_pruning_keeps(nano):
+    prunable, every = metrics.prunable_channels(nano), metrics.conv_channels(nano)
+    left_out = set(every) - set(prunable)
+    assert left_out == {f"model.22.{t}.{i}.2" for t in ("cv2", "cv3") for i in range(3)} | {"model.22.dfl.conv"}
+    assert all(prunable[k] == every[k] for k in prunable)
+
+
+def test_suite_and_manifest_agree_on_channels_removed():
+    """One definition: the suite's figure for the bundled pruned variant is the one make-fixtures wrote."""
+    manifest = json.loads((FIXTURES / "manifest.json").read_text())["pruning"]
+    session = SuiteSession(load_config(FIXTURES / "slimbench.toml"))
+    static = session.static("pruned")
+    assert static["prunable_channels"] == manifest["prunable_channels_after"]
+    assert session.static("original")["prunable_channels"] == manifest["prunable_channels_before"]
+    assert round(static["channels_removed_pct"], 2) == manifest["channels_removed_pct"]

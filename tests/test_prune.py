@@ -12,6 +12,7 @@ from ultralytics.nn.tasks import DetectionModel
 from ultralytics.utils.torch_utils import get_flops
 
 from slimbench.checkpoint import load_detector, save_detector
+from slimbench.metrics import channels_removed_pct, prunable_channels
 from slimbench.pruning.c2f import C2fSplit
 from slimbench.pruning.structural import count_params, prune_detection_model
 
@@ -38,6 +39,7 @@ def test_prune_lowers_params_and_flops_and_keeps_outputs(cfg: str, global_prunin
     with torch.no_grad():
         shape_before = model(x)[0].shape
     p0, f0 = count_params(model), get_flops(model, 640)
+    prunable_before = prunable_channels(model)
     result = prune_detection_model(model, 0.5, global_pruning=global_pruning, round_to=8)
     with torch.no_grad():
         shape_after = model(x)[0].shape
@@ -46,6 +48,8 @@ def test_prune_lowers_params_and_flops_and_keeps_outputs(cfg: str, global_prunin
     assert count_params(model) < 0.45 * p0
     assert get_flops(model, 640) < 0.5 * f0
     assert result.channels_removed_pct >= 45.0
+    assert result.prunable_layers == list(prunable_before)  # the suite's definition of prunable
+    assert result.channels_removed_pct == channels_removed_pct(prunable_before, prunable_channels(model))
     assert not any(isinstance(m, C2fSplit) for m in model.modules()), "C2f must be folded back"
     kept = [n for n in result.channels_before if n.startswith(result.kept_layers)]
     assert len(kept) == 7  # 3 box convs, 3 class convs, the DFL conv

@@ -127,8 +127,8 @@ def test_full_run_writes_every_report_with_the_measured_figures(suite, monkeypat
         counts[name] = detect(model, suite.path / "scene.jpg", imgsz=64, conf=0.25, iou=0.7).count
         assert r["detections_per_image"] == counts[name]
         assert doc["images"]["scene"][name] == counts[name]
-    ref_channels = metrics.total_channels(load_detector(suite.path / "original.pt"))
-    pruned_channels = metrics.total_channels(load_detector(suite.path / "pruned.pt"))
+    ref_channels = metrics.prunable_channels(load_detector(suite.path / "original.pt"))
+    pruned_channels = metrics.prunable_channels(load_detector(suite.path / "pruned.pt"))
     assert rows["pruned"]["channels_removed_pct"] == metrics.channels_removed_pct(ref_channels, pruned_channels)
     assert rows["copy"]["agreement_recall_sample"] == 1.0 and rows["original"]["agreement_recall_sample"] == 1.0
 

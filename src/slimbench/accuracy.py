@@ -27,7 +27,7 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,8 +39,8 @@ from slimbench.errors import SlimbenchError
 if TYPE_CHECKING:
     from ultralytics import YOLO
 
+    from slimbench.config import Settings, SuiteConfig
     from slimbench.detections import Detections
-    from slimbench.session import SuiteSession
 
 CANDIDATE_CONF = 0.001
 """Candidates are ranked down to this confidence for agreement AP (what ultralytics' validator uses for mAP)."""
@@ -87,15 +87,11 @@ def read_dataset(path: str | os.PathLike[str], bundled: bool = False, imgsz: int
     """
     import yaml
 
+    from slimbench.files import read_text
+
     p = Path(path)
-    if not p.exists():
-        raise SlimbenchError(f"{p}: dataset YAML not found")
-    if not p.is_file():
-        raise SlimbenchError(f"{p}: dataset YAML is not a file")
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as e:
-        raise SlimbenchError(f"{p}: dataset YAML is not UTF-8 text ({e.reason})") from None
+        data = yaml.safe_load(read_text(p, "dataset YAML"))
     except yaml.YAMLError as e:
         raise SlimbenchError(f"{p}: malformed dataset YAML: {' '.join(str(e).split())[:200]}") from None
     if not isinstance(data, dict):
@@ -348,27 +344,6 @@ def run_validator(
 # --------------------------------------------------------------------------------------------- agreement
 
 
-def match_flags(reference: Detections, candidate: Detections, iou_threshold: float = AGREEMENT_IOU) -> np.ndarray:
-    """For each candidate box (in the order given): does it match a reference box? Greedy by decreasing candidate
-    confidence, each takes the unmatched reference box of its class with the highest IoU, if >= the threshold
-    (COCO's rule, and :func:`slimbench.detections.agreement`'s)."""
-    from slimbench.detections import box_iou
-
-    flags = np.zeros(candidate.count, dtype=bool)
-    if candidate.count == 0 or reference.count == 0:
-        return flags
-    ious = box_iou(candidate.boxes, reference.boxes)
-    ious = np.where(candidate.classes[:, None] == reference.classes[None, :], ious, -1.0)
-    taken = np.zeros(reference.count, dtype=bool)
-    for i in np.argsort(-candidate.confs, kind="stable"):
-        row = np.where(taken, -1.0, ious[i])
-        j = int(np.argmax(row))
-        if row[j] >= iou_threshold:
-            taken[j] = True
-            flags[i] = True
-    return flags
-
-
 def coco_ap(tp: np.ndarray, conf: np.ndarray, n_true: int) -> float:
     """Average precision as pycocotools computes it: detections ranked by confidence, precision made monotone
     (the best precision at any higher recall), read at the 101 recall points 0, 0.01, ..., 1 (0 beyond the recall
@@ -440,7 +415,7 @@ def agreement_score(
     """Score ``candidate`` (detections per image, low conf) against ``reference``'s boxes with conf >= ``conf``."""
     if len(reference) != len(candidate):
         raise ValueError(f"{len(reference)} reference images vs {len(candidate)} candidate images")
-    from slimbench.detections import Detections
+    from slimbench.detections import Detections, match_flags
 
     tps, confs, classes, truth = [], [], [], []
     for ref, cand in zip(reference, candidate, strict=True):
@@ -477,11 +452,17 @@ def agreement_score(
 
 class Accuracy:
     """A suite session's accuracy state: the checked dataset and images, validator results and detections (cached
-    per checkpoint file, dataset, image size and device, so each variant is validated once per session)."""
+    per checkpoint file, dataset, image size and device, so each variant is validated once per session).
 
-    def __init__(self, session: SuiteSession, cache_dir: Path | None = None) -> None:
-        self.session = session
-        self.settings = session.settings
+    It holds no session: the models it measures are passed in by the caller (:class:`slimbench.session.SuiteSession`
+    wraps each call), so the two never point at each other."""
+
+    def __init__(
+        self, config: SuiteConfig, settings: Settings, smoke: bool = False, cache_dir: Path | None = None
+    ) -> None:
+        self.config = config
+        self.settings = settings  # the session's: smoke mode and the thread count may differ from config.settings
+        self.smoke = smoke
         self.cache_dir = Path(cache_dir) if cache_dir is not None else Path.cwd() / ".slimbench-cache"
         self._dataset: Dataset | None = None
         self._images: list[Path] | None = None
@@ -492,14 +473,15 @@ class Accuracy:
 
     # ---------------------------------------------------------------- inputs
 
-    def check_inputs(self) -> None:
-        """Session start: same classes in every variant; the configured dataset and images exist and fit them."""
-        s, ref = self.session, self.session.reference
-        ref_names = dict(s.model(ref.name).names)
-        for v in s.variants:
+    def check_inputs(self, class_names: Mapping[str, dict[int, str]]) -> None:
+        """Session start: same classes in every variant (``class_names`` by variant name); the configured dataset
+        and images exist and fit them."""
+        ref = self.config.variants[self.config.reference]
+        ref_names = class_names[ref.name]
+        for v in self.config.variants.values():
             if v.is_reference:
                 continue
-            diff = names_diff(dict(s.model(v.name).names), ref_names)
+            diff = names_diff(class_names[v.name], ref_names)
             if diff:
                 raise SlimbenchError(f"{v.path}: class names differ from reference {ref.name!r} ({ref.path}): {diff}")
         if self.settings.data is not None:
@@ -513,10 +495,10 @@ class Accuracy:
 
     @property
     def manifest(self) -> Path | None:
-        src = self.session.config.source
+        src = self.config.source
         return src.parent / MANIFEST if src is not None else None
 
-    def unsupported(self) -> str | None:
+    def unsupported(self, reference_names: Mapping[int, str]) -> str | None:
         """Why mAP cannot be measured here, or None: the bundled dataset's classes are the shapes (variants with
         other classes need ``--data``), and a dataset without labels has no mAP. A configured mAP limit then stops
         the run at start (:func:`slimbench.session.unmeasurable_limits`); without one the mAP test skips."""
@@ -524,12 +506,12 @@ class Accuracy:
             return self._no_labels
         from slimbench.data.synthetic import CLASS_NAMES
 
-        names = dict(self.session.model(self.session.reference.name).names)
+        names = dict(reference_names)
         shapes = dict(enumerate(CLASS_NAMES))
         if names != shapes:
             return (
                 f"the default dataset (bundled synthetic shapes, {len(shapes)} classes) does not match "
-                f"{self.session.reference.name}'s classes ({names_diff(names, shapes)}); give --data YAML"
+                f"{self.config.reference}'s classes ({names_diff(names, shapes)}); give --data YAML"
             )
         return None
 
@@ -541,7 +523,7 @@ class Accuracy:
             self._dataset = read_dataset(yaml_path, bundled=True, imgsz=params["imgsz"])
         return self._dataset
 
-    def val_imgsz(self) -> int:
+    def val_imgsz(self, reference: YOLO) -> int:
         """``settings.val_imgsz``; else the dataset's training size (bundled), the reference checkpoint's training
         size, or the suite's imgsz, in that order."""
         if self.settings.val_imgsz is not None:
@@ -549,7 +531,7 @@ class Accuracy:
         ds = self.dataset()
         if ds.imgsz:
             return ds.imgsz
-        trained = getattr(self.session.model(self.session.reference.name), "overrides", {}).get("imgsz")
+        trained = getattr(reference, "overrides", {}).get("imgsz")
         if isinstance(trained, int) and not isinstance(trained, bool) and trained >= 32:
             return trained
         return self.settings.imgsz
@@ -561,7 +543,7 @@ class Accuracy:
         return next((d for d in self.settings.device if d != "cpu" and device_available(d)), "cpu")
 
     def agreement_images(self) -> list[Path]:
-        """``--images`` / ``settings.agreement_images``, else the suite's sample images."""
+        """``--agreement-images`` / ``settings.agreement_images``, else the suite's sample images."""
         if self._images is None:
             folder = self.settings.agreement_images
             self._images = image_files(folder) if folder is not None else list(dict.fromkeys(self.settings.images))
@@ -570,20 +552,21 @@ class Accuracy:
     # ---------------------------------------------------------------- figures
 
     def _file_key(self, name: str) -> tuple[str, ...]:
-        v = self.session.config.variants[name]
+        v = self.config.variants[name]
         st = os.stat(v.path)
         return (v.sha256 or "", str(Path(v.path).resolve()), str(st.st_mtime_ns), str(st.st_size))
 
-    def metrics(self, name: str) -> dict[str, Any]:
-        """The validator's figures for a variant (run once per checkpoint, dataset, imgsz, device and session)."""
-        ds, imgsz, device = self.dataset(), self.val_imgsz(), self.device()
-        limit = SMOKE_VAL_IMAGES if self.session.smoke else None
+    def metrics(self, name: str, model: YOLO, reference: YOLO) -> dict[str, Any]:
+        """The validator's figures for variant ``name`` loaded as ``model`` (run once per checkpoint, dataset, imgsz,
+        device and session); ``reference``'s classes and training size set the dataset up."""
+        ds, imgsz, device = self.dataset(), self.val_imgsz(reference), self.device()
+        limit = SMOKE_VAL_IMAGES if self.smoke else None
         key = (self._file_key(name), str(ds.yaml), imgsz, device, limit)
         if key not in self._metrics:
             if self._val_yaml is None:
-                names = dict(self.session.model(self.session.reference.name).names)
+                names = dict(reference.names)
                 self._val_yaml = write_val_yaml(ds, names, self.cache_dir / "val-data", limit)
-            figs = run_validator(self.session.model(name), self._val_yaml, imgsz, device, self.cache_dir / "val-runs")
+            figs = run_validator(model, self._val_yaml, imgsz, device, self.cache_dir / "val-runs")
             figs.update(
                 data=ds.describe(),
                 data_yaml=str(ds.yaml),
@@ -594,28 +577,30 @@ class Accuracy:
             self._metrics[key] = figs
         return self._metrics[key]
 
-    def detections(self, name: str) -> list[Detections]:
-        """A variant's detections on each agreement image, down to conf 0.001, at the suite's imgsz and NMS IoU."""
+    def detections(self, name: str, predictor: YOLO) -> list[Detections]:
+        """A variant's detections on each agreement image, down to conf 0.001, at the suite's imgsz and NMS IoU;
+        ``predictor`` is the variant's model for ultralytics' predictor (which fuses it in place)."""
         from slimbench.detections import detect, read_image
 
         images, device = self.agreement_images(), self.device()
         s = self.settings
         key = (self._file_key(name), tuple(images), s.imgsz, s.iou, device)
         if key not in self._detections:
-            model = self.session.predictor(name, device)
             self._detections[key] = [
-                detect(model, read_image(p), s.imgsz, CANDIDATE_CONF, s.iou, device) for p in images
+                detect(predictor, read_image(p), s.imgsz, CANDIDATE_CONF, s.iou, device) for p in images
             ]
         return self._detections[key]
 
-    def agreement(self, name: str) -> AgreementScore:
-        """``name`` scored against the reference's detections (conf >= the suite's conf) on the agreement images."""
-        ref = self.detections(self.session.reference.name)
-        return agreement_score(ref, self.detections(name), self.settings.conf, AGREEMENT_IOU)
+    def agreement(self, name: str, predictor: YOLO, reference: YOLO) -> AgreementScore:
+        """``name`` scored against the reference's detections (conf >= the suite's conf) on the agreement images;
+        ``predictor`` and ``reference`` as for :meth:`detections`."""
+        ref = self.detections(self.config.reference, reference)
+        return agreement_score(ref, self.detections(name, predictor), self.settings.conf, AGREEMENT_IOU)
 
-    def summary_lines(self) -> list[str]:
-        """The recorded accuracy figures as a small table for the terminal summary ("" cells: not measured)."""
-        rows = [(n, f["accuracy"]) for n, f in self.session.figures.items() if f.get("accuracy")]
+    def summary_lines(self, figures: Mapping[str, dict[str, Any]]) -> list[str]:
+        """The recorded accuracy figures (the session's ``figures``) as a small table for the terminal summary
+        ("" cells: not measured)."""
+        rows = [(n, f["accuracy"]) for n, f in figures.items() if f.get("accuracy")]
         if not rows:
             return []
         first = next((a for _, a in rows if "data" in a), None)
@@ -623,11 +608,11 @@ class Accuracy:
         if first is not None:
             lines.append(
                 f"accuracy: mAP on {first['data']}, {first['val_images']} images at {first['val_imgsz']}px "
-                f"({first['device']}); agreement with {self.session.reference.name}'s boxes at conf "
+                f"({first['device']}); agreement with {self.config.reference}'s boxes at conf "
                 f"{self.settings.conf} on {len(self.agreement_images())} image(s)"
             )
         else:
-            lines.append(f"accuracy: agreement with {self.session.reference.name}'s boxes at conf {self.settings.conf}")
+            lines.append(f"accuracy: agreement with {self.config.reference}'s boxes at conf {self.settings.conf}")
         cols = [
             ("mAP50", "map50"),
             ("mAP50-95", "map50_95"),

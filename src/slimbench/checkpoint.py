@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from slimbench.errors import SlimbenchError
+from slimbench.files import atomic_write_bytes
 
 if TYPE_CHECKING:
     from ultralytics import YOLO
@@ -65,19 +66,6 @@ def load_detector(path: str | Path, sha256: str | None = None) -> YOLO:
         kind = type(net).__name__ if net is not None else "nothing"
         raise SlimbenchError(f"{p}: not a detection model (holds {kind})")
     return model
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    """Write through a temp file in the same folder and rename, so a crash never leaves half a file."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f".{p.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, p)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return p
 
 
 def save_detector(model, path: str | Path, half: bool = True, extra: dict | None = None) -> Path:

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
-import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from slimbench.errors import SlimbenchError
+from slimbench.files import atomic_copy
 from slimbench.pruning.pipeline import FixturePlan
 
 _PLAN = FixturePlan()
@@ -23,34 +23,25 @@ DEFAULT_DEADLINE_S = 300.0  # slimbench.pruning.structural.DEFAULT_DEADLINE_S (n
 os.environ.setdefault("YOLO_OFFLINE", "1")
 
 
-def _ratio(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--ratio must be a number in (0, 1), got {text!r}") from None
-    if not 0.0 < value < 1.0:
-        raise argparse.ArgumentTypeError(f"--ratio must be in (0, 1), got {value}")
-    return value
+def _number(kind: Callable[[str], float], ok: Callable[[float], bool], wanted: str) -> Callable[[str], Any]:
+    """An argparse type: ``kind(text)`` where ``ok`` holds, else one line saying what was wanted."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {wanted}, got {text!r}") from None
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"expected {wanted}, got {value}")
+        return value
+
+    return parse
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
-    return value
+_positive_int = _number(int, lambda v: v > 0, "a positive integer")
+_positive_float = _number(float, lambda v: v > 0, "a positive number")
+_fraction = _number(float, lambda v: 0.0 < v < 1.0, "a number in (0, 1)")  # ratios, thresholds and caps
+_non_negative = _number(float, lambda v: v >= 0, "a number >= 0")
 
 
 def _check_output(out: Path, inputs: Sequence[Path], force: bool) -> None:
@@ -67,15 +58,13 @@ def _check_data(path: Path) -> None:
         raise SlimbenchError(f"{path}: dataset YAML not found")
 
 
-def _copy_atomic(src: Path, dst: Path) -> None:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", dir=dst.parent)
-    os.close(fd)
-    try:
-        shutil.copyfile(src, tmp)
-        os.replace(tmp, dst)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+def cmd_init(a: argparse.Namespace) -> int:
+    from slimbench.scaffold import InitRequest, write
+
+    req = InitRequest(a.dir, tuple(a.variant), a.reference, tuple(a.image), a.force)
+    written = write(req, Path.cwd())
+    print(f"slimbench init: wrote {len(written)} files into {a.dir}; run it with: pytest {a.dir}")
+    return 0
 
 
 def cmd_make_dataset(a: argparse.Namespace) -> int:
@@ -98,27 +87,6 @@ def _train_common(p: argparse.ArgumentParser, epochs: int) -> None:
     p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
 
 
-def _fraction(text: str) -> float:
-    """A number in (0, 1), for thresholds and caps."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {text!r}") from None
-    if not 0.0 < value < 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {value}")
-    return value
-
-
-def _non_negative(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value}")
-    return value
-
-
 def _run_training(a: argparse.Namespace, model: str, name: str, use_last: bool = False, **kw) -> Path:
     from slimbench.pruning.training import train
 
@@ -134,7 +102,7 @@ def _run_training(a: argparse.Namespace, model: str, name: str, use_last: bool =
         seed=a.seed,
         **kw,
     )
-    _copy_atomic(outcome.last if use_last and outcome.last else outcome.best, a.out)
+    atomic_copy(outcome.last if use_last and outcome.last else outcome.best, a.out)
     m = outcome.metrics
     print(
         f"{name}: {a.out}  mAP50 {m.get('metrics/mAP50(B)', float('nan')):.3f}  "
@@ -276,6 +244,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _OneLineParser(prog="slimbench", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_OneLineParser)
 
+    p = sub.add_parser("init", help="write a ready benchmark suite into your repository (then: pytest DIR)")
+    p.add_argument("dir", type=Path, nargs="?", default=Path("benchmarks"), help="suite folder [benchmarks]")
+    p.add_argument(
+        "--variant",
+        metavar="NAME=PATH",
+        action="append",
+        required=True,
+        help="a checkpoint to compare (pinned by its sha256 in the suite config); repeatable",
+    )
+    p.add_argument("--reference", metavar="NAME", required=True, help="the variant the others are compared with")
+    p.add_argument("--image", metavar="PATH", action="append", default=[], help="sample image; repeatable")
+    p.add_argument("--force", action="store_true", help="overwrite a suite already in DIR")
+    p.set_defaults(func=cmd_init)
+
     p = sub.add_parser("make-dataset", help="write the deterministic synthetic detection dataset")
     p.add_argument("out", type=Path)
     p.add_argument("--train", type=_positive_int, default=_PLAN.train_images)
@@ -327,7 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("prune", help="remove channels for real (torch-pruning, BN-scale importance)")
     p.add_argument("model", type=Path, help="checkpoint to prune (.pt)")
     how = p.add_mutually_exclusive_group(required=True)
-    how.add_argument("--ratio", type=_ratio, help="fraction of prunable channels to remove, in (0, 1)")
+    how.add_argument("--ratio", type=_fraction, help="fraction of prunable channels to remove, in (0, 1)")
     how.add_argument(
         "--threshold",
         type=_fraction,

@@ -191,20 +191,26 @@ class Agreement:
         }
 
 
-def agreement(reference: Detections, candidate: Detections, iou_threshold: float = 0.5) -> Agreement:
-    """Match candidate boxes to reference boxes: greedily by candidate confidence, each candidate box takes the
-    unmatched reference box of the same class with the highest IoU, if that IoU >= ``iou_threshold``."""
+def match_flags(reference: Detections, candidate: Detections, iou_threshold: float = 0.5) -> np.ndarray:
+    """For each candidate box (in the order given): does it match a reference box? Greedy by decreasing candidate
+    confidence, each takes the unmatched reference box of its class with the highest IoU, if >= the threshold
+    (COCO's rule). The one matcher: :func:`agreement` counts its hits, agreement mAP ranks them."""
+    flags = np.zeros(candidate.count, dtype=bool)
+    if candidate.count == 0 or reference.count == 0:
+        return flags
     ious = box_iou(candidate.boxes, reference.boxes)
-    same = candidate.classes[:, None] == reference.classes[None, :]
-    ious = np.where(same, ious, -1.0)
+    ious = np.where(candidate.classes[:, None] == reference.classes[None, :], ious, -1.0)
     taken = np.zeros(reference.count, dtype=bool)
-    matched = 0
     for i in np.argsort(-candidate.confs, kind="stable"):
-        if reference.count == 0:
-            break
         row = np.where(taken, -1.0, ious[i])
         j = int(np.argmax(row))
         if row[j] >= iou_threshold:
             taken[j] = True
-            matched += 1
+            flags[i] = True
+    return flags
+
+
+def agreement(reference: Detections, candidate: Detections, iou_threshold: float = 0.5) -> Agreement:
+    """How many candidate boxes :func:`match_flags` matches to reference boxes, with both counts."""
+    matched = int(match_flags(reference, candidate, iou_threshold).sum())
     return Agreement(matched, reference.count, candidate.count, iou_threshold)

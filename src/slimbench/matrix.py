@@ -215,15 +215,15 @@ class DeployMatrix:
 
         acc = self.session.accuracy
         ds = acc.dataset()
-        names = dict(self.session.model(self.session.reference.name).names)
-        yaml = write_val_yaml(ds, names, self.cache_dir / "val-data")
+        reference = self.session.model(self.session.reference.name)
+        yaml = write_val_yaml(ds, dict(reference.names), self.cache_dir / "val-data")
         path = self.file(name, precision)
         if runtime == "openvino":
             from slimbench.openvino_runtime import validator_model
 
             path = validator_model(path)
         model = YOLO(str(path), task="detect")
-        return run_validator(model, yaml, acc.val_imgsz(), "cpu", self.cache_dir / "val-runs")
+        return run_validator(model, yaml, acc.val_imgsz(reference), "cpu", self.cache_dir / "val-runs")
 
     # ---------------------------------------------------------------- figures
 

@@ -231,11 +231,23 @@ def _in_channels(net: nn.Module) -> int:
     return 3
 
 
-def channels_removed_pct(reference: Mapping[str, int] | int, candidate: Mapping[str, int] | int) -> float:
-    """Percent of the reference's convolution output channels that the candidate no longer has.
+def prunable_channels(model: Any) -> dict[str, int]:
+    """:func:`conv_channels` less the convolutions pruning keeps (Detect outputs, DFL, attention:
+    :func:`slimbench.pruning.kept.kept_unpruned`): the channels a pruning step can act on."""
+    from slimbench.pruning.kept import kept_unpruned
 
-    Compares totals, not layer by layer, so a candidate whose modules were renamed (a rewritten C2f) still compares.
-    Negative when the candidate is wider.
+    kept = kept_unpruned(unwrap(model))
+    return {k: c for k, c in conv_channels(model).items() if k not in kept}
+
+
+def channels_removed_pct(reference: Mapping[str, int] | int, candidate: Mapping[str, int] | int) -> float:
+    """Percent of the reference's prunable convolution output channels that the candidate no longer has.
+
+    The one definition of "channels removed", shared by the suite, the fixtures manifest and ``slimbench prune``:
+    pass :func:`prunable_channels` of both models (or their totals). Prunable, not all, channels, because the kept
+    ones (head outputs, DFL) cannot be removed by any pruning and would only dilute the figure. Compares totals, not
+    layer by layer, so a candidate whose modules were renamed (a rewritten C2f) still compares. Negative when the
+    candidate is wider.
     """
     ref = sum(reference.values()) if isinstance(reference, Mapping) else int(reference)
     cand = sum(candidate.values()) if isinstance(candidate, Mapping) else int(candidate)
@@ -260,6 +272,7 @@ def static_metrics(model: Any, path: str | os.PathLike[str] | None = None, imgsz
         "normalized_dtype": "float16",
         "conv_channels": channels,
         "total_channels": sum(channels.values()),
+        "prunable_channels": sum(prunable_channels(model).values()),
         "zeroed_channels": {k: v for k, v in zeroed.items() if v},
         "total_zeroed_channels": sum(zeroed.values()),
     }

@@ -20,6 +20,7 @@ then shows as a collection error.
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,14 +29,17 @@ import pytest
 from slimbench.errors import SlimbenchError
 
 if TYPE_CHECKING:
+    from slimbench.config import Variant
     from slimbench.session import SuiteOptions, SuiteSession
-    from slimbench.variants import Variant
 
 SUITE_FLAG = "slimbench_suite"
+SUITE_CONFIG = "slimbench_config"
+"""A suite conftest may name its config (relative to the conftest), as ``slimbench init`` writes it."""
 DEFAULT_VARIANTS_FILE = "fixtures/slimbench.toml"
 CACHE_DIR = ".slimbench-cache"
 """Under the rootdir: the generated default dataset and validator scratch space (safe to delete)."""
 _SESSION = pytest.StashKey["SuiteSession"]()
+RENAMED_IMAGES = "--images was renamed --agreement-images (agreement folder; --image stays the sample images)"
 _PARAMETRISED = ("variant", "candidate", "device", "batch", "threads", "image", "runtime")
 
 
@@ -102,12 +106,14 @@ def add_options(addoption: Any, prefix: str = "") -> None:
         "synthetic val split, generated into .slimbench-cache/]",
     )
     addoption(
-        f"--{prefix}images",
+        f"--{prefix}agreement-images",
         metavar="DIR",
         default=None,
         help="folder of unlabeled images for agreement with the reference [default: settings.agreement_images, "
         "else the sample images]",
     )
+    # the old spelling, too close to --image: declared only to say it was renamed (see _options)
+    addoption(f"--{prefix}images", dest=f"{prefix}renamed_images", default=None, help=argparse.SUPPRESS)
     addoption(
         f"--{prefix}slimbench-smoke",
         action="store_true",
@@ -163,9 +169,11 @@ def _in_suite(metafunc: pytest.Metafunc) -> bool:
 
 
 def _options(config: pytest.Config) -> SuiteOptions:
+    from slimbench.config import Overrides
     from slimbench.session import SuiteOptions
-    from slimbench.variants import Overrides
 
+    if _opt(config, "renamed_images") is not None:
+        raise SlimbenchError(RENAMED_IMAGES)
     imgsz = _opt(config, "imgsz")
     if imgsz is not None:
         try:
@@ -174,7 +182,7 @@ def _options(config: pytest.Config) -> SuiteOptions:
             raise SlimbenchError(f"--imgsz {imgsz!r}: expected an integer") from None
     return SuiteOptions(
         variants_file=_opt(config, "variants_file"),
-        default_variants_file=_ini_variants_file(config),
+        default_variants_file=_conftest_config(config) or _ini_variants_file(config),
         overrides=Overrides(
             variants=tuple(_opt(config, "variant") or ()),
             reference=_opt(config, "reference"),
@@ -183,7 +191,7 @@ def _options(config: pytest.Config) -> SuiteOptions:
             imgsz=imgsz,
             images=tuple(_opt(config, "image") or ()),
             data=_opt(config, "data"),
-            agreement_images=_opt(config, "images"),
+            agreement_images=_opt(config, "agreement_images"),
             runtime=_opt(config, "runtime"),
             threads=_opt(config, "threads"),
             precision=_opt(config, "precision"),
@@ -191,6 +199,19 @@ def _options(config: pytest.Config) -> SuiteOptions:
         ),
         smoke=bool(_opt(config, "slimbench_smoke")),
     )
+
+
+def _conftest_config(config: pytest.Config) -> str | None:
+    """The config a loaded suite conftest names (``slimbench_config = "slimbench.toml"``), as an absolute path."""
+    for plugin in config.pluginmanager.get_plugins():
+        try:
+            name = getattr(plugin, SUITE_CONFIG, None) if getattr(plugin, SUITE_FLAG, False) is True else None
+            file = getattr(plugin, "__file__", None)
+        except Exception:  # noqa: BLE001 - some plugin objects raise on attribute access; not ours
+            continue
+        if isinstance(name, str) and file:
+            return str(Path(file).resolve().parent / name)
+    return None
 
 
 def _ini_variants_file(config: pytest.Config) -> str:
@@ -220,6 +241,7 @@ def pytest_configure(config: pytest.Config) -> None:
     """Validate before anything else configures (report plugins create files and folders in their own hooks)."""
     config.addinivalue_line("markers", "slimbench: a test of the slimbench benchmark suite")
     config.addinivalue_line("markers", "accuracy: mAP and agreement checks on a dataset (deselect: -m 'not accuracy')")
+    config.addinivalue_line("markers", "matrix: the deployment matrix, runtime x precision (off unless --precision)")
     if getattr(config.option, "help", False) or getattr(config.option, "markers", False):
         return
     if not _is_active(config):

@@ -66,7 +66,7 @@ def int8_violations(
 
     A limit of None is not gated; a figure that could not be measured (None/NaN) against a limit is a violation.
     """
-    from slimbench.variants import violation
+    from slimbench.config import violation
 
     lines = [
         violation(f"{variant} {cell}", "INT8 mAP50-95 drop", map50_95_drop, max_drop, "max", "{:.3f}", note),

@@ -14,8 +14,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from slimbench.config import Overrides, SuiteConfig, Thresholds, Variant, apply_overrides, load_config
 from slimbench.errors import SlimbenchError
-from slimbench.variants import Overrides, SuiteConfig, Thresholds, Variant, apply_overrides, load_config
 
 if TYPE_CHECKING:
     import numpy as np
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from torch import nn
     from ultralytics import YOLO
 
-    from slimbench.accuracy import Accuracy
+    from slimbench.accuracy import Accuracy, AgreementScore
     from slimbench.baseline import BaselineGate
     from slimbench.detections import Detections
     from slimbench.export import Exported
@@ -123,7 +123,8 @@ class SuiteSession:
             self.models[v.name] = load_detector(v.path, v.sha256)
             self.figures[v.name]["stored_dtype"] = stored_dtype(v.path)
             self.figures[v.name]["class_names"] = dict(self.models[v.name].names)
-        self.accuracy.check_inputs()  # same classes everywhere; --data and --images exist and fit the models
+        # same classes everywhere; --data and --agreement-images exist and fit the models
+        self.accuracy.check_inputs({v.name: self.class_names(v.name) for v in self.variants})
         problems = unmeasurable_limits(self)
         if problems:  # a configured gate that cannot be measured must not pass silently
             raise SlimbenchError(problems[0])
@@ -134,8 +135,24 @@ class SuiteSession:
         if self._accuracy is None:
             from slimbench.accuracy import Accuracy
 
-            self._accuracy = Accuracy(self, self.cache_dir)
+            self._accuracy = Accuracy(self.config, self.settings, self.smoke, self.cache_dir)
         return self._accuracy
+
+    def class_names(self, name: str) -> dict[int, str]:
+        return dict(self.model(name).names)
+
+    def map_unsupported(self) -> str | None:
+        """Why mAP cannot be measured in this run, or None (:meth:`slimbench.accuracy.Accuracy.unsupported`)."""
+        return self.accuracy.unsupported(self.class_names(self.config.reference))
+
+    def map_metrics(self, name: str) -> dict[str, Any]:
+        """A variant's mAP, precision and recall on the dataset, validated once per session."""
+        return self.accuracy.metrics(name, self.model(name), self.model(self.config.reference))
+
+    def agreement_score(self, name: str) -> AgreementScore:
+        """A variant scored against the reference's boxes on the agreement images."""
+        device, ref = self.accuracy.device(), self.config.reference
+        return self.accuracy.agreement(name, self.predictor(name, device), self.predictor(ref, device))
 
     @property
     def deploy(self) -> DeployMatrix:
@@ -185,7 +202,7 @@ class SuiteSession:
                 figs["gflops_ratio"] = _ratio(figs["gflops"], ref["gflops"])
                 figs["size_ratio"] = _ratio(figs["normalized_size_mb"], ref["normalized_size_mb"])
                 figs["file_size_ratio"] = _ratio(figs["file_size_mb"], ref["file_size_mb"])
-                figs["channels_removed_pct"] = channels_removed_pct(ref["total_channels"], figs["total_channels"])
+                figs["channels_removed_pct"] = channels_removed_pct(ref["prunable_channels"], figs["prunable_channels"])
             else:
                 figs.update(params_ratio=1.0, gflops_ratio=1.0, size_ratio=1.0, file_size_ratio=1.0)
                 figs["channels_removed_pct"] = 0.0
@@ -444,7 +461,7 @@ class SuiteSession:
                 )
         lines += self._deployment_lines()
         if self._accuracy is not None:
-            lines += self._accuracy.summary_lines()
+            lines += self._accuracy.summary_lines(self.figures)
         if self._deploy is not None:
             lines += self._deploy.summary_lines()
         return lines
@@ -506,10 +523,10 @@ def unmeasurable_limits(session: SuiteSession) -> list[str]:
             "onnxruntime is not in settings.runtime / --runtime" if "onnxruntime" not in s.runtime else missing_reason()
         ),
         "max_memory_ratio": None if s.memory else "settings.memory = false",
-        "max_map50_95_drop": session.accuracy.unsupported(),
+        "max_map50_95_drop": session.map_unsupported(),
         "min_agreement_map50": None
         if session.accuracy.agreement_images()
-        else ("no agreement images (--images DIR, settings.agreement_images or settings.images)"),
+        else ("no agreement images (--agreement-images DIR, settings.agreement_images or settings.images)"),
     }
     for key in ("max_count_ratio", "min_agreement_recall", "min_agreement_precision"):
         missing[key] = missing["min_count_ratio"]
@@ -525,7 +542,7 @@ def unmeasurable_limits(session: SuiteSession) -> list[str]:
         int8_off
         if "int8" not in s.precision
         else (None if "onnxruntime" in s.runtime else "onnxruntime is not in settings.runtime / --runtime")
-        or session.accuracy.unsupported()
+        or session.map_unsupported()
     )
     out = []
     for v in cfg.candidates:

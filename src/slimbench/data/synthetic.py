@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -23,6 +22,7 @@ import cv2
 import numpy as np
 
 from slimbench.errors import SlimbenchError
+from slimbench.files import atomic_write_bytes
 
 __all__ = ["CLASS_NAMES", "load_labels", "make_dataset", "make_scene"]
 
@@ -272,14 +272,6 @@ def _render_sample(
 # ----------------------------------------------------------------------------------------------- files
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write via a temp file in the same folder and os.replace, so no reader ever sees half a file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
-
-
 def _encode_jpeg(img: np.ndarray, where: Path) -> bytes:
     ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
     if not ok:
@@ -402,7 +394,7 @@ def make_dataset(
         data_yaml.unlink(missing_ok=True)  # incomplete: regenerate, data.yaml comes back last
 
     out.mkdir(parents=True, exist_ok=True)
-    _atomic_write(out / "meta.json", meta_bytes)
+    atomic_write_bytes(out / "meta.json", meta_bytes)
     for split, split_id in _SPLITS.items():
         if split not in counts:
             continue
@@ -412,9 +404,9 @@ def make_dataset(
             rng = np.random.default_rng([seed, split_id, i])
             img, labels = _render_sample(rng, imgsz)
             image_path = out / "images" / split / f"{i:06d}.jpg"
-            _atomic_write(image_path, _encode_jpeg(img, image_path))
-            _atomic_write(out / "labels" / split / f"{i:06d}.txt", _label_text(labels))
-    _atomic_write(data_yaml, _data_yaml(out))
+            atomic_write_bytes(image_path, _encode_jpeg(img, image_path))
+            atomic_write_bytes(out / "labels" / split / f"{i:06d}.txt", _label_text(labels))
+    atomic_write_bytes(data_yaml, _data_yaml(out))
     return data_yaml
 
 
@@ -473,6 +465,6 @@ def make_scene(
         data = _encode_jpeg(img, image_path)
     image_path.parent.mkdir(parents=True, exist_ok=True)
     label_path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write(label_path, _label_text(canvas.labels()))
-    _atomic_write(image_path, data)
+    atomic_write_bytes(label_path, _label_text(canvas.labels()))
+    atomic_write_bytes(image_path, data)
     return image_path

@@ -14,8 +14,9 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from slimbench.checkpoint import atomic_write_bytes, load_detector, save_detector, sha256_of
+from slimbench.checkpoint import load_detector, save_detector, sha256_of
 from slimbench.errors import SlimbenchError
+from slimbench.files import atomic_write_bytes
 
 VARIANT_NAMES = ("original", "pruned", "finetuned")
 

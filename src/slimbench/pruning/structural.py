@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 import torch
 import torch_pruning as tp
 from torch import nn
-from ultralytics.nn.modules.block import DFL, Attention
-from ultralytics.nn.modules.head import Detect
+from ultralytics.nn.modules.block import Attention
 
-from slimbench.metrics import conv_channels, count_params
+from slimbench.metrics import channels_removed_pct, conv_channels, count_params
 from slimbench.pruning.c2f import fold_c2f, split_c2f
 from slimbench.pruning.deadline import run_with_deadline
+from slimbench.pruning.kept import head_output_layers, head_towers, kept_unpruned
 from slimbench.pruning.psa import KeptWhole, fold_c2psa, kept_whole, opaque_attention, split_c2psa
 from slimbench.pruning.support import check_prunable
 
@@ -59,43 +59,9 @@ class PruneResult:
 
     @property
     def channels_removed_pct(self) -> float:
+        """The suite's figure (:func:`slimbench.metrics.channels_removed_pct`): share of prunable channels."""
         b = self.prunable_channels_before
-        return 100.0 * (b - self.prunable_channels_after) / b if b else 0.0
-
-
-def _towers(head: Detect) -> list[nn.ModuleList]:
-    names = ("cv2", "cv3", "one2one_cv2", "one2one_cv3")
-    return [t for t in (getattr(head, n, None) for n in names) if t is not None]
-
-
-def head_output_layers(model: nn.Module) -> list[nn.Module]:
-    """The modules whose outputs must not change: each Detect tower's final 1x1 conv (one-to-many and, in YOLO26,
-    one-to-one), and the DFL (YOLO26 has none: reg_max 1)."""
-    kept: list[nn.Module] = []
-    for m in model.modules():
-        if isinstance(m, Detect):
-            kept += [tower[-1] for towers in _towers(m) for tower in towers]
-            if isinstance(m.dfl, DFL):
-                kept.append(m.dfl)
-    return kept
-
-
-def kept_unpruned(model: nn.Module) -> dict[str, str]:
-    """Conv name -> why its output channels are kept, for an unsplit ultralytics model (reported by the CLI)."""
-    reasons: dict[str, str] = {}
-    names = {m: n for n, m in model.named_modules()}
-    for m in head_output_layers(model):
-        why = "fixed DFL projection" if isinstance(m, DFL) else "Detect output: boxes/classes keep their meaning"
-        reasons[names[m] + (".conv" if isinstance(m, DFL) else "")] = why
-    for n, m in model.named_modules():
-        if isinstance(m, Attention):
-            for sub in ("qkv", "proj", "pe"):
-                reasons[f"{n}.{sub}.conv"] = "attention kept whole (heads, stream width and softmax scale tied)"
-        elif type(m).__name__ == "C2PSA":
-            reasons[f"{n}.cv1.conv"] = "C2PSA split((c, c)): second half is the attention stream"
-        elif type(m).__name__ == "C3k2" and any(type(b).__name__ == "PSABlock" for b in m.m.modules()):
-            reasons[f"{n}.cv1.conv"] = "C3k2 with attention: chunk(2) needs equal halves, the second is the stream"
-    return reasons
+        return channels_removed_pct(b, self.prunable_channels_after) if b else 0.0
 
 
 def trace_outputs(model: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
@@ -111,7 +77,7 @@ def trace_outputs(model: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
         y.append(x if m.i in model.save else None)
     head = layers[-1]
     feats = [x if j == -1 else y[j] for j in head.f]
-    return [tower(f) for towers in _towers(head) for tower, f in zip(towers, feats, strict=True)]
+    return [tower(f) for towers in head_towers(head) for tower, f in zip(towers, feats, strict=True)]
 
 
 def prune_detection_model(

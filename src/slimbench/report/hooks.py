@@ -33,10 +33,10 @@ import pytest
 
 if TYPE_CHECKING:
     from slimbench.baseline import BaselineGate
+    from slimbench.config import SuiteConfig
     from slimbench.report.summary import RunFacts
     from slimbench.session import SuiteSession
     from slimbench.timing_key import TimingKey
-    from slimbench.variants import SuiteConfig
 
 DEFAULT_REPORTS = "reports"
 PLUGIN_NAME = "slimbench-outputs"

@@ -6,9 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from slimbench.errors import SlimbenchError
-from slimbench.session import SuiteOptions, build_config
-from slimbench.variants import (
+from slimbench.config import (
     Overrides,
     Settings,
     Thresholds,
@@ -19,6 +17,8 @@ from slimbench.variants import (
     parse_variant_arg,
     violation,
 )
+from slimbench.errors import SlimbenchError
+from slimbench.session import SuiteOptions, build_config
 
 SHA = "ab" * 32
 

@@ -55,6 +55,7 @@ from typing import Any, Literal
 
 from slimbench.baseline import BaselineConfig, parse_baseline_config
 from slimbench.errors import SlimbenchError
+from slimbench.files import read_text
 from slimbench.timing_key import RUNTIMES
 
 if sys.version_info >= (3, 11):
@@ -175,14 +176,8 @@ class SuiteConfig:
 def load_config(path: str | os.PathLike[str]) -> SuiteConfig:
     """Read and validate a suite TOML; relative paths inside it are relative to the file."""
     p = Path(path)
-    if not p.exists():
-        raise SlimbenchError(f"{p}: variants file not found")
-    if not p.is_file():
-        raise SlimbenchError(f"{p}: variants file is not a file")
     try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as e:
-        raise SlimbenchError(f"{p}: variants file is not UTF-8 text ({e.reason})") from e
+        data = tomllib.loads(read_text(p, "variants file"))
     except tomllib.TOMLDecodeError as e:
         raise SlimbenchError(f"{p}: malformed TOML: {' '.join(str(e).split())}") from e
     return config_from_dict(data, base=p.parent, source=p)
@@ -333,7 +328,7 @@ class Overrides:
     imgsz: int | None = None
     images: tuple[str, ...] = ()
     data: str | None = None  # --data YAML
-    agreement_images: str | None = None  # --images DIR
+    agreement_images: str | None = None  # --agreement-images DIR
     runtime: str | None = None  # "torch,onnxruntime"
     threads: str | None = None  # "1,4"
     precision: str | None = None  # "fp32,int8"
@@ -454,7 +449,7 @@ def apply_overrides(cfg: SuiteConfig | None, ov: Overrides, cwd: Path | None = N
         changes["images"] = tuple(_resolve(p, cwd) for p in ov.images)
     for key, text, option in (
         ("data", ov.data, "--data"),
-        ("agreement_images", ov.agreement_images, "--images"),
+        ("agreement_images", ov.agreement_images, "--agreement-images"),
         ("calibration", ov.calibration, "--calibration"),
     ):
         if text is not None:

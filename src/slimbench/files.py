@@ -1,0 +1,46 @@
+"""Reading input text files with one line per mistake, and writing files so that no reader, and no crash, ever
+sees half of one: the one atomic writer of slimbench.
+
+Checkpoints, manifests, summaries, the baseline, exports and the synthetic dataset all land through
+:func:`atomic_write_bytes`: the bytes go to a hidden temp file in the same folder (same file system, so the rename
+is atomic), which then replaces the target.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+from slimbench.errors import SlimbenchError
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
+    """Write ``data`` to ``path`` through a temp file in the same folder and a rename; parents are created."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(f".{p.name}.{os.getpid()}-{threading.get_ident()}.tmp")  # unique per process and thread
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, p)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return p
+
+
+def atomic_copy(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> Path:
+    """Copy a file's bytes to ``dst`` with :func:`atomic_write_bytes`."""
+    return atomic_write_bytes(dst, Path(src).read_bytes())
+
+
+def read_text(path: str | os.PathLike[str], what: str) -> str:
+    """A UTF-8 text input (``what``: "variants file", "dataset YAML"); missing, a folder or not UTF-8 is one line."""
+    p = Path(path)
+    if not p.exists():
+        raise SlimbenchError(f"{p}: {what} not found")
+    if not p.is_file():
+        raise SlimbenchError(f"{p}: {what} is not a file")
+    try:
+        return p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise SlimbenchError(f"{p}: {what} is not UTF-8 text ({e.reason})") from None
