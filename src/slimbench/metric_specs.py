@@ -224,7 +224,11 @@ METRICS: tuple[MetricSpec, ...] = (
         table="speed",
         columns=("speed_ratio[{key}]",),
     ),
+    M("latency_ms", "latency", "ms, median", "{:.2f}", "lower", table="speed", columns=("latency_ms[{key}]",)),
+    M("fps", "FPS", "images/s", "{:.1f}", "higher", table="speed", columns=("fps[{key}]",)),
+    M("speedup", "speedup", "x, medians", "{:.2f}", "higher", table="speed", columns=("speedup[{key}]",)),
     # deployment: ONNX graph, memory, INT8 files
+    M("onnx_size_mb", "ONNX size", "MB, FP32", "{:.2f}", "lower", table="deployment", columns=("onnx_size_mb",)),
     M(
         "onnx_params",
         "ONNX weights",
@@ -317,6 +321,15 @@ def integer_limit_keys() -> frozenset[str]:
 def baseline_specs() -> tuple[MetricSpec, ...]:
     """The metrics the stored baseline keeps (those with a default tolerance)."""
     return tuple(m for m in METRICS if m.tolerance is not None)
+
+
+def spec_of_column(column: str) -> MetricSpec | None:
+    """The first metric shown in a summary column (``latency_ms[cpu-b1-t2]`` matches ``latency_ms[{key}]``)."""
+    family, bracket, _ = column.partition("[")
+    for m in METRICS:
+        if any(c == column or (bracket and c.startswith(family + "[{")) for c in m.columns):
+            return m
+    return None
 
 
 def spec_of_limit(key: str) -> MetricSpec:
