@@ -27,3 +27,15 @@ def test_declarations_are_consistent():
             assert metric_specs.spec_of_limit(lim.key) is m
     assert metric_specs.integer_limit_keys() == {"max_params", "max_zeroed_channels"}
     assert metric_specs.SPECS["file_size_mb"].text(6.2) == "6.20 MB"
+
+
+def test_a_column_shows_the_metric_of_its_name_first():
+    assert metric_specs.spec_of_column("channels_removed_pct").key == "channels_removed_pct"
+    assert metric_specs.spec_of_column("params").key == "params"
+    assert metric_specs.spec_of_column("latency_ms[ort-cpu-b1-t2]").key == "latency_ms"
+    assert metric_specs.spec_of_column("agreement_recall_sample").key == "agreement_recall"
+    assert metric_specs.spec_of_column("stored_dtype") is None
+    for m in metric_specs.METRICS:  # a column named after a metric shows that metric, whoever else declares it
+        for c in m.columns:
+            if c in metric_specs.SPECS:
+                assert metric_specs.spec_of_column(c).key == c

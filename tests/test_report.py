@@ -184,6 +184,12 @@ def test_full_run_writes_every_report_with_the_measured_figures(suite, monkeypat
     }
     assert extras == {f"{n} on scene: {counts[n]} detections" for n in rows}
     assert ">mAP50<" in page
+    assert '<th data-key="channels_removed_pct">channels removed<small>%</small></th>' in page
+    assert doc["tables"]["size"][:3] == ["variant", "file_size_mb", "normalized_size_mb"]
+    for table_id in ("slimbench-verdicts", "slimbench-gates", "slimbench-size", "slimbench-speed-cells"):
+        assert f'id="{table_id}"' in page, table_id
+    assert [v["variant"] for v in doc["verdicts"]] == ["pruned", "copy"]
+    assert "x smaller" in doc["verdicts"][0]["line"] and "faster torch b1 t1" in doc["verdicts"][0]["line"]
 
 
 def test_smoke_run_writes_the_report_and_summaries(suite):

@@ -324,8 +324,11 @@ def baseline_specs() -> tuple[MetricSpec, ...]:
 
 
 def spec_of_column(column: str) -> MetricSpec | None:
-    """The first metric shown in a summary column (``latency_ms[cpu-b1-t2]`` matches ``latency_ms[{key}]``)."""
+    """The metric a summary column shows: the one of the same name, else the first declaring it
+    (``latency_ms[cpu-b1-t2]`` matches ``latency_ms[{key}]``)."""
     family, bracket, _ = column.partition("[")
+    if column in SPECS and column in SPECS[column].columns:  # the metric of that name first
+        return SPECS[column]
     for m in METRICS:
         if any(c == column or (bracket and c.startswith(family + "[{")) for c in m.columns):
             return m
