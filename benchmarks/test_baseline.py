@@ -6,12 +6,8 @@ tolerances of the config's [baseline] table. A regression fails with a table: me
 it the file is never written. No baseline file: each check fails saying how to create one.
 """
 
-import pytest
-
-from slimbench.baseline import check_variant
+from slimbench.checks import baseline
 
 
 def test_baseline(slimbench, variant):
-    outcome = check_variant(slimbench, variant.name)
-    if outcome.failure:
-        pytest.fail(outcome.failure, pytrace=False)
+    slimbench.gate(baseline(slimbench, variant.name))

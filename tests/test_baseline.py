@@ -215,7 +215,7 @@ def test_diff_table_is_aligned_and_only_lists_regressions():
     lines = bl.diff_table(rows)
     assert lines[0].split() == ["metric", "baseline", "now", "limit"]
     assert lines[1].split()[:4] == ["params", "1,000,000", "3,011,238", "<="]
-    assert lines[2].split()[:3] == ["file_size_mb", "2.000", "6.200"] and "(+1%)" in lines[2]
+    assert lines[2].split()[:3] == ["file_size_mb", "2.00", "6.20"] and "(+1%)" in lines[2]
     assert len(lines) == 3, "gflops improved: not in the failure table"
 
 

@@ -99,7 +99,7 @@ def test_full_run_writes_every_report_with_the_measured_figures(suite, monkeypat
     assert check.problems(reports) == []
 
     doc = json.loads((reports / "summary.json").read_text())
-    assert doc["schema"] == "slimbench-summary" and doc["schema_version"] == 2
+    assert doc["schema"] == "slimbench-summary" and doc["schema_version"] == 3
     env = doc["environment"]
     for key in ("torch", "ultralytics", "torch-pruning", "cpu", "gpu", "imgsz", "batches", "thresholds_file"):
         assert env[key] not in (None, ""), key
@@ -184,6 +184,12 @@ def test_full_run_writes_every_report_with_the_measured_figures(suite, monkeypat
     }
     assert extras == {f"{n} on scene: {counts[n]} detections" for n in rows}
     assert ">mAP50<" in page
+    assert '<th data-key="channels_removed_pct">channels removed<small>%</small></th>' in page
+    assert doc["tables"]["size"][:3] == ["variant", "file_size_mb", "normalized_size_mb"]
+    for table_id in ("slimbench-verdicts", "slimbench-gates", "slimbench-size", "slimbench-speed-cells"):
+        assert f'id="{table_id}"' in page, table_id
+    assert [v["variant"] for v in doc["verdicts"]] == ["pruned", "copy"]
+    assert "x smaller" in doc["verdicts"][0]["line"] and "faster torch b1 t1" in doc["verdicts"][0]["line"]
 
 
 def test_smoke_run_writes_the_report_and_summaries(suite):
@@ -216,12 +222,35 @@ def test_failures_are_flagged_in_the_table(suite):
     doc = json.loads((suite.path / "reports/summary.json").read_text())
     assert doc["regressions"] == {"pruned": ["params", "variant"]}
     row = next(r for r in doc["rows"] if r["variant"] == "pruned")
-    assert row["failed_checks"] == "test_params[pruned]"
+    assert row["failed_checks"] == "params ratio"
+    verdict = next(v for v in doc["verdicts"] if v["variant"] == "pruned")
+    assert verdict["gates_failed"] == 1 and verdict["first_failure"].startswith("pruned: params ratio 1.000 > max")
+    assert verdict["smaller"] == pytest.approx(1.0) and "1.00x smaller" in verdict["line"]
+    assert "mAP50-95 n/a (not measured)" in verdict["line"]
     page = (suite.path / "reports/report.html").read_text()
     assert re.search(
         r'<tr class="sb-regressed" data-variant="pruned">.*?<td class="sb-num sb-bad" data-key="params">', page
     )
-    assert "test_params[pruned]: pruned: params ratio 1.000 &gt; max 0.500" in page
+    assert "<li>pruned: params ratio 1.000 &gt; max 0.500" in page
+    assert "test_params" not in page.split('id="slimbench"')[1].split("</div>")[0], "no test names in the section"
+
+
+def test_a_renamed_copy_of_the_suite_reports_the_same(suite):
+    """The report reads the checks the library recorded, not test names: renamed files and functions change nothing."""
+    args = ("--benchmark-disable", "-k", "static or shape or detections", "--variant", "pruned=original.pt")
+    assert run(suite, *args).ret == 1
+    before = json.loads((suite.path / "reports/summary.json").read_text())
+    static = suite.path / "benchmarks/test_static.py"
+    text = static.read_text().replace("def test_params(", "def test_parameter_count(")
+    (suite.path / "benchmarks/test_shape.py").write_text(text.replace("def test_size(", "def test_bytes("))
+    static.unlink()
+    assert run(suite, *args).ret == 1
+    after = json.loads((suite.path / "reports/summary.json").read_text())
+    for key in ("columns", "rows", "regressions", "verdicts", "tables"):
+        assert after[key] == before[key], key
+    assert {n: f.get("checks") for n, f in after["variants"].items()} == {
+        n: f.get("checks") for n, f in before["variants"].items()
+    }
 
 
 # ---------------------------------------------------------------- the pieces alone

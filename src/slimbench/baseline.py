@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from slimbench.errors import SlimbenchError
+from slimbench.metric_specs import MetricSpec, baseline_specs
 
 if TYPE_CHECKING:
     from slimbench.session import SuiteSession
@@ -89,33 +90,26 @@ class Rule:
     label: str
 
 
-RULES: dict[str, Rule] = {
-    "params": Rule("max", Tolerance(0), _SHAPE, "{:,.0f}", "parameters"),
-    "gflops": Rule("max", Tolerance(0.1, True), ("imgsz",), "{:.3f}", "GFLOPs at imgsz, batch 1"),
-    "file_size_mb": Rule("max", Tolerance(1.0, True), _SHAPE, "{:.3f}", "file size as stored, MB"),
-    "normalized_size_mb": Rule("max", Tolerance(0.001), _SHAPE, "{:.3f}", "FP16-normalised size, MB"),
-    "total_channels": Rule("max", Tolerance(0), _SHAPE, "{:,.0f}", "conv output channels"),
-    "zeroed_channels": Rule("max", Tolerance(0), _SHAPE, "{:,.0f}", "all-zero output channels"),
-    "channels_removed_pct": Rule("min", Tolerance(0.1), ("reference",), "{:.2f}", "channels removed vs reference, %"),
-    # one box near the threshold may flip between CPUs (AVX2 vs AVX-512 rounding): one detection, one box of ~25
-    "detections": Rule("both", Tolerance(1), _DETECT, "{:,.0f}", "detections on a sample image"),
-    "agreement_recall": Rule("min", Tolerance(0.05), _AGREE, "{:.3f}", "share of reference boxes found"),
-    "agreement_precision": Rule("min", Tolerance(0.05), _AGREE, "{:.3f}", "share of boxes the reference has"),
-    "map50": Rule("min", Tolerance(0.01), _ACCURACY, "{:.4f}", "mAP50 on the dataset"),
-    "map50_95": Rule("min", Tolerance(0.01), _ACCURACY, "{:.4f}", "mAP50-95 on the dataset"),
-    "precision": Rule("min", Tolerance(0.02), _ACCURACY, "{:.4f}", "precision on the dataset"),
-    "recall": Rule("min", Tolerance(0.02), _ACCURACY, "{:.4f}", "recall on the dataset"),
-    "agreement_map50": Rule("min", Tolerance(0.02), _DATASET_AGREE, "{:.4f}", "mAP50 vs the reference's boxes"),
-    # deployment: what is deterministic inside the ONNX graph (the file size is not: ultralytics' exporter writes a
-    # different number of shape annotations, graph.value_info, on each export of one checkpoint; it is reported
-    # only), and memory per timed cell (``peak_rss_mb[ort-cpu-b8-t2]``), measured in a fresh process each
-    "onnx_params": Rule("max", Tolerance(0), _SHAPE, "{:,.0f}", "weights in the ONNX graph's initializers"),
-    "onnx_weights_mb": Rule("max", Tolerance(0), _SHAPE, "{:.6f}", "initializer bytes of the ONNX graph, MB"),
-    "peak_rss_mb": Rule("max", Tolerance(10.0, True), ("imgsz",), "{:.0f}", "peak RSS of inference, MB"),
-    "inference_mb": Rule("max", Tolerance(25.0, True), ("imgsz",), "{:.0f}", "RSS added by inference, MB"),
+DEPENDS: dict[str, tuple[str, ...]] = {
+    "gflops": ("imgsz",),
+    "channels_removed_pct": ("reference",),
+    "detections": _DETECT,
+    "agreement_recall": _AGREE,
+    "agreement_precision": _AGREE,
+    **dict.fromkeys(("map50", "map50_95", "precision", "recall"), _ACCURACY),
+    "agreement_map50": _DATASET_AGREE,
+    "peak_rss_mb": ("imgsz",),
+    "inference_mb": ("imgsz",),
 }
-"""Metric families. Per-image metrics are named ``family[image]``; ``agreement_recall`` without an image is the
-dataset-level figure from the accuracy tests, ``agreement_recall[scene]`` the sample image's."""
+"""The settings each family depends on (a family not named here depends on the checkpoint alone)."""
+_DIRECTIONS: dict[str, Direction] = {"lower": "max", "higher": "min", "": "both"}
+
+
+def _rule(spec: MetricSpec) -> Rule:
+    tol = parse_tolerance(spec.tolerance, f"metric_specs.{spec.key}")
+    label = f"{spec.label}, {spec.unit}" if spec.unit else spec.label
+    return Rule(_DIRECTIONS[spec.better], tol, DEPENDS.get(spec.key, _SHAPE), spec.fmt, label)
+
 
 RETIRED = frozenset({"onnx_size_mb"})
 """Metric families older baselines hold that are no longer compared (dropped on read, not written again):
@@ -155,6 +149,13 @@ def parse_tolerance(value: Any, where: str) -> Tolerance:
     if value < 0:
         raise SlimbenchError(f"{where}: expected a tolerance >= 0, got {value}")
     return Tolerance(float(value))
+
+
+RULES: dict[str, Rule] = {spec.key: _rule(spec) for spec in baseline_specs()}
+"""Metric families, from ``slimbench.metric_specs`` (those with a baseline tolerance). Per-image metrics are named
+``family[image]``; ``agreement_recall`` without an image is the dataset-level figure from the accuracy tests,
+``agreement_recall[scene]`` the sample image's. The file size is kept though it drifts 1%; the ONNX file's size is
+not (ultralytics' exporter writes a different number of shape annotations on each export of one checkpoint)."""
 
 
 def parse_baseline_config(raw: Any, base: Path, err: Callable[[str, str], SlimbenchError]) -> BaselineConfig:

@@ -53,6 +53,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from slimbench import metric_specs
 from slimbench.baseline import BaselineConfig, parse_baseline_config
 from slimbench.errors import SlimbenchError
 from slimbench.files import read_text
@@ -85,40 +86,22 @@ class Variant:
         return self.role == REFERENCE
 
 
-@dataclass(frozen=True)
-class Thresholds:
-    """Limits for one variant; ``None`` means not gated (the figure is still measured and reported).
-
-    ``*_ratio`` limits are relative to the reference variant measured in the same run; sizes are in MB (1e6 bytes),
-    GFLOPs at the suite's imgsz, batch 1.
-    """
-
-    max_size_mb: float | None = None  # file as stored
-    max_size_ratio: float | None = None  # size normalised to FP16, versus the reference's
-    max_params: int | None = None
-    max_params_ratio: float | None = None
-    max_gflops: float | None = None
-    max_gflops_ratio: float | None = None
-    min_channels_removed_pct: float | None = None
-    max_zeroed_channels: int | None = None
-    min_count_ratio: float | None = None  # detections of the variant / of the reference, per image
-    max_count_ratio: float | None = None
-    min_agreement_recall: float | None = None  # share of reference boxes the variant finds (same class, IoU)
-    min_agreement_precision: float | None = None  # share of the variant's boxes that the reference has too
-    max_speed_ratio: float | None = None  # median of interleaved (variant time / reference time)
-    max_ort_speed_ratio: float | None = None  # the same in ONNX Runtime (pruning gains differ by runtime)
-    max_memory_ratio: float | None = None  # inference memory / the reference's, per runtime, batch and threads
-    max_int8_map50_95_drop: float | None = None  # the FP32 checkpoint's mAP50-95 minus its INT8 file's (per runtime)
-    min_int8_agreement_map50: float | None = None  # INT8 file's boxes scored against the FP32 checkpoint's
-    max_map50_95_drop: float | None = None  # reference mAP50-95 minus the variant's, on the dataset (0.02 = 2 points)
-    min_agreement_map50: float | None = None  # mAP50 on the agreement images with the reference's boxes as truth
-
-    def is_empty(self) -> bool:
-        return all(getattr(self, f.name) is None for f in dataclasses.fields(self))
+def _is_empty(self: Any) -> bool:
+    return all(getattr(self, f.name) is None for f in dataclasses.fields(self))
 
 
-THRESHOLD_KEYS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Thresholds))
-_INT_THRESHOLDS = {"max_params", "max_zeroed_channels"}
+Thresholds = dataclasses.make_dataclass(
+    "Thresholds",
+    [(k, "float | None", dataclasses.field(default=None)) for k in metric_specs.limit_keys()],
+    frozen=True,
+    namespace={"is_empty": _is_empty, "__module__": __name__},
+)
+Thresholds.__doc__ = """Limits for one variant, one field per limit key of ``slimbench.metric_specs``; ``None`` means
+not gated (the figure is still measured and reported). ``*_ratio`` limits are relative to the reference variant
+measured in the same run; sizes are in MB (1e6 bytes), GFLOPs at the suite's imgsz, batch 1."""
+
+THRESHOLD_KEYS: tuple[str, ...] = metric_specs.limit_keys()
+_INT_THRESHOLDS = metric_specs.integer_limit_keys()
 
 
 @dataclass(frozen=True)

@@ -415,6 +415,47 @@ class SuiteSession:
 
     # ------------------------------------------------------------ gates
 
+    def judge(
+        self,
+        name: str,
+        metric: str,
+        value: float | None,
+        *,
+        cell: str | None = None,
+        who: str | None = None,
+        label: str | None = None,
+        note: str = "",
+        undefined: str | None = None,
+    ) -> list[str]:
+        """Judge a figure against the variant's limits for ``metric`` (``slimbench.metric_specs``): the broken ones,
+        one line each. Every verdict (passed or not) is recorded under ``figures[name]["checks"]`` for the report,
+        which so never depends on which test asked."""
+        from slimbench.config import violation
+        from slimbench.metric_specs import SPECS
+
+        spec, limits, broken = SPECS[metric], self.limits(name), []
+        for limit in spec.limits:
+            bound = getattr(limits, limit.key)
+            if bound is None:
+                continue
+            line = violation(
+                who or name, label or spec.label, value, bound, limit.kind, spec.fmt + spec.suffix, note, undefined
+            )
+            shown_value = undefined or "not measured" if value is None or value != value else value
+            verdict = {"metric": metric, "cell": cell, "limit": limit.key, "bound": bound, "value": shown_value}
+            self.figures[name].setdefault("checks", []).append({**verdict, "passed": not line, "message": line})
+            if line:
+                broken.append(line)
+        return broken
+
+    def verdict(self, name: str, metric: str, problems: list[str], cell: str | None = None) -> list[str]:
+        """Record a check that no numeric limit expresses (ONNX parity, class names, the stored baseline): passed
+        when ``problems`` is empty, else one failed verdict per problem; returns ``problems``."""
+        base = {"metric": metric, "cell": cell, "limit": None, "bound": None, "value": None}
+        entries = [{**base, "passed": False, "message": p} for p in problems] or [{**base, "passed": True}]
+        self.figures[name].setdefault("checks", []).extend({**e, "message": e.get("message")} for e in entries)
+        return problems
+
     def gate(self, violations: Iterable[str | None]) -> None:
         """Fail the calling test with every broken limit, one line each, without a traceback."""
         broken = [v for v in violations if v]

@@ -174,6 +174,7 @@ class OutputsPlugin:
         self.seconds = 0.0
         self._default_json: Path | None = None
         self.summary_paths: list[Path] = []
+        self.verdict_lines: list[str] = []
         self._set_defaults()
 
     # ------------------------------------------------------------ configure
@@ -265,7 +266,7 @@ class OutputsPlugin:
         if not isinstance(name, str) or name not in self.session.figures:
             return report
         if report.failed:
-            self._note_failure(item, params, name, report)
+            self._note_failure(params, name, report)
         image = params.get("image")
         if report.when == "call" and isinstance(image, str) and self.html_active:
             extra = self._annotated_extra(name, image)
@@ -273,7 +274,8 @@ class OutputsPlugin:
                 report.extras = [*getattr(report, "extras", []), extra]
         return report
 
-    def _note_failure(self, item: pytest.Item, params: dict[str, Any], name: str, report: pytest.TestReport) -> None:
+    def _note_failure(self, params: dict[str, Any], name: str, report: pytest.TestReport) -> None:
+        """The variant, cell and first line of a failure; not the test's name, which a user's copy may change."""
         from slimbench.report.summary import Failure
 
         key = None
@@ -284,10 +286,8 @@ class OutputsPlugin:
         elif "image" in params:
             key = str(params["image"])
         text = report.longreprtext.strip().splitlines()
-        test = getattr(item, "originalname", item.name)
         msg = text[0] if text else report.outcome
-        where = test if report.when == "call" else f"{test} ({report.when})"
-        self.facts.failures.append(Failure(name, where, key, msg))
+        self.facts.failures.append(Failure(name, key, msg, report.when))
 
     def _annotated_extra(self, name: str, image: str) -> dict[str, Any] | None:
         record = self.session.figures[name].get("detections", {}).get(image)
@@ -384,6 +384,7 @@ class OutputsPlugin:
             self.facts.outputs["summary_json"] = str(self.dir / "summary.json")
             self.facts.outputs["summary_csv"] = str(self.dir / "summary.csv")
         doc = sm.build(self.session, self.facts, self.env)
+        self.verdict_lines = [v["line"] for v in doc.get("verdicts", [])]
         if self.dir is not None:
             self.summary_paths = [
                 sm.write_json(self.dir / "summary.json", doc),
@@ -395,10 +396,10 @@ class OutputsPlugin:
     def _html(self, doc: dict[str, Any]) -> str:
         from slimbench.report import charts, html
         from slimbench.report.images import annotate, jpeg_b64, side_by_side
-        from slimbench.report.summary import check_name, columns
+        from slimbench.report.summary import DEPLOYMENT_COLUMNS, columns
 
         s = self.session
-        formats = {c.key: c.fmt for c in columns(s)}
+        formats = {c.key: c.fmt for c in (*columns(s), *DEPLOYMENT_COLUMNS)}
         pngs = charts.render_all(doc, self.facts.rounds)
         panels = {}
         for image, picture in s.images.items():
@@ -433,13 +434,11 @@ class OutputsPlugin:
         ]
         if s.smoke:
             intro.append("Smoke mode: benchmarks disabled and speed ratios from a few pairs; timings are not figures.")
-        problems = [f"{check_name(f)}: {f.message}" for f in self.facts.failures]
+        problems = [f.message for f in self.facts.failures]
         problems += [
             f"timing regression vs stored run: {r['benchmark']}: {r['why']}" for r in doc["benchmark_regressions"]
         ]
-        from slimbench.report.summary import DEPLOYMENT_COLUMNS
-
-        out = html.section(doc, formats, pngs, CAPTIONS, panels, intro, problems, deployment_intro, DEPLOYMENT_COLUMNS)
+        out = html.section(doc, formats, pngs, CAPTIONS, panels, intro, problems, deployment_intro)
         if s._deploy is not None:  # the deployment matrix ran (slimbench.matrix)
             from slimbench.matrix_report import section as matrix_section
 
@@ -467,6 +466,10 @@ class OutputsPlugin:
     # ------------------------------------------------------------ terminal
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.verdict_lines:
+            terminalreporter.write_sep("-", "slimbench verdicts")
+            for line in self.verdict_lines:
+                terminalreporter.write_line(line)
         lines = list(self.lines)
         if self.summary_paths:
             html = " and the HTML report section" if self.section else ""

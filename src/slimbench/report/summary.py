@@ -26,9 +26,11 @@ if TYPE_CHECKING:
     from slimbench.session import SuiteSession
 
 SCHEMA = "slimbench-summary"
-SCHEMA_VERSION = 2
-"""2: timing keys name the thread count (``latency_ms[cpu-b1-t2]``), the deployment table has a threads and a
-memory-ratio column, and an undefined figure is its reason (``"n/a (0 detections)"``) instead of a number."""
+SCHEMA_VERSION = 3
+"""3: ``failed_checks`` names the failed metrics (``params ratio; speed ratio [cpu-b1-t2]``), never test functions;
+a variant's ``checks`` hold every verdict; ``verdicts`` (one per candidate) and ``tables`` (the report's per-aspect
+tables) are new. 2: timing keys name the thread count (``latency_ms[cpu-b1-t2]``), the deployment table has a
+threads and a memory-ratio column, and an undefined figure is its reason (``"n/a (0 detections)"``)."""
 CHARTS = ("size", "params", "gflops", "latency", "fps", "speedup", "runtime_speedup")
 """Every chart the HTML report embeds, in order (a chart without data says so in its image)."""
 
@@ -40,36 +42,6 @@ ACCURACY_COLUMNS = {  # key in the session's "accuracy" figures -> (label, unit)
     "agreement_map50": ("agreement mAP50", "agreement images"),
     "agreement_recall": ("agreement R", "agreement images"),
     "agreement_precision": ("agreement P", "agreement images"),
-}
-
-# failing test (function name) -> the table columns it is about; a key with "{key}" takes the test's timing key
-CHECK_COLUMNS: dict[str, tuple[str, ...]] = {
-    "test_size": ("file_size_mb", "normalized_size_mb"),
-    "test_params": ("params",),
-    "test_gflops": ("gflops",),
-    "test_channels_removed": ("channels_removed_pct",),
-    "test_zeroed_channels": ("zeroed_channels",),
-    "test_detections": ("detections_per_image", "agreement_recall_sample", "agreement_precision_sample"),
-    "test_speed_ratio": ("speed_ratio[{key}]",),
-    "test_forward": ("latency_ms[{key}]",),
-    "test_accuracy": tuple(ACCURACY_COLUMNS),
-    "test_onnx_parity": ("onnx_parity_max_abs_diff", "onnx_size_mb"),
-    "test_peak_memory": ("peak_rss_mb[{key}]",),  # and the deployment table's memory ratio
-}
-# baseline metric family -> table column
-BASELINE_COLUMNS = {
-    "params": "params",
-    "gflops": "gflops",
-    "file_size_mb": "file_size_mb",
-    "normalized_size_mb": "normalized_size_mb",
-    "total_channels": "channels_removed_pct",
-    "channels_removed_pct": "channels_removed_pct",
-    "zeroed_channels": "zeroed_channels",
-    "detections": "detections_per_image",
-    "agreement_recall": "agreement_recall_sample",
-    "agreement_precision": "agreement_precision_sample",
-    "onnx_params": "onnx_size_mb",
-    "onnx_weights_mb": "onnx_size_mb",
 }
 
 
@@ -89,12 +61,13 @@ class Column:
 
 @dataclass
 class Failure:
-    """A failed check of one variant, as the report plugin saw it (test name, timing key, first message line)."""
+    """A failed test of one variant, as the report plugin saw it (timed cell or image, first message line, phase).
+    Which test it was is not kept: a user's renamed copy of the suite reports the same."""
 
     variant: str
-    test: str
     key: str | None
     message: str
+    when: str = "call"
 
 
 @dataclass
@@ -202,6 +175,16 @@ def _mean_or_na(values: Iterable[float | str | None]) -> float | str | None:
     return next((v for v in values if isinstance(v, str)), None)
 
 
+def _col(key: str, label: str | None = None, unit: str | None = None, fmt: str | None = None) -> Column:
+    """A metric's column as ``slimbench.metric_specs`` declares it (label, unit, format and direction)."""
+    from slimbench.metric_specs import spec_of_column
+
+    spec = spec_of_column(key)
+    if spec is None:
+        return Column(key, label or key)
+    return Column(key, label or spec.label, spec.unit if unit is None else unit, spec.better, fmt or spec.fmt)
+
+
 def columns(session: SuiteSession) -> list[Column]:
     """The table's columns for this run: static, one latency/FPS/speedup set per timed device and batch, detections,
     accuracy when any variant has it, and the checks."""
@@ -210,43 +193,55 @@ def columns(session: SuiteSession) -> list[Column]:
     cols = [
         Column("variant", "variant"),
         Column("role", "role"),
-        Column("file_size_mb", "file size", "MB", "lower", "{:.2f}"),
-        Column("normalized_size_mb", "FP16 size", "MB", "lower", "{:.2f}"),
+        _col("file_size_mb"),
+        _col("normalized_size_mb"),
         Column("stored_dtype", "stored as"),
-        Column("params", "params", "", "lower", "{:,}"),
-        Column("gflops", "GFLOPs", f"{s.imgsz}px b1", "lower", "{:.2f}"),
-        Column("channels_removed_pct", "channels removed", "%", "higher", "{:.1f}"),
-        Column("zeroed_channels", "zeroed channels", "", "lower", "{:,}"),
+        _col("params"),
+        _col("gflops", unit=f"{s.imgsz}px b1"),
+        _col("channels_removed_pct"),
+        _col("zeroed_channels"),
     ]
     if any("onnx_size_mb" in f.get("deployment", {}) for f in figs):
-        cols.append(Column("onnx_size_mb", "ONNX size", "MB, FP32", "lower", "{:.2f}"))
+        cols.append(_col("onnx_size_mb"))
     if any("parity" in f for f in figs):
-        cols.append(Column("onnx_parity_max_abs_diff", "ONNX parity", "max abs diff", "lower", "{:.2g}"))
+        cols.append(_col("onnx_parity_max_abs_diff"))
     memory_keys = list(dict.fromkeys(k for f in figs for k in f.get("memory", {})))
     for key in memory_keys:
         label = timing_label(key)
-        cols.append(Column(f"peak_rss_mb[{label}]", f"peak RSS {label}", "MB, fresh process", "lower", "{:.0f}"))
+        cols.append(_col(f"peak_rss_mb[{label}]", f"peak RSS {label}"))
     forward_keys = list(dict.fromkeys(k for f in figs for k in f.get("forward", {})))
     ratio_keys = list(dict.fromkeys(k for f in figs for k in f.get("speed_ratio", {})))
     for key in forward_keys:
         label = timing_label(key)
-        cols += [
-            Column(f"latency_ms[{label}]", f"latency {label}", "ms, median", "lower", "{:.2f}"),
-            Column(f"fps[{label}]", f"FPS {label}", "images/s", "higher", "{:.1f}"),
-            Column(f"speedup[{label}]", f"speedup {label}", "x, medians", "higher", "{:.2f}"),
-        ]
+        cols += [_col(f"{m}[{label}]", f"{lab} {label}") for m, lab in (("latency_ms", "latency"), ("fps", "FPS"))]
+        cols.append(_col(f"speedup[{label}]", f"speedup {label}"))
     for key in ratio_keys:
         label = timing_label(key)
-        cols.append(Column(f"speed_ratio[{label}]", f"speed ratio {label}", "paired median", "lower", "{:.3f}"))
+        cols.append(_col(f"speed_ratio[{label}]", f"speed ratio {label}"))
     cols += [
-        Column("detections_per_image", "detections / image", f"conf {s.conf}", "", "{:.1f}"),
-        Column("agreement_recall_sample", "agreement R", "sample images", "higher", "{:.3f}"),
-        Column("agreement_precision_sample", "agreement P", "sample images", "higher", "{:.3f}"),
+        _col("detections_per_image", "detections / image", f"conf {s.conf}", "{:.1f}"),  # a mean
+        _col("agreement_recall_sample", "agreement R", "sample images"),
+        _col("agreement_precision_sample", "agreement P", "sample images"),
     ]
     measured = {k for f in figs for k, v in f.get("accuracy", {}).items() if _number(v) is not None or _na(v)}
-    cols += [Column(k, lab, unit, "higher", "{:.4f}") for k, (lab, unit) in ACCURACY_COLUMNS.items() if k in measured]
+    cols += [_col(k, lab, unit) for k, (lab, unit) in ACCURACY_COLUMNS.items() if k in measured]
     cols += [Column("baseline", "baseline"), Column("failed_checks", "failed checks")]
     return cols
+
+
+def tables(cols: Iterable[Column]) -> dict[str, list[str]]:
+    """The report's per-aspect tables (``slimbench.metric_specs.TABLES``) -> the per-variant columns each shows, from
+    the table each metric declares. Per-cell columns (``latency_ms[cpu-b1-t2]``) are shown one row per cell in the
+    speed and deployment tables; the checks (baseline, failed checks) in the verdicts."""
+    from slimbench.metric_specs import TABLES, spec_of_column
+
+    out: dict[str, list[str]] = {t: ["variant"] for t in TABLES}
+    for c in cols:
+        spec = spec_of_column(c.key)
+        table = spec.table if spec else "size" if c.key == "stored_dtype" else None
+        if table and "[" not in c.key:
+            out[table].append(c.key)
+    return {t: keys for t, keys in out.items() if len(keys) > 1}
 
 
 def _na(value: Any) -> bool:
@@ -308,7 +303,7 @@ def rows(session: SuiteSession, facts: RunFacts) -> list[dict[str, Any]]:
                 row[key] = value
         base = f.get("baseline", {})
         row["baseline"] = base.get("status", "not checked")
-        row["failed_checks"] = "; ".join(dict.fromkeys(check_name(x) for x in facts.failures if x.variant == v.name))
+        row["failed_checks"] = "; ".join(failed_checks(f, facts.failures, v.name))
         out.append(row)
     return out
 
@@ -384,31 +379,54 @@ def _ms(seconds: Any) -> float | None:
 
 
 def _label_or_image(key: str) -> str:
-    """A failure's key: a timing key's label, or an image id as it is."""
+    """A check's cell: a timing key's label, or an image id / matrix cell as it is."""
     try:
         return timing_label(key)
     except ValueError:
         return key
 
 
-def check_name(failure: Failure) -> str:
-    """``test_speed_ratio[pruned-cpu-b1-t2]``: like the test's id, from the variant and the timed cell or image."""
-    tail = f"-{_label_or_image(failure.key)}" if failure.key else ""
-    return f"{failure.test}[{failure.variant}{tail}]"
+def check_name(check: Mapping[str, Any]) -> str:
+    """``speed ratio [cpu-b1-t2]``: the metric's label and the cell it was judged in."""
+    from slimbench.metric_specs import SPECS
+
+    spec = SPECS.get(str(check.get("metric")))
+    label = spec.label if spec else str(check.get("metric"))
+    return f"{label} [{_label_or_image(check['cell'])}]" if check.get("cell") else label
+
+
+def _other_failures(figures: Mapping[str, Any], failures: Iterable[Failure], name: str) -> list[Failure]:
+    """Failures of a variant that no recorded check explains (a failed export, an error in a test)."""
+    said = {line for c in figures.get("checks", []) if c.get("message") for line in str(c["message"]).splitlines()}
+    return [x for x in failures if x.variant == name and x.message not in said]
+
+
+def failed_checks(figures: Mapping[str, Any], failures: Iterable[Failure], name: str) -> list[str]:
+    """What failed for a variant: the failed checks by metric, then failures no check explains (first line)."""
+    checks = [check_name(c) for c in figures.get("checks", []) if not c.get("passed")]
+    return list(dict.fromkeys([*checks, *(x.message for x in _other_failures(figures, failures, name))]))
 
 
 def flagged_cells(session: SuiteSession, facts: RunFacts) -> dict[str, set[str]]:
-    """Variant -> the table columns a failed check, a baseline regression or a timing regression points at."""
+    """Variant -> the table columns a failed check, a baseline regression or a timing regression points at (the
+    columns each metric declares in ``slimbench.metric_specs``)."""
+    from slimbench.metric_specs import SPECS
+
     out: dict[str, set[str]] = {v.name: set() for v in session.variants}
-    for failure in facts.failures:
-        cols = CHECK_COLUMNS.get(failure.test, ())
-        label = _label_or_image(failure.key) if failure.key else ""
-        out.setdefault(failure.variant, set()).update(c.format(key=label) for c in cols)
     for v in session.variants:
-        for metric in session.figures[v.name].get("baseline", {}).get("regressed", []):
-            family = metric.split("[", 1)[0]
-            col = metric if family == "peak_rss_mb" else BASELINE_COLUMNS.get(family, family)
-            out[v.name].add(col)
+        figures = session.figures[v.name]
+        for check in figures.get("checks", []):
+            if check.get("passed") or str(check.get("metric")) not in SPECS:
+                continue
+            label = _label_or_image(check["cell"]) if check.get("cell") else ""
+            out[v.name].update(c.format(key=label) for c in SPECS[check["metric"]].columns)
+        if _other_failures(figures, facts.failures, v.name):
+            out[v.name].add("failed_checks")
+        for metric in figures.get("baseline", {}).get("regressed", []):
+            family, _, rest = metric.partition("[")
+            spec = SPECS.get(family)
+            cols = spec.columns if spec else (family,)
+            out[v.name].update(c.format(key=rest.rstrip("]")) for c in cols if "{key}" not in c or rest)
             out[v.name].add("baseline")
     for reg in facts.benchmark_regressions:
         if reg.get("variant") in out and reg.get("key"):
@@ -416,6 +434,59 @@ def flagged_cells(session: SuiteSession, facts: RunFacts) -> dict[str, set[str]]
     for cells in out.values():
         if cells:
             cells.add("variant")
+    return out
+
+
+# ---------------------------------------------------------------- verdicts: one line per candidate
+
+
+def _times(value: float | None, word: str, why: str = "n/a (not measured)") -> str:
+    return f"{value:.2f}x {word}" if isinstance(value, (int, float)) and value > 0 else f"{why} {word}"
+
+
+def verdicts(session: SuiteSession, facts: RunFacts, deployment: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per candidate: how many times smaller (file size), faster per runtime/device/batch/threads (1 / paired speed
+    ratio where measured, else benchmark medians), the mAP50-95 change, and its gates; ``line`` says it all."""
+    from slimbench.report.charts import runtime_speedups
+
+    ref = session.reference.name
+    ref_figs = session.figures[ref]
+    speedups = runtime_speedups(deployment, ref)
+    out = []
+    for v in session.candidates:
+        f = session.figures[v.name]
+        size, ref_size = f.get("static", {}).get("file_size_mb"), ref_figs.get("static", {}).get("file_size_mb")
+        smaller = ref_size / size if _number(size) and _number(ref_size) else None
+        faster = {label: values.get(v.name) for label, values in speedups.items()}
+        m, ref_m = f.get("accuracy", {}).get("map50_95"), ref_figs.get("accuracy", {}).get("map50_95")
+        change = m - ref_m if _number(m) is not None and _number(ref_m) is not None else None
+        why_map = m if _na(m) else "n/a (smoke mode)" if session.smoke and m is not None else "n/a (not measured)"
+        checks = f.get("checks", [])
+        others = _other_failures(f, facts.failures, v.name)
+        failed = [c for c in checks if not c.get("passed")]
+        first = (failed[0]["message"] if failed else others[0].message if others else "") or ""
+        first = first.splitlines()[0] if first else None
+        n_failed, n_passed = len(failed) + len(others), len(checks) - len(failed)
+        size_text = (
+            f"{_times(smaller, 'smaller')} ({ref_size:.2f} -> {size:.2f} MB file)"
+            if smaller
+            else _times(None, "smaller")
+        )
+        speed_text = ", ".join(_times(x, f"faster {label}") for label, x in faster.items()) or "speed n/a (not timed)"
+        map_text = f"mAP50-95 {change:+.4f} ({ref_m:.4f} -> {m:.4f})" if change is not None else f"mAP50-95 {why_map}"
+        gates = f"gates {n_passed} passed, {n_failed} failed" + (f"; first failure: {first}" if first else "")
+        out.append(
+            {
+                "variant": v.name,
+                "smaller": smaller,
+                "faster": faster,
+                "map50_95_change": change,
+                "gates_passed": n_passed,
+                "gates_failed": n_failed,
+                "first_failure": first,
+                "line": f"{v.name}: {size_text}; {speed_text}; {map_text}; {gates}",
+            }
+        )
     return out
 
 
@@ -446,7 +517,7 @@ def build(session: SuiteSession, facts: RunFacts, env: Mapping[str, Any]) -> dic
     for v in session.variants:
         f = dict(session.figures[v.name])
         f["predict_median_s"] = facts.predict.get(v.name, {})
-        f["failed_checks"] = [x.__dict__ for x in facts.failures if x.variant == v.name]
+        f["failed_checks"] = [x.__dict__ for x in facts.failures if x.variant == v.name]  # as pytest said it
         variants[v.name] = f
     images = {
         image: {
@@ -455,6 +526,7 @@ def build(session: SuiteSession, facts: RunFacts, env: Mapping[str, Any]) -> dic
         for image in session.image_paths
     }
     flagged = flagged_cells(session, facts)
+    deployment = deployment_rows(session)
     return _plain(
         {
             "schema": SCHEMA,
@@ -468,7 +540,9 @@ def build(session: SuiteSession, facts: RunFacts, env: Mapping[str, Any]) -> dic
             "benchmark_regressions": facts.benchmark_regressions,
             "charts": list(CHARTS),
             "deployment_columns": [c.as_dict() for c in DEPLOYMENT_COLUMNS],
-            "deployment": deployment_rows(session),
+            "deployment": deployment,
+            "verdicts": verdicts(session, facts, deployment),
+            "tables": tables(cols),
             "images": images,
             "variants": variants,
             "outputs": facts.outputs,

@@ -15,7 +15,7 @@ INT8 files: static QDQ quantization with onnxruntime.quantization (slimbench.qua
 
 import pytest
 
-from slimbench.errors import SlimbenchError
+from slimbench.checks import measured
 from slimbench.matrix import DEPLOY_RUNTIMES, accuracy_key, cell_key
 from slimbench.timing import latency_figures
 
@@ -46,22 +46,10 @@ def _check(slimbench, runtime):
         pytest.skip(mod.missing_reason())
 
 
-def _run(fn):
-    from slimbench.openvino_runtime import NoDevice
-    from slimbench.ort_runtime import NoProvider
-
-    try:
-        return fn()
-    except (NoDevice, NoProvider) as e:
-        pytest.skip(str(e))
-    except SlimbenchError as e:  # this variant failed to quantize or compile: one line; the other cells run
-        pytest.fail(str(e), pytrace=False)
-
-
 def test_cell_latency(benchmark, slimbench, variant, cell, device, batch, threads):
     runtime, precision = cell
     _check(slimbench, runtime)
-    fn = _run(lambda: slimbench.deploy.callable(variant.name, runtime, precision, device, batch, threads))
+    fn = measured(lambda: slimbench.deploy.callable(variant.name, runtime, precision, device, batch, threads))
     key = cell_key(runtime, precision, device, batch, threads)
     benchmark.group = f"matrix-{device}-b{batch}-t{threads}-{slimbench.settings.imgsz}"
     benchmark.extra_info.update(
@@ -78,11 +66,11 @@ def test_cell_latency(benchmark, slimbench, variant, cell, device, batch, thread
 
 
 def test_cell_agreement(slimbench, variant, cell, threads):
-    from slimbench.runtime_accuracy import defined, int8_violations
+    from slimbench.runtime_accuracy import defined
 
     runtime, precision = cell
     _check(slimbench, runtime)
-    score = _run(lambda: slimbench.deploy.agreement(variant.name, runtime, precision, threads))
+    score = measured(lambda: slimbench.deploy.agreement(variant.name, runtime, precision, threads))
     figs = slimbench.figures[variant.name].setdefault("matrix_accuracy", {}).setdefault(accuracy_key(*cell), {})
     figs.update(
         agreement_map50=defined(score.map50),
@@ -92,25 +80,34 @@ def test_cell_agreement(slimbench, variant, cell, threads):
     )
     if precision == "int8":
         note = f"{score.reference_boxes} boxes of the FP32 checkpoint on {score.images} images as truth"
-        limit = slimbench.limits(variant.name).min_int8_agreement_map50
-        slimbench.gate(int8_violations(variant.name, accuracy_key(*cell), 0.0, defined(score.map50), None, limit, note))
+        key = accuracy_key(*cell)
+        slimbench.gate(
+            slimbench.judge(
+                variant.name,
+                "int8_agreement_map50",
+                figs["agreement_map50"],
+                cell=key,
+                who=f"{variant.name} {key}",
+                note=note,
+            )
+        )
 
 
 @pytest.mark.accuracy
 def test_cell_map(slimbench, variant, cell):
-    from slimbench.runtime_accuracy import int8_violations
-
     runtime, precision = cell
     _check(slimbench, runtime)
     reason = slimbench.map_unsupported()
     if reason:
         pytest.skip(reason)
-    figs = _run(lambda: slimbench.deploy.map(variant.name, runtime, precision))
+    figs = measured(lambda: slimbench.deploy.map(variant.name, runtime, precision))
     fp32 = slimbench.map_metrics(variant.name)
     drop = fp32["map50_95"] - figs["map50_95"]
     acc = slimbench.figures[variant.name].setdefault("matrix_accuracy", {}).setdefault(accuracy_key(*cell), {})
     acc.update(map50=figs["map50"], map50_95=figs["map50_95"], map50_95_drop_vs_fp32=drop)
     if precision == "int8":
-        limit = slimbench.limits(variant.name).max_int8_map50_95_drop
         note = f"{figs['map50_95']:.3f} vs {fp32['map50_95']:.3f} of the FP32 checkpoint"
-        slimbench.gate(int8_violations(variant.name, accuracy_key(*cell), drop, 0.0, limit, None, note))
+        key = accuracy_key(*cell)
+        slimbench.gate(
+            slimbench.judge(variant.name, "int8_map50_95_drop", drop, cell=key, who=f"{variant.name} {key}", note=note)
+        )

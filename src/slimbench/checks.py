@@ -1,0 +1,291 @@
+"""The suite's checks as library calls: measure (through the session's caches), record, judge.
+
+Each function returns the broken limits of one check, one line each, for ``SuiteSession.gate``; a check that
+cannot run in this run skips with its reason, a measurement that failed fails with one line. A test in
+``benchmarks/`` is then one call and an assert, so a user's renamed or reorganised copy of the suite measures and
+judges (and reports) exactly the same. Limits, formats and labels come from ``slimbench.metric_specs``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+
+from slimbench.errors import SlimbenchError
+
+if TYPE_CHECKING:
+    from slimbench.session import SuiteSession
+
+T = TypeVar("T")
+
+
+def skip(reason: str) -> NoReturn:
+    import pytest
+
+    pytest.skip(reason)
+
+
+def fail(message: str) -> NoReturn:
+    import pytest
+
+    pytest.fail(message, pytrace=False)
+
+
+def measured(fn: Callable[[], T]) -> T:
+    """``fn()``; a missing runtime provider or device skips, a SlimbenchError (a failed export, say) fails in one
+    line, so the other variants still run."""
+    from slimbench.openvino_runtime import NoDevice
+    from slimbench.ort_runtime import NoProvider
+
+    try:
+        return fn()
+    except (NoProvider, NoDevice) as e:
+        skip(str(e))
+    except SlimbenchError as e:
+        fail(str(e))
+
+
+# ---------------------------------------------------------------- static figures
+
+STATIC_SOURCE = {"zeroed_channels": "total_zeroed_channels"}
+"""Metric -> key of ``SuiteSession.static`` where the names differ."""
+
+
+def static(session: SuiteSession, name: str, metrics: tuple[str, ...]) -> list[str]:
+    """Static figures (size, params, GFLOPs, channels), deterministic, judged exactly against the limits."""
+    st, ref = session.static(name), session.static(session.reference.name)
+    ref_name = session.reference.name
+    unit = f"at {st['imgsz']}x{st['imgsz']}, batch 1"
+    worst = ", ".join(f"{k} {n}" for k, n in sorted(st["zeroed_channels"].items(), key=lambda kv: -kv[1])[:3])
+    notes = {
+        "file_size_mb": f"as stored, {st['stored_dtype']}",
+        "size_ratio": f"FP16-normalised {st['normalized_size_mb']:.2f} MB vs {ref['normalized_size_mb']:.2f} MB "
+        f"of {ref_name}",
+        "params_ratio": f"{st['params']:,} vs {ref['params']:,} of {ref_name}",
+        "gflops": unit,
+        "gflops_ratio": f"{st['gflops']:.3f} vs {ref['gflops']:.3f} GFLOPs of {ref_name}, {unit}",
+        "channels_removed_pct": f"{st['prunable_channels']:,} prunable conv output channels vs "
+        f"{ref['prunable_channels']:,} of {ref_name}",
+        "zeroed_channels": f"all-zero output channels: mask-only pruning, nothing removed; e.g. {worst}",
+    }
+    return [
+        line for m in metrics for line in session.judge(name, m, st[STATIC_SOURCE.get(m, m)], note=notes.get(m, ""))
+    ]
+
+
+# ---------------------------------------------------------------- detections and accuracy
+
+
+def detections(session: SuiteSession, name: str, image: str) -> list[str]:
+    """Detections on a sample image, recorded; a candidate's judged against the reference's on the same image."""
+    from slimbench.detections import NA_NO_REFERENCE, agreement
+
+    s, ref_name = session.settings, session.reference.name
+    names = dict(session.model(name).names)
+    dets = session.detections(name, image)
+    session.record(name, "detections", image, {**dets.as_dict(names), "conf": s.conf, "iou": s.iou})
+    if name == ref_name:
+        return []
+    ref_names = dict(session.model(ref_name).names)
+    if names != ref_names:
+        problem = f"{name}: class names {names} differ from {ref_name}'s {ref_names}"
+        return session.verdict(name, "class_names", [problem], image)
+    agr = agreement(session.detections(ref_name, image), dets, s.match_iou)
+    session.record(name, "agreement", image, agr.as_dict())
+    who = f"{name} on {image}"
+    counts = f"{agr.candidate_count} vs {agr.reference_count} detections of {ref_name}, conf {s.conf}"
+    found = f"{agr.matched} of {agr.reference_count} {ref_name} boxes found, same class, IoU >= {s.match_iou}"
+    kept = f"{agr.matched} of {agr.candidate_count} boxes also in {ref_name}"
+    ratio_na = None if agr.reference_count else NA_NO_REFERENCE
+    na = agr.undefined  # either side without boxes: recall and precision are undefined, and a min_* limit fails
+    kw: dict[str, Any] = {"cell": image, "who": who}
+    out = session.judge(name, "count_ratio", agr.count_ratio, note=counts, undefined=ratio_na, **kw)
+    out += session.judge(name, "agreement_recall", agr.recall, note=found, undefined=na, **kw)
+    out += session.judge(name, "agreement_precision", agr.precision, note=kept, undefined=na, **kw)
+    return out
+
+
+def dataset_map(session: SuiteSession, name: str) -> list[str]:
+    """mAP of the variant on the dataset, recorded; a candidate's drop versus the reference judged."""
+    reason = session.map_unsupported()
+    if reason:
+        skip(reason)
+    try:
+        figs, ref = session.map_metrics(name), session.map_metrics(session.reference.name)
+    except SlimbenchError as e:  # the default dataset could not be generated, say: one line, no traceback
+        fail(str(e))
+    for key in ("map50", "map50_95", "precision", "recall", "data", "val_images", "val_imgsz", "device", "seconds"):
+        session.record(name, "accuracy", key, figs[key])
+    if name == session.reference.name:
+        return []
+    drop = ref["map50_95"] - figs["map50_95"]
+    session.record(name, "accuracy", "map50_95_drop", drop)
+    where = f"{figs['data']}, {figs['val_images']} images at {figs['val_imgsz']}px"
+    if session.smoke:
+        skip(f"smoke mode: mAP50-95 {figs['map50_95']:.3f} on {where}, not gated")
+    note = f"{figs['map50_95']:.3f} vs {ref['map50_95']:.3f} of {session.reference.name} on {where}"
+    return session.judge(name, "map50_95_drop", drop, note=note)
+
+
+def dataset_agreement(session: SuiteSession, name: str) -> list[str]:
+    """mAP50 of a candidate on the agreement images with the reference's boxes as truth, recorded and judged."""
+    from slimbench.session import shown
+
+    if not session.accuracy.agreement_images():
+        skip("no agreement images (--agreement-images DIR, settings.agreement_images or settings.images)")
+    try:
+        score = session.agreement_score(name)
+    except SlimbenchError as e:  # an image in the folder does not decode, say
+        fail(str(e))
+    for key in ("map50", "recall", "precision"):  # an undefined figure is recorded as its reason, "n/a (...)"
+        session.record(name, "accuracy", f"agreement_{key}", score.shown(key))
+    session.record(name, "accuracy", "agreement_images", score.images)
+    session.record(name, "accuracy", "agreement_reference_boxes", score.reference_boxes)
+    s = session.settings
+    note = (
+        f"{session.reference.name}'s {score.reference_boxes} boxes at conf {s.conf} as truth, {score.images} images "
+        f"at {s.imgsz}px; recall {shown(score.shown('recall'), '{:.3f}')}, "
+        f"precision {shown(score.shown('precision'), '{:.3f}')}"
+    )
+    return session.judge(name, "agreement_map50", score.map50, note=note, undefined=score.undefined("map50"))
+
+
+# ---------------------------------------------------------------- speed and memory
+
+SPEED_RATIO_METRICS = {"torch": "speed_ratio", "onnxruntime": "ort_speed_ratio"}
+"""Runtime -> its speed-ratio metric (pruning gains differ by runtime, hence one limit each)."""
+
+
+def speed_ratio(session: SuiteSession, name: str, device: str, batch: int, threads: int, runtime: str) -> list[str]:
+    """Candidate time / reference time in interleaved pairs, recorded; the median judged."""
+    from slimbench.metric_specs import SPECS
+    from slimbench.timing import interleaved_ratio
+
+    metric = SPEED_RATIO_METRICS.get(runtime)
+    if metric is None:
+        skip(f"no speed-ratio limit for {runtime} (its cells are in the deployment matrix, marker matrix)")
+    limit_key = SPECS[metric].limits[0].key
+    if getattr(session.limits(name), limit_key) is None:
+        skip(f"{name}: no {limit_key} in the config")
+    ref_name = session.reference.name
+    ref_fn = measured(lambda: session.runtime_callable(ref_name, runtime, device, batch, threads))
+    cand_fn = measured(lambda: session.runtime_callable(name, runtime, device, batch, threads))
+    result = interleaved_ratio(ref_fn, cand_fn, session.settings.speed_pairs)
+    key = session.timing_key(device, batch, runtime, threads)
+    session.record(name, "speed_ratio", key, result.as_dict())
+    if session.smoke:
+        skip(f"smoke mode: speed ratio {result.median:.3f} from {len(result.ratios)} pairs, not gated")
+    where = f"{device}, batch {batch}, {threads} threads, {session.settings.imgsz}px"
+    where += ", onnxruntime" if runtime == "onnxruntime" else ""
+    note = f"median of {len(result.ratios)} interleaved pairs vs {ref_name}, {result.speedup:.2f}x speedup"
+    return session.judge(name, metric, result.median, cell=key, label=f"speed ratio ({where})", note=note)
+
+
+def peak_memory(session: SuiteSession, name: str, device: str, runtime: str, batch: int, threads: int) -> list[str]:
+    """Peak memory of inference in a fresh process, recorded; a candidate's ratio to the reference's judged."""
+    from slimbench.memory import memory_ratio
+
+    if not session.settings.memory:
+        skip("settings.memory = false")
+    if runtime == "openvino":
+        skip("peak memory is measured for torch and onnxruntime only")
+    if runtime == "onnxruntime" and device != "cpu":
+        from slimbench.ort_runtime import provider_for
+
+        provider, why = provider_for(device)
+        if provider is None:
+            skip(why)
+    figs = measured(lambda: session.memory(name, runtime, batch, device, threads))
+    key = session.timing_key(device, batch, runtime, threads)
+    session.record(name, "memory", key, figs)
+    ref_name = session.reference.name
+    if name == ref_name or session.limits(name).max_memory_ratio is None:
+        return []
+    ref = measured(lambda: session.memory(ref_name, runtime, batch, device, threads))
+    ratio = memory_ratio(figs, ref)
+    session.record(name, "memory_ratio", key, ratio)
+    label = f"memory ratio ({runtime}, {device}, batch {batch}, {threads} threads)"
+    note = f"{ratio['unit']} {ratio['candidate']:.0f} vs {ratio['reference']:.0f} MB of {ref_name}, same run"
+    return session.judge(name, "memory_ratio", ratio["ratio"], cell=key, label=label, note=note)
+
+
+# ---------------------------------------------------------------- deployment
+
+
+def onnx_parity(session: SuiteSession, name: str) -> list[str]:
+    """The ONNX export's raw outputs and detections against the checkpoint's (settings.parity_atol / rtol)."""
+    from slimbench.ort_runtime import missing_reason
+
+    if "onnxruntime" not in session.settings.runtime:
+        skip("onnxruntime not in settings.runtime / --runtime")
+    if missing_reason():
+        skip(missing_reason())
+    exported = measured(lambda: session.onnx(name))
+    figs = measured(lambda: session.parity(name))
+    session.record(name, "deployment", "onnx_size_mb", exported.size_mb)
+    problems = []
+    if not figs["ok"]:
+        shape = "" if figs["shape"] else " (output shapes differ)"
+        problems.append(
+            f"{name}: ONNX output differs from the checkpoint's: max abs diff {figs['max_abs_diff']:.3g} "
+            f"> atol {figs['atol']:g} + rtol {figs['rtol']:g} x |torch|{shape} (batch {figs['batch']})"
+        )
+    for image, agr in figs["images"].items():
+        if not agr["identical"]:
+            problems.append(
+                f"{name} on {image}: ONNX detections differ from the checkpoint's: {agr['matched']} of "
+                f"{agr['reference_count']} boxes kept, {agr['candidate_count']} found (same class, IoU >= "
+                f"{agr['iou_threshold']})"
+            )
+    return session.verdict(name, "onnx_parity", problems)
+
+
+def baseline(session: SuiteSession, name: str) -> list[str]:
+    """Every figure that is not a timing against the stored baseline, within its tolerances (slimbench.baseline)."""
+    from slimbench.baseline import check_variant
+
+    outcome = check_variant(session, name)
+    return session.verdict(name, "baseline", [outcome.failure] if outcome.failure else [])
+
+
+# ---------------------------------------------------------------- forward benchmarks (timed by pytest-benchmark)
+
+
+def forward_info(session: SuiteSession, name: str, runtime: str, device: str, batch: int, threads: int) -> dict:
+    """The forward benchmark's extra_info: the cell, the variant's shape figures and the dtype timed."""
+    st, v = session.static(name), session.config.variants[name]
+    info = {
+        "variant": name,
+        "role": v.role,
+        "runtime": runtime,
+        "device": device,
+        "batch": batch,
+        "threads": threads,
+        "imgsz": session.settings.imgsz,
+        "params": st["params"],
+        "gflops": st["gflops"],
+        "gflops_unit": st["gflops_unit"],
+        "dtype": session.timing_dtype(device) if runtime == "torch" else "float32",
+        "stored_dtype": st["stored_dtype"],
+        "fused": True,
+    }
+    if runtime == "onnxruntime":
+        from slimbench.ort_runtime import provider_for
+
+        info["provider"] = provider_for(device)[1]
+    return info
+
+
+def record_forward(session: SuiteSession, name: str, key: str, rounds: list[float], batch: int, runtime: str) -> dict:
+    """Percentiles, FPS and the speedup over the reference's median (timed first) of a forward benchmark, recorded."""
+    from slimbench.timing import latency_figures
+
+    timed = latency_figures(rounds, batch)
+    ref = session.figures[session.reference.name].get("forward", {}).get(key)
+    if name == session.reference.name:
+        timed["speedup_vs_reference"] = 1.0
+    elif ref and timed["median_s"] > 0:  # the reference is parametrised first, so it has been timed by now
+        timed["speedup_vs_reference"] = ref["median_s"] / timed["median_s"]
+    timed["runtime"] = runtime
+    session.record(name, "forward", key, timed)
+    return timed

@@ -1,0 +1,41 @@
+"""The metric declarations: the config schema and the baseline rules follow from them, and they are consistent."""
+
+import dataclasses
+
+from slimbench import baseline, metric_specs
+from slimbench.config import THRESHOLD_KEYS, Thresholds
+
+
+def test_threshold_keys_and_baseline_rules_come_from_the_declarations():
+    assert metric_specs.limit_keys() == THRESHOLD_KEYS
+    assert tuple(f.name for f in dataclasses.fields(Thresholds)) == THRESHOLD_KEYS
+    assert list(baseline.RULES) == [m.key for m in metric_specs.METRICS if m.tolerance is not None]
+    assert baseline.RULES["params"].direction == "max" and baseline.RULES["map50"].direction == "min"
+    assert baseline.RULES["detections"].direction == "both"
+    assert str(baseline.RULES["file_size_mb"].tolerance) == "1%"
+
+
+def test_declarations_are_consistent():
+    keys = [m.key for m in metric_specs.METRICS]
+    assert len(keys) == len(set(keys))
+    assert len(THRESHOLD_KEYS) == len(set(THRESHOLD_KEYS))
+    for m in metric_specs.METRICS:
+        assert m.table in metric_specs.TABLES, m.key
+        assert m.better in ("lower", "higher", ""), m.key
+        for lim in m.limits:
+            assert lim.key.startswith(lim.kind + "_"), lim.key
+            assert metric_specs.spec_of_limit(lim.key) is m
+    assert metric_specs.integer_limit_keys() == {"max_params", "max_zeroed_channels"}
+    assert metric_specs.SPECS["file_size_mb"].text(6.2) == "6.20 MB"
+
+
+def test_a_column_shows_the_metric_of_its_name_first():
+    assert metric_specs.spec_of_column("channels_removed_pct").key == "channels_removed_pct"
+    assert metric_specs.spec_of_column("params").key == "params"
+    assert metric_specs.spec_of_column("latency_ms[ort-cpu-b1-t2]").key == "latency_ms"
+    assert metric_specs.spec_of_column("agreement_recall_sample").key == "agreement_recall"
+    assert metric_specs.spec_of_column("stored_dtype") is None
+    for m in metric_specs.METRICS:  # a column named after a metric shows that metric, whoever else declares it
+        for c in m.columns:
+            if c in metric_specs.SPECS:
+                assert metric_specs.spec_of_column(c).key == c
