@@ -274,3 +274,33 @@ def test_update_keeps_metrics_this_run_did_not_measure():
     assert "detections[gone]" not in merged["metrics"], "an image no longer in the suite"
     moved = bl.merge_entry(old, entry({"imgsz": 320}, params=5))
     assert "gflops" not in moved["metrics"] and "map50" in moved["metrics"], "gflops depends on imgsz, mAP does not"
+
+
+def test_int8_and_matrix_cell_figures_are_kept_and_compared(tmp_path):
+    """The deployment matrix's deterministic figures: the INT8 file's weights (exact) and each cell's agreement and
+    mAP (within their tolerances); all depend on the calibration set, and a default run (no matrix) keeps them."""
+    figures = {
+        "int8": {"int8_weights_mb": 0.75, "int8_convs": 62, "calibration_sha256": "c1"},
+        "matrix_accuracy": {"ort-int8": {"agreement_map50": 0.97, "map50_95": 0.80}, "ov-fp32": {"map50_95": None}},
+    }
+    settings: dict = dict(SETTINGS)
+    matrix = bl._matrix_metrics(figures, settings)
+    assert matrix == {
+        "int8_weights_mb": 0.75,
+        "int8_convs": 62.0,
+        "cell_agreement_map50[ort-int8]": 0.97,
+        "cell_map50_95[ort-int8]": 0.80,
+    }  # an undefined figure (None) is not stored as a number
+    assert settings["calibration"] == "c1"
+    base = entry({"calibration": "c1"}, **BASE["metrics"], **matrix)
+    path = tmp_path / "baseline.json"
+    path.write_bytes(bl.render({"pruned": base}))
+    assert bl.read_baseline(path)["variants"]["pruned"]["metrics"]["cell_map50_95[ort-int8]"] == 0.80
+    worse = {**matrix, "int8_weights_mb": 0.76, "cell_map50_95[ort-int8]": 0.78, "cell_agreement_map50[ort-int8]": 0.96}
+    st = status(bl.compare(base, entry({"calibration": "c1"}, **BASE["metrics"], **worse)))
+    assert st["int8_weights_mb"] == "regressed" and st["cell_map50_95[ort-int8]"] == "regressed"
+    assert st["cell_agreement_map50[ort-int8]"] == "ok" and st["int8_convs"] == "ok"  # within 0.02; exact
+    st = status(bl.compare(base, entry({"calibration": "c2"}, **BASE["metrics"], **worse)))
+    assert st["int8_weights_mb"] == "not compared" and st["params"] == "ok"  # other calibration images
+    kept = bl.merge_entry(base, entry(**BASE["metrics"]))  # a run without the matrix
+    assert kept["metrics"]["int8_convs"] == 62 and kept["settings"]["calibration"] == "c1"

@@ -100,6 +100,10 @@ DEPENDS: dict[str, tuple[str, ...]] = {
     "agreement_map50": _DATASET_AGREE,
     "peak_rss_mb": ("imgsz",),
     "inference_mb": ("imgsz",),
+    "int8_weights_mb": ("calibration",),
+    "int8_convs": ("calibration",),
+    "cell_agreement_map50": ("imgsz", "conf", "iou", "match_iou", "calibration"),
+    "cell_map50_95": (*_ACCURACY, "calibration"),
 }
 """The settings each family depends on (a family not named here depends on the checkpoint alone)."""
 _DIRECTIONS: dict[str, Direction] = {"lower": "max", "higher": "min", "": "both"}
@@ -119,8 +123,19 @@ NA_PREFIX = "n/a"
 
 _METRIC = re.compile(r"^(?P<family>[a-z0-9_]+)(\[(?P<image>[^\]]+)\])?$")
 _PER_IMAGE = {"detections", "agreement_recall", "agreement_precision"}
-_PER_KEY = {"peak_rss_mb", "inference_mb"}  # bracket: a timing label such as "ort-cpu-b8-t2", not an image
-_SETTINGS_KEYS = {"imgsz", "conf", "iou", "match_iou", "reference", "images", "accuracy_data", "agreement_data"}
+_PER_KEY = {"peak_rss_mb", "inference_mb", "cell_agreement_map50", "cell_map50_95"}
+"""Bracket: a timing label such as "ort-cpu-b8-t2" or a matrix cell such as "ov-int8", not an image."""
+_SETTINGS_KEYS = {
+    "imgsz",
+    "conf",
+    "iou",
+    "match_iou",
+    "reference",
+    "images",
+    "accuracy_data",
+    "agreement_data",
+    "calibration",
+}
 
 
 # ---------------------------------------------------------------- config ([baseline] in the suite TOML)
@@ -400,7 +415,25 @@ def measure(session: SuiteSession, name: str) -> dict[str, Any]:
         )
     if "agreement_images" in accuracy:
         settings["agreement_data"] = f"{accuracy.get('agreement_images')} agreement images"
+    metrics.update(_matrix_metrics(session.figures[name], settings))
     return {"checkpoint_sha256": sha256_of(v.path), "settings": settings, "metrics": metrics}
+
+
+def _matrix_metrics(figures: Mapping[str, Any], settings: dict[str, Any]) -> dict[str, float]:
+    """The deployment matrix's deterministic figures: the INT8 file's weights, and each cell's agreement and mAP
+    (cell ``ort-int8``, ``ov-fp32``...). INT8 figures depend on the calibration set, added to ``settings``."""
+    out: dict[str, float] = {}
+    int8 = figures.get("int8", {})
+    for key in ("int8_weights_mb", "int8_convs"):
+        if _finite(int8.get(key)):
+            out[key] = float(int8[key])
+    if int8.get("calibration_sha256"):
+        settings["calibration"] = int8["calibration_sha256"]
+    for cell, acc in figures.get("matrix_accuracy", {}).items():
+        for family, key in (("cell_agreement_map50", "agreement_map50"), ("cell_map50_95", "map50_95")):
+            if _finite(acc.get(key)):
+                out[f"{family}[{cell}]"] = float(acc[key])
+    return out
 
 
 @dataclass(frozen=True)
@@ -541,7 +574,7 @@ def merge_entry(old: Mapping[str, Any] | None, now: Mapping[str, Any]) -> dict[s
     settings = dict(now.get("settings", {}))
     metrics = dict(now.get("metrics", {}))
     old_settings = old.get("settings", {})
-    for key in ("accuracy_data", "agreement_data"):  # recorded only by the accuracy tests: keep the old ones
+    for key in ("accuracy_data", "agreement_data", "calibration"):  # recorded only by some tests: keep the old ones
         if key not in settings and key in old_settings:
             settings[key] = old_settings[key]
     for metric, value in old.get("metrics", {}).items():

@@ -103,8 +103,12 @@ class DeployMatrix:
                 self._int8[name] = e
                 self.session.record(name, "int8", "error", str(e))
             else:
+                from slimbench.quantize import graph_counts
+
                 self._int8[name] = q
-                for key, value in q.as_dict().items():
+                counts = graph_counts(q.path)
+                figures = {**q.as_dict(), "int8_weights_mb": counts.int8_bytes / 1e6, "int8_convs": counts.int8_convs}
+                for key, value in figures.items():
                     self.session.record(name, "int8", key, value)
         result = self._int8[name]
         if isinstance(result, SlimbenchError):

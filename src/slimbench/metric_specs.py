@@ -302,6 +302,18 @@ METRICS: tuple[MetricSpec, ...] = (
         limits=_min("min_int8_agreement_map50"),
         table="deployment",
     ),
+    # the deployment matrix's deterministic figures (baseline only; the matrix has its own report section)
+    M("int8_weights_mb", "INT8 weights", "MB in the QDQ file", "{:.6f}", "lower", tolerance=0, table="deployment"),
+    M("int8_convs", "convs with INT8 weights", fmt="{:,.0f}", tolerance=0, table="deployment"),
+    M(
+        "cell_agreement_map50",
+        "cell agreement mAP50",
+        "vs the FP32 checkpoint's boxes",
+        better="higher",
+        tolerance=0.02,
+        table="deployment",
+    ),
+    M("cell_map50_95", "cell mAP50-95", "on the dataset", better="higher", tolerance=0.01, table="deployment"),
 )
 """Every metric, in the baseline's comparison order (size first, mAP after detections, deployment last)."""
 

@@ -214,6 +214,7 @@ class GraphCounts:
     int8_convs: int
     fp32_initializers: int = 0
     ops: dict[str, int] = field(default_factory=dict)
+    int8_bytes: int = 0  # bytes of the INT8 initializers: the quantized weights, the same on every run
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -227,6 +228,7 @@ def graph_counts(path: str | Path) -> GraphCounts:
     g = model.graph
     int8_types = {onnx.TensorProto.INT8, onnx.TensorProto.UINT8}
     int8_inits = {t.name for t in g.initializer if t.data_type in int8_types}
+    int8_bytes = sum(int(np.prod(t.dims, dtype=np.int64)) for t in g.initializer if t.data_type in int8_types)
     fp32 = sum(1 for t in g.initializer if t.data_type == onnx.TensorProto.FLOAT)
     ops: dict[str, int] = {}
     for n in g.node:
@@ -241,6 +243,7 @@ def graph_counts(path: str | Path) -> GraphCounts:
         int8_convs=sum(1 for n in convs if len(n.input) > 1 and n.input[1] in dq_from_int8),
         fp32_initializers=fp32,
         ops=ops,
+        int8_bytes=int8_bytes,
     )
 
 
