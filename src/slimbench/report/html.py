@@ -16,6 +16,10 @@ from typing import Any
 
 STYLE = """
 <style>
+/* verdicts first: pytest-html's environment table and results list move below slimbench's summary */
+body { display: flex; flex-direction: column; align-items: flex-start; }
+body > #environment-header, body > #environment { order: 1; }
+body > #results-table, body > .filters, body > .collapse, body > .controls { order: 2; }
 .slimbench { color: #222; margin: 8px 0 16px 0; max-width: 1360px; }
 .slimbench h2 { margin: 14px 0 6px 0; }
 .slimbench p.sb-note { color: #444; margin: 2px 0 6px 0; }
