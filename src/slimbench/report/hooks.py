@@ -88,7 +88,8 @@ def open_baseline(config: pytest.Config, cfg: SuiteConfig) -> BaselineGate:
 
     return open_gate(
         config.getoption("baseline", None),
-        bool(config.getoption("update_baseline", False)),
+        # the despite-failures flag asks for an update too: alone it must not silently write nothing
+        bool(config.getoption("update_baseline", False) or config.getoption("update_baseline_despite_failures", False)),
         cfg.source,
         cfg.baseline,
         Path(config.rootpath),
