@@ -39,3 +39,22 @@ def test_a_column_shows_the_metric_of_its_name_first():
         for c in m.columns:
             if c in metric_specs.SPECS:
                 assert metric_specs.spec_of_column(c).key == c
+
+
+def test_the_terminal_static_table_is_derived_from_the_declarations():
+    from slimbench.metric_specs import METRICS
+    from slimbench.session import static_table
+
+    st = {
+        "params": 681578,
+        "gflops": 2.0965,
+        "file_size_mb": 1.53,
+        "normalized_size_mb": 1.373,
+        "total_channels": 2731,
+        "total_zeroed_channels": 120,
+        "channels_removed_pct": 51.54,
+    }
+    head, row = static_table([("pruned", st)])
+    stored = [m for m in METRICS if m.table == "size" and m.tolerance is not None]
+    assert all(m.label in head for m in stored), head
+    assert row.split() == ["pruned", "681,578", "2.096", "1.53", "1.373", "2,731", "120", "51.5"]

@@ -61,6 +61,23 @@ def build_config(options: SuiteOptions, rootdir: Path, cwd: Path) -> SuiteConfig
     return apply_overrides(cfg, options.overrides, cwd)
 
 
+def static_table(static: list[tuple[str, dict[str, Any]]]) -> list[str]:
+    """The terminal's static figures, one column per stored size-and-structure metric, as its declaration labels
+    and formats it (``slimbench.metric_specs``)."""
+    from slimbench.checks import STATIC_SOURCE
+    from slimbench.metric_specs import METRICS
+
+    specs = [m for m in METRICS if m.table == "size" and m.tolerance is not None]
+    cells = [[m.fmt.format(st[STATIC_SOURCE.get(m.key, m.key)]) for m in specs] for _, st in static]
+    heads = [f"{m.label} ({m.unit})" if m.unit in ("MB", "%") else m.label for m in specs]
+    widths = [max(len(h), *(len(row[i]) for row in cells)) + 2 for i, h in enumerate(heads)]
+    name_w = max(16, *(len(n) + 2 for n, _ in static))
+    out = ["variant".ljust(name_w) + "".join(h.rjust(w) for h, w in zip(heads, widths, strict=True))]
+    for (name, _), row in zip(static, cells, strict=True):
+        out.append(name.ljust(name_w) + "".join(c.rjust(w) for c, w in zip(row, widths, strict=True)))
+    return out
+
+
 class SuiteSession:
     """The state of one benchmark run; fixtures and tests ask it, nothing else keeps globals."""
 
@@ -472,18 +489,8 @@ class SuiteSession:
         static = [(n, f["static"]) for n, f in self.figures.items() if "static" in f]
         if static:
             imgsz = self.settings.imgsz
-            lines.append(f"static figures (GFLOPs at {imgsz}x{imgsz}, batch 1; MB = 1e6 bytes; fp16 MB = normalised)")
-            lines.append(
-                f"{'variant':<16}{'params':>12}{'GFLOPs':>9}{'file MB':>9}{'stored':>9}{'fp16 MB':>9}"
-                f"{'channels':>10}{'removed':>9}{'zeroed':>8}"
-            )
-            for name, st in static:
-                lines.append(
-                    f"{name:<16}{st['params']:>12,}{st['gflops']:>9.2f}{st.get('file_size_mb', float('nan')):>9.2f}"
-                    f"{str(st.get('stored_dtype') or '?'):>9}{st['normalized_size_mb']:>9.2f}"
-                    f"{st['total_channels']:>10,}{st.get('channels_removed_pct', 0.0):>8.1f}%"
-                    f"{st['total_zeroed_channels']:>8,}"
-                )
+            lines.append(f"static figures (GFLOPs at {imgsz}x{imgsz}, batch 1; MB = 1e6 bytes)")
+            lines += static_table(static)
         ratios = [(n, k, r) for n, f in self.figures.items() for k, r in f.get("speed_ratio", {}).items()]
         if ratios:
             lines.append(f"speed ratio vs {self.config.reference} (median of interleaved pairs; < 1 is faster)")
