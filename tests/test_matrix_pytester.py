@@ -5,6 +5,7 @@ empty calibration folder is one line naming it."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -84,6 +85,10 @@ def test_every_cell_is_timed_and_scored(suite):
     assert "benchmark 'matrix-cpu-b1-t1-64': 8 tests" in out
     report = (suite.path / "reports" / "report.html").read_text()
     assert 'id="slimbench-matrix"' in report and "speedup vs accuracy" in report
+    rows = json.loads((suite.path / "reports" / "summary.json").read_text())["matrix"]
+    assert {(r["variant"], r["runtime"], r["precision"]) for r in rows} == {
+        (v, rt, p) for v in ("original", "pruned") for rt in ("onnxruntime", "openvino") for p in ("fp32", "int8")
+    }  # every cell in summary.json too
 
 
 def test_the_matrix_is_off_without_precision(suite):

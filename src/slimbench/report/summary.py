@@ -545,6 +545,8 @@ def build(session: SuiteSession, facts: RunFacts, env: Mapping[str, Any]) -> dic
             "tables": tables(cols),
             "images": images,
             "variants": variants,
+            # the deployment matrix, one row per variant x cell (latency, speedups, agreement, mAP), when it ran
+            "matrix": session.deploy.rows() if getattr(session, "_deploy", None) is not None else [],
             "outputs": facts.outputs,
         }
     )
