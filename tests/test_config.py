@@ -79,7 +79,9 @@ def test_bundled_default_config_parses():
     assert cfg.reference == "original" and set(cfg.variants) == {"original", "pruned", "finetuned"}
     assert cfg.settings.imgsz == 640 and cfg.settings.batch == (1, 8)
     assert cfg.settings.images[0].name == "scene.jpg"
-    assert cfg.limits("pruned").max_zeroed_channels == 0
+    pruned = cfg.limits("pruned")  # the pruned variant has shape limits and an accuracy gate of its own
+    assert pruned.max_params_ratio is not None and pruned.max_map50_95_drop is not None
+    assert cfg.limits("original").max_params_ratio is None  # the reference is not gated against itself
 
 
 @pytest.mark.parametrize(
