@@ -69,30 +69,23 @@ def entry(metrics, imgsz=640):
 
 
 def test_baseline_knows_the_deployment_metrics(tmp_path):
-    metrics = {"params": 10, "onnx_params": 9, "peak_rss_mb[ort-cpu-b8-t2]": 300.0, "inference_mb[cpu-b1-t2]": 40.0}
+    metrics = {"params": 10, "onnx_params": 9, "onnx_weights_mb": 0.5}
     path = tmp_path / "baseline.json"
     path.write_bytes(bl.render({"pruned": entry(metrics)}))
     assert bl.read_baseline(path)["variants"]["pruned"]["metrics"] == dict(sorted(metrics.items()))
+
+
+def test_onnx_is_gated_on_its_graph_and_absolute_memory_is_not_stored(tmp_path):
+    base, worse = entry({"onnx_params": 10}), entry({"onnx_params": 11})
+    assert {r.metric: r.status for r in bl.compare(base, worse)} == {"onnx_params": "regressed"}
+    # absolute memory is the environment's as much as the model's: an older baseline's figures are dropped on read
+    path = tmp_path / "baseline.json"
     path.write_text(
-        '{"schema": "slimbench-baseline", "schema_version": 1, "variants": {"pruned": {"metrics": {"peak_rss_mb": 1}}}}'
+        '{"schema": "slimbench-baseline", "schema_version": 1, "variants": {"pruned": {"metrics": '
+        '{"params": 10, "peak_rss_mb[cpu-b8-t2]": 1000.0, "inference_mb[cpu-b1-t2]": 40.0}}}}'
     )
-    with pytest.raises(SlimbenchError, match="metrics.peak_rss_mb: unknown metric"):
-        bl.read_baseline(path)  # memory needs its runtime/device/batch label
-
-
-def test_memory_is_gated_with_relative_tolerances_and_onnx_on_its_graph():
-    base = entry({"peak_rss_mb[cpu-b8-t2]": 1000.0, "inference_mb[cpu-b8-t2]": 100.0, "onnx_params": 10})
-    noisy = entry({"peak_rss_mb[cpu-b8-t2]": 1090.0, "inference_mb[cpu-b8-t2]": 120.0, "onnx_params": 10})
-    assert {r.status for r in bl.compare(base, noisy)} == {"ok"}
-    worse = entry({"peak_rss_mb[cpu-b8-t2]": 1110.0, "inference_mb[cpu-b8-t2]": 130.0, "onnx_params": 11})
-    assert {r.metric: r.status for r in bl.compare(base, worse)} == {
-        "onnx_params": "regressed",
-        "peak_rss_mb[cpu-b8-t2]": "regressed",
-        "inference_mb[cpu-b8-t2]": "regressed",
-    }
-    other_size = entry({"peak_rss_mb[cpu-b8-t2]": 4000.0}, imgsz=1280)
-    rows = {r.metric: r.status for r in bl.compare(base, other_size)}
-    assert rows["peak_rss_mb[cpu-b8-t2]"] == "not compared" and rows["onnx_params"] == "not measured"
+    assert bl.read_baseline(path)["variants"]["pruned"]["metrics"] == {"params": 10}
+    assert "peak_rss_mb" not in bl.RULES and "inference_mb" not in bl.RULES
 
 
 def test_an_older_baseline_s_onnx_file_size_is_dropped_not_compared(tmp_path):
@@ -103,8 +96,8 @@ def test_an_older_baseline_s_onnx_file_size_is_dropped_not_compared(tmp_path):
 
 def test_a_baseline_from_before_the_deployment_figures_still_compares():
     old = entry({"params": 10})
-    now = entry({"params": 10, "onnx_params": 9, "peak_rss_mb[ort-cpu-b1-t2]": 100.0})
+    now = entry({"params": 10, "onnx_params": 9})
     rows = {r.metric: r.status for r in bl.compare(old, now)}
-    assert rows == {"params": "ok", "onnx_params": "new", "peak_rss_mb[ort-cpu-b1-t2]": "new"}
-    merged = bl.merge_entry(now, entry({"params": 10}))  # a run without memory keeps the stored figures
-    assert merged["metrics"]["peak_rss_mb[ort-cpu-b1-t2]"] == 100.0
+    assert rows == {"params": "ok", "onnx_params": "new"}
+    merged = bl.merge_entry(now, entry({"params": 10}))  # a run without ONNX keeps the stored figures
+    assert merged["metrics"]["onnx_params"] == 9

@@ -142,13 +142,8 @@ def test_deployment_figures_everywhere_and_the_export_cached(suite):
 
     baseline = json.loads((suite.path / "baseline.json").read_text())
     metrics = baseline["variants"]["pruned"]["metrics"]
-    assert {
-        "onnx_params",
-        "onnx_weights_mb",
-        "peak_rss_mb[cpu-b1-t2]",
-        "peak_rss_mb[ort-cpu-b2-t2]",
-        "inference_mb[ort-cpu-b1-t2]",
-    } <= set(metrics)
+    assert {"onnx_params", "onnx_weights_mb"} <= set(metrics)
+    assert not [m for m in metrics if m.startswith(("peak_rss_mb", "inference_mb"))], "memory is reported, not stored"
 
     # a baseline written before the deployment figures existed: they are "new", not failures
     for entry in baseline["variants"].values():

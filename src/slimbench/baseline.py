@@ -98,8 +98,6 @@ DEPENDS: dict[str, tuple[str, ...]] = {
     "agreement_precision": _AGREE,
     **dict.fromkeys(("map50", "map50_95", "precision", "recall"), _ACCURACY),
     "agreement_map50": _DATASET_AGREE,
-    "peak_rss_mb": ("imgsz",),
-    "inference_mb": ("imgsz",),
     "int8_weights_mb": ("calibration",),
     "int8_convs": ("calibration",),
     "cell_agreement_map50": ("imgsz", "conf", "iou", "match_iou", "calibration"),
@@ -115,16 +113,19 @@ def _rule(spec: MetricSpec) -> Rule:
     return Rule(_DIRECTIONS[spec.better], tol, DEPENDS.get(spec.key, _SHAPE), spec.fmt, label)
 
 
-RETIRED = frozenset({"onnx_size_mb"})
+RETIRED = frozenset({"onnx_size_mb", "peak_rss_mb", "inference_mb"})
 """Metric families older baselines hold that are no longer compared (dropped on read, not written again):
-``onnx_size_mb`` drifts between exports of the same checkpoint."""
+``onnx_size_mb`` drifts between exports of the same checkpoint; absolute memory (``peak_rss_mb``,
+``inference_mb``) depends on the environment as much as on the model: the same checkpoint, code and package versions
+read 643 vs 929 MB peak RSS (32 vs 53 MB inference) in two venvs on one machine, as the shared libraries' resident
+pages differ. It is reported; the gate is ``max_memory_ratio``, measured side by side in one run."""
 NA_PREFIX = "n/a"
 """An undefined figure is stored as its reason (``"n/a (0 detections)"``), never as a number."""
 
 _METRIC = re.compile(r"^(?P<family>[a-z0-9_]+)(\[(?P<image>[^\]]+)\])?$")
 _PER_IMAGE = {"detections", "agreement_recall", "agreement_precision"}
-_PER_KEY = {"peak_rss_mb", "inference_mb", "cell_agreement_map50", "cell_map50_95"}
-"""Bracket: a timing label such as "ort-cpu-b8-t2" or a matrix cell such as "ov-int8", not an image."""
+_PER_KEY = {"cell_agreement_map50", "cell_map50_95"}
+"""Bracket: a matrix cell such as "ov-int8", not an image."""
 _SETTINGS_KEYS = {
     "imgsz",
     "conf",
@@ -363,7 +364,6 @@ def measure(session: SuiteSession, name: str) -> dict[str, Any]:
     """This run's baseline entry for a variant: its settings and metrics, from the session's (cached) figures."""
     from slimbench.checkpoint import sha256_of
     from slimbench.detections import agreement
-    from slimbench.timing_key import TimingKey
 
     s = session.settings
     v = session.config.variants[name]
@@ -389,11 +389,6 @@ def measure(session: SuiteSession, name: str) -> dict[str, Any]:
     for key in ("onnx_params", "onnx_weights_mb"):
         if _finite(deployment.get(key)):
             metrics[key] = deployment[key]
-    for key, mem in session.figures[name].get("memory", {}).items():
-        label = TimingKey.parse(key).label
-        for family in _PER_KEY:
-            if _finite(mem.get(family)):
-                metrics[f"{family}[{label}]"] = float(mem[family])
     # smoke mode validates on a few images: the code path, not a figure to compare or store
     accuracy = {} if session.smoke else session.figures[name].get("accuracy", {})
     for key in ACCURACY_KEYS:
