@@ -81,21 +81,29 @@ def test_rows_give_speedups_and_leave_unmeasured_ones_undefined():
 
     cell = {"runtime": "onnxruntime", "precision": "int8", "device": "cpu", "batch": 1, "threads": 2}
     key = cell_key("onnxruntime", "int8", "cpu", 1, 2)
+    ov_key = cell_key("openvino", "int8", "cpu", 1, 2)
     figures = {
         "original": {"forward": {"cpu-b1-t2-640": {"median_s": 0.080}}, "matrix": {key: {**cell, "median_s": 0.040}}},
         "pruned": {
             "matrix": {key: {**cell, "median_s": 0.020}},
             "matrix_accuracy": {"ort-int8": {"agreement_map50": 0.95}},
+            "matrix_vs_torch": {key: {"speedup": 4.5, "reference_median_s": 0.09}},
         },
         "finetuned": {
-            "matrix": {cell_key("openvino", "int8", "cpu", 1, 2): {**cell, "runtime": "openvino", "median_s": 0.02}}
+            "matrix": {ov_key: {**cell, "runtime": "openvino", "median_s": 0.02}},
+            "matrix_vs_torch": {ov_key: {"speedup": 4.0, "reference_median_s": 0.08}},
         },
+        "unpaired": {"matrix": {key: {**cell, "median_s": 0.010}}},
     }
     m = DeployMatrix.__new__(DeployMatrix)
     m.session = _Session(figures)
     rows = {(r["variant"], r["cell"]): r for r in m.rows()}
     pruned = rows[("pruned", key)]
-    assert pruned["speedup_same_cell"] == pytest.approx(2.0) and pruned["speedup_vs_torch_fp32"] == pytest.approx(4.0)
+    assert pruned["speedup_same_cell"] == pytest.approx(2.0)
+    # against torch FP32: the interleaved pairs' figure, not the ratio of medians of separate benchmarks (0.08/0.02)
+    assert pruned["speedup_vs_torch_fp32"] == pytest.approx(4.5) and pruned["torch_fp32_reference_s"] == 0.09
+    unpaired = rows[("unpaired", key)]
+    assert unpaired["speedup_vs_torch_fp32"] is None, "not timed in pairs against torch: undefined, not a guess"
     assert pruned["agreement_map50"] == 0.95
     ov = rows[("finetuned", "ov-int8-cpu-b1-t2")]
     assert ov["speedup_same_cell"] is None, "the reference's OpenVINO cell was not timed: undefined, not 1.0"

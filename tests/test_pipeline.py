@@ -128,6 +128,9 @@ def test_make_fixtures_quick_end_to_end(tmp_path: Path, capsys: pytest.CaptureFi
     assert v["pruned"]["file_bytes"] < 0.45 * v["original"]["file_bytes"]  # both FP16
     assert manifest["pruning"]["channels_removed_pct"] >= 45
     assert manifest["versions"]["ultralytics"] and manifest["dataset"]["seed"] == 0
+    from slimbench.timing import available_cpus
+
+    assert manifest["train_threads"] == available_cpus()  # not ultralytics' cpus - 1 (one idle core on two)
     assert (out / "images" / "scene.jpg").is_file() and (out / "models" / "bn_gamma_hist.png").is_file()
     sparse, pruning = manifest["sparse"], manifest["pruning"]
     assert sparse["method"] == "prox" and len(sparse["history"]) == manifest["plan"]["epochs_sparsity"]

@@ -89,5 +89,10 @@ def test_per_layer_targets_line_up_across_a_c2f_residual_stream() -> None:
         assert 0 < int(first.sum()) < c
         for m in block.m:
             assert torch.equal(w[m.cv2.bn], first)
+    blocks = [b for b in model.modules() if isinstance(b, C2f)]
+    assert len(blocks) > len(streams), "yolov8n's neck C2f blocks do not add their input"
+    for block in blocks:  # both halves of every cv1 lose the same count: the fold back to C2f pads nothing
+        c = block.c
+        assert int(w[block.cv1.bn][:c].sum()) == int(w[block.cv1.bn][c:].sum()) > 0
     units = coupled_units(model)
-    assert sum(len(u) for u in units) == len(batchnorms(model)) + len(streams)  # cv1 appears in two units
+    assert sum(len(u) for u in units) == len(batchnorms(model)) + len(blocks)  # each cv1 appears in two units

@@ -181,6 +181,25 @@ def speed_ratio(session: SuiteSession, name: str, device: str, batch: int, threa
     return session.judge(name, metric, result.median, cell=key, label=f"speed ratio ({where})", note=note)
 
 
+def cell_vs_torch(
+    session: SuiteSession, name: str, runtime: str, precision: str, device: str, batch: int, threads: int
+) -> dict[str, Any]:
+    """A matrix cell against the reference in torch FP32, timed in interleaved pairs, recorded: the whole gain a user
+    gets (pruning, runtime and precision together). Side by side, so drift and whatever else the process holds
+    (OpenVINO's and ONNX Runtime's thread pools) weigh on both; medians of separate benchmarks do not compare (the
+    torch reference read 96 ms in one run and 188 ms in another with OpenVINO loaded). Reported, not gated: the
+    figure depends on the CPU's INT8 instructions."""
+    from slimbench.matrix import cell_key
+    from slimbench.timing import interleaved_ratio
+
+    ref_name = session.reference.name
+    ref_fn = measured(lambda: session.runtime_callable(ref_name, "torch", device, batch, threads))
+    cand_fn = measured(lambda: session.deploy.callable(name, runtime, precision, device, batch, threads))
+    figures = interleaved_ratio(ref_fn, cand_fn, session.settings.speed_pairs).as_dict()
+    session.record(name, "matrix_vs_torch", cell_key(runtime, precision, device, batch, threads), figures)
+    return figures
+
+
 def peak_memory(session: SuiteSession, name: str, device: str, runtime: str, batch: int, threads: int) -> list[str]:
     """Peak memory of inference in a fresh process, recorded; a candidate's ratio to the reference's judged."""
     from slimbench.memory import memory_ratio

@@ -5,9 +5,9 @@ one cell answers it for one combination. The session owns one :class:`DeployMatr
 holds the INT8 files (:mod:`slimbench.quantize`, cached), ONNX Runtime sessions and OpenVINO compiled models per
 cell, and the figures: latency per cell (recorded by the benchmark), agreement of the cell's detections with the
 same variant's FP32 checkpoint on the sample and agreement images, and mAP on the dataset (ONNX Runtime cells:
-ultralytics validates ONNX files through ONNX Runtime). Speedups are read from the recorded medians: against the
-reference in the same cell, and against the reference in torch FP32 (``test_forward``'s figures) when measured;
-otherwise undefined, never 1.0.
+ultralytics validates ONNX files through ONNX Runtime). Speedups: against the reference in the same cell, from the
+recorded medians; against the reference in torch FP32, from interleaved pairs (:func:`slimbench.checks.cell_vs_torch`);
+undefined when not timed, never 1.0.
 
 A variant that fails to quantize or compile fails its cells with one line naming the variant, the runtime and the
 reason; the other cells still run.
@@ -234,8 +234,6 @@ class DeployMatrix:
     def rows(self) -> list[dict[str, Any]]:
         """One row per recorded cell: latency, speedups (undefined when the reference cell was not timed),
         agreement and mAP when measured."""
-        from slimbench.timing_key import TimingKey
-
         s = self.session
         ref = s.figures[s.reference.name]
         out = []
@@ -246,9 +244,9 @@ class DeployMatrix:
                 median = cell.get("median_s")
                 same = ref.get("matrix", {}).get(key, {}).get("median_s")
                 row["speedup_same_cell"] = same / median if same and median else None
-                torch_key = str(TimingKey.of("torch", cell["device"], cell["batch"], cell["threads"], s.settings.imgsz))
-                torch_ref = ref.get("forward", {}).get(torch_key, {}).get("median_s")
-                row["speedup_vs_torch_fp32"] = torch_ref / median if torch_ref and median else None
+                vs_torch = figs.get("matrix_vs_torch", {}).get(key, {})
+                row["speedup_vs_torch_fp32"] = vs_torch.get("speedup")  # interleaved pairs; None: not timed
+                row["torch_fp32_reference_s"] = vs_torch.get("reference_median_s")
                 out.append(row)
         return out
 

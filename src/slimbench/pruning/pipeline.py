@@ -17,6 +17,7 @@ from typing import Any
 from slimbench.checkpoint import load_detector, save_detector, sha256_of
 from slimbench.errors import SlimbenchError
 from slimbench.files import atomic_write_bytes
+from slimbench.timing import available_cpus
 
 VARIANT_NAMES = ("original", "pruned", "finetuned")
 
@@ -33,7 +34,7 @@ class FixturePlan:
     batch: int = 32
     epochs_original: int = 26
     epochs_sparsity: int = 10
-    epochs_finetune: int = 30
+    epochs_finetune: int = 15
     sparsity: float = 4.0  # lambda: the subgradient's strength, or the proximal recipe's final lambda
     sparsity_method: str = "prox"  # or "subgradient": slimbench.pruning.sparsity (lr, ramp below)
     sparsity_lr: float = 0.003  # "prox" only: the SGD learning rate of the sparsity stage
@@ -375,6 +376,7 @@ def make_fixtures(
         "versions": _library_versions(),
         "stage_seconds": stages,
         "total_seconds": round(time.time() - t0, 1),
+        "train_threads": available_cpus(),  # torch threads of every training stage (slimbench.pruning.training)
     }
     atomic_write_bytes(out / "manifest.json", (json.dumps(manifest, indent=2) + "\n").encode())
     log(f"[make-fixtures] done in {manifest['total_seconds']:.0f} s -> {out / 'manifest.json'}")

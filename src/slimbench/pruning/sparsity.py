@@ -186,23 +186,30 @@ Unit = list[tuple[nn.BatchNorm2d, slice]]
 
 
 def coupled_units(model: nn.Module) -> list[Unit]:
-    """Every BN layer as its own unit, except C2f's residual stream: the second half of ``cv1`` and the ``cv2`` of each
-    Bottleneck that adds its input are one channel group (x + cv2(cv1(x))), which the pruning step removes only
-    where *all* of them are near zero. Targeting them apart leaves zeros that never line up (measured: the
-    backbone's residual streams kept every channel, GFLOPs 0.31x instead of 0.25x)."""
+    """Every BN layer as its own unit, except C2f's (and C3k2's) ``cv1``, whose two halves are two units, since the
+    pruning step splits them into two convs and folds them back padded to the wider half: targeted apart as one
+    layer, the halves lose unequal counts and the fold pads the difference with zero channels that still cost FLOPs
+    (measured: 120 zero channels in the neck's C2f blocks, GFLOPs 0.256x). C2f's residual stream is one unit too: the
+    second half of ``cv1`` and the ``cv2`` of each Bottleneck that adds its input (x + cv2(cv1(x))), which the pruning
+    step removes only where *all* of them are near zero. Targeting them apart leaves zeros that never line up
+    (measured: the backbone's residual streams kept every channel, GFLOPs 0.31x instead of 0.25x)."""
     from ultralytics.nn.modules.block import Bottleneck, C2f
 
     units: list[Unit] = []
     claimed: set[nn.Module] = set()
     for block in model.modules():
-        if not isinstance(block, C2f) or not len(block.m):
-            continue
-        if not all(isinstance(b, Bottleneck) and b.add for b in block.m):
+        if not isinstance(block, C2f) or not hasattr(block, "c"):
             continue
         c, bn1 = block.c, block.cv1.bn
+        if bn1.num_features != 2 * c:
+            continue
         units.append([(bn1, slice(0, c))])
-        units.append([(bn1, slice(c, 2 * c)), *[(b.cv2.bn, slice(None)) for b in block.m]])
-        claimed.update([bn1, *[b.cv2.bn for b in block.m]])
+        second: Unit = [(bn1, slice(c, 2 * c))]
+        if len(block.m) and all(isinstance(b, Bottleneck) and b.add for b in block.m):
+            second.extend((b.cv2.bn, slice(None)) for b in block.m)
+            claimed.update(b.cv2.bn for b in block.m)
+        units.append(second)
+        claimed.add(bn1)
     units.extend([(bn, slice(None))] for bn in batchnorms(model) if bn not in claimed)
     return units
 
