@@ -4,7 +4,11 @@ fixtures (variant, candidate, device, batch, image, runtime) for the tests here.
 --slimbench-smoke) are declared here, not globally, so their generic names cannot clash with other projects'
 conftests."""
 
+import pytest
+
 from slimbench.plugin import add_suite_options as pytest_addoption  # noqa: F401
+
+pytest.register_assert_rewrite("slimbench.suite")  # the tests here are imported from there: full assert messages
 
 slimbench_suite = True
 

@@ -1,11 +1,5 @@
-"""The speed gate: candidate time / reference time, timed in interleaved pairs, median compared with the
-candidate's limit for the runtime: max_speed_ratio (torch) or max_ort_speed_ratio (ONNX Runtime, on the ONNX
-exports). A ratio measured side by side survives a noisy machine; an absolute time does not. Pruning gains differ
-by runtime, hence one limit per runtime.
-"""
+"""The tests are src/slimbench/suite/test_speed_ratio.py, shipped in the package (what `slimbench init` copies).
 
-from slimbench.checks import speed_ratio
+Imported here, one source, so that this folder's conftest.py runs them on the bundled variants."""
 
-
-def test_speed_ratio(slimbench, candidate, device, batch, threads, runtime):
-    slimbench.gate(speed_ratio(slimbench, candidate.name, device, batch, threads, runtime))
+from slimbench.suite.test_speed_ratio import *  # noqa: F403

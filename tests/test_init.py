@@ -33,13 +33,23 @@ def _init(folder: Path, *extra: str) -> list[str]:
     ]
 
 
-def test_shipped_tests_are_the_repositorys_benchmarks():
-    """The package ships benchmarks/test_*.py (an installed slimbench has no repository); they must not drift."""
-    shipped = suite_tests()
-    local = {p.name: p.read_bytes() for p in (ROOT / "benchmarks").glob("test_*.py")}
-    assert sorted(shipped) == sorted(local), "run: cp benchmarks/test_*.py src/slimbench/suite/"
-    for name, data in local.items():
-        assert shipped[name] == data, f"src/slimbench/suite/{name} differs: cp benchmarks/{name} src/slimbench/suite/"
+def test_the_repositorys_benchmarks_are_the_shipped_suite():
+    """One source: each benchmarks/test_*.py imports the tests the package ships (slimbench/suite/, what ``slimbench
+    init`` copies, since an installed slimbench has no repository), so the two cannot drift."""
+    import importlib
+    import inspect
+
+    local = sorted((ROOT / "benchmarks").glob("test_*.py"))
+    assert sorted(p.name for p in local) == sorted(suite_tests()), "every shipped test module has one in benchmarks/"
+    for p in local:
+        shipped = importlib.import_module(f"slimbench.suite.{p.stem}")
+        spec = importlib.util.spec_from_file_location(f"_bench_{p.stem}", p)
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        tests = {n for n, f in inspect.getmembers(shipped, inspect.isfunction) if n.startswith("test_")}
+        assert tests, f"{shipped.__name__} has no tests"
+        for n in tests | {"pytest_generate_tests", "pytestmark"} & set(vars(shipped)):
+            assert getattr(mod, n, None) is getattr(shipped, n), f"{p}: {n} is not the shipped suite's"
 
 
 def test_init_writes_a_suite_that_pytest_runs(tmp_path, capsys):
