@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tiny_models
+import torch
 
 from slimbench.accuracy import (
     agreement_score,
@@ -220,9 +221,31 @@ def test_map_of_bundled_original_matches_ultralytics_val(bundled, tmp_path):
     assert ours["map50_95"] == pytest.approx(float(direct.box.map), abs=1e-9)
     assert ours["precision"] == pytest.approx(float(direct.box.mp), abs=1e-9)
     assert ours["recall"] == pytest.approx(float(direct.box.mr), abs=1e-9)
+    assert ours["predictions"] > 0
     recorded = json.loads(bundled["manifest"].read_text())["variants"]["original"]
     assert ours["map50_95"] == pytest.approx(recorded["map50_95"], abs=0.005), "the build measured the same"
     assert not list((bundled["root"] / "cache" / "val-runs").iterdir()), "validator scratch removed"
+
+
+def test_precision_is_undefined_when_the_validator_scores_no_box(bundled, tmp_path):
+    """ultralytics reports precision 0.0 for a model that predicts nothing; 0 of 0 is undefined, never 0 or 1."""
+    from ultralytics import YOLO
+    from ultralytics.nn.modules.head import Detect
+
+    from slimbench.accuracy import run_validator, write_val_yaml
+
+    ds = read_dataset(bundled_dataset(bundled["root"] / "cache", bundled_params(bundled["manifest"])))
+    blind = YOLO(str(bundled["original"]))
+    yaml = write_val_yaml(ds, dict(blind.names), tmp_path / "data", limit=8)
+    seeing = run_validator(blind, yaml, 256, workdir=tmp_path / "runs")
+    assert seeing["predictions"] > 0 and 0 < seeing["precision"] <= 1
+    head = next(m for m in blind.model.modules() if isinstance(m, Detect))
+    with torch.no_grad():
+        for branch in head.cv3:  # class logits -> sigmoid ~ 0: no box passes conf 0.001
+            branch[-1].bias.fill_(-50.0)
+    figs = run_validator(blind, yaml, 256, workdir=tmp_path / "runs")
+    assert figs["predictions"] == 0 and figs["precision"] is None
+    assert figs["map50_95"] == 0.0 and figs["recall"] == 0.0  # labelled boxes, none found: defined, and zero
 
 
 def test_agreement_is_one_with_itself_and_drops_when_damaged(bundled):

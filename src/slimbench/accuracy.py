@@ -307,16 +307,24 @@ def write_val_yaml(ds: Dataset, names: Names, out_dir: Path, limit: int | None =
 
 def run_validator(
     model: YOLO, data: str | Path, imgsz: int, device: str = "cpu", workdir: Path | None = None, batch: int = VAL_BATCH
-) -> dict[str, float]:
+) -> dict[str, Any]:
     """mAP50, mAP50-95, precision and recall of ``model`` on ``data``'s val split, by ultralytics' validator.
 
     Runs on a copy (the validator fuses the model in place), writes nothing outside ``workdir`` (a temp folder,
-    removed afterwards) and never downloads.
+    removed afterwards) and never downloads. ``predictions`` counts the boxes the validator scored: with none,
+    precision is undefined (0 of 0, None), where ultralytics reports 0.0; mAP and recall stay 0, which is what
+    finding none of the labelled boxes is worth.
     """
     net = copy.deepcopy(model)
     parent = Path(workdir) if workdir is not None else None
     if parent is not None:
         parent.mkdir(parents=True, exist_ok=True)
+    seen = {"predictions": 0}
+
+    def count_predictions(validator: Any) -> None:  # the stats are cleared once the metrics are computed
+        seen["predictions"] = sum(len(c) for c in validator.metrics.stats.get("conf", []))
+
+    net.add_callback("on_val_batch_end", count_predictions)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(dir=parent, prefix="val-") as tmp, _offline_dataset_check():
         m = net.val(
@@ -335,8 +343,9 @@ def run_validator(
     return {
         "map50": float(m.box.map50),
         "map50_95": float(m.box.map),
-        "precision": float(m.box.mp),
+        "precision": float(m.box.mp) if seen["predictions"] else None,
         "recall": float(m.box.mr),
+        "predictions": seen["predictions"],
         "seconds": round(time.perf_counter() - t0, 2),
     }
 
