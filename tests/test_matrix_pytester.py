@@ -78,7 +78,7 @@ def test_every_cell_is_timed_and_scored(suite):
     result = run(suite, "--precision", "fp32,int8", "--runtime", "torch,onnxruntime,openvino", "--calibration", "calib")
     out = result.stdout.str()
     assert result.ret == 0, out
-    result.assert_outcomes(passed=16)  # (latency + agreement) x 2 variants x 2 runtimes x 2 precisions
+    result.assert_outcomes(passed=24)  # (latency + vs torch + agreement) x 2 variants x 2 runtimes x 2 precisions
     assert "deployment matrix vs original (INT8: ONNX Runtime static QDQ, MinMax calibration, per-channel" in out
     for cell in ("ort-fp32-cpu-b1-t1", "ort-int8-cpu-b1-t1", "ov-fp32-cpu-b1-t1", "ov-int8-cpu-b1-t1"):
         assert f"pruned      {cell}" in out, cell
@@ -89,6 +89,8 @@ def test_every_cell_is_timed_and_scored(suite):
     assert {(r["variant"], r["runtime"], r["precision"]) for r in rows} == {
         (v, rt, p) for v in ("original", "pruned") for rt in ("onnxruntime", "openvino") for p in ("fp32", "int8")
     }  # every cell in summary.json too
+    for r in rows:  # against the reference in torch FP32, timed in interleaved pairs in every cell
+        assert r["speedup_vs_torch_fp32"] > 0 and r["torch_fp32_reference_s"] > 0, r
 
 
 def test_the_matrix_is_off_without_precision(suite):
@@ -113,13 +115,13 @@ def test_a_variant_that_fails_to_quantize_is_named_and_the_rest_runs(suite, monk
     monkeypatch.setattr(quantize, "_run_quantizer", fails_for_pruned)
     result = run(suite, "--precision", "fp32,int8", "--runtime", "onnxruntime", "--calibration", "calib")
     out = result.stdout.str()
-    result.assert_outcomes(passed=6, failed=2)
-    assert out.count("pruned: INT8 quantization failed (RuntimeError: unsupported node)") >= 2
+    result.assert_outcomes(passed=9, failed=3)  # pruned's INT8 cell: latency, vs torch, agreement
+    assert out.count("pruned: INT8 quantization failed (RuntimeError: unsupported node)") >= 3
 
 
 def test_an_empty_calibration_folder_is_one_line_naming_it(suite):
     (suite.path / "empty").mkdir()
     result = run(suite, "--precision", "int8", "--runtime", "onnxruntime", "--calibration", "empty")
     out = result.stdout.str()
-    result.assert_outcomes(failed=4)
+    result.assert_outcomes(failed=6)
     assert f"{suite.path / 'empty'}: no calibration images in the folder" in out
