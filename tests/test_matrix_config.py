@@ -94,6 +94,7 @@ def test_rows_give_speedups_and_leave_unmeasured_ones_undefined():
             "matrix_vs_torch": {ov_key: {"speedup": 4.0, "reference_median_s": 0.08}},
         },
         "unpaired": {"matrix": {key: {**cell, "median_s": 0.010}}},
+        "paired_only": {"matrix_vs_torch": {key: {**cell, "speedup": 3.0, "reference_median_s": 0.09}}},
     }
     m = DeployMatrix.__new__(DeployMatrix)
     m.session = _Session(figures)
@@ -104,12 +105,17 @@ def test_rows_give_speedups_and_leave_unmeasured_ones_undefined():
     assert pruned["speedup_vs_torch_fp32"] == pytest.approx(4.5) and pruned["torch_fp32_reference_s"] == 0.09
     unpaired = rows[("unpaired", key)]
     assert unpaired["speedup_vs_torch_fp32"] is None, "not timed in pairs against torch: undefined, not a guess"
+    paired = rows[("paired_only", key)]  # timed only in pairs (-k vs_torch): a row, its latency undefined
+    assert paired["speedup_vs_torch_fp32"] == 3.0 and paired.get("median_s") is None
+    assert paired["speedup_same_cell"] is None
     assert pruned["agreement_map50"] == 0.95
     ov = rows[("finetuned", "ov-int8-cpu-b1-t2")]
     assert ov["speedup_same_cell"] is None, "the reference's OpenVINO cell was not timed: undefined, not 1.0"
     assert ov["speedup_vs_torch_fp32"] == pytest.approx(4.0)
     lines = m.summary_lines()
     assert any(line.startswith("finetuned") and "n/a" in line for line in lines)
+    only = next(line for line in lines if line.startswith("paired_only")).split()
+    assert only[2:5] == ["n/a", "n/a", "n/a"] and only[6] == "3.00", "no latency timed: n/a, not 0.0"
 
 
 class _Accuracy:

@@ -198,6 +198,7 @@ def cell_vs_torch(
     ref_fn = measured(lambda: session.runtime_callable(ref_name, "torch", device, batch, threads))
     cand_fn = measured(lambda: session.deploy.callable(name, runtime, precision, device, batch, threads))
     figures = interleaved_ratio(ref_fn, cand_fn, session.settings.speed_pairs).as_dict()
+    figures.update(runtime=runtime, precision=precision, device=device, batch=batch, threads=threads)
     session.record(name, "matrix_vs_torch", cell_key(runtime, precision, device, batch, threads), figures)
     return figures
 

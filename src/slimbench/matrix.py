@@ -237,14 +237,17 @@ class DeployMatrix:
         s = self.session
         ref = s.figures[s.reference.name]
         out = []
+        axes = ("runtime", "precision", "device", "batch", "threads")
         for name, figs in s.figures.items():
-            for key, cell in figs.get("matrix", {}).items():
+            timed, paired = figs.get("matrix", {}), figs.get("matrix_vs_torch", {})
+            for key in dict.fromkeys([*timed, *paired]):  # a cell timed alone, in pairs against torch, or both
+                cell = timed.get(key) or {a: paired[key][a] for a in axes}
                 acc = figs.get("matrix_accuracy", {}).get(accuracy_key(cell["runtime"], cell["precision"]), {})
                 row = {"variant": name, "cell": key, **acc, **cell}
                 median = cell.get("median_s")
                 same = ref.get("matrix", {}).get(key, {}).get("median_s")
                 row["speedup_same_cell"] = same / median if same and median else None
-                vs_torch = figs.get("matrix_vs_torch", {}).get(key, {})
+                vs_torch = paired.get(key, {})
                 row["speedup_vs_torch_fp32"] = vs_torch.get("speedup")  # interleaved pairs; None: not timed
                 row["torch_fp32_reference_s"] = vs_torch.get("reference_median_s")
                 out.append(row)
@@ -270,9 +273,10 @@ class DeployMatrix:
             f"{'agr mAP50':>10}{'mAP50-95':>9}"
         )
         for r in rows:
+            p50, p99 = (r.get(k) * 1e3 if isinstance(r.get(k), (int, float)) else None for k in ("median_s", "p99_s"))
             lines.append(
-                f"{r['variant']:<12}{r['cell']:<22}{f(r.get('median_s', 0) * 1e3, '{:.1f}'):>8}"
-                f"{f(r.get('p99_s', float('nan')) * 1e3, '{:.1f}'):>8}{f(r.get('fps'), '{:.1f}'):>8}"
+                f"{r['variant']:<12}{r['cell']:<22}{f(p50, '{:.1f}'):>8}"
+                f"{f(p99, '{:.1f}'):>8}{f(r.get('fps'), '{:.1f}'):>8}"
                 f"{f(r.get('speedup_same_cell'), '{:.2f}'):>8}{f(r.get('speedup_vs_torch_fp32'), '{:.2f}'):>8}"
                 f"{f(r.get('agreement_map50'), '{:.3f}'):>10}{f(r.get('map50_95'), '{:.3f}'):>9}"
             )
