@@ -187,10 +187,9 @@ def cell_vs_torch(
     session: SuiteSession, name: str, runtime: str, precision: str, device: str, batch: int, threads: int
 ) -> dict[str, Any]:
     """A matrix cell against the reference in torch FP32, timed in interleaved pairs, recorded: the whole gain a user
-    gets (pruning, runtime and precision together). Side by side, so drift and whatever else the process holds
-    (OpenVINO's and ONNX Runtime's thread pools) weigh on both; medians of separate benchmarks do not compare (the
-    torch reference read 96 ms in one run and 188 ms in another with OpenVINO loaded). Reported, not gated: the
-    figure depends on the CPU's INT8 instructions."""
+    gets (pruning, runtime and precision together). Side by side, so drift and whatever else runs on the machine
+    weigh on both; medians of separate benchmarks minutes apart do not compare (the same torch reference read 96 ms
+    in one run and 188 ms in another). Reported, not gated: the figure depends on the CPU's INT8 instructions."""
     from slimbench.matrix import cell_key
     from slimbench.timing import interleaved_ratio
 
