@@ -180,3 +180,19 @@ def test_the_report_block_has_the_matrix_and_the_chart():
     assert "MinMax calibration, per-channel" in html and "data:image/png;base64," in html
     assert table(rows[1:]).count("<td>n/a</td>") >= 3, "undefined figures are n/a, never 1.0 or 0.0"
     assert section([], None) == ""
+
+
+def test_the_chart_plots_map_when_every_cell_has_it_and_leaves_undefined_points_out():
+    from slimbench.matrix_report import chart_points
+
+    cell = {"variant": "pruned", "speedup_vs_torch_fp32": 4.0, "agreement_map50": 0.99, "map50_95": 0.76}
+    rows = [
+        {**cell, "cell": "ov-int8-cpu-b1-t2"},
+        {**cell, "cell": "ort-fp32-cpu-b1-t2", "speedup_vs_torch_fp32": None, "speedup_same_cell": 2.0},
+        {**cell, "cell": "ort-int8-cpu-b1-t2", "speedup_vs_torch_fp32": float("nan"), "speedup_same_cell": None},
+    ]
+    label, points = chart_points(rows)
+    assert label == "mAP50-95 on the dataset"
+    assert points == [(4.0, 0.76, "pruned", "ov-int8"), (2.0, 0.76, "pruned", "ort-fp32")]  # no speedup: left out
+    label, points = chart_points([*rows, {**cell, "cell": "ov-fp32-cpu-b1-t2", "map50_95": None}])
+    assert label == "agreement mAP50 with the FP32 checkpoint" and [p[1] for p in points] == [0.99] * 3

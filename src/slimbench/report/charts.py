@@ -148,7 +148,9 @@ def render_all(summary: Mapping[str, Any], rounds: Mapping[str, Mapping[str, Seq
     def one(key: str, scale: float = 1.0) -> dict[str, dict[str, float | None]]:
         return {"": {n: (by[n].get(key) * scale if by[n].get(key) is not None else None) for n in variants}}
 
-    no_rounds = "no benchmark rounds in this run\n(benchmarks disabled: --benchmark-disable or --slimbench-smoke)"
+    no_rounds = (  # test_forward deselected (-m matrix, -k) or pytest-benchmark disabled: say both, not one guess
+        "no forward benchmark rounds in this run\n(not selected, or --benchmark-disable / --slimbench-smoke)"
+    )
     size = {
         "file as stored": {n: by[n].get("file_size_mb") for n in variants},
         "FP16-normalised": {n: by[n].get("normalized_size_mb") for n in variants},
