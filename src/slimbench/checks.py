@@ -114,10 +114,12 @@ def dataset_map(session: SuiteSession, name: str) -> list[str]:
         figs, ref = session.map_metrics(name), session.map_metrics(session.reference.name)
     except SlimbenchError as e:  # the default dataset could not be generated, say: one line, no traceback
         fail(str(e))
+    from slimbench.accuracy import NA_NO_PREDICTIONS
+
     for key in ("map50", "map50_95", "recall", "predictions", "data", "val_images", "val_imgsz", "device", "seconds"):
-        session.record(name, "accuracy", key, figs.get(key))
-    no_boxes = "n/a (no predicted boxes on the val split: 0 of 0)"
-    session.record(name, "accuracy", "precision", no_boxes if figs["precision"] is None else figs["precision"])
+        session.record(name, "accuracy", key, figs[key])
+    precision = figs["precision"]
+    session.record(name, "accuracy", "precision", NA_NO_PREDICTIONS if precision is None else precision)
     if name == session.reference.name:
         return []
     drop = ref["map50_95"] - figs["map50_95"]

@@ -47,28 +47,22 @@ MARKERS = {"ort-fp32": "o", "ort-int8": "s", "ov-fp32": "^", "ov-int8": "D"}
 within 0.01 of each other in accuracy)."""
 
 
-def _number(v: Any) -> float | None:
-    return float(v) if isinstance(v, (int, float)) and v == v else None
-
-
 def chart_points(rows: Sequence[Mapping[str, Any]]) -> tuple[str, list[tuple[float, float, str, str]]]:
     """(y axis, points (x, y, variant, runtime-precision)): x = speedup vs the reference in torch FP32 (else in the
     same cell); y = mAP50-95 on the dataset when every plotted cell has it, else agreement mAP50 with the FP32
     checkpoint. Cells missing either figure are left out (undefined is not plotted)."""
-    xs = [(r, _number(r.get("speedup_vs_torch_fp32")) or _number(r.get("speedup_same_cell"))) for r in rows]
+    from slimbench.runtime_accuracy import defined
+
+    xs = [(r, defined(r.get("speedup_vs_torch_fp32")) or defined(r.get("speedup_same_cell"))) for r in rows]
     xs = [(r, x) for r, x in xs if x is not None]
-    use_map = bool(xs) and all(_number(r.get("map50_95")) is not None for r, _ in xs)
-    key, label = (
-        ("map50_95", "mAP50-95 on the dataset")
-        if use_map
-        else (
-            "agreement_map50",
-            "agreement mAP50 with the FP32 checkpoint",
-        )
-    )
+    use_map = bool(xs) and all(defined(r.get("map50_95")) is not None for r, _ in xs)
+    if use_map:
+        key, label = "map50_95", "mAP50-95 on the dataset"
+    else:
+        key, label = "agreement_map50", "agreement mAP50 with the FP32 checkpoint"
     points = []
     for r, x in xs:
-        y = _number(r.get(key))
+        y = defined(r.get(key))
         if y is not None:
             points.append((x, y, str(r["variant"]), "-".join(str(r["cell"]).split("-")[:2])))
     return label, points
