@@ -107,6 +107,30 @@ def test_finetune_missing_dataset(tmp_path: Path, detector: Path, capsys: pytest
     assert not out.exists()
 
 
+@pytest.mark.parametrize(
+    ("extra", "needles"),
+    [
+        (["--layer-target", "model.22"], ("--layer-target", "NAME=SHARE", "'model.22'")),
+        (["--layer-target", "model.22=1.5"], ("--layer-target", "model.22=1.5")),
+        (
+            ["--per-layer", "--target", "0.6", "--layer-target", "model.99=0.7"],
+            ("--layer-target model.99", "no BatchNorm"),
+        ),
+        (["--layer-target", "model.22=0.7"], ("--layer-target", "need --per-layer and --target")),
+    ],
+)
+def test_sparsify_layer_target_errors(
+    tmp_path: Path, detector: Path, capsys: pytest.CaptureFixture[str], extra: list[str], needles: tuple[str, ...]
+) -> None:
+    """A mistyped or unusable layer target is one line before any training, not a share applied to nothing."""
+    data = tmp_path / "data.yaml"
+    data.write_text("path: .\n")
+    out = tmp_path / "sparse.pt"
+    rc, err = _run(["sparsify", str(detector), "--data", str(data), "--out", str(out), *extra], capsys)
+    _assert_one_line_error(rc, err, *needles)
+    assert not out.exists()
+
+
 def test_console_script_exit_code(tmp_path: Path) -> None:
     """The installed entry point behaves like main(): exit 2 and one stderr line."""
     proc = subprocess.run(

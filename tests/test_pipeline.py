@@ -77,6 +77,47 @@ def test_proximal_sparsity_drives_targeted_scales_to_zero_in_the_saved_ema(
         assert b1.weight.float().abs().max() > 0.5 * b0.weight.float().abs().max()
 
 
+def test_layer_targets_sparsify_their_module_harder_in_training(trained: Path, tiny_data: Path, tmp_path: Path) -> None:
+    """A per-layer target of 0.5 with the Detect head at 0.75: the saved EMA has about those shares near zero."""
+    recipe = SparsityRecipe(
+        lam=200.0, ramp=0.0, target=0.5, per_layer=True, round_to=8, layer_targets=(("model.22", 0.75),)
+    )
+    out = train(
+        trained, tiny_data, epochs=2, imgsz=128, batch=8, project=tmp_path, name="heavy", recipe=recipe, lr0=0.01
+    )
+    saved = load_detector(out.last).model
+    head, tower = saved.model[22], saved.model[22].cv2[0][0].bn  # 64 channels: 48 targeted
+    zero = int((tower.weight.float().abs() < 0.01 * tower.weight.float().abs().max()).sum())
+    assert zero >= 44, zero
+    rest = [bn for bn in batchnorms(saved) if not any(bn is m for m in head.modules())]
+    below = sum(int((bn.weight.float().abs() < 0.01 * bn.weight.float().abs().max()).sum()) for bn in rest)
+    assert below <= 0.55 * sum(bn.num_features for bn in rest), below  # the rest at most half (and its rounding)
+
+
+def test_plan_heavy_target_reaches_the_recipe_for_the_latency_heavy_layers(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """make-fixtures' sparsity stage hands ``sparsity_heavy_target`` to the recipe for the layers that
+    latency_layers finds in the model it starts from (no training: ``train`` is replaced by a recorder)."""
+    from dataclasses import replace
+
+    from ultralytics.nn.tasks import DetectionModel
+
+    from slimbench.checkpoint import save_detector
+    from slimbench.pruning import pipeline, training
+
+    start = save_detector(DetectionModel("yolo11n.yaml", nc=3, verbose=False), tmp_path / "o.pt")
+    seen: dict[str, SparsityRecipe] = {}
+    monkeypatch.setattr(training, "train", lambda *a, recipe, **kw: seen.update(recipe=recipe))
+    plan = replace(pipeline.FixturePlan(), sparsity_heavy_target=0.75)
+    pipeline._sparsify(start, tmp_path / "data.yaml", plan, {"batch": 8})
+    targets = dict(seen["recipe"].layer_targets)
+    assert targets["model.23"] == 0.75 and targets["model.9.cv1"] == 0.75 and targets["model.16"] == 0.75
+    assert "model.22" not in targets and seen["recipe"].target == plan.sparsity_target
+    pipeline._sparsify(start, tmp_path / "data.yaml", pipeline.FixturePlan(), {"batch": 8})  # the bundled plan: off
+    assert seen["recipe"].layer_targets == ()
+
+
 def test_finetune_keeps_the_pruned_shape(trained: Path, tiny_data: Path, tmp_path: Path) -> None:
     pruned = tmp_path / "pruned.pt"
     assert main(["prune", str(trained), "--ratio", "0.5", "--out", str(pruned)]) == 0

@@ -96,3 +96,42 @@ def test_per_layer_targets_line_up_across_a_c2f_residual_stream() -> None:
         assert int(w[block.cv1.bn][:c].sum()) == int(w[block.cv1.bn][c:].sum()) > 0
     units = coupled_units(model)
     assert sum(len(u) for u in units) == len(batchnorms(model)) + len(blocks)  # each cv1 appears in two units
+
+
+def test_layer_targets_replace_the_share_under_their_module_only() -> None:
+    """``layer_shares`` (the recipe's layer_targets) thin the named module harder; ``model.2`` is not ``model.22``."""
+    from ultralytics.nn.tasks import DetectionModel
+
+    model = DetectionModel("yolov8n.yaml", nc=3, verbose=False)
+    head, neighbour = model.model[22].cv2[0][0].bn, model.model[21].cv2.bn  # 64 channels each
+    plain = targeted_weights(model, 0.6, per_layer=True, round_to=8)
+    heavy = targeted_weights(model, 0.6, per_layer=True, round_to=8, layer_shares={"model.2": 0.0, "model.22": 0.75})
+    assert int(plain[head].sum()) == 32 and int(heavy[head].sum()) == 48  # 64 - 16 kept at 0.75
+    assert torch.equal(heavy[neighbour], plain[neighbour])  # model.21 is under neither name
+    assert int(heavy[model.model[2].cv2.bn].sum()) == 0  # model.2's own share, 0: nothing targeted
+
+
+def test_recipe_refuses_layer_targets_it_cannot_apply() -> None:
+    with pytest.raises(SlimbenchError, match=r"model\.22=1: the share must be in \[0, 1\)"):
+        SparsityRecipe(target=0.6, per_layer=True, layer_targets=(("model.22", 1.0),))
+    with pytest.raises(SlimbenchError, match="needs a per-layer target share"):
+        SparsityRecipe(target=0.6, layer_targets=(("model.22", 0.7),))
+
+
+@pytest.mark.parametrize(
+    ("cfg", "p3_neck", "head"), [("yolov8n.yaml", 15, 22), ("yolo11n.yaml", 16, 23), ("yolo26n.yaml", 16, 23)]
+)
+def test_latency_heavy_layers_are_the_high_resolution_maps_sppf_and_the_head(cfg: str, p3_neck: int, head: int) -> None:
+    """Found by output stride and module type, so every family gets its own indices."""
+    from ultralytics.nn.tasks import DetectionModel
+
+    from slimbench.pruning.latency_layers import latency_heavy_layers
+    from slimbench.pruning.sparsity import unmatched_layer_targets
+
+    model = DetectionModel(cfg, nc=3, verbose=False)
+    names = latency_heavy_layers(model)
+    stem = [f"model.{i}" for i in range(5)]  # stride 2, 4, 4, 8, 8; model.5 is the first at stride 16
+    assert names == [*stem, "model.9.cv1", f"model.{p3_neck}", f"model.{head}"]
+    assert unmatched_layer_targets(model, names) == []
+    upsample = next(f"model.{i}" for i, m in enumerate(model.model) if isinstance(m, nn.Upsample))
+    assert unmatched_layer_targets(model, [upsample, "model.99", "model.2"]) == [upsample, "model.99"]  # no BN

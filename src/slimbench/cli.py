@@ -44,6 +44,20 @@ _fraction = _number(float, lambda v: 0.0 < v < 1.0, "a number in (0, 1)")  # rat
 _non_negative = _number(float, lambda v: v >= 0, "a number >= 0")
 
 
+def _layer_target(text: str) -> tuple[str, float]:
+    """An argparse type for ``--layer-target NAME=SHARE``: a module name and a share in [0, 1)."""
+    name, sep, value = text.partition("=")
+    try:
+        share = float(value)
+    except ValueError:
+        share = -1.0
+    if not sep or not name or not 0.0 <= share < 1.0:
+        raise argparse.ArgumentTypeError(
+            f"expected NAME=SHARE with a share in [0, 1), e.g. model.22=0.75, got {text!r}"
+        )
+    return name, share
+
+
 def _check_output(out: Path, inputs: Sequence[Path], force: bool) -> None:
     """Refuse an output that is one of the inputs, or that exists when --force was not given."""
     for src in inputs:
@@ -118,6 +132,22 @@ def cmd_train(a: argparse.Namespace) -> int:
     return 0
 
 
+def _layer_targets(a: argparse.Namespace, model: Any) -> tuple[tuple[str, float], ...]:
+    """--heavy-target's layers, then each --layer-target (a later one wins); a name that holds no BatchNorm of the
+    model is refused in one line rather than targeting nothing."""
+    from slimbench.pruning.latency_layers import latency_heavy_layers
+    from slimbench.pruning.sparsity import unmatched_layer_targets
+
+    pairs = [(name, a.heavy_target) for name in latency_heavy_layers(model)] if a.heavy_target else []
+    pairs += list(a.layer_target or [])
+    if pairs and not (a.per_layer and a.target > 0):
+        raise SlimbenchError("--layer-target/--heavy-target: need --per-layer and --target > 0")
+    missing = unmatched_layer_targets(model, [name for name, _ in a.layer_target or []])
+    if missing:
+        raise SlimbenchError(f"--layer-target {missing[0]}: no BatchNorm under that module name in {a.model}")
+    return tuple(dict(pairs).items())
+
+
 def cmd_sparsify(a: argparse.Namespace) -> int:
     from slimbench.checkpoint import load_detector
     from slimbench.pruning.bn_hist import plot_bn_gammas
@@ -129,6 +159,7 @@ def cmd_sparsify(a: argparse.Namespace) -> int:
     start = load_detector(a.model).model
     before, share0 = bn_gammas(start), share_below(start, a.threshold)
     if a.method == "prox":
+        layer_targets = _layer_targets(a, start)
         recipe = SparsityRecipe(
             lam=a.sparsity,
             ramp=a.ramp,
@@ -137,6 +168,7 @@ def cmd_sparsify(a: argparse.Namespace) -> int:
             target=a.target,
             per_layer=a.per_layer,
             round_to=a.round_to,
+            layer_targets=layer_targets,
         )
         # the last epoch, not ultralytics' "best" (the least sparse one, by fitness)
         out = _run_training(a, str(a.model), "sparsity", use_last=True, recipe=recipe, lr0=a.lr0)
@@ -301,6 +333,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--round-to", type=_positive_int, default=8, help="with --per-layer: each layer keeps a multiple of this"
+    )
+    p.add_argument(
+        "--heavy-target",
+        type=_fraction,
+        help="with --per-layer: this share instead of --target for the layers that cost the CPU latency (stride <= 8, "
+        f"the Detect head, SPPF's cv1; the bundled build: {_PLAN.sparsity_heavy_target:g})",
+    )
+    p.add_argument(
+        "--layer-target",
+        type=_layer_target,
+        action="append",
+        metavar="NAME=SHARE",
+        help="with --per-layer: this share for the module NAME and all inside it (e.g. model.22=0.75); repeatable",
     )
     p.add_argument("--threshold", type=_fraction, default=0.01, help="near zero: |gamma| below this x its layer's max")
     _train_common(p, epochs=_PLAN.epochs_sparsity)

@@ -44,6 +44,9 @@ class SparsityRecipe:
     per_layer: bool = False  # with ``target``: that share of *each* layer instead of a global ranking
     round_to: int = 8  # with ``per_layer``: each layer keeps a multiple of this (as the pruning step will)
     threshold: float = 0.01  # "near zero": |gamma| below this fraction of the layer's max
+    # with ``per_layer``: (module name, share) pairs that replace ``target`` for the units under that module (e.g.
+    # ("model.22", 0.75): the Detect head), as torch-pruning's pruning_ratio_dict does for its pruners
+    layer_targets: tuple[tuple[str, float], ...] = ()
 
     def __post_init__(self) -> None:
         if self.lam < 0:
@@ -54,6 +57,11 @@ class SparsityRecipe:
             raise SlimbenchError(f"sparsity target share must be in [0, 1), got {self.target}")
         if not 0.0 < self.threshold < 1.0:
             raise SlimbenchError(f"sparsity threshold must be in (0, 1), got {self.threshold}")
+        for name, share in self.layer_targets:
+            if not 0.0 <= share < 1.0:
+                raise SlimbenchError(f"sparsity layer target {name}={share:g}: the share must be in [0, 1)")
+            if not self.per_layer or self.target <= 0:
+                raise SlimbenchError(f"sparsity layer target {name}={share:g} needs a per-layer target share")
 
     def ramp_at(self, step: int, total: int) -> float:
         """The schedule's rise: 0 -> 1 linearly over ``ramp`` of the steps, then 1."""
@@ -148,6 +156,7 @@ def targeted_weights(
     max_layer: float = 0.9,
     per_layer: bool = False,
     round_to: int = 1,
+    layer_shares: dict[str, float] | None = None,
 ) -> dict[nn.Module, torch.Tensor]:
     """1 for the globally lowest ``share`` of BN channels, 0 for the rest: the only ones the proximal step pushes.
 
@@ -156,10 +165,11 @@ def targeted_weights(
     ``per_layer`` targets the lowest ``share`` of every layer instead: a global ranking leaves the wide, cheap deep
     layers with most of the zeros (GFLOPs fell only to 0.32x at 60% of channels), a per-layer share thins the
     high-resolution layers that cost the FLOPs as much as the rest; each layer then keeps a multiple of ``round_to``
-    channels, so no channel is zeroed that the pruning step's rounding would keep.
+    channels, so no channel is zeroed that the pruning step's rounding would keep. ``layer_shares`` (module name ->
+    share, with ``per_layer``) replaces ``share`` for the units under that module.
     """
     if per_layer:
-        return _per_unit_weights(model, share, scores, max_layer, round_to)
+        return _per_unit_weights(model, share, scores, max_layer, round_to, layer_shares or {})
     bns = batchnorms(model)
     norm = []
     for bn in bns:
@@ -214,19 +224,45 @@ def coupled_units(model: nn.Module) -> list[Unit]:
     return units
 
 
+def under(name: str, prefix: str) -> bool:
+    """Whether module ``name`` is ``prefix`` or inside it (``model.2`` holds ``model.2.cv1``, not ``model.22``)."""
+    return name == prefix or name.startswith(prefix + ".")
+
+
+def unit_share(name: str, share: float, layer_shares: dict[str, float]) -> float:
+    """The share for the unit whose first BN is ``name``: the longest matching ``layer_shares`` prefix, else
+    ``share``."""
+    hits = [p for p in layer_shares if under(name, p)]
+    return layer_shares[max(hits, key=len)] if hits else share
+
+
+def unmatched_layer_targets(model: nn.Module, names: list[str] | tuple[str, ...]) -> list[str]:
+    """The names in ``names`` that hold no BatchNorm of ``model``: a typo would otherwise target nothing, silently."""
+    bn_names = [n for n, m in model.named_modules() if isinstance(m, nn.BatchNorm2d)]
+    return [p for p in names if not any(under(n, p) for n in bn_names)]
+
+
 def _per_unit_weights(
-    model: nn.Module, share: float, scores: dict[nn.Module, torch.Tensor] | None, max_layer: float, round_to: int
+    model: nn.Module,
+    share: float,
+    scores: dict[nn.Module, torch.Tensor] | None,
+    max_layer: float,
+    round_to: int,
+    layer_shares: dict[str, float],
 ) -> dict[nn.Module, torch.Tensor]:
     """The lowest ``share`` of each coupled unit (scores: the max over the unit's layers, each over its layer's mean,
-    as the pruning rule takes the max of the group), keeping a multiple of ``round_to`` channels."""
+    as the pruning rule takes the max of the group), keeping a multiple of ``round_to`` channels; ``layer_shares``
+    replace ``share`` for the units under their module."""
     out = {bn: torch.zeros_like(bn.weight.detach(), dtype=torch.float32) for bn in batchnorms(model)}
+    names = {m: n for n, m in model.named_modules()} if layer_shares else {}
     for unit in coupled_units(model):
+        u_share = unit_share(names[unit[0][0]], share, layer_shares) if layer_shares else share
         per_layer = []
         for bn, sl in unit:
             sc = (scores or {}).get(bn, bn.weight.detach().abs()).float()
             per_layer.append((sc / sc.mean().clamp_min(1e-12))[sl])
         n = torch.stack(per_layer).amax(0)
-        keep = max(round_to, math.ceil((1 - share) * n.numel() / round_to) * round_to)
+        keep = max(round_to, math.ceil((1 - u_share) * n.numel() / round_to) * round_to)
         k = max(0, min(int(max_layer * n.numel()), n.numel() - keep))
         mask = torch.zeros_like(n)
         mask[torch.argsort(n)[:k]] = 1.0
@@ -287,9 +323,15 @@ class ProximalSparsityTrainer(DetectionTrainer):
         scores = self.taylor if self.recipe.taylor else None
         weights = None
         if self.recipe.target > 0:
-            share = self.recipe.target * self.recipe.ramp_at(self.prox_steps, self._total_steps())
+            rise = self.recipe.ramp_at(self.prox_steps, self._total_steps())
             weights = targeted_weights(
-                self.model, share, scores, self.recipe.max_layer_target, self.recipe.per_layer, self.recipe.round_to
+                self.model,
+                self.recipe.target * rise,
+                scores,
+                self.recipe.max_layer_target,
+                self.recipe.per_layer,
+                self.recipe.round_to,
+                {name: share * rise for name, share in self.recipe.layer_targets},
             )
         prox_bn_(self.model, lr * self.current_lambda(), self.recipe.relative, scores, weights)
         if self.ema:
