@@ -338,7 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--heavy-target",
         type=_fraction,
         help="with --per-layer: this share instead of --target for the layers that cost the CPU latency (stride <= 8, "
-        f"the Detect head, SPPF's cv1; the bundled build: {_PLAN.sparsity_heavy_target:g})",
+        "the Detect head, SPPF's cv1; off for the bundled build)",
     )
     p.add_argument(
         "--layer-target",
