@@ -117,6 +117,7 @@ def test_finetune_missing_dataset(tmp_path: Path, detector: Path, capsys: pytest
             ("--layer-target model.99", "no BatchNorm"),
         ),
         (["--layer-target", "model.22=0.7"], ("--layer-target", "need --per-layer and --target")),
+        (["--method", "subgradient", "--heavy-target", "0.7"], ("--heavy-target", "only with --method prox")),
     ],
 )
 def test_sparsify_layer_target_errors(

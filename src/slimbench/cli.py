@@ -172,6 +172,8 @@ def cmd_sparsify(a: argparse.Namespace) -> int:
         )
         # the last epoch, not ultralytics' "best" (the least sparse one, by fitness)
         out = _run_training(a, str(a.model), "sparsity", use_last=True, recipe=recipe, lr0=a.lr0)
+    elif a.layer_target or a.heavy_target:
+        raise SlimbenchError("--layer-target/--heavy-target: only with --method prox (the subgradient has no shares)")
     else:
         out = _run_training(a, str(a.model), "sparsity", sparsity=a.sparsity)
     sparse = load_detector(out).model
