@@ -135,11 +135,10 @@ def cmd_train(a: argparse.Namespace) -> int:
 def _layer_targets(a: argparse.Namespace, model: Any) -> tuple[tuple[str, float], ...]:
     """--heavy-target's layers, then each --layer-target (a later one wins); a name that holds no BatchNorm of the
     model is refused in one line rather than targeting nothing."""
-    from slimbench.pruning.latency_layers import latency_heavy_layers
+    from slimbench.pruning.latency_layers import heavy_layer_targets
     from slimbench.pruning.sparsity import unmatched_layer_targets
 
-    pairs = [(name, a.heavy_target) for name in latency_heavy_layers(model)] if a.heavy_target else []
-    pairs += list(a.layer_target or [])
+    pairs = [*(heavy_layer_targets(model, a.heavy_target) if a.heavy_target else ()), *(a.layer_target or [])]
     if pairs and not (a.per_layer and a.target > 0):
         raise SlimbenchError("--layer-target/--heavy-target: need --per-layer and --target > 0")
     missing = unmatched_layer_targets(model, [name for name, _ in a.layer_target or []])

@@ -17,12 +17,9 @@ from ultralytics.nn.modules.block import SPPF
 from ultralytics.nn.modules.head import Detect
 
 from slimbench.errors import SlimbenchError
+from slimbench.pruning.sparsity import batchnorms
 
 HIGH_RES_STRIDE = 8  # P3, the finest map the head reads
-
-
-def _has_bn(module: nn.Module) -> bool:
-    return any(isinstance(m, nn.BatchNorm2d) for m in module.modules())
 
 
 @torch.no_grad()
@@ -61,6 +58,11 @@ def latency_heavy_layers(model: nn.Module) -> list[str]:
             names.append(f"model.{i}")
         elif isinstance(layer, SPPF):
             names.append(f"model.{i}.cv1")
-        elif strides.get(i, 0) and strides[i] <= HIGH_RES_STRIDE and _has_bn(layer):
+        elif strides.get(i, 0) and strides[i] <= HIGH_RES_STRIDE and batchnorms(layer):
             names.append(f"model.{i}")
     return names
+
+
+def heavy_layer_targets(model: nn.Module, share: float) -> tuple[tuple[str, float], ...]:
+    """A recipe's ``layer_targets``: ``share`` for each of :func:`latency_heavy_layers`."""
+    return tuple((name, share) for name in latency_heavy_layers(model))

@@ -151,12 +151,13 @@ def _sparsify(start: Path, data: Path, plan: FixturePlan, common: dict[str, Any]
     from slimbench.pruning.training import train
 
     if plan.sparsity_method == "prox":
-        heavy: tuple[tuple[str, float], ...] = ()
-        if plan.sparsity_heavy_target > 0:
-            from slimbench.pruning.latency_layers import latency_heavy_layers
+        from slimbench.pruning.latency_layers import heavy_layer_targets
 
-            names = latency_heavy_layers(load_detector(start).model)
-            heavy = tuple((name, plan.sparsity_heavy_target) for name in names)
+        heavy = (
+            heavy_layer_targets(load_detector(start).model, plan.sparsity_heavy_target)
+            if plan.sparsity_heavy_target > 0
+            else ()
+        )
         recipe = SparsityRecipe(
             lam=plan.sparsity,
             ramp=plan.sparsity_ramp,

@@ -254,9 +254,9 @@ def _per_unit_weights(
     as the pruning rule takes the max of the group), keeping a multiple of ``round_to`` channels; ``layer_shares``
     replace ``share`` for the units under their module."""
     out = {bn: torch.zeros_like(bn.weight.detach(), dtype=torch.float32) for bn in batchnorms(model)}
-    names = {m: n for n, m in model.named_modules()} if layer_shares else {}
+    names = {m: n for n, m in model.named_modules()}
     for unit in coupled_units(model):
-        u_share = unit_share(names[unit[0][0]], share, layer_shares) if layer_shares else share
+        u_share = unit_share(names[unit[0][0]], share, layer_shares)
         per_layer = []
         for bn, sl in unit:
             sc = (scores or {}).get(bn, bn.weight.detach().abs()).float()
