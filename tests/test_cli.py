@@ -118,6 +118,8 @@ def test_finetune_missing_dataset(tmp_path: Path, detector: Path, capsys: pytest
         ),
         (["--layer-target", "model.22=0.7"], ("--layer-target", "need --per-layer and --target")),
         (["--method", "subgradient", "--heavy-target", "0.7"], ("--heavy-target", "only with --method prox")),
+        (["--method", "subgradient", "--lrf", "0.1"], ("--lrf", "only with --method prox")),
+        (["--lrf", "0"], ("--lrf", "(0, 1]")),
     ],
 )
 def test_sparsify_layer_target_errors(
@@ -130,6 +132,35 @@ def test_sparsify_layer_target_errors(
     rc, err = _run(["sparsify", str(detector), "--data", str(data), "--out", str(out), *extra], capsys)
     _assert_one_line_error(rc, err, *needles)
     assert not out.exists()
+
+
+def test_sparsify_recovery_options_reach_the_trainer(
+    tmp_path: Path, detector: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--ramp 0 --lr0 0.01 --lrf 0.1``, make-fixtures' recovery epochs by hand: the recipe holds its targets from
+    step one and ultralytics gets the decaying lr (``train`` records instead of training)."""
+    import shutil
+
+    from slimbench.pruning import training
+
+    seen: dict = {}
+
+    def record(model: str, data: str, *, project: str, name: str, **kw) -> training.TrainOutcome:
+        seen.update(kw)
+        last = Path(project) / name / "last.pt"
+        last.parent.mkdir(parents=True)
+        shutil.copyfile(model, last)
+        return training.TrainOutcome(best=last, metrics={}, last=last)
+
+    monkeypatch.setattr(training, "train", record)
+    data = tmp_path / "data.yaml"
+    data.write_text("path: .\n")
+    out = tmp_path / "sparse.pt"
+    argv = ["sparsify", str(detector), "--data", str(data), "--out", str(out), "--project", str(tmp_path / "runs")]
+    rc, _ = _run([*argv, "--ramp", "0", "--lr0", "0.01", "--lrf", "0.1", "--per-layer", "--target", "0.6"], capsys)
+    assert rc == 0 and out.is_file()
+    assert seen["recipe"].ramp == 0.0 and seen["recipe"].target == 0.6
+    assert (seen["lr0"], seen["lrf"]) == (0.01, 0.1)
 
 
 def test_console_script_exit_code(tmp_path: Path) -> None:

@@ -18,8 +18,11 @@ import tiny_models
 from slimbench.checkpoint import save_detector
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-# 320 px, batch 1: the pruned-like model (width 1/16) takes a fraction of the original's time. At 160 px fixed
-# per-call overheads brought it to 0.66 of the original's on an idle CPU: +52%, inside the 60% timing gate below.
+# 320 px, batch 1: the pruned-like model (width 1/16) takes about 0.27 of the original's time, so the swap reads
+# about +270% against the stored timing; the swapped run is compared at 100%. The unchanged run is compared at 400%:
+# what it checks is the wiring (stored run found, compared, no regression reported), and one median of an unchanged
+# run moved +81% with a training job on the same 2 cores (a 60% gate failed it there). At 160 px fixed per-call
+# overheads brought the pruned-like model to 0.66 of the original's: too close to tell apart.
 SETTINGS = {
     "imgsz": 320,
     "batch": [1],
@@ -42,7 +45,8 @@ THRESHOLDS = {
 }
 STORE = "--benchmark-storage=file://bstore"
 ROUNDS = ("--benchmark-min-rounds=15", "--benchmark-max-time=0.05", "--benchmark-warmup=on")
-COMPARE = ("--benchmark-compare", "--benchmark-compare-fail=median:60%", STORE)
+COMPARE = ("--benchmark-compare", "--benchmark-compare-fail=median:100%", STORE)
+COMPARE_UNCHANGED = ("--benchmark-compare", "--benchmark-compare-fail=median:400%", STORE)
 
 
 @pytest.fixture(scope="module")
@@ -95,10 +99,11 @@ def test_gate_passes_unchanged_and_fails_a_swapped_candidate(suite):
     assert set(json.loads(stored)["variants"]) == {"original", "pruned"}
     assert len(list((suite.path / "bstore").rglob("*.json"))) == 1
 
-    unchanged = run(suite, *COMPARE, *ROUNDS)
+    unchanged = run(suite, *COMPARE_UNCHANGED, *ROUNDS)
     assert unchanged.ret == 0, unchanged.stdout.str()
     unchanged.assert_outcomes(passed=19, skipped=4)  # test_onnx_parity x2 and test_peak_memory x2: torch only
     assert "Performance has regressed" not in unchanged.stdout.str()
+    assert "test_forward[pruned-cpu-b1-t1-torch] (0001_unversi)" in unchanged.stdout.str(), "compared with the store"
     assert baseline.read_bytes() == stored, "never written without --update-baseline"
 
     swapped = run(suite, "--variant", "pruned=original.pt", *COMPARE, *ROUNDS)

@@ -94,11 +94,10 @@ def test_layer_targets_sparsify_their_module_harder_in_training(trained: Path, t
     assert below <= 0.55 * sum(bn.num_features for bn in rest), below  # the rest at most half (and its rounding)
 
 
-def test_plan_heavy_target_reaches_the_recipe_for_the_latency_heavy_layers(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def test_plan_heavy_target_and_recovery_reach_the_trainer(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """make-fixtures' sparsity stage hands ``sparsity_heavy_target`` to the recipe for the layers that
-    latency_layers finds in the model it starts from (no training: ``train`` is replaced by a recorder)."""
+    latency_layers finds in the model it starts from, then trains the recovery epochs from the ramped run's last
+    checkpoint with the same targets held from step one, at the recovery lr (no training: ``train`` records)."""
     from dataclasses import replace
 
     from ultralytics.nn.tasks import DetectionModel
@@ -107,49 +106,31 @@ def test_plan_heavy_target_reaches_the_recipe_for_the_latency_heavy_layers(
     from slimbench.pruning import pipeline, training
 
     start = save_detector(DetectionModel("yolo11n.yaml", nc=3, verbose=False), tmp_path / "o.pt")
-    seen: dict[str, SparsityRecipe] = {}
-    monkeypatch.setattr(training, "train", lambda *a, recipe, **kw: seen.update(recipe=recipe))
-    plan = replace(pipeline.FixturePlan(), sparsity_heavy_target=0.75)
-    pipeline._sparsify(start, tmp_path / "data.yaml", plan, {"batch": 8})
-    targets = dict(seen["recipe"].layer_targets)
-    assert targets["model.23"] == 0.75 and targets["model.9.cv1"] == 0.75 and targets["model.16"] == 0.75
-    assert "model.22" not in targets and seen["recipe"].target == plan.sparsity_target
-    pipeline._sparsify(start, tmp_path / "data.yaml", pipeline.FixturePlan(), {"batch": 8})  # the bundled plan: off
-    assert seen["recipe"].layer_targets == ()
+    calls: list[tuple[Path, dict]] = []
 
-
-def test_finetune_keeps_the_pruned_shape(trained: Path, tiny_data: Path, tmp_path: Path) -> None:
-    pruned = tmp_path / "pruned.pt"
-    assert main(["prune", str(trained), "--ratio", "0.5", "--out", str(pruned)]) == 0
-    out = tmp_path / "ft.pt"
-    assert (
-        main(
-            [
-                "finetune",
-                str(pruned),
-                "--data",
-                str(tiny_data),
-                "--epochs",
-                "1",
-                "--imgsz",
-                "128",
-                "--batch",
-                "8",
-                "--project",
-                str(tmp_path / "runs"),
-                "--out",
-                str(out),
-            ]
+    def record(model: Path, data: Path, *, name: str, **kw) -> training.TrainOutcome:
+        calls.append((model, {"name": name, **kw}))
+        epochs = [{"epoch": float(i + 1), "share_below": 0.5} for i in range(kw["epochs"])]
+        return training.TrainOutcome(
+            best=tmp_path / f"{name}_best.pt", metrics={}, last=tmp_path / f"{name}.pt", history=epochs
         )
-        == 0
-    )
-    p_pruned, p_ft = count_params(load_detector(pruned).model), count_params(load_detector(out).model)
-    assert p_ft == p_pruned
-    assert p_ft < 0.4 * count_params(load_detector(trained).model)
-    # trained for real: weights moved away from the pruned ones
-    w0 = next(load_detector(pruned).model.parameters()).float()
-    w1 = next(load_detector(out).model.parameters()).float()
-    assert not torch.equal(w0, w1)
+
+    monkeypatch.setattr(training, "train", record)
+    plan = replace(pipeline.FixturePlan(), epochs_sparsity=3, epochs_recovery=2)
+    outcome = pipeline._sparsify(start, tmp_path / "data.yaml", plan, {"batch": 8}, log=lambda _: None)
+    (first, ramp), (second, recovery) = calls
+    targets = dict(ramp["recipe"].layer_targets)
+    assert targets["model.23"] == 0.75 and targets["model.9.cv1"] == 0.75 and targets["model.16"] == 0.75
+    assert "model.22" not in targets and ramp["recipe"].target == plan.sparsity_target
+    assert first == start and ramp["lr0"] == plan.sparsity_lr and ramp["epochs"] == 3 and "lrf" not in ramp
+    assert second == tmp_path / "sparsity.pt" and recovery["epochs"] == 2
+    assert recovery["recipe"] == replace(ramp["recipe"], ramp=0.0)
+    assert (recovery["lr0"], recovery["lrf"]) == (plan.recovery_lr, plan.recovery_lrf)
+    assert outcome.last == tmp_path / "recovery.pt" and [h["epoch"] for h in outcome.history] == [1, 2, 3, 4, 5]
+
+    calls.clear()
+    pipeline._sparsify(start, tmp_path / "data.yaml", replace(plan, sparsity_heavy_target=0.0, epochs_recovery=0), {})
+    assert len(calls) == 1 and calls[0][1]["recipe"].layer_targets == ()
 
 
 def test_make_fixtures_quick_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -174,7 +155,9 @@ def test_make_fixtures_quick_end_to_end(tmp_path: Path, capsys: pytest.CaptureFi
     assert manifest["train_threads"] == available_cpus()  # not ultralytics' cpus - 1 (one idle core on two)
     assert (out / "images" / "scene.jpg").is_file() and (out / "models" / "bn_gamma_hist.png").is_file()
     sparse, pruning = manifest["sparse"], manifest["pruning"]
-    assert sparse["method"] == "prox" and len(sparse["history"]) == manifest["plan"]["epochs_sparsity"]
+    plan = manifest["plan"]
+    assert sparse["method"] == "prox" and sparse["recovery_epochs"] == plan["epochs_recovery"] == 1
+    assert len(sparse["history"]) == plan["epochs_sparsity"] + plan["epochs_recovery"]
     for key in ("gamma_before", "gamma_after"):
         assert 0.0 <= sparse[key]["share_below_threshold"] <= 1.0 and sparse[key]["channels"] > 1000
     assert 0.0 <= sparse["map50_95"] <= 1.0

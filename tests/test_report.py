@@ -140,6 +140,7 @@ def test_full_run_writes_every_report_with_the_measured_figures(suite, monkeypat
         if b["group"].startswith("forward-")
     }
     assert len(forward) == 6
+    assert all(b["options"]["disable_gc"] for b in bench["benchmarks"]), "no collector pause inside a timed round"
     for (name, batch), median in forward.items():
         assert rows[name][f"latency_ms[cpu-b{batch}-t1]"] == pytest.approx(median * 1e3, rel=1e-12)
         assert rows[name][f"fps[cpu-b{batch}-t1]"] == pytest.approx(batch / median, rel=1e-12)

@@ -57,6 +57,28 @@ def test_interleaved_ratio_edge_cases():
     assert len(real.ratios) == 3
 
 
+def test_interleaved_ratio_pauses_the_garbage_collector_and_restores_it():
+    """No collection pause inside a timed call (as timeit); the collector's state is given back, even on error."""
+    import gc
+
+    seen: list[bool] = []
+    timing.interleaved_ratio(lambda: seen.append(gc.isenabled()), lambda: seen.append(gc.isenabled()), pairs=2)
+    assert seen == [False] * 4 and gc.isenabled()
+
+    def boom() -> None:
+        raise RuntimeError("inference failed")
+
+    with pytest.raises(RuntimeError):
+        timing.interleaved_ratio(boom, lambda: None, pairs=1)
+    assert gc.isenabled()
+    gc.disable()
+    try:  # a caller that had it off keeps it off
+        timing.interleaved_ratio(lambda: None, lambda: None, pairs=1)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
 def test_seeded_input_is_fixed():
     a = timing.seeded_input(2, 64, seed=0)
     assert a.shape == (2, 3, 64, 64) and a.dtype == torch.float32 and a.device.type == "cpu"

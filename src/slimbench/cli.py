@@ -42,6 +42,7 @@ _positive_int = _number(int, lambda v: v > 0, "a positive integer")
 _positive_float = _number(float, lambda v: v > 0, "a positive number")
 _fraction = _number(float, lambda v: 0.0 < v < 1.0, "a number in (0, 1)")  # ratios, thresholds and caps
 _non_negative = _number(float, lambda v: v >= 0, "a number >= 0")
+_lr_fraction = _number(float, lambda v: 0.0 < v <= 1.0, "a number in (0, 1]")
 
 
 def _layer_target(text: str) -> tuple[str, float]:
@@ -170,9 +171,12 @@ def cmd_sparsify(a: argparse.Namespace) -> int:
             layer_targets=layer_targets,
         )
         # the last epoch, not ultralytics' "best" (the least sparse one, by fitness)
-        out = _run_training(a, str(a.model), "sparsity", use_last=True, recipe=recipe, lr0=a.lr0)
+        lrf = {} if a.lrf is None else {"lrf": a.lrf}
+        out = _run_training(a, str(a.model), "sparsity", use_last=True, recipe=recipe, lr0=a.lr0, **lrf)
     elif a.layer_target or a.heavy_target:
         raise SlimbenchError("--layer-target/--heavy-target: only with --method prox (the subgradient has no shares)")
+    elif a.lrf is not None:
+        raise SlimbenchError("--lrf: only with --method prox (the subgradient keeps ultralytics' schedule)")
     else:
         out = _run_training(a, str(a.model), "sparsity", sparsity=a.sparsity)
     sparse = load_detector(out).model
@@ -316,6 +320,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sparsity", type=_non_negative, default=1.0, help="L1 strength lambda on BN scales (final)")
     p.add_argument("--ramp", type=float, default=0.5, help="prox: lambda rises over this fraction of the steps")
     p.add_argument("--lr0", type=float, default=0.002, help="prox: SGD learning rate")
+    p.add_argument(
+        "--lrf",
+        type=_lr_fraction,
+        help="prox: the lr decays linearly to --lr0 x this over the epochs (default 1: constant); e.g. --ramp 0 "
+        "--lr0 0.01 --lrf 0.1 from a sparse checkpoint: recovery epochs with its targets held, as make-fixtures does",
+    )
     p.add_argument(
         "--taylor", action="store_true", help="prox: rank channels by |gamma * dL/dgamma| instead of |gamma|"
     )

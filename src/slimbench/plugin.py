@@ -248,6 +248,8 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     if _opt(config, "slimbench_smoke"):
         config.option.benchmark_disable = True  # read by pytest-benchmark's own (trylast) pytest_configure
+    # no garbage-collector pause inside a timed round, as in the interleaved speed ratio (timing.gc_paused)
+    config.option.benchmark_disable_gc = True
     try:
         from slimbench.report.hooks import register as register_outputs
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import gc
 import os
 import statistics
 import time
@@ -168,6 +169,23 @@ class SpeedRatio:
         }
 
 
+@contextlib.contextmanager
+def gc_paused() -> Any:
+    """Python's cyclic garbage collector off while timing (as ``timeit`` does), after one full collection.
+
+    A collection is a pause that grows with the heap: in a long suite, with every variant, export and session
+    alive, it lands in whichever call of a pair triggered it. Restored to its previous state afterwards.
+    """
+    was_enabled = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def interleaved_ratio(
     ref_fn: Callable[[], Any],
     cand_fn: Callable[[], Any],
@@ -177,7 +195,8 @@ def interleaved_ratio(
     """Time reference and candidate in ``pairs`` adjacent pairs and return the median of cand/ref per pair.
 
     Both calls of a pair see the same machine load, so the ratio cancels most of the drift; the order inside a
-    pair alternates so neither side always runs on a cache warmed by the other. Warm both up beforehand.
+    pair alternates so neither side always runs on a cache warmed by the other. The garbage collector is paused
+    meanwhile (:func:`gc_paused`). Warm both up beforehand.
     """
     if pairs < 1:
         raise ValueError("pairs must be >= 1")
@@ -190,16 +209,17 @@ def interleaved_ratio(
     ratios: list[float] = []
     ref_s: list[float] = []
     cand_s: list[float] = []
-    for i in range(pairs):
-        if i % 2 == 0:
-            r = timed(ref_fn)
-            c = timed(cand_fn)
-        else:
-            c = timed(cand_fn)
-            r = timed(ref_fn)
-        ref_s.append(r)
-        cand_s.append(c)
-        ratios.append(c / r if r > 0 else float("inf"))
+    with gc_paused():
+        for i in range(pairs):
+            if i % 2 == 0:
+                r = timed(ref_fn)
+                c = timed(cand_fn)
+            else:
+                c = timed(cand_fn)
+                r = timed(ref_fn)
+            ref_s.append(r)
+            cand_s.append(c)
+            ratios.append(c / r if r > 0 else float("inf"))
     return SpeedRatio(statistics.median(ratios), ratios, ref_s, cand_s)
 
 
