@@ -46,7 +46,7 @@ class FixturePlan:
     sparsity_ramp: float = 0.5  # "prox" only: lambda rises linearly over this fraction of the steps
     sparsity_batch: int = 16  # "prox" only: batch of the sparsity stage (one optimizer step per batch); 0: batch
     sparsity_taylor: bool = True  # "prox" only: rank channels by |gamma * dL/dgamma| instead of |gamma|
-    sparsity_target: float = 0.6  # "prox" only: > 0 pushes only the lowest-ranked share of channels, rising to this
+    sparsity_target: float = 0.7  # "prox" only: > 0 pushes only the lowest-ranked share of channels, rising to this
     sparsity_per_layer: bool = True  # "prox" with a target: that share of each layer (kept widths: round_to)
     # "prox" per layer: this share instead for the layers that cost the CPU latency (stride <= 8, the Detect head,
     # SPPF's cv1: slimbench.pruning.latency_layers); 0: the same share everywhere. 0.5 everywhere left the bundled
