@@ -16,7 +16,7 @@ import gc
 import os
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -170,7 +170,7 @@ class SpeedRatio:
 
 
 @contextlib.contextmanager
-def gc_paused() -> Any:
+def gc_paused() -> Iterator[None]:
     """Python's cyclic garbage collector off while timing (as ``timeit`` does), after one full collection.
 
     A collection is a pause that grows with the heap: in a long suite, with every variant, export and session
