@@ -12,12 +12,15 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from slimbench.checkpoint import load_detector, save_detector, sha256_of
 from slimbench.errors import SlimbenchError
 from slimbench.files import atomic_write_bytes
 from slimbench.timing import available_cpus
+
+if TYPE_CHECKING:
+    from slimbench.pruning.sparsity import SparsityRecipe
 
 VARIANT_NAMES = ("original", "pruned", "finetuned")
 
@@ -152,7 +155,7 @@ def write_sample_images(folder: Path, plan: FixturePlan) -> list[Path]:
     return paths
 
 
-def _prox_recipe(start: Path, plan: FixturePlan) -> Any:
+def _prox_recipe(start: Path, plan: FixturePlan) -> SparsityRecipe:
     """The plan's proximal recipe, with the heavy layers' share resolved on the start model's own layer names."""
     from slimbench.pruning.latency_layers import heavy_layer_targets
     from slimbench.pruning.sparsity import SparsityRecipe
