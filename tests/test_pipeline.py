@@ -133,6 +133,40 @@ def test_plan_heavy_target_and_recovery_reach_the_trainer(monkeypatch: pytest.Mo
     assert len(calls) == 1 and calls[0][1]["recipe"].layer_targets == ()
 
 
+def test_finetune_keeps_the_pruned_shape(trained: Path, tiny_data: Path, tmp_path: Path) -> None:
+    pruned = tmp_path / "pruned.pt"
+    assert main(["prune", str(trained), "--ratio", "0.5", "--out", str(pruned)]) == 0
+    out = tmp_path / "ft.pt"
+    assert (
+        main(
+            [
+                "finetune",
+                str(pruned),
+                "--data",
+                str(tiny_data),
+                "--epochs",
+                "1",
+                "--imgsz",
+                "128",
+                "--batch",
+                "8",
+                "--project",
+                str(tmp_path / "runs"),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    p_pruned, p_ft = count_params(load_detector(pruned).model), count_params(load_detector(out).model)
+    assert p_ft == p_pruned
+    assert p_ft < 0.4 * count_params(load_detector(trained).model)
+    # trained for real: weights moved away from the pruned ones
+    w0 = next(load_detector(pruned).model.parameters()).float()
+    w1 = next(load_detector(out).model.parameters()).float()
+    assert not torch.equal(w0, w1)
+
+
 def test_make_fixtures_quick_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "fixtures"
     assert main(["make-fixtures", "--quick", "--out", str(out), "--workdir", str(tmp_path / "work")]) == 0
