@@ -267,6 +267,11 @@ def baseline(session: SuiteSession, name: str) -> list[str]:
     """Every figure that is not a timing against the stored baseline, within its tolerances (slimbench.baseline)."""
     from slimbench.baseline import check_variant
 
+    gate = session.baseline
+    if gate is None:
+        skip("no stored baseline: the --variant checkpoints alone (no suite config) give figures only")
+    elif session.config.is_replaced(name) and not gate.update:
+        skip(f"checkpoint replaced on the command line: the baseline {gate.path} was stored for another file")
     outcome = check_variant(session, name)
     return session.verdict(name, "baseline", [outcome.failure] if outcome.failure else [])
 

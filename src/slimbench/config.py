@@ -144,6 +144,12 @@ class SuiteConfig:
     thresholds: dict[str, Thresholds] = field(default_factory=dict)
     source: Path | None = None  # the TOML file, for messages
     baseline: BaselineConfig = field(default_factory=BaselineConfig)  # [baseline]: file and tolerances
+    replaced: tuple[str, ...] = ()  # variants of the file whose checkpoint the command line replaced
+    unlimited: dict[str, str] = field(default_factory=dict)  # variant -> why the file's limits were not applied
+
+    def is_replaced(self, name: str) -> bool:
+        """Whether ``--variant NAME=PATH`` replaced this variant's checkpoint (its limits and pin were dropped)."""
+        return name in self.replaced
 
     @property
     def candidates(self) -> list[Variant]:
@@ -395,8 +401,10 @@ def check_imgsz(value: int, where: str) -> int:
 def apply_overrides(cfg: SuiteConfig | None, ov: Overrides, cwd: Path | None = None) -> SuiteConfig:
     """Merge command line options over a config (or build one from ``--variant`` alone when ``cfg`` is None).
 
-    ``--variant NAME=PATH`` replaces NAME's path and drops its sha256 pin (the pin belonged to the old file), or
-    adds a new candidate; paths on the command line are relative to ``cwd``.
+    ``--variant NAME=PATH`` adds a candidate, or replaces the checkpoint of a variant of the config and drops its
+    sha256 pin and its limits: both were written for the old file, and a limit belongs to the checkpoint it was set
+    for (the name is kept in :attr:`SuiteConfig.replaced`, so the run can say so). Without a config the variants of
+    the command line are the whole run: no limits, figures only. Paths on the command line are relative to ``cwd``.
     """
     cwd = cwd or Path.cwd()
     parsed = [parse_variant_arg(t) for t in ov.variants]
@@ -410,6 +418,7 @@ def apply_overrides(cfg: SuiteConfig | None, ov: Overrides, cwd: Path | None = N
         variants = dict(cfg.variants)
         reference = ov.reference or cfg.reference
         settings, thresholds, source = cfg.settings, dict(cfg.thresholds), cfg.source
+    replaced = list(dict.fromkeys(name for name, _ in parsed if cfg is not None and name in cfg.variants))
     for name, path in parsed:
         variants[name] = Variant(name, _resolve(path, cwd), None)
     if reference not in variants:
@@ -440,7 +449,22 @@ def apply_overrides(cfg: SuiteConfig | None, ov: Overrides, cwd: Path | None = N
                 raise SlimbenchError(f"{option}: expected a path")
             changes[key] = _resolve(str(text).strip(), cwd)
     out = _finish(reference, variants, replace(settings, **changes), thresholds, source)
-    return replace(out, baseline=cfg.baseline) if cfg is not None else out
+    if cfg is None:
+        return out
+    unlimited = _unlimited(out, replaced, source)
+    kept = {name: t for name, t in thresholds.items() if name not in unlimited}
+    return replace(out, thresholds=kept, baseline=cfg.baseline, replaced=tuple(replaced), unlimited=unlimited)
+
+
+def _unlimited(cfg: SuiteConfig, replaced: list[str], source: Path | None) -> dict[str, str]:
+    """Variants whose limits from the file no longer apply, and why: a replaced checkpoint loses its own limits,
+    and when the reference is replaced every candidate's limits go too (each was set against the old reference)."""
+    file = source.name if source else "the suite config"
+    out = {name: f"checkpoint replaced on the command line; limits from {file} not applied" for name in replaced}
+    if cfg.reference in replaced:
+        for v in cfg.candidates:
+            out.setdefault(v.name, f"reference replaced on the command line; limits from {file} not applied")
+    return out
 
 
 # ---------------------------------------------------------------- gates

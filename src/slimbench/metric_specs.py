@@ -347,6 +347,35 @@ def spec_of_column(column: str) -> MetricSpec | None:
     return None
 
 
+GATED_IN: dict[str, str] = {
+    "params": "test_params",
+    "params_ratio": "test_params",
+    "gflops": "test_gflops",
+    "gflops_ratio": "test_gflops",
+    "file_size_mb": "test_size",
+    "size_ratio": "test_size",
+    "channels_removed_pct": "test_channels_removed",
+    "zeroed_channels": "test_zeroed_channels",
+    "count_ratio": "test_detections",
+    "agreement_recall": "test_detections",
+    "agreement_precision": "test_detections",
+    "agreement_map50": "test_agreement",
+    "map50_95_drop": "test_map",
+    "speed_ratio": "test_speed_ratio",
+    "ort_speed_ratio": "test_speed_ratio",
+    "memory_ratio": "test_peak_memory",
+    "int8_map50_95_drop": "test_cell_map",
+    "int8_agreement_map50": "test_cell_agreement",
+}
+"""Gated metric -> the shipped test function (``slimbench/suite/``) that judges it: how the run knows which limits
+a deselection (``-m``, ``-k``, ``--deselect``) left unjudged."""
+
+
+def gating_test(limit_key: str) -> str:
+    """The name of the shipped test that judges a ``[thresholds.NAME]`` key."""
+    return GATED_IN[spec_of_limit(limit_key).key]
+
+
 def spec_of_limit(key: str) -> MetricSpec:
     """The metric a TOML limit key bounds."""
     return next(m for m in METRICS if any(lim.key == key for lim in m.limits))

@@ -182,7 +182,8 @@ def _options(config: pytest.Config) -> SuiteOptions:
             raise SlimbenchError(f"--imgsz {imgsz!r}: expected an integer") from None
     return SuiteOptions(
         variants_file=_opt(config, "variants_file"),
-        default_variants_file=_conftest_config(config) or _ini_variants_file(config),
+        suite_config=_conftest_config(config),
+        default_variants_file=_ini_variants_file(config),
         overrides=Overrides(
             variants=tuple(_opt(config, "variant") or ()),
             reference=_opt(config, "reference"),
@@ -229,9 +230,12 @@ def _activate(config: pytest.Config) -> SuiteSession:
     cfg = build_config(opts, Path(config.rootpath), Path(config.invocation_params.dir))
     session = SuiteSession(cfg, smoke=opts.smoke, cache_dir=Path(config.rootpath) / CACHE_DIR)
     session.load()
+    if session.unmeasurable and not _deselects(config):  # nothing can be deselected: stop now, nothing written
+        raise SlimbenchError(session.unmeasurable[0].line)
     from slimbench.report.hooks import open_baseline
 
-    session.baseline = open_baseline(config, cfg)  # reads and validates the stored baseline, if there is one
+    if cfg.source is not None or _opt(config, "baseline"):  # --variant alone: figures only, no stored baseline
+        session.baseline = open_baseline(config, cfg)  # reads and validates the stored baseline, if there is one
     config.stash[_SESSION] = session
     return session
 
@@ -256,6 +260,18 @@ def pytest_configure(config: pytest.Config) -> None:
         register_outputs(config, _activate(config))  # default report paths, summaries, baseline update
     except (SlimbenchError, OSError) as e:  # OSError: an unreadable file, say; its message names the path
         raise pytest.UsageError(f"slimbench: {e}") from None
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Say, before any test, which config the run uses, whose limits are not applied, and thread oversubscription
+    (written even with ``-q``, which hides the report header)."""
+    suite = session.config.stash.get(_SESSION, None)
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if suite is None or reporter is None:
+        return
+    for line in suite.start_lines():
+        reporter.write_line(f"slimbench: {line}", yellow=line.startswith("WARNING"))
 
 
 def get_session(config: pytest.Config) -> SuiteSession:
@@ -297,11 +313,50 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize(name, params, ids=ids, indirect=True)
 
 
+def _deselects(config: pytest.Config) -> bool:
+    """Whether the command line can deselect tests (``-m``, ``-k``, ``--deselect``)."""
+    opt = config.option
+    return bool(getattr(opt, "markexpr", "") or getattr(opt, "keyword", "") or getattr(opt, "deselect", None))
+
+
+def _item_key(item: pytest.Item) -> tuple[str, str | None]:
+    """(test function, variant) of a collected suite test: what a limit's verdict is traced back to."""
+    callspec = getattr(item, "callspec", None)
+    params = dict(callspec.params) if callspec is not None else {}
+    name = params.get("variant") or params.get("candidate")
+    return getattr(item, "originalname", item.name), name if isinstance(name, str) else None
+
+
+def pytest_deselected(items: list[pytest.Item]) -> None:
+    """Remember what ``-m`` / ``-k`` / ``--deselect`` left out, so its limits read "not run (deselected)"."""
+    session = next((it.config.stash.get(_SESSION, None) for it in items[:1]), None)
+    if session is not None:
+        session.deselected.update(_item_key(item) for item in items)
+
+
+@pytest.hookimpl(trylast=True)  # after pytest's own -m / -k / --deselect
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The stored baseline compares what the run measured (ONNX size, peak memory, mAP): its tests run last."""
-    if config.stash.get(_SESSION, None) is None:
+    """Stop on a configured limit that cannot be measured when its test is selected; run the stored baseline's tests
+    last (it compares what the run measured: ONNX size, peak memory, mAP)."""
+    session = config.stash.get(_SESSION, None)
+    if session is None:
         return
+    _stop_on_unmeasurable(config, session, {_item_key(item) for item in items})
     items.sort(key=lambda item: getattr(item, "originalname", "") == "test_baseline")  # stable: the rest keep order
+
+
+def _stop_on_unmeasurable(config: pytest.Config, session: SuiteSession, selected: set[tuple[str, str | None]]) -> None:
+    """One line and exit status 4, before any test, for the first unmeasurable limit whose test still runs; the
+    report writers are told first, so a stopped run writes no report over the last one."""
+    from slimbench.metric_specs import gating_test
+
+    for u in session.unmeasurable:
+        test = gating_test(u.limit)
+        if (test, u.variant) in selected or (test, None) in selected:
+            for plugin in list(config.pluginmanager.get_plugins()):
+                if type(plugin).__module__.startswith("pytest_html"):
+                    config.pluginmanager.unregister(plugin)
+            raise pytest.UsageError(f"slimbench: {u.line}")
 
 
 @pytest.fixture

@@ -39,25 +39,32 @@ SMOKE_PAIRS = 2
 class SuiteOptions:
     """Everything the command line says about the suite, independent of pytest's option object."""
 
-    variants_file: str | None = None  # explicit --variants-file
-    default_variants_file: str | None = None  # the ini default, relative to the rootdir
+    variants_file: str | None = None  # explicit --variants-file, relative to the working directory
+    suite_config: str | None = None  # the config a suite conftest names (slimbench_config), absolute
+    default_variants_file: str | None = None  # the ini default, relative to the rootdir: used without --variant only
     overrides: Overrides = Overrides()
     smoke: bool = False
 
 
 def build_config(options: SuiteOptions, rootdir: Path, cwd: Path) -> SuiteConfig:
-    """Read the variants file (explicit, else the default if it exists) and merge the command line over it."""
+    """The run's config: a named one (``--variants-file``, else the suite conftest's ``slimbench_config``) with the
+    command line merged over it; else the ``--variant``s alone (no limits, figures only); else the default file.
+
+    The default file (``fixtures/slimbench.toml`` in this repository) describes its own checkpoints: it is read only
+    when no ``--variant`` is given, so a user's checkpoints never inherit limits written for other files.
+    """
+    named = options.variants_file and _resolve(options.variants_file, cwd)
+    named = named or (options.suite_config and Path(options.suite_config))
     cfg: SuiteConfig | None = None
-    if options.variants_file:
-        cfg = load_config(_resolve(options.variants_file, cwd))
-    elif options.default_variants_file:
+    if named:
+        cfg = load_config(named)
+    elif not options.overrides.variants and options.default_variants_file:
         default = _resolve(options.default_variants_file, rootdir)
-        if default.exists():
-            cfg = load_config(default)
-        elif not options.overrides.variants:  # --variant alone is a complete (ungated) suite
+        if not default.exists():
             raise SlimbenchError(
                 f"{default}: default variants file not found (give --variants-file PATH or --variant NAME=PATH)"
             )
+        cfg = load_config(default)
     return apply_overrides(cfg, options.overrides, cwd)
 
 
@@ -117,6 +124,9 @@ class SuiteSession:
         self._ort: dict[tuple[str, str, int], Any] = {}
         self._memory: dict[str, dict[str, Any] | SlimbenchError] = {}
         self._sha: dict[str, str] = {}
+        self.unmeasurable: list[Unmeasurable] = []  # configured limits this run cannot measure (set by load)
+        self.deselected: set[tuple[str, str | None]] = set()  # (test function, variant or None) deselected
+        self.skipped: dict[tuple[str, str | None], str] = {}  # (test function, variant) -> the skip's reason
 
     # ------------------------------------------------------------ loading and validation
 
@@ -142,9 +152,33 @@ class SuiteSession:
             self.figures[v.name]["class_names"] = dict(self.models[v.name].names)
         # same classes everywhere; --data and --agreement-images exist and fit the models
         self.accuracy.check_inputs({v.name: self.class_names(v.name) for v in self.variants})
-        problems = unmeasurable_limits(self)
-        if problems:  # a configured gate that cannot be measured must not pass silently
-            raise SlimbenchError(problems[0])
+        # a configured gate that cannot be measured must not pass silently: the plugin stops the run with the
+        # first of these whose test is selected (a deselected one is the user's choice: "not run (deselected)")
+        self.unmeasurable = unmeasurable(self)
+
+    def oversubscribed(self) -> list[int]:
+        """The run's thread counts above the CPUs available to this process: their timings measure contention."""
+        from slimbench.timing import available_cpus
+
+        return [n for n in self.settings.threads if n > available_cpus()]
+
+    def start_lines(self) -> list[str]:
+        """What the run compares and under which limits, said before any test: the config (or none), each variant
+        whose limits from the file are not applied and why, and a thread count above the CPUs available."""
+        from slimbench.timing import available_cpus
+
+        cfg = self.config
+        lines = [
+            f"config {cfg.source}" if cfg.source else "no suite config: the --variant checkpoints alone, no limits, "
+            "figures only (give --variants-file PATH for limits and a baseline)"
+        ]
+        lines += [f"{name}: {why}" for name, why in cfg.unlimited.items()]
+        for n in self.oversubscribed():
+            lines.append(
+                f"WARNING: {n} threads requested, but only {available_cpus()} CPUs are available to this process: "
+                "those timings measure oversubscription"
+            )
+        return lines
 
     @property
     def accuracy(self) -> Accuracy:
@@ -473,6 +507,35 @@ class SuiteSession:
         self.figures[name].setdefault("checks", []).extend({**e, "message": e.get("message")} for e in entries)
         return problems
 
+    def not_run(self, name: str) -> list[dict[str, str]]:
+        """The variant's configured limits that no check judged in this run, each with why: deselected, skipped
+        (with the skip's reason) or not collected. Counted apart from passed and failed, never silently absent."""
+        from slimbench.config import THRESHOLD_KEYS
+        from slimbench.metric_specs import gating_test
+
+        judged = {c.get("limit") for c in self.figures[name].get("checks", [])}
+        limits, out = self.limits(name), []
+        for key in THRESHOLD_KEYS:
+            if getattr(limits, key) is None or key in judged:
+                continue
+            test = gating_test(key)
+            skipped = self.skipped.get((test, name)) or self.skipped.get((test, None))
+            if {(test, name), (test, None)} & self.deselected:
+                why = "deselected"
+            elif skipped:
+                why = f"skipped: {skipped}"
+            else:
+                why = f"{test} did not run"
+            out.append({"limit": key, "reason": why})
+        baseline_skip = self.skipped.get(("test_baseline", name))
+        compared = any(c.get("metric") == "baseline" for c in self.figures[name].get("checks", []))
+        if self.baseline is not None and not compared:
+            if ("test_baseline", name) in self.deselected:
+                out.append({"limit": "baseline", "reason": "deselected"})
+            elif baseline_skip:
+                out.append({"limit": "baseline", "reason": f"skipped: {baseline_skip}"})
+        return out
+
     def gate(self, violations: Iterable[str | None]) -> None:
         """Fail the calling test with every broken limit, one line each, without a traceback."""
         broken = [v for v in violations if v]
@@ -554,11 +617,26 @@ class SuiteSession:
         return lines
 
 
+@dataclass(frozen=True)
+class Unmeasurable:
+    """A configured limit this run cannot measure: the variant, the limit key and the one line that says why."""
+
+    variant: str
+    limit: str
+    line: str
+
+
 def unmeasurable_limits(session: SuiteSession) -> list[str]:
-    """Configured limits this run cannot measure, one line each naming the limit and what is missing.
+    """Configured limits this run cannot measure, one line each naming the limit and what is missing."""
+    return [u.line for u in unmeasurable(session)]
+
+
+def unmeasurable(session: SuiteSession) -> list[Unmeasurable]:
+    """Configured limits this run cannot measure, each with the line naming the limit and what is missing.
 
     A skipped check would leave a configured gate green without a figure; the plugin stops the run at start
-    instead. Deselecting a test (``-m "not accuracy"``) and smoke mode are the user's explicit choices and stay.
+    instead, unless the test that would judge the limit was deselected (``-m "not accuracy"``): that is the user's
+    explicit choice, reported as "not run (deselected)". Smoke mode is an explicit choice too.
     """
     cfg, s = session.config, session.settings
     where = f"{cfg.source}: " if cfg.source else ""
@@ -597,7 +675,8 @@ def unmeasurable_limits(session: SuiteSession) -> list[str]:
         limits = cfg.limits(v.name)
         for key, why in missing.items():
             if why and getattr(limits, key) is not None:
-                out.append(f"{where}thresholds.{v.name}.{key} is set but cannot be measured in this run: {why}")
+                line = f"{where}thresholds.{v.name}.{key} is set but cannot be measured in this run: {why}"
+                out.append(Unmeasurable(v.name, key, line))
     return out
 
 

@@ -150,6 +150,15 @@ def _ort_version() -> str:
         return "(not installed)"
 
 
+def _oversubscribed_note(env: dict[str, Any]) -> str:
+    """``"; WARNING: 64 > 2 CPUs available: ..."`` when a thread count exceeds the CPUs, else ""."""
+    over = env.get("threads_oversubscribed") or []
+    if not over:
+        return ""
+    counts = ", ".join(map(str, over))
+    return f"; WARNING: {counts} > {env['available_cpus']} CPUs available: those timings measure oversubscription"
+
+
 def _reports_dir(config: pytest.Config) -> Path | None:
     raw = str(config.getoption("slimbench_reports", DEFAULT_REPORTS) or "").strip()
     if not raw or raw.lower() == "none":
@@ -231,7 +240,7 @@ class OutputsPlugin:
                 "torch-pruning": e["torch-pruning"],
                 "CPU": f"{e['cpu']} ({e['cpu_count']} cores, {e['available_cpus']} available to this run)",
                 "threads": f"{', '.join(map(str, e['threads']))} (torch and ONNX Runtime intra-op, per timing; "
-                f"torch inter-op {e['torch_interop_threads']})",
+                f"torch inter-op {e['torch_interop_threads']}{_oversubscribed_note(e)})",
                 "GPU": e["gpu"],
                 "devices": ", ".join(e["devices"]),
                 "imgsz": e["imgsz"],
@@ -266,6 +275,9 @@ class OutputsPlugin:
         name = params.get("variant") or params.get("candidate")
         if not isinstance(name, str) or name not in self.session.figures:
             return report
+        if report.skipped and isinstance(report.longrepr, tuple):  # (file, line, "Skipped: why")
+            why = str(report.longrepr[2]).removeprefix("Skipped: ")
+            self.session.skipped.setdefault((getattr(item, "originalname", item.name), name), why)
         if report.failed:
             self._note_failure(params, name, report)
         image = params.get("image")
@@ -307,8 +319,8 @@ class OutputsPlugin:
 
     @pytest.hookimpl
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        if self.config.option.collectonly:
-            return  # nothing measured: no summaries, no baseline update
+        if self.config.option.collectonly or exitstatus == pytest.ExitCode.USAGE_ERROR:
+            return  # nothing measured (or stopped at start on a bad input): no summaries, no baseline update
         t0 = time.perf_counter()
         try:
             self._baseline_update(exitstatus, session.testsfailed)
@@ -415,7 +427,8 @@ class OutputsPlugin:
         e = self.env
         intro = [
             f"Reference: {s.config.reference}. imgsz {e['imgsz']}, batches {', '.join(map(str, e['batches']))}, "
-            f"CPU threads {', '.join(map(str, e['threads']))} (of {e['available_cpus']} available), "
+            f"CPU threads {', '.join(map(str, e['threads']))} (of {e['available_cpus']} available"
+            f"{_oversubscribed_note(e)}), "
             f"devices {', '.join(e['devices'])}; detections at conf {e['conf']}, NMS IoU {e['iou']}, agreement at "
             f"IoU {e['match_iou']} with the reference's boxes. Thresholds: {e['thresholds_file']}; "
             f"baseline: {e['baseline_file']}.",

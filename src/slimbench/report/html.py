@@ -35,6 +35,7 @@ body > #results-table, body > .filters, body > .collapse, body > .controls { ord
 .slimbench ul.sb-verdicts { list-style: none; padding-left: 0; margin: 4px 0 8px 0; font-size: 14px; }
 .slimbench ul.sb-verdicts li { margin: 3px 0; padding: 3px 8px; border-left: 5px solid #2ca02c; }
 .slimbench ul.sb-verdicts li.sb-fail { border-left-color: #d62728; background: #fdf0f0; }
+.slimbench ul.sb-verdicts li.sb-notrun { border-left-color: #e6a700; background: #fffaeb; }
 .slimbench .sb-grid { display: flex; flex-wrap: wrap; gap: 10px; }
 .slimbench figure { margin: 0; border: 1px solid #e6e6e6; padding: 4px; background: white; max-width: 100%; }
 .slimbench figure img { display: block; max-width: 100%; }
@@ -106,11 +107,17 @@ def table(
     return f'<table class="sb-table" id="{tid}"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>'
 
 
+def _verdict_class(v: Mapping[str, Any]) -> str:
+    """Red when a gate failed, amber when a configured gate did not run or the file's limits were not applied."""
+    if v.get("gates_failed"):
+        return "sb-fail"
+    return "sb-notrun" if v.get("gates_not_run") or v.get("limits_not_applied") else "sb-pass"
+
+
 def verdicts(lines: Sequence[Mapping[str, Any]]) -> str:
     """One line per candidate: smaller, faster, mAP change, gates (red when a gate failed)."""
     items = "".join(
-        f'<li class="{"sb-fail" if v.get("gates_failed") else "sb-pass"}" data-variant="{escape(v["variant"])}">'
-        f"{escape(v['line'])}</li>"
+        f'<li class="{_verdict_class(v)}" data-variant="{escape(v["variant"])}">{escape(v["line"])}</li>'
         for v in lines
     )
     return f'<ul class="sb-verdicts" id="slimbench-verdicts">{items}</ul>'

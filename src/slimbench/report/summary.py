@@ -136,6 +136,7 @@ def environment(session: SuiteSession, baseline_path: Path | None = None) -> dic
         "cpu_count": os.cpu_count(),
         "available_cpus": available_cpus(),
         "threads": list(s.threads),
+        "threads_oversubscribed": session.oversubscribed(),  # counts above available_cpus: timings of contention
         "torch_interop_threads": torch.get_num_interop_threads(),
         "gpu": ", ".join(gpus) if gpus else "none",
         "devices": list(s.device),
@@ -148,6 +149,7 @@ def environment(session: SuiteSession, baseline_path: Path | None = None) -> dic
         "images": [str(p) for p in session.image_paths.values()],
         "reference": session.config.reference,
         "thresholds_file": str(session.config.source) if session.config.source else "none (--variant only)",
+        "limits_not_applied": dict(session.config.unlimited),
         "baseline_file": str(baseline_path) if baseline_path else "none",
         "smoke": session.smoke,
     }
@@ -474,7 +476,11 @@ def verdicts(session: SuiteSession, facts: RunFacts, deployment: list[dict[str, 
         )
         speed_text = ", ".join(_times(x, f"faster {label}") for label, x in faster.items()) or "speed n/a (not timed)"
         map_text = f"mAP50-95 {change:+.4f} ({ref_m:.4f} -> {m:.4f})" if change is not None else f"mAP50-95 {why_map}"
-        gates = f"gates {n_passed} passed, {n_failed} failed" + (f"; first failure: {first}" if first else "")
+        not_run = session.not_run(v.name)
+        gates = f"gates {n_passed} passed, {n_failed} failed" + not_run_text(not_run)
+        gates += f"; first failure: {first}" if first else ""
+        unlimited = session.config.unlimited.get(v.name)
+        gates += f"; {unlimited}" if unlimited else ""
         out.append(
             {
                 "variant": v.name,
@@ -483,11 +489,24 @@ def verdicts(session: SuiteSession, facts: RunFacts, deployment: list[dict[str, 
                 "map50_95_change": change,
                 "gates_passed": n_passed,
                 "gates_failed": n_failed,
+                "gates_not_run": not_run,
+                "limits_not_applied": unlimited,
                 "first_failure": first,
                 "line": f"{v.name}: {size_text}; {speed_text}; {map_text}; {gates}",
             }
         )
     return out
+
+
+def not_run_text(not_run: list[dict[str, str]]) -> str:
+    """``", 2 not run (deselected: max_map50_95_drop, min_agreement_map50)"``, grouped by reason; "" when none."""
+    if not not_run:
+        return ""
+    by_reason: dict[str, list[str]] = {}
+    for entry in not_run:
+        by_reason.setdefault(entry["reason"], []).append(entry["limit"])
+    parts = "; ".join(f"{why}: {', '.join(keys)}" for why, keys in by_reason.items())
+    return f", {len(not_run)} not run ({parts})"
 
 
 # ---------------------------------------------------------------- the document and its writers
