@@ -383,8 +383,8 @@ def measure(session: SuiteSession, name: str) -> dict[str, Any]:
         metrics[f"detections[{image}]"] = dets.count
         if not v.is_reference:
             agr = agreement(session.detections(ref, image), dets, s.match_iou)
-            metrics[f"agreement_recall[{image}]"] = agr.undefined or agr.recall
-            metrics[f"agreement_precision[{image}]"] = agr.undefined or agr.precision
+            metrics[f"agreement_recall[{image}]"] = agr.shown("recall")
+            metrics[f"agreement_precision[{image}]"] = agr.shown("precision")
     deployment = session.figures[name].get("deployment", {})
     for key in ("onnx_params", "onnx_weights_mb"):
         if _finite(deployment.get(key)):
