@@ -114,12 +114,12 @@ def dataset_map(session: SuiteSession, name: str) -> list[str]:
         figs, ref = session.map_metrics(name), session.map_metrics(session.reference.name)
     except SlimbenchError as e:  # the default dataset could not be generated, say: one line, no traceback
         fail(str(e))
-    from slimbench.accuracy import NA_NO_PREDICTIONS
+    from slimbench.accuracy import NA_NO_LABELS, NA_NO_PREDICTIONS
 
-    for key in ("map50", "map50_95", "recall", "predictions", "data", "val_images", "val_imgsz", "device", "seconds"):
+    for key in ("map50", "map50_95", "predictions", "labels", "data", "val_images", "val_imgsz", "device", "seconds"):
         session.record(name, "accuracy", key, figs[key])
-    precision = figs["precision"]
-    session.record(name, "accuracy", "precision", NA_NO_PREDICTIONS if precision is None else precision)
+    for key, na in (("precision", NA_NO_PREDICTIONS), ("recall", NA_NO_LABELS)):  # undefined only at 0 of 0
+        session.record(name, "accuracy", key, na if figs[key] is None else figs[key])
     if name == session.reference.name:
         return []
     drop = ref["map50_95"] - figs["map50_95"]
