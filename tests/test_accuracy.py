@@ -68,12 +68,27 @@ def test_agreement_score_counts_misses_and_extras():
     score = agreement_score([ref], [cand], conf=0.25)
     assert score.recall == 0.5 and score.precision == 0.5 and score.matched == 1
     assert score.map50 == pytest.approx(51 / 101)  # precision 1 up to recall 0.5, nothing beyond
-    nothing = agreement_score([Detections()], [cand], conf=0.25)
-    assert (nothing.map50, nothing.recall, nothing.precision) == (None, None, None)
-    assert nothing.shown("map50") == "n/a (0 reference detections)"
-    blind = agreement_score([ref], [Detections()], conf=0.25)  # a candidate that finds nothing is not perfect
-    assert (blind.map50, blind.recall, blind.precision) == (None, None, None)
-    assert blind.as_dict()["precision"] == blind.shown("recall") == "n/a (0 detections)"
+
+
+def test_agreement_score_is_undefined_only_where_its_own_denominator_is_zero():
+    ref = dets([[0, 0, 10, 10], [20, 20, 30, 30]], [0, 1], [0.9, 0.9])
+    cand = dets([[0, 0, 10, 10], [40, 40, 50, 50]], [0, 0], [0.9, 0.8])
+    blind = agreement_score([ref], [Detections()], conf=0.25)  # finds nothing: mAP and recall 0.0, not undefined
+    assert (blind.map50, blind.recall, blind.precision) == (0.0, 0.0, None)
+    assert blind.per_class == {0: 0.0, 1: 0.0}
+    assert blind.as_dict()["precision"] == blind.shown("precision") == "n/a (0 detections)"
+    assert blind.undefined("map50") is None and blind.undefined("recall") is None
+    faint = agreement_score([ref], [dets([[0, 0, 10, 10]], [0], [0.1])], conf=0.25)  # ranked, but below conf
+    assert faint.map50 == pytest.approx(0.5) and (faint.recall, faint.precision) == (0.0, None)
+    nothing = agreement_score([Detections()], [cand], conf=0.25)  # no reference box: nothing to find
+    assert (nothing.map50, nothing.recall, nothing.precision) == (None, None, 0.0)
+    assert nothing.shown("map50") == nothing.shown("recall") == "n/a (0 reference detections)"
+    empty = agreement_score([Detections()], [Detections()], conf=0.25)
+    assert [empty.shown(k) for k in ("map50", "recall", "precision")] == [
+        "n/a (0 reference detections)",
+        "n/a (0 reference detections)",
+        "n/a (0 detections)",
+    ]
 
 
 # --------------------------------------------------------------------------------------------- synthetic data
@@ -238,7 +253,7 @@ def test_precision_is_undefined_when_the_validator_scores_no_box(bundled, tmp_pa
     blind = YOLO(str(bundled["original"]))
     yaml = write_val_yaml(ds, dict(blind.names), tmp_path / "data", limit=8)
     seeing = run_validator(blind, yaml, 256, workdir=tmp_path / "runs")
-    assert seeing["predictions"] > 0 and 0 < seeing["precision"] <= 1
+    assert seeing["predictions"] > 0 and 0 < seeing["precision"] <= 1 and seeing["labels"] > 0
     head = next(m for m in blind.model.modules() if isinstance(m, Detect))
     with torch.no_grad():
         for branch in head.cv3:  # class logits -> sigmoid ~ 0: no box passes conf 0.001
@@ -246,6 +261,29 @@ def test_precision_is_undefined_when_the_validator_scores_no_box(bundled, tmp_pa
     figs = run_validator(blind, yaml, 256, workdir=tmp_path / "runs")
     assert figs["predictions"] == 0 and figs["precision"] is None
     assert figs["map50_95"] == 0.0 and figs["recall"] == 0.0  # labelled boxes, none found: defined, and zero
+    assert figs["labels"] == seeing["labels"]
+
+
+def test_recall_is_undefined_when_the_val_split_has_no_labelled_box(bundled, tmp_path):
+    """Recall divides by the labelled boxes: with none it is 0 of 0, undefined; the boxes the model predicts there
+    are all false, so precision is a defined 0.0."""
+    import yaml
+    from ultralytics import YOLO
+
+    from slimbench.accuracy import run_validator
+
+    ds = read_dataset(bundled_dataset(bundled["root"] / "cache", bundled_params(bundled["manifest"])))
+    model = YOLO(str(bundled["original"]))
+    folder = tmp_path / "unlabelled" / "images" / "val"
+    folder.mkdir(parents=True)
+    for image in ds.images[:4]:
+        shutil.copy(image, folder / Path(image).name)
+    data = tmp_path / "unlabelled" / "data.yaml"
+    spec = {"path": str(tmp_path / "unlabelled"), "train": "images/val", "val": "images/val", "names": model.names}
+    data.write_text(yaml.safe_dump(spec))
+    figs = run_validator(model, data, 256, workdir=tmp_path / "runs")
+    assert figs["labels"] == 0 and figs["recall"] is None
+    assert figs["predictions"] > 0 and figs["precision"] == 0.0
 
 
 def test_agreement_is_one_with_itself_and_drops_when_damaged(bundled):

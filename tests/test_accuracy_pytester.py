@@ -89,9 +89,9 @@ def test_accuracy_measures_and_gates(suite):
     result = run(suite, "--agreement-images", "unlabeled")
     result.assert_outcomes(passed=4, failed=1)
     out = result.stdout.str()
-    assert "blind: agreement mAP50 n/a (0 detections), min 0.500 (original's " in out  # undefined fails, never 1.0
+    assert "blind: agreement mAP50 0.000 < min 0.500 (original's " in out  # finds none of its boxes: 0, never 1.0
     blind_row = next(line for line in result.stdout.lines if line.startswith("blind "))
-    assert blind_row.split()[-3:] == ["n/a", "n/a", "n/a"], blind_row
+    assert blind_row.split()[-3:] == ["0.000", "0.000", "n/a"], blind_row  # precision: 0 of 0 boxes, undefined
     assert "boxes at conf 0.25 as truth, 2 images at 64px; recall " in out
     assert "accuracy: mAP on " in out and "data.yaml, 3 images at 64px (cpu)" in out
     assert "on 2 image(s)" in out

@@ -210,6 +210,31 @@ def test_new_and_unmeasured_metrics_do_not_fail():
     assert st["detections[other]"] == "new"
 
 
+def test_a_figure_undefined_on_one_side_compares_by_what_it_means():
+    """n/a on both sides is ok; a figure lost is a regression and one gained an improvement, except at 0.0: older
+    baselines stored a blind candidate's recall as n/a where it now reads 0 of 4 = 0.0, the same model either way."""
+    na_det, na_ref = "n/a (0 detections)", "n/a (0 reference detections)"
+    base = entry(map50=0.8, **{"agreement_recall[scene]": na_det, "agreement_precision[scene]": na_det})
+    base["metrics"].update({"agreement_recall[other]": 0.9, "agreement_precision[other]": 0.0, "agreement_map50": 0.7})
+    now = entry(map50=na_det, **{"agreement_recall[scene]": 0.0, "agreement_precision[scene]": na_det})
+    now["metrics"].update({"agreement_recall[other]": na_ref, "agreement_precision[other]": na_det})
+    now["metrics"]["agreement_map50"] = 0.0
+    rows = {r.metric: r for r in bl.compare(base, now)}
+    assert {m: r.status for m, r in rows.items()} == {
+        "agreement_recall[other]": "regressed",  # 0.9 -> undefined: the figure was lost
+        "agreement_recall[scene]": "not compared",  # n/a -> 0.0: not an improvement
+        "agreement_precision[other]": "not compared",  # 0.0 -> n/a: nothing lower to lose
+        "agreement_precision[scene]": "ok",  # n/a -> n/a
+        "map50": "regressed",
+        "agreement_map50": "regressed",  # a defined 0.0 against 0.7 regresses as a number
+    }
+    assert rows["agreement_recall[scene]"].note == "undefined in the baseline, 0 now; --update-baseline stores it"
+    assert rows["agreement_recall[other]"].limit == "0.900, defined"
+    assert bl.diff_table([rows["agreement_recall[scene]"], rows["agreement_precision[other]"]]) == []
+    gained = entry(**{"agreement_precision[scene]": 0.5})
+    assert status(bl.compare(base, gained))["agreement_precision[scene]"] == "improved"
+
+
 def test_diff_table_is_aligned_and_only_lists_regressions():
     rows = bl.compare(BASE, entry(**{**BASE["metrics"], "params": 3_011_238, "file_size_mb": 6.2, "gflops": 1.0}))
     lines = bl.diff_table(rows)

@@ -25,7 +25,8 @@ def dets(*rows):
     return Detections.from_lists(a[:, :4], a[:, 4], a[:, 5])
 
 
-REF = dets((0, 0, 10, 10, 0, 0.9), (20, 20, 30, 30, 1, 0.8), (50, 50, 60, 60, 0, 0.7))
+REF_ROWS = ((0, 0, 10, 10, 0, 0.9), (20, 20, 30, 30, 1, 0.8), (50, 50, 60, 60, 0, 0.7))
+REF = dets(*REF_ROWS)
 
 
 def test_box_iou():
@@ -81,17 +82,31 @@ def test_greedy_prefers_the_best_iou_among_free_reference_boxes():
     assert agreement(ref, cand).matched == 2
 
 
-def test_an_empty_side_is_undefined_never_perfect():
-    empty = Detections()
-    a = agreement(empty, empty)
-    assert (a.recall, a.precision, a.count_ratio, a.undefined) == (None, None, None, NA_NO_DETECTIONS)
+def test_a_candidate_that_finds_nothing_has_recall_zero_and_precision_undefined():
+    """Issue #22: the reference finds 4 boxes, the pruned copy 0. Recall is 0 of 4 = 0.0 (it missed everything),
+    precision 0 of 0 is undefined: each figure is undefined only when its own denominator is zero."""
+    four = dets(*REF_ROWS, (70, 70, 80, 80, 1, 0.6))
+    a = agreement(four, Detections())
+    assert (a.recall, a.precision, a.count_ratio) == (0.0, None, 0.0)
+    assert [a.undefined(k) for k in ("recall", "precision", "count_ratio")] == [None, NA_NO_DETECTIONS, None]
+    d = a.as_dict()
+    assert (d["recall"], d["precision"], d["count_ratio"]) == (0.0, "n/a (0 detections)", 0.0) and not a.identical
+
+
+def test_no_reference_box_leaves_recall_undefined_and_precision_zero():
+    a = agreement(Detections(), REF)  # the candidate's 3 boxes, none of which the reference has
+    assert (a.recall, a.precision, a.count_ratio) == (None, 0.0, None)
+    assert (a.undefined("recall"), a.undefined("precision")) == (NA_NO_REFERENCE, None)
+    d = a.as_dict()
+    assert (d["recall"], d["precision"], d["count_ratio"]) == ("n/a (0 reference detections)", 0.0, NA_NO_REFERENCE)
+
+
+def test_both_sides_empty_leave_both_undefined_never_perfect():
+    a = agreement(Detections(), Detections())
+    assert (a.recall, a.precision, a.count_ratio) == (None, None, None)
+    d = a.as_dict()
+    assert (d["recall"], d["precision"], d["count_ratio"]) == (NA_NO_REFERENCE, NA_NO_DETECTIONS, NA_NO_REFERENCE)
     assert a.identical  # parity: nothing on both sides is the same output
-    a = agreement(REF, empty)  # a candidate that finds nothing
-    assert (a.recall, a.precision, a.count_ratio, a.undefined) == (None, None, 0.0, "n/a (0 detections)")
-    assert a.as_dict()["precision"] == a.as_dict()["recall"] == "n/a (0 detections)" and not a.identical
-    a = agreement(empty, REF)
-    assert (a.recall, a.precision, a.count_ratio, a.undefined) == (None, None, None, NA_NO_REFERENCE)
-    assert a.as_dict()["count_ratio"] == NA_NO_REFERENCE
 
 
 def test_detections_record():

@@ -121,7 +121,8 @@ def test_suite_fails_when_a_variant_breaks_its_limits(suite):
     assert "pruned: channels removed 0.0% < min 30.0%" in out
     assert "pruned: GFLOPs ratio 1.000 > max 0.500" in out
     assert "pruned: file size 6.20 MB > max 3.00 MB (as stored, float16)" in out
-    assert "copy on scene: agreement recall n/a (0 detections), min 0.990 (0 of " in out
+    assert "copy on scene: agreement recall 0.000 < min 0.990 (0 of " in out  # found none: 0 of N, not n/a
+    assert "copy on scene: agreement precision n/a (0 detections), min 0.990 (0 of 0 boxes" in out
     assert "copy on scene: detection count ratio 0.000 < min 1.000 (0 vs " in out
     assert f"masked: zeroed channels {suite_masked(suite):,} > max 0 (all-zero output channels: mask-only" in out
     assert "Traceback" not in out
@@ -229,7 +230,7 @@ def test_plugin_is_dormant_outside_a_suite(pytester):
     result.assert_outcomes(passed=1)
 
 
-def test_a_candidate_that_finds_nothing_is_undefined_everywhere_and_no_baseline_records_a_failed_run(suite):
+def test_a_candidate_that_finds_nothing_has_undefined_precision_and_no_baseline_records_a_failed_run(suite):
     variants = {"original": "original.pt", "blind": "blind.pt"}
     write_toml(suite.path / "blind.toml", variants, {"blind": {"min_agreement_precision": 0.5}})
     baseline = suite.path / "baseline.json"
@@ -251,16 +252,16 @@ def test_a_candidate_that_finds_nothing_is_undefined_everywhere_and_no_baseline_
     out = result.stdout.str()
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     assert f"baseline {baseline}: written despite 1 failed check(s), as asked" in out
-    assert "recall n/a (0 detections)  precision n/a (0 detections)" in out  # the terminal summary
+    assert "recall 0.000  precision n/a (0 detections)" in out  # the terminal summary: 0 of N found, 0 of 0 kept
     metrics = json.loads(baseline.read_text())["variants"]["blind"]["metrics"]
-    assert metrics["agreement_recall[scene]"] == metrics["agreement_precision[scene]"] == "n/a (0 detections)"
+    assert (metrics["agreement_recall[scene]"], metrics["agreement_precision[scene]"]) == (0.0, "n/a (0 detections)")
     doc = json.loads((suite.path / "reports" / "summary.json").read_text())
     row = next(r for r in doc["rows"] if r["variant"] == "blind")
-    assert row["agreement_recall_sample"] == row["agreement_precision_sample"] == "n/a (0 detections)"
+    assert (row["agreement_recall_sample"], row["agreement_precision_sample"]) == (0.0, "n/a (0 detections)")
     assert doc["variants"]["blind"]["agreement"]["scene"]["precision"] == "n/a (0 detections)"
     assert "n/a (0 detections)" in (suite.path / "reports" / "summary.csv").read_text()
     assert ">n/a (0 detections)</td>" in (suite.path / "out" / "report.html").read_text()
 
-    # the stored baseline compares n/a with n/a; a figure that becomes undefined is a regression
+    # the stored baseline compares n/a with n/a and 0.0 with 0.0
     result = run(suite, "--benchmark-disable", "-k", "test_baseline", toml="blind.toml")
     assert result.ret == 0, result.stdout.str()

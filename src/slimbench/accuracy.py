@@ -307,6 +307,8 @@ def write_val_yaml(ds: Dataset, names: Names, out_dir: Path, limit: int | None =
 
 NA_NO_PREDICTIONS = "n/a (no predicted boxes on the val split: 0 of 0)"
 """How dataset precision reads when the validator scored no box (ultralytics reports 0.0)."""
+NA_NO_LABELS = "n/a (no labelled boxes on the val split: 0 of 0)"
+"""How dataset recall reads when the val split has no labelled box to find."""
 
 
 def run_validator(
@@ -317,16 +319,19 @@ def run_validator(
     Runs on a copy (the validator fuses the model in place), writes nothing outside ``workdir`` (a temp folder,
     removed afterwards) and never downloads. ``predictions`` counts the boxes the validator scored: with none,
     precision is undefined (0 of 0, None), where ultralytics reports 0.0; mAP and recall stay 0, which is what
-    finding none of the labelled boxes is worth.
+    finding none of the labelled boxes is worth. ``labels`` counts the labelled boxes: with none, recall is
+    undefined (None).
     """
     net = copy.deepcopy(model)
     parent = Path(workdir) if workdir is not None else None
     if parent is not None:
         parent.mkdir(parents=True, exist_ok=True)
-    seen = {"predictions": 0}
+    seen = {"predictions": 0, "labels": 0}
 
     def count_predictions(validator: Any) -> None:  # the stats are cleared once the metrics are computed
-        seen["predictions"] = sum(len(c) for c in validator.metrics.stats.get("conf", []))
+        stats = validator.metrics.stats
+        seen["predictions"] = sum(len(c) for c in stats.get("conf", []))
+        seen["labels"] = sum(len(c) for c in stats.get("target_cls", []))
 
     net.add_callback("on_val_batch_end", count_predictions)
     t0 = time.perf_counter()
@@ -348,8 +353,9 @@ def run_validator(
         "map50": float(m.box.map50),
         "map50_95": float(m.box.map),
         "precision": float(m.box.mp) if seen["predictions"] else None,
-        "recall": float(m.box.mr),
+        "recall": float(m.box.mr) if seen["labels"] else None,
         "predictions": seen["predictions"],
+        "labels": seen["labels"],
         "seconds": round(time.perf_counter() - t0, 2),
     }
 
@@ -385,8 +391,9 @@ class AgreementScore:
 
     ``map50``: mean over the reference's classes of AP at IoU 0.5, candidates ranked down to conf 0.001;
     ``recall`` / ``precision``: at the suite's conf, the share of reference boxes found / of candidate boxes that
-    the reference has. Without boxes on either side a figure is undefined: None, and :meth:`shown` gives the
-    reason (``"n/a (0 detections)"``) that the summary, report and baseline show instead of a number.
+    the reference has. A figure is undefined only when its own denominator is zero (precision: no candidate box at
+    conf; recall and mAP50: no reference box): None, and :meth:`shown` gives the reason (``"n/a (0 detections)"``)
+    that the summary, report and baseline show instead of a number. A candidate that finds nothing scores 0.0.
     """
 
     map50: float | None
@@ -403,12 +410,9 @@ class AgreementScore:
 
     def undefined(self, key: str) -> str | None:
         """Why ``key`` ("map50", "recall", "precision") has no value, or None."""
-        from slimbench.detections import NA_NO_DETECTIONS, NA_NO_REFERENCE
+        from slimbench.detections import undefined_reason
 
-        if self.reference_boxes == 0:
-            return NA_NO_REFERENCE
-        found = self.candidate_boxes_ranked if key == "map50" else self.candidate_boxes
-        return NA_NO_DETECTIONS if found == 0 else None
+        return undefined_reason(key, self.reference_boxes, self.candidate_boxes)
 
     def shown(self, key: str) -> float | str:
         """The figure, or the reason it is undefined: what reports and the baseline hold."""
@@ -444,11 +448,10 @@ def agreement_score(
     }
     at_conf = cf >= conf
     matched, n_ref, n_cand = int(tp[at_conf].sum()), len(gt_cls), int(at_conf.sum())
-    defined = n_ref > 0 and n_cand > 0  # either side without boxes: undefined, never a perfect 1.0
-    return AgreementScore(
-        map50=float(np.mean(list(per_class.values()))) if per_class and len(cf) else None,
-        recall=matched / n_ref if defined else None,
-        precision=matched / n_cand if defined else None,
+    return AgreementScore(  # each figure undefined only when its own denominator is zero, never a perfect 1.0
+        map50=float(np.mean(list(per_class.values()))) if per_class else None,
+        recall=matched / n_ref if n_ref else None,
+        precision=matched / n_cand if n_cand else None,
         candidate_boxes_ranked=len(cf),
         matched=matched,
         reference_boxes=n_ref,

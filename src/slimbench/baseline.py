@@ -383,8 +383,8 @@ def measure(session: SuiteSession, name: str) -> dict[str, Any]:
         metrics[f"detections[{image}]"] = dets.count
         if not v.is_reference:
             agr = agreement(session.detections(ref, image), dets, s.match_iou)
-            metrics[f"agreement_recall[{image}]"] = agr.undefined or agr.recall
-            metrics[f"agreement_precision[{image}]"] = agr.undefined or agr.precision
+            metrics[f"agreement_recall[{image}]"] = agr.shown("recall")
+            metrics[f"agreement_precision[{image}]"] = agr.shown("precision")
     deployment = session.figures[name].get("deployment", {})
     for key in ("onnx_params", "onnx_weights_mb"):
         if _finite(deployment.get(key)):
@@ -469,6 +469,31 @@ def _setting_differs(family: str, image: str | None, base: Mapping[str, Any], no
     return None
 
 
+def _floor(family: str, value: float | str | None) -> bool:
+    """A defined 0.0 on a higher-is-better figure (recall, precision, mAP): nothing lower to lose or gain from."""
+    return _finite(value) and value == 0 and RULES[family].direction == "min"
+
+
+def _compare_undefined(metric: str, b: float | str, n: float | str | None, why: str | None) -> Row:
+    """A metric undefined on one side or both. Undefined -> defined is an improvement and the reverse a lost
+    figure, except at 0.0: a candidate that found nothing reads precision n/a (0 of 0) and recall 0.0, and older
+    baselines stored its recall as n/a too, so n/a <-> 0.0 is no change in the model: not compared, and said so."""
+    family, _ = metric_family(metric)
+    if n is None:
+        return Row(metric, b, None, "-", "not measured", "not measured in this run")
+    if why:
+        return Row(metric, b, n, "-", "not compared", why)
+    if isinstance(b, str) and isinstance(n, str):
+        return Row(metric, b, n, "n/a", "ok")
+    if _floor(family, n):
+        return Row(metric, b, n, "-", "not compared", "undefined in the baseline, 0 now; --update-baseline stores it")
+    if _floor(family, b):
+        return Row(metric, b, n, "-", "not compared", "0 in the baseline, undefined now (0 of 0)")
+    if isinstance(n, str):  # measured before, undefined now: the figure was lost
+        return Row(metric, b, n, f"{_fmt(family, b)}, defined", "regressed", "undefined now")
+    return Row(metric, b, n, "-", "improved", "undefined in the baseline")
+
+
 def compare(base: Mapping[str, Any], now: Mapping[str, Any], config: BaselineConfig | None = None) -> list[Row]:
     """Compare two entries of one variant, metric by metric (baseline order, then metrics new in this run)."""
     config = config or BaselineConfig()
@@ -486,18 +511,7 @@ def compare(base: Mapping[str, Any], now: Mapping[str, Any], config: BaselineCon
             rows.append(Row(metric, None, n, "-", "new", "not in the baseline; --update-baseline adds it"))
             continue
         if isinstance(b, str) or isinstance(n, str):  # undefined on one side or both ("n/a (0 detections)")
-            why = _setting_differs(family, image, b_settings, n_settings)
-            if n is None:
-                rows.append(Row(metric, b, None, "-", "not measured", "not measured in this run"))
-            elif why:
-                rows.append(Row(metric, b, n, "-", "not compared", why))
-            elif isinstance(b, str) and isinstance(n, str):
-                rows.append(Row(metric, b, n, "n/a", "ok"))
-            elif isinstance(n, str):  # measured before, undefined now: the figure was lost
-                limit = f"{_fmt(family, b)}, defined"
-                rows.append(Row(metric, b, n, limit, "regressed", "undefined now"))
-            else:
-                rows.append(Row(metric, b, n, "-", "improved", "undefined in the baseline"))
+            rows.append(_compare_undefined(metric, b, n, _setting_differs(family, image, b_settings, n_settings)))
             continue
         allowed = tol.allowed(b)
         tol_note = f" ({'+' if rule.direction == 'max' else '-' if rule.direction == 'min' else '±'}{tol})"

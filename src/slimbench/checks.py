@@ -78,7 +78,7 @@ def static(session: SuiteSession, name: str, metrics: tuple[str, ...]) -> list[s
 
 def detections(session: SuiteSession, name: str, image: str) -> list[str]:
     """Detections on a sample image, recorded; a candidate's judged against the reference's on the same image."""
-    from slimbench.detections import NA_NO_REFERENCE, agreement
+    from slimbench.detections import agreement
 
     s, ref_name = session.settings, session.reference.name
     names = dict(session.model(name).names)
@@ -96,12 +96,12 @@ def detections(session: SuiteSession, name: str, image: str) -> list[str]:
     counts = f"{agr.candidate_count} vs {agr.reference_count} detections of {ref_name}, conf {s.conf}"
     found = f"{agr.matched} of {agr.reference_count} {ref_name} boxes found, same class, IoU >= {s.match_iou}"
     kept = f"{agr.matched} of {agr.candidate_count} boxes also in {ref_name}"
-    ratio_na = None if agr.reference_count else NA_NO_REFERENCE
-    na = agr.undefined  # either side without boxes: recall and precision are undefined, and a min_* limit fails
-    kw: dict[str, Any] = {"cell": image, "who": who}
-    out = session.judge(name, "count_ratio", agr.count_ratio, note=counts, undefined=ratio_na, **kw)
-    out += session.judge(name, "agreement_recall", agr.recall, note=found, undefined=na, **kw)
-    out += session.judge(name, "agreement_precision", agr.precision, note=kept, undefined=na, **kw)
+    kw: dict[str, Any] = {"cell": image, "who": who}  # an undefined figure (0 of 0) fails a limit with its reason
+    out = session.judge(name, "count_ratio", agr.count_ratio, note=counts, undefined=agr.undefined("count_ratio"), **kw)
+    out += session.judge(name, "agreement_recall", agr.recall, note=found, undefined=agr.undefined("recall"), **kw)
+    out += session.judge(
+        name, "agreement_precision", agr.precision, note=kept, undefined=agr.undefined("precision"), **kw
+    )
     return out
 
 
@@ -114,12 +114,12 @@ def dataset_map(session: SuiteSession, name: str) -> list[str]:
         figs, ref = session.map_metrics(name), session.map_metrics(session.reference.name)
     except SlimbenchError as e:  # the default dataset could not be generated, say: one line, no traceback
         fail(str(e))
-    from slimbench.accuracy import NA_NO_PREDICTIONS
+    from slimbench.accuracy import NA_NO_LABELS, NA_NO_PREDICTIONS
 
-    for key in ("map50", "map50_95", "recall", "predictions", "data", "val_images", "val_imgsz", "device", "seconds"):
+    for key in ("map50", "map50_95", "predictions", "labels", "data", "val_images", "val_imgsz", "device", "seconds"):
         session.record(name, "accuracy", key, figs[key])
-    precision = figs["precision"]
-    session.record(name, "accuracy", "precision", NA_NO_PREDICTIONS if precision is None else precision)
+    for key, na in (("precision", NA_NO_PREDICTIONS), ("recall", NA_NO_LABELS)):  # undefined only at 0 of 0
+        session.record(name, "accuracy", key, na if figs[key] is None else figs[key])
     if name == session.reference.name:
         return []
     drop = ref["map50_95"] - figs["map50_95"]

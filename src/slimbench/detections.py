@@ -130,8 +130,21 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 NA_NO_DETECTIONS = "n/a (0 detections)"
-"""How an undefined agreement figure is shown (terminal, report, JSON, CSV, baseline): never as 1.0 or 0.0."""
+"""Why precision is undefined: the candidate found no box (0 of 0). Shown as is (terminal, report, JSON, CSV,
+baseline), never as 1.0 or 0.0."""
 NA_NO_REFERENCE = "n/a (0 reference detections)"
+"""Why recall, the count ratio and agreement mAP are undefined: the reference found no box to find."""
+
+
+def undefined_reason(key: str, reference_count: int, candidate_count: int) -> str | None:
+    """Why an agreement figure has no value, or None: each is undefined only when its own denominator is zero.
+
+    Precision divides by the candidate's boxes; recall, the count ratio and agreement mAP by the reference's. So a
+    candidate that finds nothing against a reference that found 4 boxes has recall 0.0 (it missed them all) and an
+    undefined precision."""
+    if key == "precision":
+        return None if candidate_count else NA_NO_DETECTIONS
+    return None if reference_count else NA_NO_REFERENCE
 
 
 @dataclass(frozen=True)
@@ -139,9 +152,8 @@ class Agreement:
     """How far a candidate's detections agree with the reference's on one image.
 
     ``recall``: share of reference boxes the candidate also finds; ``precision``: share of candidate boxes the
-    reference also has; ``count_ratio``: candidate count / reference count. When either side has no boxes, recall
-    and precision are undefined (None, with :attr:`undefined` saying why), never a perfect 1.0; the count ratio is
-    undefined only without reference boxes.
+    reference also has; ``count_ratio``: candidate count / reference count. A figure whose denominator is zero is
+    undefined (None, :meth:`undefined` says why), never a perfect 1.0; a candidate with no box has recall 0.0.
     """
 
     matched: int
@@ -149,22 +161,17 @@ class Agreement:
     candidate_count: int
     iou_threshold: float
 
-    @property
-    def undefined(self) -> str | None:
-        """Why recall and precision are undefined (``"n/a (0 detections)"``), or None when both are defined."""
-        if self.candidate_count == 0:
-            return NA_NO_DETECTIONS
-        if self.reference_count == 0:
-            return NA_NO_REFERENCE
-        return None
+    def undefined(self, key: str) -> str | None:
+        """Why ``key`` ("recall", "precision", "count_ratio") has no value (``"n/a (0 detections)"``), or None."""
+        return undefined_reason(key, self.reference_count, self.candidate_count)
 
     @property
     def recall(self) -> float | None:
-        return None if self.undefined else self.matched / self.reference_count
+        return self.matched / self.reference_count if self.reference_count else None
 
     @property
     def precision(self) -> float | None:
-        return None if self.undefined else self.matched / self.candidate_count
+        return self.matched / self.candidate_count if self.candidate_count else None
 
     @property
     def count_ratio(self) -> float | None:
@@ -175,18 +182,21 @@ class Agreement:
         """Every box of each side matched (both empty counts as identical): what parity asks of an export."""
         return self.matched == self.reference_count == self.candidate_count
 
+    def shown(self, key: str) -> float | str:
+        """The figure, or the reason it is undefined: what reports and the baseline hold."""
+        value = getattr(self, key)
+        return value if value is not None else str(self.undefined(key))
+
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready; an undefined figure is the string that says why (``"n/a (0 detections)"``)."""
-        na = self.undefined
-        ratio_na = None if self.reference_count else NA_NO_REFERENCE
         return {
             "matched": self.matched,
             "reference_count": self.reference_count,
             "candidate_count": self.candidate_count,
             "iou_threshold": self.iou_threshold,
-            "recall": na or self.recall,
-            "precision": na or self.precision,
-            "count_ratio": ratio_na or self.count_ratio,
+            "recall": self.shown("recall"),
+            "precision": self.shown("precision"),
+            "count_ratio": self.shown("count_ratio"),
             "identical": self.identical,
         }
 

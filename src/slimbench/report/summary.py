@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from slimbench.detections import NA_NO_DETECTIONS
+from slimbench.detections import NA_NO_DETECTIONS, NA_NO_REFERENCE
 from slimbench.timing_key import TimingKey
 
 if TYPE_CHECKING:
@@ -292,9 +292,10 @@ def rows(session: SuiteSession, facts: RunFacts) -> list[dict[str, Any]]:
         dets = f.get("detections", {})
         agr = f.get("agreement", {})
         row["detections_per_image"] = _mean(d.get("count") for d in dets.values())
-        if v.is_reference and dets:  # agreement with itself: 1.0 where it found boxes, else undefined
+        if v.is_reference and dets:  # agreement with itself: 1.0 where it found boxes, else undefined (0 of 0)
             found = any(d.get("count") for d in dets.values())
-            row["agreement_recall_sample"] = row["agreement_precision_sample"] = 1.0 if found else NA_NO_DETECTIONS
+            row["agreement_recall_sample"] = 1.0 if found else NA_NO_REFERENCE
+            row["agreement_precision_sample"] = 1.0 if found else NA_NO_DETECTIONS
         else:
             row["agreement_recall_sample"] = _mean_or_na(a.get("recall") for a in agr.values())
             row["agreement_precision_sample"] = _mean_or_na(a.get("precision") for a in agr.values())

@@ -98,6 +98,7 @@ def test_cell_agreement(slimbench, variant, cell, threads):
                 cell=key,
                 who=f"{variant.name} {key}",
                 note=note,
+                undefined=score.undefined("map50"),
             )
         )
 
