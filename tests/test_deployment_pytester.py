@@ -137,7 +137,7 @@ def test_deployment_figures_everywhere_and_the_export_cached(suite):
     assert main["pruned"]["peak_rss_mb[ort-cpu-b2-t2]"] > 0
     assert doc["variants"]["pruned"]["parity"]["images"]["noise"]["recall"] == 1.0
     page = (reports / "report.html").read_text()
-    assert 'id="slimbench-deployment"' in page and 'data-chart="runtime_speedup"' in page
+    assert 'id="slimbench-deployment"' in page and 'data-chart="speedup"' in page
     assert '<td data-key="runtime">onnxruntime</td>' in page and '<td data-key="runtime">torch</td>' in page
 
     baseline = json.loads((suite.path / "baseline.json").read_text())

@@ -127,7 +127,8 @@ def test_deselected_gated_test_reads_not_run_and_the_run_passes(repo):
     assert stopped.ret == pytest.ExitCode.USAGE_ERROR
     errors = [x for x in stopped.stderr.lines if x.strip()]
     assert len(errors) == 1 and "thresholds.pruned.max_map50_95_drop is set but cannot be measured" in errors[0]
-    assert not (repo.path / "reports" / "report.html").exists() and not (repo.path / "reports" / "summary.json").exists()
+    reports = repo.path / "reports"
+    assert not (reports / "report.html").exists() and not (reports / "summary.json").exists(), "nothing written"
 
 
 def test_thread_count_above_the_cpus_is_said(repo):

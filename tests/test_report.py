@@ -144,8 +144,15 @@ def test_full_run_writes_every_report_with_the_measured_figures(suite, monkeypat
     for (name, batch), median in forward.items():
         assert rows[name][f"latency_ms[cpu-b{batch}-t1]"] == pytest.approx(median * 1e3, rel=1e-12)
         assert rows[name][f"fps[cpu-b{batch}-t1]"] == pytest.approx(batch / median, rel=1e-12)
-        assert rows[name][f"speedup[cpu-b{batch}-t1]"] == pytest.approx(forward["original", batch] / median, rel=1e-12)
-    assert 0 < rows["pruned"]["speed_ratio[cpu-b1-t1]"] < 10 and rows["original"]["speed_ratio[cpu-b1-t1]"] is None
+        medians = forward["original", batch] / median
+        assert rows[name][f"speedup_medians[cpu-b{batch}-t1]"] == pytest.approx(medians, rel=1e-12)
+    ratio = rows["pruned"]["speed_ratio[cpu-b1-t1]"]
+    assert 0 < ratio < 10 and rows["original"]["speed_ratio[cpu-b1-t1]"] is None
+    # one speedup per cell: 1 / the paired ratio; the reference 1.0; copy (no speed limit, never paired) undefined
+    assert rows["pruned"]["speedup[cpu-b1-t1]"] == pytest.approx(1 / ratio, rel=1e-12)
+    assert rows["original"]["speedup[cpu-b1-t1]"] == 1.0 and rows["copy"]["speedup[cpu-b1-t1]"] is None
+    cell = next(r for r in doc["deployment"] if r["variant"] == "pruned" and r["batch"] == 1)
+    assert cell["speedup"] == pytest.approx(1 / cell["speed_ratio"], rel=1e-12) and cell["speed_ratio"] == ratio
 
     # accuracy, when the session has it
     assert [rows[n]["map50"] for n in rows] == [0.5, 0.5, 0.5] and rows["copy"]["recall"] == pytest.approx(0.8)
@@ -190,7 +197,12 @@ def test_full_run_writes_every_report_with_the_measured_figures(suite, monkeypat
     for table_id in ("slimbench-verdicts", "slimbench-gates", "slimbench-size", "slimbench-speed-cells"):
         assert f'id="{table_id}"' in page, table_id
     assert [v["variant"] for v in doc["verdicts"]] == ["pruned", "copy"]
-    assert "x smaller" in doc["verdicts"][0]["line"] and "faster torch b1 t1" in doc["verdicts"][0]["line"]
+    assert "x smaller" in doc["verdicts"][0]["line"] and f"{1 / ratio:.2f}x faster torch b1 t1 (paired)" in page
+    assert doc["verdicts"][1]["faster_from"]["torch b1 t1"] == "medians", "copy was never timed in pairs"
+    assert "faster torch b1 t1 (from medians, not paired)" in doc["verdicts"][1]["line"]
+    speed = page.split('id="slimbench-speed-cells"')[1].split("</thead>")[0]
+    assert speed.count('data-key="speedup') == 1 and '<th data-key="speedup">speedup<small>x, 1 / paired' in speed
+    assert len(re.findall(r'data-chart="[^"]*speedup', page)) == 1, "one speedup chart"
 
 
 def test_smoke_run_writes_the_report_and_summaries(suite):
@@ -268,7 +280,13 @@ def fake_summary(with_timings: bool = True) -> dict:
         cols.append({"key": "speed_ratio[cpu-b1-t1]", "label": "", "unit": "", "better": ""})
         rows[0].update({"fps[cpu-b1-t1]": 10.0, "speedup[cpu-b1-t1]": 1.0, "speed_ratio[cpu-b1-t1]": None})
         rows[1].update({"fps[cpu-b1-t1]": 20.0, "speedup[cpu-b1-t1]": 2.0, "speed_ratio[cpu-b1-t1]": 0.5})
-    return {"rows": rows, "columns": cols, "reference": "original", "environment": {"imgsz": 640}}
+    cell = {"runtime": "torch", "device": "cpu", "batch": 1, "threads": 1}
+    deployment = [
+        {**cell, "variant": "original", "speed_ratio": None, "speedup": 1.0, "speedup_medians": 1.0},
+        {**cell, "variant": "pruned", "speed_ratio": 0.5, "speedup": 2.0, "speedup_medians": 1.6},
+    ]
+    doc = {"rows": rows, "columns": cols, "reference": "original", "environment": {"imgsz": 640}}
+    return {**doc, "deployment": deployment if with_timings else []}
 
 
 @pytest.mark.parametrize("with_timings", [True, False])
@@ -278,6 +296,83 @@ def test_every_chart_renders(with_timings):
     assert list(pngs) == list(summary.CHARTS)
     for name, png in pngs.items():
         assert png.startswith(b"\x89PNG") and len(png) > 2000, name
+
+
+def paired_run(tmp_path: Path, max_speed_ratio: float | None = None):
+    """A session holding what the speed tests record: forward medians in a torch and an ort cell, and one paired
+    ratio (pruned, torch). copy has no speed limit, so it is never paired."""
+    from slimbench.checks import record_forward
+    from slimbench.config import config_from_dict
+    from slimbench.session import SuiteSession
+
+    names = ("original", "pruned", "copy")
+    data = {"reference": "original", "variants": {n: {"path": f"{n}.pt"} for n in names}}
+    if max_speed_ratio is not None:
+        data["thresholds"] = {"pruned": {"max_speed_ratio": max_speed_ratio}}
+    session = SuiteSession(config_from_dict(data, tmp_path))
+    for key, medians in (("cpu-b1-t2-640", (0.100, 0.040, 0.090)), ("ort-cpu-b1-t2-640", (0.080, 0.050, None))):
+        runtime = "onnxruntime" if key.startswith("ort") else "torch"
+        for name, median in zip(names, medians, strict=True):
+            if median is not None:
+                record_forward(session, name, key, [median] * 3, 1, runtime)
+    session.record("pruned", "speed_ratio", "cpu-b1-t2-640", {"median_ratio": 0.308, "speedup": 1 / 0.308, "pairs": 9})
+    return session
+
+
+def test_a_paired_cell_shows_one_speedup_and_it_is_the_paired_one(tmp_path):
+    session = paired_run(tmp_path)
+    doc = summary.build(session, summary.RunFacts(), {"imgsz": 640})
+    rows = {r["variant"]: r for r in doc["rows"]}
+    assert rows["pruned"]["speedup[cpu-b1-t2]"] == pytest.approx(1 / 0.308, rel=1e-12)  # not the medians' 2.5
+    assert rows["pruned"]["speedup_medians[cpu-b1-t2]"] == pytest.approx(2.5)
+    assert rows["original"]["speedup[cpu-b1-t2]"] == 1.0, "the reference is 1.0 where its candidates were paired"
+    assert rows["copy"]["speedup[cpu-b1-t2]"] is None and rows["copy"]["speedup_medians[cpu-b1-t2]"] == pytest.approx(
+        0.1 / 0.09
+    )
+    labels = {c["key"]: c["label"] for c in doc["columns"]}
+    assert labels["speedup[cpu-b1-t2]"] == "speedup (paired) cpu-b1-t2"
+    assert labels["speedup_medians[cpu-b1-t2]"] == "speedup from medians (not paired) cpu-b1-t2"
+    assert "speedup[ort-cpu-b1-t2]" not in labels, "no pair was timed in the ort cell"
+
+    cells = {(r["variant"], r["runtime"]): r for r in doc["deployment"]}
+    assert cells["pruned", "torch"]["speedup"] == pytest.approx(1 / 0.308, rel=1e-12)
+    assert cells["pruned", "torch"]["speedup_medians"] == pytest.approx(2.5)
+    assert cells["original", "torch"]["speedup"] == 1.0 and cells["copy", "torch"]["speedup"] is None
+    assert cells["pruned", "onnxruntime"]["speedup"] is None and cells["original", "onnxruntime"]["speedup"] is None
+    assert cells["pruned", "onnxruntime"]["speedup_medians"] == pytest.approx(0.08 / 0.05)
+
+    pruned, copy = doc["verdicts"]
+    assert pruned["faster"] == {"torch b1 t2": pytest.approx(1 / 0.308), "ort b1 t2": pytest.approx(1.6)}
+    assert pruned["faster_from"] == {"torch b1 t2": "paired", "ort b1 t2": "medians"}
+    assert "3.25x faster torch b1 t2 (paired), 1.60x faster ort b1 t2 (from medians, not paired)" in pruned["line"]
+    assert copy["faster"]["ort b1 t2"] is None and "n/a (not measured) faster ort b1 t2" in copy["line"]
+
+    assert charts.speedup_series(doc["deployment"], "original") == {
+        "torch b1 t2\npaired": {"original": 1.0, "pruned": pytest.approx(1 / 0.308)},
+        "torch b1 t2\nmedians": {"original": 1.0, "copy": pytest.approx(0.1 / 0.09)},
+        "ort b1 t2\nmedians": {"original": 1.0, "pruned": pytest.approx(1.6)},
+    }
+    assert [c for c in summary.CHARTS if "speedup" in c] == ["speedup"], "one speedup chart"
+    assert [c for c in charts.render_all(doc, {}) if "speedup" in c] == ["speedup"]
+
+
+def test_the_speed_table_shows_the_paired_speedup_only_and_flags_it_with_its_ratio(tmp_path):
+    session = paired_run(tmp_path, max_speed_ratio=0.25)
+    assert session.judge("pruned", "speed_ratio", 0.308, cell="cpu-b1-t2-640"), "0.308 > max 0.25: a failed gate"
+    doc = summary.build(session, summary.RunFacts(), {"imgsz": 640})
+    formats = {c.key: c.fmt for c in summary.DEPLOYMENT_COLUMNS}
+    page = html.cell_table(doc, "speed", formats)
+    head = page.split("</thead>")[0]
+    assert re.findall(r'<th data-key="(speed[^"]*)"', head) == ["speed_ratio", "speedup"]
+    assert '<td class="sb-num sb-bad" data-key="speedup">3.25</td>' in page and ">2.50<" not in page
+    assert '<td class="sb-num sb-bad" data-key="speed_ratio">0.308</td>' in page
+    assert '<td class="sb-num" data-key="speedup">1.00</td>' in page, "the reference's, not flagged"
+
+
+def test_a_paired_speedup_is_undefined_only_without_a_ratio():
+    assert summary.paired_speedup(0.5) == 2.0
+    assert summary.paired_speedup(0.0) is None and summary.paired_speedup(None) is None
+    assert summary.paired_speedup("n/a (smoke mode)") is None and summary.paired_speedup(float("nan")) is None
 
 
 def test_annotate_draws_the_recorded_boxes_offline():

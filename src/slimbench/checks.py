@@ -305,15 +305,16 @@ def forward_info(session: SuiteSession, name: str, runtime: str, device: str, ba
 
 
 def record_forward(session: SuiteSession, name: str, key: str, rounds: list[float], batch: int, runtime: str) -> dict:
-    """Percentiles, FPS and the speedup over the reference's median (timed first) of a forward benchmark, recorded."""
+    """Percentiles, FPS and the speedup from the reference's median (timed first) of a forward benchmark, recorded.
+    Two separate benchmarks' medians, not paired: the report's speedup is 1 / the paired speed ratio."""
     from slimbench.timing import latency_figures
 
     timed = latency_figures(rounds, batch)
     ref = session.figures[session.reference.name].get("forward", {}).get(key)
     if name == session.reference.name:
-        timed["speedup_vs_reference"] = 1.0
+        timed["speedup_from_medians"] = 1.0
     elif ref and timed["median_s"] > 0:  # the reference is parametrised first, so it has been timed by now
-        timed["speedup_vs_reference"] = ref["median_s"] / timed["median_s"]
+        timed["speedup_from_medians"] = ref["median_s"] / timed["median_s"]
     timed["runtime"] = runtime
     session.record(name, "forward", key, timed)
     return timed

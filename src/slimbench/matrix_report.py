@@ -17,7 +17,7 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("p90_s", "p90 ms", "ms"),
     ("p99_s", "p99 ms", "ms"),
     ("fps", "FPS", "{:.1f}"),
-    ("speedup_same_cell", "speedup vs reference, same cell", "{:.2f}x"),
+    ("speedup_same_cell", "speedup vs reference, same cell (from medians, not paired)", "{:.2f}x"),
     ("speedup_vs_torch_fp32", "speedup vs reference, torch FP32 (interleaved pairs)", "{:.2f}x"),
     ("torch_fp32_reference_s", "reference torch FP32 p50 ms (in those pairs)", "ms"),
     ("agreement_map50", "agreement mAP50 vs FP32 checkpoint", "{:.3f}"),

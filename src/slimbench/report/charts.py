@@ -11,8 +11,6 @@ import io
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from slimbench.timing_key import RUNTIME_IDS
-
 REFERENCE_COLOR = "#7f7f7f"
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22")
 _SIZE = (4.3, 3.0)
@@ -155,12 +153,7 @@ def render_all(summary: Mapping[str, Any], rounds: Mapping[str, Mapping[str, Seq
         "file as stored": {n: by[n].get("file_size_mb") for n in variants},
         "FP16-normalised": {n: by[n].get("normalized_size_mb") for n in variants},
     }
-    speedup = series("speedup")
-    for label, values in series("speed_ratio").items():
-        paired = {n: (1.0 / v if v else None) for n, v in values.items()}
-        speedup[f"{label} paired"] = {**paired, ref: 1.0}  # the reference is never paired with itself
     imgsz = summary["environment"].get("imgsz")
-    by_runtime = runtime_speedups(summary.get("deployment", []), ref)
     return {
         "size": bars("Size (MB, 1e6 bytes)", "MB", size, variants, ref),
         "params": bars("Parameters (millions)", "M params", one("params", 1e-6), variants, ref, "{:.3f}"),
@@ -178,17 +171,7 @@ def render_all(summary: Mapping[str, Any], rounds: Mapping[str, Mapping[str, Seq
         "speedup": bars(
             "Speedup vs reference (x; >1 is faster)",
             "x",
-            speedup,
-            variants,
-            ref,
-            "{:.2f}",
-            hline=1.0,
-            why_empty="no timings in this run",
-        ),
-        "runtime_speedup": bars(
-            "Speedup vs reference by runtime and batch (x)",
-            "x",
-            by_runtime,
+            speedup_series(summary.get("deployment", []), ref),
             variants,
             ref,
             "{:.2f}",
@@ -198,21 +181,16 @@ def render_all(summary: Mapping[str, Any], rounds: Mapping[str, Mapping[str, Seq
     }
 
 
-def runtime_speedups(deployment: Sequence[Mapping[str, Any]], reference: str) -> dict[str, dict[str, float | None]]:
-    """``"torch b1"``, ``"ort b1"``, ... -> variant -> speedup: 1 / paired speed ratio where measured (the gated
-    figure), else the benchmark medians' speedup; the reference is 1.0 by definition."""
+def speedup_series(deployment: Sequence[Mapping[str, Any]], reference: str) -> dict[str, dict[str, float | None]]:
+    """The one speedup chart's groups: per cell, its label over "paired" (1 / the paired speed ratio, the gated figure)
+    or "medians" (two benchmarks' medians, where no pair was timed), so each bar says which it is; a cell whose
+    candidates differ in that gets both groups. The reference stands at 1.0 in each."""
+    from slimbench.report.summary import cell_speedups
+
     out: dict[str, dict[str, float | None]] = {}
-    for row in deployment:
-        rt = RUNTIME_IDS.get(str(row.get("runtime")), str(row.get("runtime")))
-        dev = "" if row.get("device") == "cpu" else f" {row.get('device')}"
-        label = f"{rt}{dev} b{row.get('batch')} t{row.get('threads')}"
-        ratio, speedup = row.get("speed_ratio"), row.get("speedup")
-        value = 1.0 / ratio if ratio else speedup
-        if row.get("variant") == reference and (value is not None or label in out):
-            value = 1.0
-        if value is not None or label not in out:
-            out.setdefault(label, {})[str(row.get("variant"))] = value
-    for values in out.values():
-        if any(v is not None for n, v in values.items() if n != reference):
-            values[reference] = 1.0
+    for label, per in cell_speedups(deployment, reference).items():
+        for source in ("paired", "medians"):
+            values = {n: s.value for n, s in per.items() if s.source == source}
+            if values:
+                out[f"{label}\n{source}"] = {reference: 1.0, **values}
     return out

@@ -46,8 +46,8 @@ CAPTIONS = {
     "gflops": "GFLOPs (2 x MACs) of one image at the suite's imgsz",
     "latency": "Forward latency distribution: pytest-benchmark's rounds per variant, device and batch",
     "fps": "Images per second from the forward benchmark's median",
-    "speedup": "Speedup vs the reference: from benchmark medians, and from interleaved pairs (gated)",
-    "runtime_speedup": "Speedup vs the reference by runtime and batch (interleaved pairs where measured, else medians)",
+    "speedup": "Speedup vs the reference per runtime, device, batch and threads: 1 / the paired speed ratio (the gated "
+    "figure) where measured, else from the benchmarks' medians (not paired); each group says which",
 }
 
 
@@ -433,8 +433,10 @@ class OutputsPlugin:
             f"IoU {e['match_iou']} with the reference's boxes. Thresholds: {e['thresholds_file']}; "
             f"baseline: {e['baseline_file']}.",
             "Sizes in MB (1e6 bytes); GFLOPs = 2 x MACs for one image; latency is the forward benchmark's median "
-            "(fused FP32 copy, torch.inference_mode); speedup = reference median / variant median; speed ratio = "
-            "median of interleaved (variant / reference) pairs, the figure the speed gate uses (< 1 is faster). "
+            "(fused FP32 copy, torch.inference_mode); speed ratio = median of interleaved (variant / reference) "
+            "pairs, the figure the speed gate uses (< 1 is faster); speedup = 1 / speed ratio, measured where the "
+            "speed ratio is. summary.json/csv also keep speedup_medians = reference median / variant median of two "
+            "benchmarks run minutes apart (not paired, so drift between them weighs on it). "
             "Red cells broke a limit, the baseline or a stored timing.",
         ]
         deployment_intro = [

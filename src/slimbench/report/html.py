@@ -49,11 +49,16 @@ TABLE_NOTES = {
     "deployment": "Memory: one row per variant and cell, each measured in a fresh process.",
 }
 CELL_COLUMNS = {  # the per-cell (deployment) rows' columns shown in a table, after variant/runtime/device/batch/threads
-    "speed": ("median_ms", "p90_ms", "p99_ms", "rounds", "fps", "speedup", "speed_ratio"),
+    "speed": ("median_ms", "p90_ms", "p99_ms", "rounds", "fps", "speed_ratio", "speedup"),  # speedup: paired only
     "deployment": ("peak_rss_mb", "inference_mb", "memory_ratio", "cuda_max_allocated_mb", "onnx_size_mb"),
 }
 CELL_KEYS = ("variant", "runtime", "device", "batch", "threads")
-WIDE = {"median_ms": "latency_ms", "inference_mb": "peak_rss_mb", "memory_ratio": "peak_rss_mb"}
+WIDE = {
+    "median_ms": "latency_ms",
+    "inference_mb": "peak_rss_mb",
+    "memory_ratio": "peak_rss_mb",
+    "speedup": "speed_ratio",  # 1 / the speed ratio: red with it
+}
 """A per-cell column -> the per-variant column family a flag names (``latency_ms[cpu-b1-t2]``)."""
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from slimbench.detections import NA_NO_DETECTIONS, NA_NO_REFERENCE
-from slimbench.timing_key import TimingKey
+from slimbench.timing_key import RUNTIME_IDS, TimingKey
 
 if TYPE_CHECKING:
     from slimbench.session import SuiteSession
@@ -31,8 +31,9 @@ SCHEMA_VERSION = 3
 a variant's ``checks`` hold every verdict; ``verdicts`` (one per candidate) and ``tables`` (the report's per-aspect
 tables) are new. 2: timing keys name the thread count (``latency_ms[cpu-b1-t2]``), the deployment table has a
 threads and a memory-ratio column, and an undefined figure is its reason (``"n/a (0 detections)"``)."""
-CHARTS = ("size", "params", "gflops", "latency", "fps", "speedup", "runtime_speedup")
-"""Every chart the HTML report embeds, in order (a chart without data says so in its image)."""
+CHARTS = ("size", "params", "gflops", "latency", "fps", "speedup")
+"""Every chart the HTML report embeds, in order (a chart without data says so in its image). One speedup chart:
+1 / the paired speed ratio where measured, else from benchmark medians, each group labelled which."""
 
 ACCURACY_COLUMNS = {  # key in the session's "accuracy" figures -> (label, unit)
     "map50": ("mAP50", "dataset"),
@@ -188,8 +189,9 @@ def _col(key: str, label: str | None = None, unit: str | None = None, fmt: str |
 
 
 def columns(session: SuiteSession) -> list[Column]:
-    """The table's columns for this run: static, one latency/FPS/speedup set per timed device and batch, detections,
-    accuracy when any variant has it, and the checks."""
+    """The table's columns for this run: static, latency/FPS per timed cell, the speed ratio and its speedup per
+    paired cell, detections, accuracy when any variant has it, and the checks. The speedup from two benchmarks'
+    medians keeps its own plainly named column (``speedup_medians[...]``): it is not the paired figure."""
     s = session.settings
     figs = session.figures.values()
     cols = [
@@ -216,10 +218,11 @@ def columns(session: SuiteSession) -> list[Column]:
     for key in forward_keys:
         label = timing_label(key)
         cols += [_col(f"{m}[{label}]", f"{lab} {label}") for m, lab in (("latency_ms", "latency"), ("fps", "FPS"))]
-        cols.append(_col(f"speedup[{label}]", f"speedup {label}"))
+        cols.append(_col(f"speedup_medians[{label}]", f"speedup from medians (not paired) {label}"))
     for key in ratio_keys:
         label = timing_label(key)
         cols.append(_col(f"speed_ratio[{label}]", f"speed ratio {label}"))
+        cols.append(_col(f"speedup[{label}]", f"speedup (paired) {label}"))
     cols += [
         _col("detections_per_image", "detections / image", f"conf {s.conf}", "{:.1f}"),  # a mean
         _col("agreement_recall_sample", "agreement R", "sample images"),
@@ -257,9 +260,22 @@ def _number(value: Any) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def paired_speedup(ratio: Any) -> float | None:
+    """1 / a paired median speed ratio: the speedup the speed gate's own figure gives (None: no ratio measured)."""
+    r = _number(ratio)
+    return 1.0 / r if r is not None and r > 0 else None
+
+
+def _paired_keys(session: SuiteSession) -> set[str]:
+    """Timing keys in which some candidate was timed in interleaved pairs against the reference."""
+    return {k for f in session.figures.values() for k in f.get("speed_ratio", {})}
+
+
 def rows(session: SuiteSession, facts: RunFacts) -> list[dict[str, Any]]:
-    """One flat row per variant (reference first); a figure this run did not measure is None."""
+    """One flat row per variant (reference first); a figure this run did not measure is None. The reference's paired
+    speedup is 1.0 by definition in every cell a candidate was paired in (it is never paired with itself)."""
     out: list[dict[str, Any]] = []
+    paired = _paired_keys(session)
     for v in session.variants:
         f = session.figures[v.name]
         st = f.get("static", {})
@@ -286,9 +302,12 @@ def rows(session: SuiteSession, facts: RunFacts) -> list[dict[str, Any]]:
             median = t.get("median_s")
             row[f"latency_ms[{label}]"] = median * 1e3 if median else None
             row[f"fps[{label}]"] = batch / median if median and batch else None
-            row[f"speedup[{label}]"] = t.get("speedup_vs_reference")
+            row[f"speedup_medians[{label}]"] = t.get("speedup_from_medians")
         for key, r in f.get("speed_ratio", {}).items():
             row[f"speed_ratio[{timing_label(key)}]"] = r.get("median_ratio")
+            row[f"speedup[{timing_label(key)}]"] = paired_speedup(r.get("median_ratio"))
+        if v.is_reference:
+            row.update({f"speedup[{timing_label(key)}]": 1.0 for key in paired})
         dets = f.get("detections", {})
         agr = f.get("agreement", {})
         row["detections_per_image"] = _mean(d.get("count") for d in dets.values())
@@ -322,20 +341,23 @@ DEPLOYMENT_COLUMNS = (
     Column("p99_ms", "p99", "ms", "lower", "{:.2f}"),
     Column("rounds", "rounds", "", "", "{:,}"),
     Column("fps", "FPS", "images/s", "higher", "{:.1f}"),
-    Column("speedup", "speedup", "x, medians", "higher", "{:.2f}"),
     Column("speed_ratio", "speed ratio", "paired median", "lower", "{:.3f}"),
+    Column("speedup", "speedup", "x, 1 / paired ratio", "higher", "{:.2f}"),
+    Column("speedup_medians", "speedup from medians (not paired)", "x, two benchmarks' medians", "higher", "{:.2f}"),
     Column("peak_rss_mb", "peak RSS", "MB, fresh process", "lower", "{:.0f}"),
     Column("inference_mb", "inference memory", "MB over loaded", "lower", "{:.0f}"),
     Column("memory_ratio", "memory ratio", "vs reference, same run", "lower", "{:.3f}"),
     Column("cuda_max_allocated_mb", "CUDA max allocated", "MB", "lower", "{:.0f}"),
     Column("onnx_size_mb", "model file", "MB (ONNX for ort)", "lower", "{:.2f}"),
 )
-"""The deployment table: one row per variant x runtime x device x batch, runtimes side by side."""
+"""The deployment table: one row per variant x runtime x device x batch, runtimes side by side. ``speedup`` is the
+paired figure (undefined where no pair was timed); ``speedup_medians`` the reference median / variant median."""
 
 
 def deployment_rows(session: SuiteSession) -> list[dict[str, Any]]:
     """Rows of the deployment table from the forward, speed-ratio and memory figures (None: not measured)."""
     out: list[dict[str, Any]] = []
+    paired = _paired_keys(session)
     cells = sorted(
         {
             TimingKey.parse(k)
@@ -353,6 +375,7 @@ def deployment_rows(session: SuiteSession) -> list[dict[str, Any]]:
                 continue
             dep = f.get("deployment", {})
             size = dep.get("onnx_size_mb") if runtime == "onnxruntime" else f.get("static", {}).get("file_size_mb")
+            speedup = 1.0 if v.is_reference and key in paired else paired_speedup(r.get("median_ratio"))
             out.append(
                 {
                     "variant": v.name,
@@ -365,8 +388,9 @@ def deployment_rows(session: SuiteSession) -> list[dict[str, Any]]:
                     "p99_ms": _ms(t.get("p99_s")),
                     "rounds": t.get("rounds"),
                     "fps": t.get("fps"),
-                    "speedup": t.get("speedup_vs_reference"),
                     "speed_ratio": r.get("median_ratio"),
+                    "speedup": speedup,
+                    "speedup_medians": t.get("speedup_from_medians"),
                     "peak_rss_mb": m.get("peak_rss_mb"),
                     "inference_mb": m.get("inference_mb"),
                     "memory_ratio": (f.get("memory_ratio", {}).get(key) or {}).get("ratio"),
@@ -447,20 +471,60 @@ def _times(value: float | None, word: str, why: str = "n/a (not measured)") -> s
     return f"{value:.2f}x {word}" if isinstance(value, (int, float)) and value > 0 else f"{why} {word}"
 
 
+@dataclass(frozen=True)
+class CellSpeedup:
+    """A candidate's speedup over the reference in one cell, and whether it is the paired (gated) figure."""
+
+    value: float
+    paired: bool
+
+    @property
+    def source(self) -> str:
+        return "paired" if self.paired else "medians"
+
+
+def cell_label(row: Mapping[str, Any]) -> str:
+    """A deployment row's cell as charts and verdicts name it: ``"torch b1 t2"``, ``"ort cuda:0 b8 t1"``."""
+    rt = RUNTIME_IDS.get(str(row.get("runtime")), str(row.get("runtime")))
+    dev = "" if row.get("device") == "cpu" else f" {row.get('device')}"
+    return f"{rt}{dev} b{row.get('batch')} t{row.get('threads')}"
+
+
+def cell_speedups(deployment: Iterable[Mapping[str, Any]], reference: str) -> dict[str, dict[str, CellSpeedup]]:
+    """Cell label -> candidate -> its one speedup there: 1 / the paired speed ratio where it was measured (the gated
+    figure), else the benchmark medians' (separate runs, minutes apart), marked as such. The reference is left out:
+    it is 1.0 by definition."""
+    out: dict[str, dict[str, CellSpeedup]] = {}
+    for row in deployment:
+        name = str(row.get("variant"))
+        paired, medians = _number(row.get("speedup")), _number(row.get("speedup_medians"))
+        value = paired if paired is not None else medians
+        if name != reference and value is not None:
+            out.setdefault(cell_label(row), {})[name] = CellSpeedup(value, paired is not None)
+    return out
+
+
+def _faster_text(label: str, speedup: CellSpeedup | None) -> str:
+    if speedup is None:
+        return _times(None, f"faster {label}")
+    how = "paired" if speedup.paired else "from medians, not paired"
+    return f"{_times(speedup.value, f'faster {label}')} ({how})"
+
+
 def verdicts(session: SuiteSession, facts: RunFacts, deployment: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per candidate: how many times smaller (file size), faster per runtime/device/batch/threads (1 / paired speed
-    ratio where measured, else benchmark medians), the mAP50-95 change, and its gates; ``line`` says it all."""
-    from slimbench.report.charts import runtime_speedups
-
+    ratio where measured, else benchmark medians, ``faster_from`` says which), the mAP50-95 change, and its gates;
+    ``line`` says it all."""
     ref = session.reference.name
     ref_figs = session.figures[ref]
-    speedups = runtime_speedups(deployment, ref)
+    speedups = cell_speedups(deployment, ref)
     out = []
     for v in session.candidates:
         f = session.figures[v.name]
         size, ref_size = f.get("static", {}).get("file_size_mb"), ref_figs.get("static", {}).get("file_size_mb")
         smaller = ref_size / size if _number(size) and _number(ref_size) else None
-        faster = {label: values.get(v.name) for label, values in speedups.items()}
+        mine = {label: per.get(v.name) for label, per in speedups.items()}
+        faster = {label: s.value if s else None for label, s in mine.items()}
         m, ref_m = f.get("accuracy", {}).get("map50_95"), ref_figs.get("accuracy", {}).get("map50_95")
         change = m - ref_m if _number(m) is not None and _number(ref_m) is not None else None
         why_map = m if _na(m) else "n/a (smoke mode)" if session.smoke and m is not None else "n/a (not measured)"
@@ -475,7 +539,7 @@ def verdicts(session: SuiteSession, facts: RunFacts, deployment: list[dict[str, 
             if smaller
             else _times(None, "smaller")
         )
-        speed_text = ", ".join(_times(x, f"faster {label}") for label, x in faster.items()) or "speed n/a (not timed)"
+        speed_text = ", ".join(_faster_text(label, s) for label, s in mine.items()) or "speed n/a (not timed)"
         map_text = f"mAP50-95 {change:+.4f} ({ref_m:.4f} -> {m:.4f})" if change is not None else f"mAP50-95 {why_map}"
         not_run = session.not_run(v.name)
         gates = f"gates {n_passed} passed, {n_failed} failed" + not_run_text(not_run)
@@ -487,6 +551,7 @@ def verdicts(session: SuiteSession, facts: RunFacts, deployment: list[dict[str, 
                 "variant": v.name,
                 "smaller": smaller,
                 "faster": faster,
+                "faster_from": {label: s.source if s else None for label, s in mine.items()},
                 "map50_95_change": change,
                 "gates_passed": n_passed,
                 "gates_failed": n_failed,
