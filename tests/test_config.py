@@ -212,8 +212,42 @@ def test_build_config_default_file(tmp_path):
     assert build_config(only_cli, rootdir=tmp_path, cwd=tmp_path).reference == "a"
     write(tmp_path, GOOD, "fixtures/slimbench.toml")
     assert build_config(opts, rootdir=tmp_path, cwd=tmp_path / "elsewhere").reference == "original"
+    alone = build_config(only_cli, rootdir=tmp_path, cwd=tmp_path)  # the default file exists, but --variant is given
+    assert list(alone.variants) == ["a"] and alone.source is None and alone.thresholds == {}
     explicit = SuiteOptions(variants_file="fixtures/slimbench.toml", default_variants_file="ignored.toml")
     assert build_config(explicit, rootdir=tmp_path / "x", cwd=tmp_path).reference == "original"
+
+
+def test_a_named_config_is_read_with_variants_on_the_command_line(tmp_path):
+    """--variants-file, or the suite conftest's slimbench_config, is a named config: --variant merges over it."""
+    toml = write(tmp_path, GOOD, "suite/slimbench.toml")
+    for opts in (
+        SuiteOptions(variants_file=str(toml), overrides=Overrides(variants=("extra=x.pt",))),
+        SuiteOptions(suite_config=str(toml), overrides=Overrides(variants=("extra=x.pt",))),
+    ):
+        cfg = build_config(opts, rootdir=tmp_path / "root", cwd=tmp_path)
+        assert list(cfg.variants) == ["original", "pruned", "extra"] and cfg.source == toml
+        assert cfg.limits("pruned").max_params == 1_200_000, "an added variant leaves the others' limits alone"
+        assert cfg.replaced == () and cfg.unlimited == {}
+
+
+def test_replacing_a_checkpoint_drops_its_limits_and_pin(tmp_path):
+    cfg = load_config(write(tmp_path, GOOD))
+    out = apply_overrides(cfg, Overrides(variants=("pruned=mine.pt",)), cwd=tmp_path)
+    assert out.variants["pruned"].path == tmp_path / "mine.pt" and out.variants["pruned"].sha256 is None
+    assert out.limits("pruned").is_empty(), "the limits were written for the old file"
+    assert out.replaced == ("pruned",) and out.is_replaced("pruned") and not out.is_replaced("original")
+    assert out.unlimited == {"pruned": "checkpoint replaced on the command line; limits from suite.toml not applied"}
+    assert out.variants["original"].sha256 == SHA, "the other variants keep their pins"
+
+
+def test_replacing_the_reference_drops_every_candidates_limits(tmp_path):
+    """Every candidate's limits were set against the old reference (ratios, drops, agreement)."""
+    cfg = load_config(write(tmp_path, GOOD))
+    out = apply_overrides(cfg, Overrides(variants=("original=mine.pt",)), cwd=tmp_path)
+    assert out.variants["original"].sha256 is None and out.limits("pruned").is_empty()
+    assert out.unlimited["pruned"] == "reference replaced on the command line; limits from suite.toml not applied"
+    assert out.replaced == ("original",)
 
 
 def test_violation_messages():

@@ -58,3 +58,17 @@ def test_the_terminal_static_table_is_derived_from_the_declarations():
     stored = [m for m in METRICS if m.table == "size" and m.tolerance is not None]
     assert all(m.label in head for m in stored), head
     assert row.split() == ["pruned", "681,578", "2.096", "1.53", "1.373", "2,731", "120", "51.5"]
+
+
+def test_every_limit_names_the_shipped_test_that_judges_it():
+    """Deselection is traced back to limits through these names: each must be a test the package ships."""
+    import ast
+    from importlib import resources
+
+    shipped = set()
+    for f in (resources.files("slimbench") / "suite").iterdir():
+        if f.name.startswith("test_") and f.name.endswith(".py"):
+            tree = ast.parse(f.read_text(encoding="utf-8"))
+            shipped |= {n.name for n in tree.body if isinstance(n, ast.FunctionDef) and n.name.startswith("test_")}
+    for key in metric_specs.limit_keys():
+        assert metric_specs.gating_test(key) in shipped, key

@@ -133,7 +133,8 @@ def test_deselected_gated_test_reads_not_run_and_the_run_passes(repo):
 
 def test_thread_count_above_the_cpus_is_said(repo):
     too_many = available_cpus() + 1
-    result = run(repo, "--threads", str(too_many), "-k", "test_params or test_forward")
+    mine = ("--variant", "original=theirs.pt", "--variant", "pruned=theirs-pruned.pt", "--image", "street.jpg")
+    result = run(repo, *mine, "--threads", str(too_many), "-k", "test_params or test_forward")
     assert result.ret == 0, result.stdout.str()
     warning = f"slimbench: WARNING: {too_many} threads requested, but only {available_cpus()} CPUs are available"
     assert warning in result.stdout.str()
