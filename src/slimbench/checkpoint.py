@@ -16,6 +16,7 @@ from slimbench.files import atomic_write_bytes
 
 if TYPE_CHECKING:
     from ultralytics import YOLO
+    from ultralytics.nn.tasks import DetectionModel
 
 os.environ.setdefault("YOLO_OFFLINE", "1")
 
@@ -66,6 +67,40 @@ def load_detector(path: str | Path, sha256: str | None = None) -> YOLO:
         kind = type(net).__name__ if net is not None else "nothing"
         raise SlimbenchError(f"{p}: not a detection model (holds {kind})")
     return model
+
+
+MODEL_YAMLS = (
+    "a model YAML ultralytics ships (yolov8n.yaml, yolo11n.yaml, yolo26n.yaml, ...: n/s/m/l/x) or a model YAML file"
+)
+
+
+def detector_from_yaml(spec: str | Path) -> DetectionModel:
+    """Build the detector a model YAML describes, offline, so a typo or a non-detector is one line before training.
+
+    ``spec`` is an existing YAML file or a name in ultralytics' own cfg folder; a URL is refused (nothing downloads).
+    """
+    text = str(spec)
+    if Path(text).suffix.lower() not in (".yaml", ".yml") or "://" in text:
+        raise SlimbenchError(f"{text}: not a model YAML; expected {MODEL_YAMLS}")
+    if not Path(text).is_file() and len(Path(text).parts) > 1:
+        raise SlimbenchError(f"{text}: model YAML not found")
+    from ultralytics.nn.tasks import DetectionModel, guess_model_task, yaml_model_load
+
+    try:
+        cfg = yaml_model_load(text)
+    except Exception:  # noqa: BLE001 - ultralytics says FileNotFoundError or worse; the line says what is accepted
+        what = "not a model YAML ultralytics can read" if Path(text).is_file() else "unknown model"
+        raise SlimbenchError(f"{text}: {what}; expected {MODEL_YAMLS}") from None
+    if not isinstance(cfg, dict) or not {"backbone", "head"} <= cfg.keys():
+        raise SlimbenchError(f"{text}: not a model YAML (no backbone and head); expected {MODEL_YAMLS}")
+    task = guess_model_task(cfg)
+    if task != "detect":
+        raise SlimbenchError(f"{text}: a {task or 'non-detection'} model, not a detector; expected {MODEL_YAMLS}")
+    try:
+        return DetectionModel(cfg, verbose=False)
+    except Exception as e:  # noqa: BLE001 - a malformed layer list, said in one line
+        msg = " ".join(str(e).split())[:200]
+        raise SlimbenchError(f"{text}: ultralytics cannot build a detector from it ({type(e).__name__}: {msg})") from e
 
 
 def save_detector(model, path: str | Path, half: bool = True, extra: dict | None = None) -> Path:

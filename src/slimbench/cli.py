@@ -73,6 +73,51 @@ def _check_data(path: Path) -> None:
         raise SlimbenchError(f"{path}: dataset YAML not found")
 
 
+_CHECKPOINT = "a detection checkpoint (.pt)"
+
+
+def _check_model(
+    value: str | Path,
+    option: str = "",
+    *,
+    yaml: bool = False,
+    checkpoint: bool = True,
+    prunable: bool = False,
+    loader: Callable[[str], Any] | None = None,
+) -> Any:
+    """Check a subcommand's model before any work, so a typo is one line naming it and what the subcommand takes,
+    not ultralytics' traceback after the dataset is built.
+
+    A .pt goes through the checkpoint loader (file checks before unpickling; ``loader`` defaults to load_detector)
+    and is returned loaded; a YAML (``yaml``) is built offline and, with ``prunable``, checked for blocks the pruner
+    handles; returns None for it.
+    """
+    from slimbench.checkpoint import MODEL_YAMLS, detector_from_yaml, load_detector
+
+    text = str(value)
+    suffix = Path(text).suffix.lower()
+    try:
+        if yaml and suffix in (".yaml", ".yml"):
+            net = detector_from_yaml(text)
+            if prunable:
+                from slimbench.pruning.support import check_prunable
+
+                check_prunable(net)
+            return None
+        if checkpoint and suffix == ".pt":
+            return (loader or load_detector)(text)
+    except SlimbenchError as e:
+        named = str(e) if str(e).startswith((text, str(Path(text)))) else f"{text}: {e}"
+        raise SlimbenchError(f"{option} {named}" if option else named) from None
+    if not checkpoint:
+        accepted = f"{MODEL_YAMLS} (a trained checkpoint goes to --original)"
+    elif yaml:
+        accepted = f"{_CHECKPOINT} or {MODEL_YAMLS}"
+    else:
+        accepted = f"{_CHECKPOINT}; a model YAML is for `slimbench train --model`"
+    raise SlimbenchError(f"{option + ' ' if option else ''}{text}: not a model this command takes; expected {accepted}")
+
+
 def cmd_init(a: argparse.Namespace) -> int:
     from slimbench.scaffold import InitRequest, write
 
@@ -127,6 +172,7 @@ def _run_training(a: argparse.Namespace, model: str, name: str, use_last: bool =
 
 
 def cmd_train(a: argparse.Namespace) -> int:
+    _check_model(a.model, "--model", yaml=True)
     _check_data(a.data)
     _check_output(a.out, [], a.force)
     _run_training(a, a.model, "train")
@@ -154,9 +200,9 @@ def cmd_sparsify(a: argparse.Namespace) -> int:
     from slimbench.pruning.sparsity import SparsityRecipe, share_below
     from slimbench.pruning.training import bn_gammas
 
+    start = _check_model(a.model).model
     _check_data(a.data)
     _check_output(a.out, [a.model], a.force)
-    start = load_detector(a.model).model
     before, share0 = bn_gammas(start), share_below(start, a.threshold)
     if a.method == "prox":
         layer_targets = _layer_targets(a, start)
@@ -200,8 +246,8 @@ def cmd_prune(a: argparse.Namespace) -> int:
     from slimbench.pruning.support import load_prunable
     from slimbench.pruning.threshold import threshold_prune
 
+    yolo = _check_model(a.model, loader=load_prunable)
     _check_output(a.out, [a.model], a.force)
-    yolo = load_prunable(a.model)
     before = __import__("copy").deepcopy(yolo.model)
     round_to = a.round_to or None
     try:
@@ -240,9 +286,9 @@ def cmd_finetune(a: argparse.Namespace) -> int:
     from slimbench.checkpoint import load_detector
     from slimbench.pruning.structural import count_params
 
+    params = count_params(_check_model(a.model).model)
     _check_data(a.data)
     _check_output(a.out, [a.model], a.force)
-    params = count_params(load_detector(a.model).model)
     out = _run_training(a, str(a.model), "finetune", keep_shape=True)
     after = count_params(load_detector(out).model)
     if after != params:
@@ -256,6 +302,10 @@ def cmd_make_fixtures(a: argparse.Namespace) -> int:
 
     from slimbench.pruning.pipeline import FixturePlan, make_fixtures
 
+    if a.model:
+        _check_model(a.model, "--model", yaml=True, checkpoint=False, prunable=True)
+    if a.original:
+        _check_model(a.original, "--original")
     plan = FixturePlan.quick() if a.quick else FixturePlan()
     if a.model:
         plan = replace(plan, model_cfg=a.model)

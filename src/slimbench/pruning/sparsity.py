@@ -16,19 +16,32 @@ pushed hardest, so the distribution turns bimodal instead of shrinking uniformly
 The step runs between the optimizer step and the EMA update, so the EMA (what ultralytics validates and saves)
 averages the thresholded weights. Each epoch, :func:`report_epoch` prints lambda, the share of BN channels below
 ``threshold`` x their layer's max *on the EMA*, and mAP.
+
+Under ultralytics' multi-GPU launcher (``device=0,1``) each rank runs :meth:`ProximalSparsityTrainer.optimizer_step`
+after ``backward()``, when DDP has all-reduced the gradients: every rank starts from the same weights (DDP broadcasts
+rank 0's), sees the same gradients, lr and step count, so the optimizer step, the Taylor scores, the targeted
+channels and the proximal step are the same on every rank, and so is each rank's EMA update of the parameters. The
+ranks stay identical and rank 0's EMA, the one ultralytics saves, is the sparse one. The launcher rebuilds the trainer
+in each worker from a cloudpickle of its class (with its ``recipe``), args, model and callbacks.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 from ultralytics.models.yolo.detect import DetectionTrainer
+from ultralytics.utils import RANK
 
 from slimbench.errors import SlimbenchError
+from slimbench.files import atomic_write_bytes
+
+HISTORY_FILE = "sparsity_history.json"  # report_epoch's records, beside the run's weights/ (read back after DDP)
 
 
 @dataclass(frozen=True)
@@ -285,11 +298,20 @@ def update_taylor_(model: nn.Module, scores: dict[nn.Module, torch.Tensor], beta
         scores[bn] = t if prev is None else beta * prev + (1 - beta) * t
 
 
+def bare_model(model: nn.Module) -> nn.Module:
+    """The model inside DDP's (or DataParallel's) wrapper, whose module names (``model.22``) the layer targets use."""
+    while isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
+        model = model.module
+    return model
+
+
 class ProximalSparsityTrainer(DetectionTrainer):
     """DetectionTrainer with a proximal L1 step on BN scales after each optimizer step, before the EMA update.
 
     Set ``recipe`` with :func:`proximal_trainer` (ultralytics instantiates the class itself). ``history`` collects
-    one record per epoch (lambda, share below the threshold on the EMA, mAP50-95).
+    one record per epoch (lambda, share below the threshold on the EMA, mAP50-95). Under DDP the step runs on every
+    rank, on the all-reduced gradients, identically (module docstring); a DDP worker gets the launching trainer's
+    callbacks, so :func:`report_epoch` is added only once.
     """
 
     recipe: SparsityRecipe = SparsityRecipe()
@@ -299,7 +321,10 @@ class ProximalSparsityTrainer(DetectionTrainer):
         self.prox_steps = 0
         self.taylor: dict[nn.Module, torch.Tensor] = {}
         self.history: list[dict[str, float]] = []
-        self.add_callback("on_fit_epoch_end", report_epoch)
+        if report_epoch not in self.callbacks["on_fit_epoch_end"]:
+            self.add_callback("on_fit_epoch_end", report_epoch)
+        if RANK in {-1, 0}:  # a former run's records, in a reused run folder (exist_ok)
+            (Path(self.save_dir) / HISTORY_FILE).unlink(missing_ok=True)
 
     def _total_steps(self) -> int:
         nb = len(self.train_loader) if getattr(self, "train_loader", None) is not None else 1
@@ -309,8 +334,10 @@ class ProximalSparsityTrainer(DetectionTrainer):
         return self.recipe.lam_at(self.prox_steps, self._total_steps())
 
     def optimizer_step(self) -> None:
+        """Step, then soft-threshold the BN scales, then update the EMA: on every rank alike under DDP."""
+        net = bare_model(self.model)
         if self.recipe.taylor:
-            update_taylor_(self.model, self.taylor)
+            update_taylor_(net, self.taylor)
         ema, self.ema = self.ema, None  # step without the EMA update; it follows the proximal step
         try:
             super().optimizer_step()
@@ -325,7 +352,7 @@ class ProximalSparsityTrainer(DetectionTrainer):
         if self.recipe.target > 0:
             rise = self.recipe.ramp_at(self.prox_steps, self._total_steps())
             weights = targeted_weights(
-                self.model,
+                net,
                 self.recipe.target * rise,
                 scores,
                 self.recipe.max_layer_target,
@@ -333,7 +360,7 @@ class ProximalSparsityTrainer(DetectionTrainer):
                 self.recipe.round_to,
                 {name: share * rise for name, share in self.recipe.layer_targets},
             )
-        prox_bn_(self.model, lr * self.current_lambda(), self.recipe.relative, scores, weights)
+        prox_bn_(net, lr * self.current_lambda(), self.recipe.relative, scores, weights)
         if self.ema:
             self.ema.update(self.model)
 
@@ -341,9 +368,11 @@ class ProximalSparsityTrainer(DetectionTrainer):
 def report_epoch(trainer: Any) -> None:
     """Per-epoch progress of sparsity training, measured on the EMA (what is validated and saved).
 
-    Ultralytics fires the same callback once more after training, for its final validation of best.pt: skipped.
+    Ultralytics fires the same callback once more after training, for its final validation of best.pt: skipped; so
+    are DDP ranks other than 0 (same weights). The records are also written to the run folder (:data:`HISTORY_FILE`):
+    after a DDP run the launching process has no trainer that recorded them.
     """
-    if trainer.epoch >= trainer.epochs:
+    if trainer.epoch >= trainer.epochs or RANK > 0:
         return
     net = trainer.ema.ema if getattr(trainer, "ema", None) else trainer.model
     rec = {
@@ -353,6 +382,8 @@ def report_epoch(trainer: Any) -> None:
         "map50_95": float((trainer.metrics or {}).get("metrics/mAP50-95(B)", float("nan"))),
     }
     trainer.history.append(rec)
+    if getattr(trainer, "save_dir", None):
+        atomic_write_bytes(Path(trainer.save_dir) / HISTORY_FILE, json.dumps(trainer.history).encode())
     print(
         f"[sparsify] epoch {rec['epoch']}/{trainer.epochs}  lambda {rec['lambda']:.3g}  "
         f"BN channels below {trainer.recipe.threshold:g} x layer max (EMA): {100 * rec['share_below']:.1f}%  "

@@ -7,6 +7,12 @@
 - :class:`ShapeKeepingTrainer`: ultralytics' trainer rebuilds the model from its YAML and copies matching weights,
   which silently undoes pruning. Its ``get_model`` returns the pruned model itself.
 
+Both work under ultralytics' multi-GPU launcher (``device=0,1``): it cloudpickles the trainer class (with its
+settings as class attributes), args, model and callbacks into a file each worker loads, rebuilds the trainer from it
+and sets its model to the pickled one, so each rank trains the model ``get_model`` returned in the launching process
+(the pruned one) and ``setup_model`` rebuilds nothing. The penalty is added to the all-reduced gradients, the same on
+every rank, so the ranks stay identical (:mod:`slimbench.pruning.sparsity` for the proximal step).
+
 On the CPU, ultralytics' ``select_device`` sets torch to ``min(8, cpus - 1)`` threads, leaving one core for data
 workers, yet it runs no workers on the CPU: on 2 cores it trains on one thread with the other core idle. ``train``
 states its thread count instead (default: every CPU this process may use); measured here, one epoch of 1000 images
@@ -25,7 +31,7 @@ from torch import nn
 from ultralytics.models.yolo.detect import DetectionTrainer
 
 from slimbench.errors import SlimbenchError
-from slimbench.pruning.sparsity import RECIPE_TRAIN_ARGS, SparsityRecipe, proximal_trainer
+from slimbench.pruning.sparsity import HISTORY_FILE, RECIPE_TRAIN_ARGS, SparsityRecipe, proximal_trainer
 
 os.environ.setdefault("YOLO_OFFLINE", "1")
 
@@ -41,7 +47,10 @@ def bn_gammas(model: nn.Module) -> torch.Tensor:
 
 
 class SparsityTrainer(DetectionTrainer):
-    """DetectionTrainer adding an L1 penalty on BN scales; set ``sparsity`` with :func:`sparsity_trainer`."""
+    """DetectionTrainer adding an L1 penalty on BN scales; set ``sparsity`` with :func:`sparsity_trainer`.
+
+    Under DDP the penalty goes onto the gradients after DDP has all-reduced them, so every rank steps alike.
+    """
 
     sparsity: float = 1e-3
 
@@ -63,7 +72,10 @@ def sparsity_trainer(strength: float) -> type[SparsityTrainer]:
 
 
 class ShapeKeepingTrainer(DetectionTrainer):
-    """DetectionTrainer that fine-tunes the given (pruned) model instead of rebuilding it from YAML."""
+    """DetectionTrainer that fine-tunes the given (pruned) model instead of rebuilding it from YAML.
+
+    A DDP worker gets the model this returned in the launching process, pickled, and trains it as it is.
+    """
 
     def get_model(self, cfg: Any = None, weights: nn.Module | None = None, verbose: bool = True) -> nn.Module:
         if not isinstance(weights, nn.Module):
@@ -152,10 +164,19 @@ def train(
     finally:
         torch.set_num_threads(before)
     best = Path(yolo.trainer.best if yolo.trainer.best.exists() else yolo.trainer.last)
-    metrics = dict(getattr(yolo.trainer, "metrics", {}) or {})
+    # after a DDP run the trainer here validated nothing: ultralytics reads the metrics back from the checkpoint
+    metrics = getattr(yolo.trainer, "metrics", None) or (yolo.metrics if isinstance(yolo.metrics, dict) else {})
     return TrainOutcome(
         best=best,
         metrics={k: float(v) for k, v in metrics.items()},
         last=Path(yolo.trainer.last),
-        history=list(getattr(yolo.trainer, "history", [])),
+        history=list(getattr(yolo.trainer, "history", [])) or (saved_history(yolo.trainer.save_dir) if recipe else []),
     )
+
+
+def saved_history(run_dir: str | Path) -> list[dict[str, float]]:
+    """The per-epoch sparsity records a run wrote (a DDP worker's rank 0 does; the launching trainer has none)."""
+    import json
+
+    path = Path(run_dir) / HISTORY_FILE
+    return list(json.loads(path.read_text())) if path.is_file() else []
