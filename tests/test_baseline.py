@@ -69,12 +69,16 @@ def test_config_baseline_table(tmp_path):
     assert cfg.baseline.tolerance("params") == bl.Tolerance(5.0)
     assert cfg.baseline.tolerance("gflops") == bl.Tolerance(1.0, True)
     assert cfg.baseline.tolerance("detections") == bl.RULES["detections"].tolerance
+    assert cfg.baseline.required is False
+    assert load_config(write_toml(tmp_path, "[baseline]\nrequired = true\n")).baseline.required is True
 
 
 @pytest.mark.parametrize(
     "text, expected",
     [
-        ("[baseline]\npaht = 'x'\n", "baseline.paht: unknown key"),
+        ("[baseline]\npaht = 'x'\n", "baseline.paht: unknown key (expected one of: path, required, tolerances)"),
+        ("[baseline]\nrequired = 'yes'\n", "baseline.required: expected true or false, got 'yes'"),
+        ("[baseline]\nrequired = 1\n", "baseline.required: expected true or false, got 1"),
         ("[baseline.tolerances]\nparms = 1\n", "baseline.tolerances.parms: unknown metric"),
         ("[baseline.tolerances]\nparams = -1\n", "baseline.tolerances.params: expected a tolerance >= 0"),
         ("[baseline.tolerances]\ngflops = 'lots'\n", "baseline.tolerances.gflops: expected a number or a percentage"),
@@ -247,11 +251,41 @@ def test_diff_table_is_aligned_and_only_lists_regressions():
 # ---------------------------------------------------------------- the gate of one run
 
 
-def test_missing_baseline_fails_with_how_to(tmp_path):
-    gate = bl.BaselineGate(tmp_path / "b.json")
+def test_no_baseline_yet_is_not_run_with_how_to_create_it(tmp_path):
+    gate = bl.BaselineGate(tmp_path / "b.json", suite="bench")
     out = gate.check("pruned", BASE)
-    assert out.status == "missing" and "no baseline file" in out.failure and "--update-baseline" in out.failure
+    assert out.failure is None and out.status == bl.NOT_RUN == "not run (no baseline yet)"
+    how = f"create it with `pytest bench --update-baseline`, review {tmp_path / 'b.json'} and commit it"
+    assert out.not_run == f"no baseline yet: {how}" and gate.how_to_create() == how
     assert gate.write() == [] and not (tmp_path / "b.json").exists(), "never written without --update-baseline"
+
+
+def test_a_required_baseline_that_is_missing_fails_with_the_same_line(tmp_path):
+    gate = bl.BaselineGate(tmp_path / "b.json", required="CI=true", suite="bench")
+    out = gate.check("pruned", BASE)
+    assert out.not_run is None and out.status == "missing (required)"
+    assert out.failure == bl.BaselineGate(tmp_path / "b.json", suite="bench").no_baseline_yet() + " (required: CI=true)"
+    assert len(out.failure.splitlines()) == 1
+    update = bl.BaselineGate(tmp_path / "b.json", update=True, required="CI=true").check("pruned", BASE)
+    assert update.failure is None and update.status == "will be added", "--update-baseline creates it, required or not"
+
+
+@pytest.mark.parametrize(
+    "ci, required",
+    [("true", "CI=true"), ("1", "CI=1"), ("TRUE", "CI=TRUE"), ("false", None), ("0", None), ("", None), (None, None)],
+)
+def test_ci_requires_the_baseline(ci, required):
+    env = {} if ci is None else {"CI": ci}
+    assert bl.required_by(bl.BaselineConfig(), None, env) == required
+
+
+def test_the_config_requires_the_baseline_and_says_where(tmp_path):
+    source = tmp_path / "slimbench.toml"
+    assert bl.required_by(bl.BaselineConfig(required=True), source, {}) == f"[baseline] required = true in {source}"
+    gate = bl.open_gate(None, False, source, bl.BaselineConfig(required=True), tmp_path, tmp_path, env={}, suite="b")
+    assert gate.path == tmp_path / "baseline.json" and gate.required and gate.check("v", BASE).failure
+    gate = bl.open_gate(None, False, source, bl.BaselineConfig(), tmp_path, tmp_path, env={"CI": "no"}, suite="b")
+    assert gate.required is None and gate.check("v", BASE).failure is None
 
 
 def test_update_creates_then_reports_changes_atomically(tmp_path):

@@ -148,14 +148,44 @@ def test_update_baseline_says_what_changed(suite):
     assert json.loads(baseline.read_text())["variants"]["pruned"]["metrics"]["params"] == 3_011_238
 
 
-def test_missing_baseline_fails_saying_how_to_create_it(suite):
+HINT = "no baseline yet: create it with `pytest benchmarks --update-baseline`, review baseline.json and commit it"
+
+
+def test_no_baseline_yet_is_not_run_and_says_how_to_create_it(suite, monkeypatch):
+    monkeypatch.delenv("CI", raising=False)
+    result = run(suite, "--benchmark-disable", "-k", "baseline", "-rs")
+    result.assert_outcomes(skipped=2)
+    out = result.stdout.str()
+    assert out.count(HINT) >= 1 and "baseline not run (no baseline yet): create it with `pytest benchmarks" in out
+    doc = json.loads((suite.path / "reports/summary.json").read_text())
+    assert {r["variant"]: r["baseline"] for r in doc["rows"]} == dict.fromkeys(
+        ("original", "pruned"), "not run (no baseline yet)"
+    )
+    (verdict,) = doc["verdicts"]
+    assert (verdict["gates_passed"], verdict["gates_failed"]) == (0, 0)  # the thresholds' tests are deselected
+    assert {"limit": "baseline", "reason": "no baseline yet"} in verdict["gates_not_run"]
+    assert "; no baseline yet: baseline)" in verdict["line"]
+    assert not (suite.path / "baseline.json").exists()
+
+
+@pytest.mark.parametrize("how", ["CI=true", "CI=1", "config"])
+def test_a_missing_baseline_fails_in_ci_or_when_required(suite, monkeypatch, how):
+    if how == "config":
+        monkeypatch.delenv("CI", raising=False)
+        with (suite.path / "suite.toml").open("a") as f:
+            f.write("\n[baseline]\nrequired = true\n")
+        why = f"[baseline] required = true in {suite.path / 'suite.toml'}"
+    else:
+        monkeypatch.setenv("CI", how.split("=")[1])
+        why = how
     result = run(suite, "--benchmark-disable", "-k", "baseline")
     result.assert_outcomes(failed=2)
     out = result.stdout.str()
-    # once per failed variant, and again in the short summary when it is not truncated (CI=true): at least 2
-    assert out.count("no baseline file ") >= 2
-    assert "create it from this run with `pytest benchmarks/ --update-baseline`" in out
-    assert "Traceback" not in out
+    assert out.count(f"{HINT} (required: {why})") >= 2  # one line per variant
+    assert "Traceback" not in out and "baseline not run" not in out
+    doc = json.loads((suite.path / "reports/summary.json").read_text())
+    assert doc["verdicts"][0]["gates_failed"] == 1
+    assert all(e["limit"] != "baseline" for e in doc["verdicts"][0]["gates_not_run"]), "failed, not 'not run'"
     assert not (suite.path / "baseline.json").exists()
 
 

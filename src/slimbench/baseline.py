@@ -4,7 +4,8 @@ pytest-benchmark already stores timings (``--benchmark-autosave`` / ``--benchmar
 rest: params, GFLOPs, sizes, channels, detection counts and agreement on the sample images, and mAP when measured.
 A run compares its figures with the file using per-metric tolerances (``[baseline.tolerances]`` in the suite
 config) and fails with a small diff table; ``--update-baseline`` writes the current figures instead, atomically,
-and says what changed. Without that flag the file is never written.
+and says what changed. Without that flag the file is never written. No file yet: the check is not run (a suite's
+first run), with how to create it, unless ``[baseline] required = true`` or ``CI`` is true/1: then it fails.
 
 File layout (``schema_version`` 1)::
 
@@ -43,6 +44,9 @@ SCHEMA = "slimbench-baseline"
 SCHEMA_VERSION = 1
 DEFAULT_FILE_NAME = "baseline.json"
 """Default baseline: this name next to the suite config (``fixtures/baseline.json`` for the bundled suite)."""
+
+NOT_RUN = "not run (no baseline yet)"
+"""A variant's baseline status when there is no file yet and none is required: reported apart from passed/failed."""
 
 Direction = Literal["max", "min", "both"]
 Status = Literal["ok", "regressed", "improved", "new", "not measured", "not compared"]
@@ -148,6 +152,7 @@ class BaselineConfig:
 
     path: Path | None = None
     tolerances: dict[str, Tolerance] = field(default_factory=dict)
+    required: bool = False  # a missing file fails the baseline tests instead of leaving them not run
 
     def tolerance(self, family: str) -> Tolerance:
         return self.tolerances.get(family, RULES[family].tolerance)
@@ -175,12 +180,16 @@ not (ultralytics' exporter writes a different number of shape annotations on eac
 
 
 def parse_baseline_config(raw: Any, base: Path, err: Callable[[str, str], SlimbenchError]) -> BaselineConfig:
-    """Validate ``[baseline]`` (keys ``path`` and ``tolerances``); ``err(key, what)`` names the config file."""
+    """Validate ``[baseline]`` (keys ``path``, ``required`` and ``tolerances``); ``err(key, what)`` names the config
+    file."""
     if not isinstance(raw, dict):
         raise err("baseline", "expected a table [baseline]")
     for k in raw:
-        if k not in {"path", "tolerances"}:
-            raise err(f"baseline.{k}", "unknown key (expected one of: path, tolerances)")
+        if k not in {"path", "required", "tolerances"}:
+            raise err(f"baseline.{k}", "unknown key (expected one of: path, required, tolerances)")
+    required = raw.get("required", False)
+    if not isinstance(required, bool):
+        raise err("baseline.required", f"expected true or false, got {required!r}")
     path = None
     if "path" in raw:
         if not isinstance(raw["path"], str) or not raw["path"].strip():
@@ -199,7 +208,19 @@ def parse_baseline_config(raw: Any, base: Path, err: Callable[[str, str], Slimbe
             tolerances[k] = parse_tolerance(v, key)
         except SlimbenchError as e:
             raise err(key, str(e).removeprefix(f"{key}: ")) from None
-    return BaselineConfig(path, tolerances)
+    return BaselineConfig(path, tolerances, required)
+
+
+def required_by(config: BaselineConfig, source: Path | None, env: Mapping[str, str]) -> str | None:
+    """Why a missing baseline file must fail this run, or None: ``[baseline] required = true`` in the suite config,
+    or a CI environment (``CI`` is "true" or "1", as GitHub Actions, GitLab CI and most runners set it), where a
+    gate that silently does not run would let every pull request through."""
+    if config.required:
+        return f"[baseline] required = true in {source}" if source else "[baseline] required = true"
+    ci = env.get("CI", "")
+    if ci.strip().lower() in ("true", "1"):
+        return f"CI={ci}"
+    return None
 
 
 def default_path(config_source: Path | None, configured: Path | None, rootdir: Path) -> Path:
@@ -607,6 +628,7 @@ class Outcome:
     rows: list[Row]
     failure: str | None = None
     status: str = "ok"
+    not_run: str | None = None  # why nothing was compared (no baseline yet, not required): the test is not run
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -619,10 +641,19 @@ class Outcome:
 class BaselineGate:
     """The stored baseline of one run: read and validated up front, asked per variant, written only on request."""
 
-    def __init__(self, path: Path, update: bool = False, config: BaselineConfig | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        update: bool = False,
+        config: BaselineConfig | None = None,
+        required: str | None = None,
+        suite: str = "benchmarks",
+    ) -> None:
         self.path = path
         self.update = update
         self.config = config or BaselineConfig()
+        self.required = required  # why a missing file fails this run (see required_by), or None
+        self.suite = suite  # the folder to run pytest on, as the hint to create the file names it
         self.data = read_baseline(path)  # None: no file yet
         self.current: dict[str, dict[str, Any]] = {}  # variant -> entry measured in this run
         self.written: list[str] | None = None  # lines describing the update, once written
@@ -632,10 +663,14 @@ class BaselineGate:
         return self.data is None
 
     def how_to_create(self) -> str:
-        return (
-            f"no baseline file {self.path}: create it from this run with "
-            f"`pytest benchmarks/ --update-baseline` (./run bench --update-baseline), review it and commit it"
-        )
+        """The hint a run without a baseline file gives, one line."""
+        shown = self.path.relative_to(Path.cwd()) if self.path.is_relative_to(Path.cwd()) else self.path
+        return f"create it with `pytest {self.suite} --update-baseline`, review {shown} and commit it"
+
+    def no_baseline_yet(self) -> str:
+        """The one line of a run without a baseline file: not run, or failed when required (then it says why)."""
+        why = f" (required: {self.required})" if self.required else ""
+        return f"no baseline yet: {self.how_to_create()}{why}"
 
     def check(self, name: str, entry: dict[str, Any]) -> Outcome:
         """Compare a variant's entry with the stored one; in update mode remember it and never fail."""
@@ -644,8 +679,10 @@ class BaselineGate:
         if stored is None:
             if self.update:
                 return Outcome([], None, "will be added")
+            if self.data is None and self.required:
+                return Outcome([], self.no_baseline_yet(), "missing (required)")
             if self.data is None:
-                return Outcome([], self.how_to_create(), "missing")
+                return Outcome([], None, NOT_RUN, not_run=self.no_baseline_yet())
             known = ", ".join(self.data["variants"]) or "none"
             return Outcome(
                 [],
@@ -708,14 +745,18 @@ def open_gate(
     config: BaselineConfig,
     rootdir: Path,
     cwd: Path,
+    env: Mapping[str, str] | None = None,
+    suite: str = "benchmarks",
 ) -> BaselineGate:
-    """The run's gate: ``--baseline PATH`` (relative to the working directory) or the default path."""
+    """The run's gate: ``--baseline PATH`` (relative to the working directory) or the default path; ``env`` (the
+    process environment) and the config say whether a missing file fails (:func:`required_by`)."""
     if explicit:
         p = Path(os.path.expanduser(explicit))
         path = p if p.is_absolute() else cwd / p
     else:
         path = default_path(config_source, config.path, rootdir)
-    return BaselineGate(path, update, config)
+    required = required_by(config, config_source, os.environ if env is None else env)
+    return BaselineGate(path, update, config, required, suite)
 
 
 def check_variant(session: SuiteSession, name: str) -> Outcome:

@@ -273,6 +273,8 @@ def baseline(session: SuiteSession, name: str) -> list[str]:
     elif session.config.is_replaced(name) and not gate.update:
         skip(f"checkpoint replaced on the command line: the baseline {gate.path} was stored for another file")
     outcome = check_variant(session, name)
+    if outcome.not_run:  # no baseline file yet, none required: not run (counted apart), with how to create it
+        skip(outcome.not_run)
     return session.verdict(name, "baseline", [outcome.failure] if outcome.failure else [])
 
 

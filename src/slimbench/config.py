@@ -34,6 +34,7 @@ One TOML file per suite (``fixtures/slimbench.toml`` by default)::
 
     [baseline]                      # optional: the stored baseline (slimbench.baseline)
     path = "baseline.json"          # relative to this file [baseline.json next to it]
+    required = true                 # no file fails the run [false: not run; CI=true or 1 fails too]
     tolerances = { gflops = 0.001, file_size_mb = "1%" }   # absolute, or "N%" of the baseline value
 
 Everything is validated strictly (unknown keys, wrong types, unknown variants): a mistake is one

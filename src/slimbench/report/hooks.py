@@ -94,7 +94,24 @@ def open_baseline(config: pytest.Config, cfg: SuiteConfig) -> BaselineGate:
         cfg.baseline,
         Path(config.rootpath),
         Path(config.invocation_params.dir),
+        os.environ,
+        _suite_dir(config),
     )
+
+
+def _suite_dir(config: pytest.Config) -> str:
+    """The suite's folder (its conftest says ``slimbench_suite = True``) as the user would type it after ``pytest``:
+    relative to the working directory when inside it; ``benchmarks`` when no suite conftest is loaded."""
+    cwd = Path(config.invocation_params.dir).resolve()
+    for plugin in config.pluginmanager.get_plugins():
+        try:
+            suite, file = getattr(plugin, "slimbench_suite", False), getattr(plugin, "__file__", None)
+        except Exception:  # noqa: BLE001 - some plugin objects raise on attribute access; not ours
+            continue
+        if suite is True and file:
+            folder = Path(file).resolve().parent
+            return folder.relative_to(cwd).as_posix() if folder.is_relative_to(cwd) else folder.as_posix()
+    return "benchmarks"
 
 
 def register(config: pytest.Config, session: SuiteSession) -> OutputsPlugin:
@@ -323,6 +340,7 @@ class OutputsPlugin:
             return  # nothing measured (or stopped at start on a bad input): no summaries, no baseline update
         t0 = time.perf_counter()
         try:
+            self._baseline_not_run()
             self._baseline_update(exitstatus, session.testsfailed)
             self._finish()
         except Exception as e:  # noqa: BLE001 - said in the terminal summary; the run's status says it failed
@@ -333,6 +351,14 @@ class OutputsPlugin:
             if session.exitstatus == pytest.ExitCode.OK:
                 session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
         self.seconds = time.perf_counter() - t0
+
+    def _baseline_not_run(self) -> None:
+        """No baseline file yet and none required: the baseline tests were not run; say so once, with the hint."""
+        from slimbench.baseline import NOT_RUN
+
+        gate = self.session.baseline
+        if gate is not None and gate.missing and not gate.update and not gate.required and gate.current:
+            self.lines.append(f"baseline {NOT_RUN}: {gate.how_to_create()}")
 
     def _baseline_update(self, exitstatus: int, failed: int) -> None:
         gate = self.session.baseline

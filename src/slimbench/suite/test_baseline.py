@@ -3,7 +3,8 @@ agreement on the sample images, mAP when measured) compared with the baseline fi
 tolerances of the config's [baseline] table. A regression fails with a table: metric, baseline, now, limit.
 
 ``--update-baseline`` records this run's figures instead (the file is written after the run, atomically); without
-it the file is never written. No baseline file: each check fails saying how to create one.
+it the file is never written. No baseline file yet: each check is not run (skipped) with how to create it, and the
+summary says "not run (no baseline yet)"; with ``[baseline] required = true`` or CI=true (or 1) it fails instead.
 """
 
 from slimbench.checks import baseline
