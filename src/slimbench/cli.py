@@ -119,11 +119,12 @@ def _check_model(
 
 
 def cmd_init(a: argparse.Namespace) -> int:
-    from slimbench.scaffold import InitRequest, write
+    from slimbench.scaffold import InitRequest, next_steps, write
 
     req = InitRequest(a.dir, tuple(a.variant), a.reference, tuple(a.image), a.force)
     written = write(req, Path.cwd())
-    print(f"slimbench init: wrote {len(written)} files into {a.dir}; run it with: pytest {a.dir}")
+    print(f"slimbench init: wrote {len(written)} files into {a.dir}")
+    print("\n".join(next_steps(a.dir)))
     return 0
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import sys
 from dataclasses import dataclass
 from importlib import resources
@@ -153,4 +154,21 @@ def _config_text(folder: Path, root: Path, reference: str, variants: dict[str, P
                 "# max_speed_ratio = 0.8",
                 "",
             ]
+    lines += [
+        "# [baseline]                   # the stored figures, baseline.json next to this file (--update-baseline)",
+        "# required = true              # no file fails the run, as under CI=true; else its check is not run",
+        '# tolerances = { file_size_mb = "1%" }',
+    ]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def next_steps(folder: Path) -> list[str]:
+    """init's closing lines: the real first-run sequence, since a new suite has no baseline file until step 2."""
+    dir_ = shlex.quote(folder.as_posix())
+    cmds = [
+        (f"pytest {dir_}", "first run: figures and report; your thresholds gate, no baseline yet"),
+        (f"pytest {dir_} --update-baseline", f"store the baseline; review {folder / 'baseline.json'} and commit it"),
+        (f"pytest {dir_}", "from now on: gated against the baseline (under CI=true a missing one fails)"),
+    ]
+    width = max(len(c) for c, _ in cmds)
+    return ["next:"] + [f"  {i}. {c:<{width}}  # {why}" for i, (c, why) in enumerate(cmds, 1)]
