@@ -229,8 +229,15 @@ def test_the_users_paths_win_and_none_writes_nothing(suite):
     assert not (suite.path / "reports/summary.json").exists() and not (suite.path / "baseline.json").exists()
 
 
+def swap_pruned(suite: pytest.Pytester) -> None:
+    """The config's pruned variant swapped for the original, its limits kept (a --variant would drop them)."""
+    variants = {"original": "original.pt", "pruned": "original.pt", "copy": "copy.pt"}
+    tiny_models.write_suite(suite.path / "suite.toml", variants, "original", SETTINGS, THRESHOLDS)
+
+
 def test_failures_are_flagged_in_the_table(suite):
-    result = run(suite, "--benchmark-disable", "-k", "static or detections", "--variant", "pruned=original.pt")
+    swap_pruned(suite)
+    result = run(suite, "--benchmark-disable", "-k", "static or detections")
     assert result.ret == 1
     doc = json.loads((suite.path / "reports/summary.json").read_text())
     assert doc["regressions"] == {"pruned": ["params", "variant"]}
@@ -250,7 +257,8 @@ def test_failures_are_flagged_in_the_table(suite):
 
 def test_a_renamed_copy_of_the_suite_reports_the_same(suite):
     """The report reads the checks the library recorded, not test names: renamed files and functions change nothing."""
-    args = ("--benchmark-disable", "-k", "static or shape or detections", "--variant", "pruned=original.pt")
+    swap_pruned(suite)
+    args = ("--benchmark-disable", "-k", "static or shape or detections")
     assert run(suite, *args).ret == 1
     before = json.loads((suite.path / "reports/summary.json").read_text())
     static = suite.path / "benchmarks/test_static.py"
