@@ -1,7 +1,15 @@
-"""Shared fixtures for the unit and integration tests: tiny detector checkpoints built once per session."""
+"""Shared fixtures for the unit and integration tests: tiny detector checkpoints built once per session, and the
+pytester folder in which a test runs the benchmark suite in process (with tiny_models' run_suite).
+
+Under pytest-xdist (``./run test`` runs ``-n auto --dist loadgroup``) the hooks at the end keep it fast and fair: one
+torch thread per worker, the longest tests handed out first, and a test marked ``timing`` run alone."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -9,11 +17,16 @@ import matplotlib
 import pytest
 import tiny_models
 
+if os.name == "posix":
+    import fcntl
+
 # pytester's in-process runs drop the modules first imported inside them, so a matplotlib module imported there
 # comes back as a second copy with other classes ("Single argument to subplot must be a three-digit integer, not
 # GridSpec"). Importing pyplot here, before any inline run, keeps one copy for the whole session.
 matplotlib.use("Agg")
 import matplotlib.pyplot  # noqa: E402,F401
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
 @dataclass(frozen=True)
@@ -47,3 +60,131 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> TinySet:
         blind=save_detector(tiny_models.build_detector("yolov8n.yaml", nc=2, class_bias=-20.0), root / "blind.pt"),
         scene=tiny_models.write_scene(root / "scene.jpg", 160),
     )
+
+
+@pytest.fixture(scope="session")
+def imported_once(tiny: TinySet) -> None:
+    """Run the suite's code paths once in this process before any in-process pytester run.
+
+    pytester removes the modules an inner run imported when it ends; ultralytics' first predict imports
+    torch._dynamo and torch._inductor, whose operator registrations live on in C++ and refuse a second import.
+    A test module whose runs reach further (export, ONNX Runtime, the validator) overrides this fixture with its own.
+    """
+    from slimbench.checkpoint import load_detector
+    from slimbench.detections import detect
+
+    detect(load_detector(tiny.original), tiny.scene, imgsz=64)
+
+
+@pytest.fixture
+def bench_dir(pytester: pytest.Pytester, imported_once: None) -> pytest.Pytester:
+    """A pytester folder holding a copy of benchmarks/, to which a test adds checkpoints (tiny_models.copy_into)
+    and a suite TOML (tiny_models.write_suite), then runs the suite in process (tiny_models.run_suite)."""
+    shutil.copytree(BENCHMARKS, pytester.path / "benchmarks", ignore=shutil.ignore_patterns("__pycache__"))
+    return pytester
+
+
+# pytest-xdist ------------------------------------------------------------------------------------------------------
+
+
+def xdist_worker(config: pytest.Config) -> dict | None:
+    """What pytest-xdist hands a worker process (None in a plain run or in the controller)."""
+    return getattr(config, "workerinput", None)
+
+
+class MachineShare:
+    """Tests share the machine; a test marked ``timing`` has it alone: no other worker runs a test beside it.
+
+    A readers-writer lock over two files (flock) in the run's temp folder. Every test holds the share lock shared;
+    a timing test holds it exclusively, and first takes the turnstile, which every test passes on its way in, so
+    that a waiting timing test stops new tests from starting (it waits only for the ones already running). A run of
+    timing tests on one worker keeps the machine from the first to the last.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.turnstile = open(folder / "machine-turnstile.lock", "a+b")  # noqa: SIM115 - held for the session
+        self.share = open(folder / "machine-share.lock", "a+b")  # noqa: SIM115
+        self.alone = False
+
+    def enter(self, alone: bool) -> None:
+        if self.alone:
+            return
+        fcntl.flock(self.turnstile, fcntl.LOCK_EX)
+        if not alone:
+            fcntl.flock(self.turnstile, fcntl.LOCK_UN)
+        fcntl.flock(self.share, fcntl.LOCK_EX if alone else fcntl.LOCK_SH)
+        self.alone = alone
+
+    def leave(self) -> None:
+        fcntl.flock(self.share, fcntl.LOCK_UN)
+        if self.alone:
+            fcntl.flock(self.turnstile, fcntl.LOCK_UN)
+        self.alone = False
+
+    def close(self) -> None:
+        self.turnstile.close()
+        self.share.close()
+
+
+MACHINE_SHARE = pytest.StashKey[MachineShare]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if xdist_worker(config) is None:
+        return
+    import torch
+
+    # torch's default is a thread per CPU in every worker: 2 workers x 2 threads on 2 cores contend. What is timed
+    # (the suite's runs in pytester, the training runs) sets its own thread count.
+    torch.set_num_threads(1)
+    basetemp = config.option.basetemp  # xdist gives each worker <the run's basetemp>/popen-gwN
+    if basetemp and os.name == "posix":
+        config.stash[MACHINE_SHARE] = MachineShare(Path(basetemp).parent)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    share = config.stash.get(MACHINE_SHARE, None)
+    if share is not None:
+        share.close()
+
+
+@pytest.fixture(autouse=True)
+def plain_pytest_inside(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pytest runs a test starts (pytester, subprocesses) are plain runs, also when it runs in an xdist worker:
+    pytest-benchmark disables itself where it sees PYTEST_XDIST_WORKER."""
+    for name in [name for name in os.environ if name.startswith("PYTEST_XDIST_")]:
+        monkeypatch.delenv(name)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under xdist, the order in which --dist loadgroup hands out single tests (after the xdist_groups, the largest
+    first), one at a time to whichever worker is free: the slow tests first, so that no worker starts a long test
+    when the other has nothing left to do; the timing tests last, when every test beside them is short. A plain run
+    keeps the file order."""
+    if xdist_worker(config) is None:
+        return
+    items.sort(key=lambda item: 0 if item.get_closest_marker("slow") else 2 if item.get_closest_marker("timing") else 1)
+
+
+def is_timing(item: pytest.Item | None) -> bool:
+    return item is not None and item.get_closest_marker("timing") is not None
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    with machine_share(item, nextitem):
+        return (yield)
+
+
+@contextlib.contextmanager
+def machine_share(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    share = item.config.stash.get(MACHINE_SHARE, None)
+    if share is None:
+        yield
+        return
+    share.enter(alone=is_timing(item))
+    try:
+        yield
+    finally:
+        if not (is_timing(item) and is_timing(nextitem)):
+            share.leave()

@@ -4,7 +4,7 @@ before any test runs and with nothing written."""
 
 from __future__ import annotations
 
-import shutil
+import functools
 from pathlib import Path
 
 import pytest
@@ -13,22 +13,14 @@ from test_accuracy import write_dataset
 
 from slimbench.checkpoint import save_detector
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-SETTINGS = {
-    "imgsz": 64,
-    "batch": [1],
-    "threads": [1],
-    "device": ["cpu"],
-    "images": ["scene.jpg"],
-    "warmup": 0,
-    "speed_pairs": 3,
-}
+SETTINGS = {**tiny_models.SUITE_SETTINGS}
 LABELS = {"a": "0 0.3 0.3 0.3 0.3\n1 0.7 0.7 0.2 0.2\n", "b": "1 0.5 0.5 0.4 0.4\n", "c": ""}
 
 
 @pytest.fixture(scope="module")
 def imported_once(tiny, tmp_path_factory) -> None:
-    """Validate and predict once in this process before any in-process pytester run (see test_suite_pytester)."""
+    """Validate and predict once in this process before any in-process pytester run (see conftest.imported_once,
+    which this overrides)."""
     from slimbench.accuracy import read_dataset, run_validator, write_val_yaml
     from slimbench.checkpoint import load_detector
     from slimbench.detections import detect
@@ -41,12 +33,10 @@ def imported_once(tiny, tmp_path_factory) -> None:
 
 
 @pytest.fixture
-def suite(pytester: pytest.Pytester, tiny, imported_once) -> pytest.Pytester:
-    """benchmarks/, tiny checkpoints (original, copy, blind, other-names), a labelled dataset and a suite.toml."""
-    p = pytester.path
-    shutil.copytree(BENCHMARKS, p / "benchmarks", ignore=shutil.ignore_patterns("__pycache__"))
-    for f in (tiny.original, tiny.copy, tiny.blind, tiny.scene):
-        shutil.copy(f, p / f.name)
+def suite(bench_dir: pytest.Pytester, tiny) -> pytest.Pytester:
+    """bench_dir with tiny checkpoints (original, copy, blind, other-names), a labelled dataset and a suite.toml."""
+    p = bench_dir.path
+    tiny_models.copy_into(p, tiny.original, tiny.copy, tiny.blind, tiny.scene)
     other = tiny_models.build_detector("yolov8n.yaml", nc=2)
     other.names = {0: "square", 1: "dog"}
     save_detector(other, p / "other-names.pt")
@@ -55,7 +45,7 @@ def suite(pytester: pytest.Pytester, tiny, imported_once) -> pytest.Pytester:
     for name in ("x.jpg", "y.jpg"):
         tiny_models.write_scene(p / "unlabeled" / name, 96)
     write_toml(p / "suite.toml")
-    return pytester
+    return bench_dir
 
 
 def write_toml(path: Path, thresholds: dict | None = None, **settings) -> Path:
@@ -79,10 +69,7 @@ def write_pair(path: Path, settings: dict, copy_limits: dict) -> Path:
     return tiny_models.write_suite(path, variants, "original", settings, {"copy": copy_limits})
 
 
-def run(pytester: pytest.Pytester, *args: str, cache: bool = False) -> pytest.RunResult:
-    no_cache = () if cache else ("-p", "no:cacheprovider")
-    suite_args = ("--variants-file", "suite.toml", *no_cache)
-    return pytester.runpytest_inprocess("benchmarks/test_accuracy.py", *suite_args, *args)
+run = functools.partial(tiny_models.run_suite, target="benchmarks/test_accuracy.py")
 
 
 def test_accuracy_measures_and_gates(suite):

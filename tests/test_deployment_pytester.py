@@ -5,8 +5,8 @@ gives skips with the reason; a variant whose export fails is named with the reas
 
 from __future__ import annotations
 
+import functools
 import json
-import shutil
 import sys
 from pathlib import Path
 
@@ -17,16 +17,7 @@ import tiny_models
 
 from slimbench import export
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-SETTINGS = {
-    "imgsz": 64,
-    "batch": [1, 2],
-    "threads": [1],
-    "device": ["cpu"],
-    "images": ["noise.jpg"],
-    "warmup": 0,
-    "speed_pairs": 3,
-}
+SETTINGS = {**tiny_models.SUITE_SETTINGS, "batch": [1, 2], "images": ["noise.jpg"]}
 THRESHOLDS = {"pruned": {"max_speed_ratio": 10.0, "max_ort_speed_ratio": 10.0, "max_params_ratio": 0.5}}
 FAST = ("--benchmark-min-rounds=3", "--benchmark-max-time=0.01")
 DEPLOYMENT = ("onnx_params", "onnx_weights_mb", "peak_rss_mb", "inference_mb")
@@ -44,7 +35,7 @@ def write_noise(path: Path) -> Path:
 def imported_once(tiny, tmp_path_factory) -> None:
     """Export, run ONNX Runtime and predict on an ONNX file once in this process before the in-process runs:
     pytester drops modules an inner run imported, and onnx's protobuf and torch's registrations refuse a second
-    import (see test_suite_pytester.imported_once)."""
+    import (see conftest.imported_once, which this overrides)."""
     from ultralytics import YOLO
 
     from slimbench import ort_runtime
@@ -59,25 +50,15 @@ def imported_once(tiny, tmp_path_factory) -> None:
 
 
 @pytest.fixture
-def suite(pytester: pytest.Pytester, tiny, imported_once) -> pytest.Pytester:
-    shutil.copytree(BENCHMARKS, pytester.path / "benchmarks", ignore=shutil.ignore_patterns("__pycache__"))
-    for f in (tiny.original, tiny.pruned):
-        shutil.copy(f, pytester.path / f.name)
-    write_noise(pytester.path / "noise.jpg")
-    tiny_models.write_suite(
-        pytester.path / "suite.toml",
-        {"original": "original.pt", "pruned": "pruned.pt"},
-        "original",
-        SETTINGS,
-        THRESHOLDS,
-    )
-    return pytester
+def suite(bench_dir: pytest.Pytester, tiny) -> pytest.Pytester:
+    tiny_models.copy_into(bench_dir.path, tiny.original, tiny.pruned)
+    write_noise(bench_dir.path / "noise.jpg")
+    variants = {"original": "original.pt", "pruned": "pruned.pt"}
+    tiny_models.write_suite(bench_dir.path / "suite.toml", variants, "original", SETTINGS, THRESHOLDS)
+    return bench_dir
 
 
-def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
-    return pytester.runpytest_inprocess(
-        "benchmarks", "--variants-file", "suite.toml", "-p", "no:cacheprovider", "-m", "not accuracy", *args
-    )
+run = functools.partial(tiny_models.run_suite, marks="not accuracy")
 
 
 def test_deployment_figures_everywhere_and_the_export_cached(suite):

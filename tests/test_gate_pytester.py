@@ -7,6 +7,7 @@ one line and nothing written."""
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import shutil
@@ -17,22 +18,19 @@ import tiny_models
 
 from slimbench.checkpoint import save_detector
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 # 320 px, batch 1: the pruned-like model (width 1/16) takes about 0.27 of the original's time, so the swap reads
 # about +270% against the stored timing; the swapped run is compared at 100%. The unchanged run is compared at 400%:
 # what it checks is the wiring (stored run found, compared, no regression reported), and one median of an unchanged
 # run moved +81% with a training job on the same 2 cores (a 60% gate failed it there). At 160 px fixed per-call
 # overheads brought the pruned-like model to 0.66 of the original's: too close to tell apart.
 SETTINGS = {
+    **tiny_models.SUITE_SETTINGS,
     "imgsz": 320,
-    "batch": [1],
-    "threads": [1],
-    "device": ["cpu"],
-    "images": ["scene.jpg"],
     "warmup": 2,
     "speed_pairs": 15,
+    "runtime": ["torch"],  # the gate on torch timings (ONNX Runtime: test_deployment_pytester)
+    "memory": False,
 }
-SETTINGS.update(runtime=["torch"], memory=False)  # the gate on torch timings (ONNX Runtime: test_deployment_pytester)
 THRESHOLDS = {
     "pruned": {
         "max_size_ratio": 0.5,
@@ -43,6 +41,8 @@ THRESHOLDS = {
         "max_speed_ratio": 0.8,
     }
 }
+# the stored timing and the speed ratio are compared: under pytest-xdist these tests run alone (tests/conftest.py)
+pytestmark = pytest.mark.timing
 STORE = "--benchmark-storage=file://bstore"
 ROUNDS = ("--benchmark-min-rounds=15", "--benchmark-max-time=0.05", "--benchmark-warmup=on")
 COMPARE = ("--benchmark-compare", "--benchmark-compare-fail=median:100%", STORE)
@@ -56,36 +56,19 @@ def gate_models(tmp_path_factory, tiny) -> Path:
     shutil.copy(tiny.original, root / "original.pt")
     shutil.copy(tiny.scene, root / "scene.jpg")
     save_detector(tiny_models.build_detector("yolov8n.yaml", nc=2, width=0.0625), root / "pruned.pt")
-    from slimbench.checkpoint import load_detector
-    from slimbench.detections import detect
-
-    detect(load_detector(root / "pruned.pt"), root / "scene.jpg", imgsz=64)  # see test_suite_pytester.imported_once
     return root
 
 
 @pytest.fixture
-def suite(pytester: pytest.Pytester, gate_models: Path) -> pytest.Pytester:
-    shutil.copytree(BENCHMARKS, pytester.path / "benchmarks", ignore=shutil.ignore_patterns("__pycache__"))
-    for f in gate_models.iterdir():
-        shutil.copy(f, pytester.path / f.name)
-    tiny_models.write_suite(
-        pytester.path / "suite.toml",
-        {"original": "original.pt", "pruned": "pruned.pt"},
-        "original",
-        SETTINGS,
-        THRESHOLDS,
-    )
-    return pytester
+def suite(bench_dir: pytest.Pytester, gate_models: Path) -> pytest.Pytester:
+    tiny_models.copy_into(bench_dir.path, *gate_models.iterdir())
+    variants = {"original": "original.pt", "pruned": "pruned.pt"}
+    tiny_models.write_suite(bench_dir.path / "suite.toml", variants, "original", SETTINGS, THRESHOLDS)
+    return bench_dir
 
 
-def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
-    return pytester.runpytest_inprocess(
-        "benchmarks", "--variants-file", "suite.toml", "-p", "no:cacheprovider", "-m", "not accuracy", *args
-    )
-
-
-def files_under(root: Path) -> set[str]:
-    return {str(f.relative_to(root)) for f in root.rglob("*") if "__pycache__" not in f.parts}
+run = functools.partial(tiny_models.run_suite, marks="not accuracy")
+files_under = tiny_models.files_under
 
 
 def test_gate_passes_unchanged_and_fails_a_swapped_candidate(suite):

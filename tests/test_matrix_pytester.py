@@ -6,8 +6,6 @@ empty calibration folder is one line naming it."""
 from __future__ import annotations
 
 import json
-import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,8 +13,7 @@ import tiny_models
 
 from slimbench import openvino_runtime as ovr
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-SETTINGS = {"imgsz": 64, "batch": [1], "threads": [1], "device": ["cpu"], "images": ["noise.jpg"], "warmup": 0}
+SETTINGS = {**tiny_models.SUITE_SETTINGS, "images": ["noise.jpg"]}
 FAST = ("--benchmark-min-rounds=3", "--benchmark-max-time=0.01")
 
 pytestmark = pytest.mark.skipif(ovr.missing_reason() is not None, reason=str(ovr.missing_reason()))
@@ -43,34 +40,22 @@ def imported_once(tiny, tmp_path_factory) -> None:
 
 
 @pytest.fixture
-def suite(pytester: pytest.Pytester, tiny, imported_once) -> pytest.Pytester:
+def suite(bench_dir: pytest.Pytester, tiny) -> pytest.Pytester:
     from test_deployment_pytester import write_noise
 
-    shutil.copytree(BENCHMARKS, pytester.path / "benchmarks", ignore=shutil.ignore_patterns("__pycache__"))
-    for f in (tiny.original, tiny.pruned):
-        shutil.copy(f, pytester.path / f.name)
-    write_noise(pytester.path / "noise.jpg")
-    (pytester.path / "calib").mkdir()
+    tiny_models.copy_into(bench_dir.path, tiny.original, tiny.pruned)
+    write_noise(bench_dir.path / "noise.jpg")
+    (bench_dir.path / "calib").mkdir()
     for i, size in enumerate((160, 96, 128)):
-        tiny_models.write_scene(pytester.path / "calib" / f"s{i}.jpg", size)
-    tiny_models.write_suite(
-        pytester.path / "suite.toml", {"original": "original.pt", "pruned": "pruned.pt"}, "original", SETTINGS
-    )
-    return pytester
+        tiny_models.write_scene(bench_dir.path / "calib" / f"s{i}.jpg", size)
+    variants = {"original": "original.pt", "pruned": "pruned.pt"}
+    tiny_models.write_suite(bench_dir.path / "suite.toml", variants, "original", SETTINGS)
+    return bench_dir
 
 
-def run(pytester, *args):
-    return pytester.runpytest_inprocess(
-        "benchmarks/test_matrix.py",
-        "--variants-file",
-        "suite.toml",
-        "-p",
-        "no:cacheprovider",
-        "-m",
-        "matrix and not accuracy",
-        *FAST,
-        "-rsf",
-        *args,
+def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    return tiny_models.run_suite(
+        pytester, *FAST, "-rsf", *args, target="benchmarks/test_matrix.py", marks="matrix and not accuracy"
     )
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import tiny_models
-from test_suite_pytester import BENCHMARKS, SETTINGS, imported_once, write_toml  # noqa: F401 - fixture
+from test_suite_pytester import SETTINGS
 
 from slimbench.checkpoint import save_detector
 from slimbench.timing import available_cpus
@@ -23,15 +23,13 @@ BUNDLED_LIMITS = {  # written for the "bundled" checkpoints: a foreign checkpoin
 
 
 @pytest.fixture
-def repo(pytester: pytest.Pytester, tiny, imported_once) -> pytest.Pytester:  # noqa: F811
+def repo(bench_dir: pytest.Pytester, tiny) -> pytest.Pytester:
     """A folder shaped like this repository (benchmarks/ and a default fixtures/slimbench.toml with three bundled
     variants and their limits) plus someone else's detector (3 other classes) and a thinner copy of it."""
-    p = pytester.path
-    shutil.copytree(BENCHMARKS, p / "benchmarks", ignore=shutil.ignore_patterns("__pycache__"))
+    p = bench_dir.path
     fixtures = p / "fixtures"
     fixtures.mkdir()
-    for f in (tiny.original, tiny.pruned, tiny.copy, tiny.scene):
-        shutil.copy(f, fixtures / f.name)
+    tiny_models.copy_into(fixtures, tiny.original, tiny.pruned, tiny.copy, tiny.scene)
     shutil.copy(tiny.scene, p / "street.jpg")
     variants = {"original": "original.pt", "pruned": "pruned.pt", "finetuned": "copy.pt"}
     tiny_models.write_suite(fixtures / "slimbench.toml", variants, "original", SETTINGS, BUNDLED_LIMITS)
@@ -39,12 +37,12 @@ def repo(pytester: pytest.Pytester, tiny, imported_once) -> pytest.Pytester:  # 
         net = tiny_models.build_detector("yolov8n.yaml", nc=3, width=width)
         net.names = dict(FOREIGN_NAMES)
         save_detector(net, p / name)
-    return pytester
+    return bench_dir
 
 
 def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
     small = ("--imgsz", "64", "--batch", "1", "--runtime", "torch", "--slimbench-smoke")
-    return pytester.runpytest_inprocess("benchmarks", "-p", "no:cacheprovider", *small, *args)
+    return tiny_models.run_suite(pytester, *small, *args, toml=None)
 
 
 def summary(pytester: pytest.Pytester) -> dict:

@@ -21,17 +21,8 @@ import tiny_models
 
 from slimbench.report import charts, check, html, images, summary
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-SETTINGS = {
-    "imgsz": 64,
-    "batch": [1, 2],
-    "threads": [1],
-    "device": ["cpu"],
-    "images": ["scene.jpg"],
-    "warmup": 0,
-    "speed_pairs": 3,
-}
-SETTINGS.update(runtime=["torch"], memory=False)  # the deployment figures' report: test_deployment_pytester.py
+# torch only, no memory: the deployment figures' report is in test_deployment_pytester.py
+SETTINGS = {**tiny_models.SUITE_SETTINGS, "batch": [1, 2], "runtime": ["torch"], "memory": False}
 THRESHOLDS = {"pruned": {"max_params_ratio": 0.5, "max_speed_ratio": 10.0}, "copy": {"min_agreement_recall": 0.99}}
 FAST = ("--benchmark-min-rounds=3", "--benchmark-max-time=0.01")
 FAKE_ACCURACY = '''
@@ -44,43 +35,22 @@ def test_zz_fake_accuracy(slimbench, variant):
 '''
 
 
-@pytest.fixture(scope="module")
-def imported_once(tiny) -> None:
-    """Predict once in this process before in-process pytester runs (see test_suite_pytester.imported_once)."""
-    from slimbench.checkpoint import load_detector
-    from slimbench.detections import detect
-
-    detect(load_detector(tiny.original), tiny.scene, imgsz=64)
-
-
 @pytest.fixture
-def suite(pytester: pytest.Pytester, tiny, imported_once) -> pytest.Pytester:
-    shutil.copytree(BENCHMARKS, pytester.path / "benchmarks", ignore=shutil.ignore_patterns("__pycache__"))
-    (pytester.path / "benchmarks/test_zz_fake_accuracy.py").write_text(FAKE_ACCURACY)
-    for f in (tiny.original, tiny.pruned, tiny.copy, tiny.scene):
-        shutil.copy(f, pytester.path / f.name)
+def suite(bench_dir: pytest.Pytester, tiny) -> pytest.Pytester:
+    (bench_dir.path / "benchmarks/test_zz_fake_accuracy.py").write_text(FAKE_ACCURACY)
+    tiny_models.copy_into(bench_dir.path, tiny.original, tiny.pruned, tiny.copy, tiny.scene)
     tiny_models.write_suite(
-        pytester.path / "suite.toml",
+        bench_dir.path / "suite.toml",
         {"original": "original.pt", "pruned": "pruned.pt", "copy": "copy.pt"},
         "original",
         SETTINGS,
         THRESHOLDS,
     )
-    return pytester
+    return bench_dir
 
 
 def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
-    return pytester.runpytest_inprocess(
-        "benchmarks",
-        "--variants-file",
-        "suite.toml",
-        "-p",
-        "no:cacheprovider",
-        "-m",
-        "not accuracy",
-        "--update-baseline",
-        *args,
-    )
+    return tiny_models.run_suite(pytester, "--update-baseline", *args, marks="not accuracy")
 
 
 def test_full_run_writes_every_report_with_the_measured_figures(suite, monkeypatch):

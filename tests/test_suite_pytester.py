@@ -5,7 +5,6 @@ test runs and before any report is written."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -14,20 +13,9 @@ import torch
 
 from slimbench.checkpoint import save_detector, sha256_of
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-
-SETTINGS = {
-    "imgsz": 64,
-    "batch": [1],
-    "threads": [1],
-    "device": ["cpu"],
-    "images": ["scene.jpg"],
-    "warmup": 0,
-    "speed_pairs": 3,
-}
 # torch only and no memory subprocesses here: fast, and no in-process export (the ONNX Runtime path, parity and
 # memory run end to end in test_deployment_pytester.py); their tests are skipped with the reason
-SETTINGS.update(runtime=["torch"], memory=False)
+SETTINGS = {**tiny_models.SUITE_SETTINGS, "runtime": ["torch"], "memory": False}
 THRESHOLDS = {
     "pruned": {
         "max_size_mb": 3.0,
@@ -49,27 +37,12 @@ THRESHOLDS = {
 REPORTS = ("--junitxml=out/junit.xml", "--html=out/report.html", "--benchmark-json=out/bench.json")
 
 
-@pytest.fixture(scope="module")
-def imported_once(tiny) -> None:
-    """Run the suite's code paths once in this process before any in-process pytester run.
-
-    pytester removes the modules an inner run imported when it ends; ultralytics' first predict imports
-    torch._dynamo and torch._inductor, whose operator registrations live on in C++ and refuse a second import.
-    """
-    from slimbench.checkpoint import load_detector
-    from slimbench.detections import detect
-
-    detect(load_detector(tiny.original), tiny.scene, imgsz=64)
-
-
 @pytest.fixture
-def suite(pytester: pytest.Pytester, tiny, imported_once) -> pytest.Pytester:
-    """A pytester folder holding a copy of benchmarks/, the tiny checkpoints and a passing suite.toml."""
-    shutil.copytree(BENCHMARKS, pytester.path / "benchmarks", ignore=shutil.ignore_patterns("__pycache__"))
-    for f in (tiny.original, tiny.pruned, tiny.copy, tiny.masked, tiny.blind, tiny.scene):
-        shutil.copy(f, pytester.path / f.name)
-    write_toml(pytester.path / "suite.toml")
-    return pytester
+def suite(bench_dir: pytest.Pytester, tiny) -> pytest.Pytester:
+    """bench_dir with the tiny checkpoints and a passing suite.toml."""
+    tiny_models.copy_into(bench_dir.path, tiny.original, tiny.pruned, tiny.copy, tiny.masked, tiny.blind, tiny.scene)
+    write_toml(bench_dir.path / "suite.toml")
+    return bench_dir
 
 
 def write_toml(path: Path, variants: dict | None = None, thresholds: dict | None = None, **settings) -> Path:
@@ -82,13 +55,8 @@ def write_toml(path: Path, variants: dict | None = None, thresholds: dict | None
     )
 
 
-def run(pytester: pytest.Pytester, *args: str, toml: str = "suite.toml", cache: bool = False) -> pytest.RunResult:
-    no_cache = () if cache else ("-p", "no:cacheprovider")
-    return pytester.runpytest_inprocess("benchmarks", "--variants-file", toml, *no_cache, *args)
-
-
-def files_under(root: Path) -> set[str]:
-    return {str(f.relative_to(root)) for f in root.rglob("*") if "__pycache__" not in f.parts}
+run = tiny_models.run_suite  # every test of benchmarks/ with --variants-file suite.toml (or toml=...)
+files_under = tiny_models.files_under
 
 
 def test_suite_passes_on_good_variants(suite):

@@ -5,18 +5,33 @@
 - "pruned-like": the same architecture at a smaller width multiplier: fewer channels, params and GFLOPs.
 - "masked": the original with half the output channels of some convolutions zeroed (weights and BatchNorm):
   fake pruning, same shape.
+
+And the pieces of a suite run on them by pytester (the ``bench_dir`` fixture in conftest.py makes the folder):
+settings that run in seconds, the suite's TOML, the in-process run and a listing of what a run wrote.
 """
 
 from __future__ import annotations
 
 import copy
+import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 import torch
 
 NAMES = {0: "square", 1: "circle"}
+# a suite on the tiny variants that runs in seconds: 64 px, one batch size and thread, no warmup, 3 speed pairs
+SUITE_SETTINGS: dict[str, Any] = {
+    "imgsz": 64,
+    "batch": [1],
+    "threads": [1],
+    "device": ["cpu"],
+    "images": ["scene.jpg"],
+    "warmup": 0,
+    "speed_pairs": 3,
+}
 
 
 def build_detector(
@@ -116,3 +131,30 @@ def write_suite(
     p.parent.mkdir(parents=True, exist_ok=True)
     p.write_text("\n".join(lines), encoding="utf-8")
     return p
+
+
+def copy_into(folder: Path, *files: Path) -> None:
+    for f in files:
+        shutil.copy(f, folder / f.name)
+
+
+def run_suite(
+    pytester: pytest.Pytester,
+    *args: str,
+    target: str = "benchmarks",
+    toml: str | None = "suite.toml",
+    marks: str | None = None,
+    cache: bool = False,
+) -> pytest.RunResult:
+    """The suite in a pytester folder (see the bench_dir fixture), in process: ``--variants-file toml`` unless
+    ``toml`` is None, ``-m marks`` when given, and ``-p no:cacheprovider`` (nothing written to .pytest_cache)
+    unless ``cache``."""
+    variants_file = ("--variants-file", toml) if toml else ()
+    no_cache = () if cache else ("-p", "no:cacheprovider")
+    selection = ("-m", marks) if marks else ()
+    return pytester.runpytest_inprocess(target, *variants_file, *no_cache, *selection, *args)
+
+
+def files_under(root: Path) -> set[str]:
+    """Every file and folder below ``root``, relative to it, bytecode caches left out."""
+    return {str(f.relative_to(root)) for f in root.rglob("*") if "__pycache__" not in f.parts}
