@@ -1,8 +1,8 @@
 """Shared fixtures for the unit and integration tests: tiny detector checkpoints built once per session, and the
 pytester folder in which a test runs the benchmark suite in process (with tiny_models' run_suite).
 
-Under pytest-xdist (``./run test`` runs ``-n auto --dist loadgroup``) the hooks at the end keep it fast and fair: one
-torch thread per worker, the longest tests handed out first, and a test marked ``timing`` run alone."""
+Under pytest-xdist (``./run test``: ``-n auto --dist load --maxschedchunk 1``) the hooks at the end keep it fast and
+fair: each worker on its share of the CPUs, the slow tests handed out first, and a test marked ``timing`` run alone."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from pathlib import Path
 import matplotlib
 import pytest
 import tiny_models
+import torch
 
 if os.name == "posix":
     import fcntl
@@ -68,8 +69,12 @@ def imported_once(tiny: TinySet) -> None:
 
     pytester removes the modules an inner run imported when it ends; ultralytics' first predict imports
     torch._dynamo and torch._inductor, whose operator registrations live on in C++ and refuse a second import.
-    A test module whose runs reach further (export, ONNX Runtime, the validator) overrides this fixture with its own.
+    onnxruntime's first import in a process writes $HOME/.cache/Microsoft/DeveloperTools/.onnxruntime, and pytester's
+    HOME is its own folder, which some tests check nothing was written to. A test module whose runs reach further
+    (export, ONNX Runtime sessions, the validator) overrides this fixture, requesting it, and adds its first calls.
     """
+    import onnxruntime  # noqa: F401
+
     from slimbench.checkpoint import load_detector
     from slimbench.detections import detect
 
@@ -129,14 +134,28 @@ class MachineShare:
 MACHINE_SHARE = pytest.StashKey[MachineShare]()
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    if xdist_worker(config) is None:
-        return
-    import torch
+def share_the_cpus(index: int, workers: int) -> None:
+    """Worker ``index`` of ``workers`` runs on every ``workers``-th CPU of the run (2 workers on 2 CPUs: one each).
 
-    # torch's default is a thread per CPU in every worker: 2 workers x 2 threads on 2 cores contend. What is timed
-    # (the suite's runs in pytester, the training runs) sets its own thread count.
-    torch.set_num_threads(1)
+    What defaults to every CPU the process may use (slimbench.timing.available_cpus: training, the suite's threads)
+    and the processes a test starts then use the worker's share, instead of 2 workers x 2 torch threads contending
+    for 2 cores: measured here, two 2-thread training loops side by side took 1.9x as long as two 1-thread ones.
+    """
+    if not hasattr(os, "sched_setaffinity"):
+        return
+    cpus = sorted(os.sched_getaffinity(0))
+    mine = set(cpus[index::workers]) or set(cpus)
+    tasks = Path("/proc/self/task")  # every thread of the process, not only this one
+    for tid in [int(t.name) for t in tasks.iterdir()] if tasks.is_dir() else [0]:
+        os.sched_setaffinity(tid, mine)
+    torch.set_num_threads(len(mine))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    worker = xdist_worker(config)
+    if worker is None:
+        return
+    share_the_cpus(int(worker["workerid"].removeprefix("gw")), int(worker["workercount"]))
     basetemp = config.option.basetemp  # xdist gives each worker <the run's basetemp>/popen-gwN
     if basetemp and os.name == "posix":
         config.stash[MACHINE_SHARE] = MachineShare(Path(basetemp).parent)
@@ -157,10 +176,9 @@ def plain_pytest_inside(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under xdist, the order in which --dist loadgroup hands out single tests (after the xdist_groups, the largest
-    first), one at a time to whichever worker is free: the slow tests first, so that no worker starts a long test
-    when the other has nothing left to do; the timing tests last, when every test beside them is short. A plain run
-    keeps the file order."""
+    """Under xdist, the order in which --dist load --maxschedchunk 1 hands out the tests, one at a time to whichever
+    worker is free: the slow tests first, so that no worker starts a long test when the other has nothing left to do;
+    the timing tests last, when every test beside them is short. A plain run keeps the file order."""
     if xdist_worker(config) is None:
         return
     items.sort(key=lambda item: 0 if item.get_closest_marker("slow") else 2 if item.get_closest_marker("timing") else 1)

@@ -18,7 +18,7 @@ LABELS = {"a": "0 0.3 0.3 0.3 0.3\n1 0.7 0.7 0.2 0.2\n", "b": "1 0.5 0.5 0.4 0.4
 
 
 @pytest.fixture(scope="module")
-def imported_once(tiny, tmp_path_factory) -> None:
+def imported_once(imported_once, tiny, tmp_path_factory) -> None:
     """Validate and predict once in this process before any in-process pytester run (see conftest.imported_once,
     which this overrides)."""
     from slimbench.accuracy import read_dataset, run_validator, write_val_yaml

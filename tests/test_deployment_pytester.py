@@ -32,7 +32,7 @@ def write_noise(path: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def imported_once(tiny, tmp_path_factory) -> None:
+def imported_once(imported_once, tiny, tmp_path_factory) -> None:
     """Export, run ONNX Runtime and predict on an ONNX file once in this process before the in-process runs:
     pytester drops modules an inner run imported, and onnx's protobuf and torch's registrations refuse a second
     import (see conftest.imported_once, which this overrides)."""

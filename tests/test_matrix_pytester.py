@@ -20,7 +20,7 @@ pytestmark = pytest.mark.skipif(ovr.missing_reason() is not None, reason=str(ovr
 
 
 @pytest.fixture(scope="module")
-def imported_once(tiny, tmp_path_factory) -> None:
+def imported_once(imported_once, tiny, tmp_path_factory) -> None:
     """Export, quantize and run both runtimes once in this process before the in-process runs (pytester drops
     modules an inner run imported; onnx's protobuf and torch's registrations refuse a second import)."""
     from ultralytics import YOLO

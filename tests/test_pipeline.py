@@ -21,17 +21,13 @@ def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_dataset(tmp_path_factory.mktemp("data") / "ds", train=16, val=8, imgsz=128, seed=3)
 
 
-# the tests that start from `trained` run on one pytest-xdist worker (--dist loadgroup), which trains it once
-shares_trained = pytest.mark.xdist_group("pipeline-trained")
-
-
 @pytest.fixture(scope="module")
 def trained(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     runs = tmp_path_factory.mktemp("runs")
     return train("yolov8n.yaml", tiny_data, epochs=1, imgsz=128, batch=8, project=runs, name="o", workers=0).best
 
 
-@shares_trained
+@pytest.mark.slow
 def test_sparsity_training_shrinks_bn_scales(trained: Path, tiny_data: Path, tmp_path: Path) -> None:
     """Same data, seed and epochs; only the L1 strength differs, so the gamma drop is the penalty's doing."""
     # nbs=batch: an optimizer step per batch (no accumulation); a fixed AdamW lr so a few steps show the drift
@@ -54,7 +50,7 @@ def test_sparsity_training_shrinks_bn_scales(trained: Path, tiny_data: Path, tmp
     assert g_sparse.mean() < g_plain.mean() - 0.005, (g_sparse.mean(), g_plain.mean())
 
 
-@shares_trained
+@pytest.mark.slow
 @pytest.mark.parametrize("taylor", [False, True], ids=["magnitude", "taylor"])
 def test_proximal_sparsity_drives_targeted_scales_to_zero_in_the_saved_ema(
     trained: Path, tiny_data: Path, tmp_path: Path, taylor: bool
@@ -83,7 +79,7 @@ def test_proximal_sparsity_drives_targeted_scales_to_zero_in_the_saved_ema(
         assert b1.weight.float().abs().max() > 0.5 * b0.weight.float().abs().max()
 
 
-@shares_trained
+@pytest.mark.slow
 def test_layer_targets_sparsify_their_module_harder_in_training(trained: Path, tiny_data: Path, tmp_path: Path) -> None:
     """A per-layer target of 0.5 with the Detect head at 0.75: the saved EMA has about those shares near zero."""
     recipe = SparsityRecipe(
@@ -140,7 +136,7 @@ def test_plan_heavy_target_and_recovery_reach_the_trainer(monkeypatch: pytest.Mo
     assert len(calls) == 1 and calls[0][1]["recipe"].layer_targets == ()
 
 
-@shares_trained
+@pytest.mark.slow
 def test_finetune_keeps_the_pruned_shape(trained: Path, tiny_data: Path, tmp_path: Path) -> None:
     pruned = tmp_path / "pruned.pt"
     assert main(["prune", str(trained), "--ratio", "0.5", "--out", str(pruned)]) == 0
@@ -214,7 +210,7 @@ def test_make_fixtures_quick_end_to_end(tmp_path: Path, capsys: pytest.CaptureFi
     assert (out / "manifest.json").read_bytes() == before
 
 
-@shares_trained
+@pytest.mark.slow
 def test_make_fixtures_rebuilds_the_later_stages_from_a_given_original(trained: Path, tmp_path: Path) -> None:
     """--original skips training one and keeps the given checkpoint byte for byte (its sha256 pin stays valid)."""
     out = tmp_path / "fixtures"
