@@ -2,7 +2,8 @@
 pytester folder in which a test runs the benchmark suite in process (with tiny_models' run_suite).
 
 Under pytest-xdist (``./run test``: ``-n auto --dist load --maxschedchunk 1``) the hooks at the end keep it fast and
-fair: each worker on its share of the CPUs, the slow tests handed out first, and a test marked ``timing`` run alone."""
+fair: one torch thread per worker, the slow tests handed out first and run on their worker's share of the CPUs, and
+a test marked ``timing`` run alone."""
 
 from __future__ import annotations
 
@@ -132,30 +133,20 @@ class MachineShare:
 
 
 MACHINE_SHARE = pytest.StashKey[MachineShare]()
-
-
-def share_the_cpus(index: int, workers: int) -> None:
-    """Worker ``index`` of ``workers`` runs on every ``workers``-th CPU of the run (2 workers on 2 CPUs: one each).
-
-    What defaults to every CPU the process may use (slimbench.timing.available_cpus: training, the suite's threads)
-    and the processes a test starts then use the worker's share, instead of 2 workers x 2 torch threads contending
-    for 2 cores: measured here, two 2-thread training loops side by side took 1.9x as long as two 1-thread ones.
-    """
-    if not hasattr(os, "sched_setaffinity"):
-        return
-    cpus = sorted(os.sched_getaffinity(0))
-    mine = set(cpus[index::workers]) or set(cpus)
-    tasks = Path("/proc/self/task")  # every thread of the process, not only this one
-    for tid in [int(t.name) for t in tasks.iterdir()] if tasks.is_dir() else [0]:
-        os.sched_setaffinity(tid, mine)
-    torch.set_num_threads(len(mine))
+WORKER_CPUS = pytest.StashKey[set[int]]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
     worker = xdist_worker(config)
     if worker is None:
         return
-    share_the_cpus(int(worker["workerid"].removeprefix("gw")), int(worker["workercount"]))
+    # torch's default is a thread per CPU in every worker: 2 workers x 2 threads on 2 cores contend. What is timed or
+    # trained sets its own count.
+    torch.set_num_threads(1)
+    if hasattr(os, "sched_setaffinity"):  # worker i of n: every n-th CPU (2 workers on 2 CPUs: one each)
+        cpus = sorted(os.sched_getaffinity(0))
+        index, workers = int(worker["workerid"].removeprefix("gw")), int(worker["workercount"])
+        config.stash[WORKER_CPUS] = set(cpus[index::workers]) or set(cpus)
     basetemp = config.option.basetemp  # xdist gives each worker <the run's basetemp>/popen-gwN
     if basetemp and os.name == "posix":
         config.stash[MACHINE_SHARE] = MachineShare(Path(basetemp).parent)
@@ -190,7 +181,7 @@ def is_timing(item: pytest.Item | None) -> bool:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
-    with machine_share(item, nextitem):
+    with machine_share(item, nextitem), on_worker_cpus(item):
         return (yield)
 
 
@@ -206,3 +197,31 @@ def machine_share(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[N
     finally:
         if not (is_timing(item) and is_timing(nextitem)):
             share.leave()
+
+
+@contextlib.contextmanager
+def on_worker_cpus(item: pytest.Item) -> Iterator[None]:
+    """A slow test (they train) runs on its worker's share of the CPUs, and so do the processes it starts.
+
+    Training takes a torch thread per CPU the process may use (slimbench.timing.available_cpus), and here two
+    2-thread training loops side by side took 1.9x as long as two 1-thread ones. The other tests see every CPU: what
+    they set is what they check (OpenVINO, for one, caps its threads at the process's CPUs).
+    """
+    cpus = item.config.stash.get(WORKER_CPUS, None)
+    if cpus is None or item.get_closest_marker("slow") is None:
+        yield
+        return
+    before = os.sched_getaffinity(0)
+    set_affinity(cpus)
+    try:
+        yield
+    finally:
+        set_affinity(before)
+
+
+def set_affinity(cpus: set[int]) -> None:
+    """Every thread of this process on ``cpus`` (sched_setaffinity(0) moves the calling thread only)."""
+    tasks = Path("/proc/self/task")
+    for tid in [int(t.name) for t in tasks.iterdir()] if tasks.is_dir() else [0]:
+        with contextlib.suppress(ProcessLookupError):  # a thread that ended meanwhile
+            os.sched_setaffinity(tid, cpus)
