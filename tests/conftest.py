@@ -32,7 +32,7 @@ class TinySet:
 
 @pytest.fixture(scope="session")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> TinySet:
-    from slimbench.checkpoint import save_detector
+    from slimbench.model.checkpoint import save_detector
 
     root = tmp_path_factory.mktemp("tiny")
     original = tiny_models.build_detector("yolov8n.yaml", nc=2)

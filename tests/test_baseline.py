@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from slimbench import baseline as bl
-from slimbench.config import load_config
-from slimbench.errors import SlimbenchError
+from slimbench.bench import baseline as bl
+from slimbench.config.suite import load_config
+from slimbench.core.errors import SlimbenchError
 
 SETTINGS = {"imgsz": 640, "conf": 0.25, "iou": 0.7, "match_iou": 0.5, "reference": "original", "images": {"scene": "a"}}
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from slimbench.config import config_from_dict
+from slimbench.bench.session import SuiteSession
+from slimbench.config.suite import config_from_dict
 from slimbench.report.summary import Failure, check_name, failed_checks
-from slimbench.session import SuiteSession
 
 
 @pytest.fixture

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from slimbench.config import (
+from slimbench.bench.session import SuiteOptions, build_config
+from slimbench.config.suite import (
     Overrides,
     Settings,
     Thresholds,
@@ -17,8 +18,7 @@ from slimbench.config import (
     parse_variant_arg,
     violation,
 )
-from slimbench.errors import SlimbenchError
-from slimbench.session import SuiteOptions, build_config
+from slimbench.core.errors import SlimbenchError
 
 SHA = "ab" * 32
 

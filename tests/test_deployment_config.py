@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from slimbench import baseline as bl
-from slimbench.config import Overrides, Settings, apply_overrides, config_from_dict, parse_runtimes
-from slimbench.errors import SlimbenchError
+from slimbench.bench import baseline as bl
+from slimbench.config.suite import Overrides, Settings, apply_overrides, config_from_dict, parse_runtimes
+from slimbench.core.errors import SlimbenchError
 
 
 def config(settings=None, thresholds=None):

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from slimbench.checkpoint import load_detector
-from slimbench.detections import (
+from slimbench.core.errors import SlimbenchError
+from slimbench.model.checkpoint import load_detector
+from slimbench.model.detections import (
     NA_NO_DETECTIONS,
     NA_NO_REFERENCE,
     Detections,
@@ -16,7 +17,6 @@ from slimbench.detections import (
     match_flags,
     read_image,
 )
-from slimbench.errors import SlimbenchError
 
 
 def dets(*rows):

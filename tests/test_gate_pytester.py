@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import tiny_models
 
-from slimbench.checkpoint import save_detector
+from slimbench.model.checkpoint import save_detector
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 # 320 px, batch 1: the pruned-like model (width 1/16) takes about 0.27 of the original's time, so the swap reads
@@ -56,8 +56,8 @@ def gate_models(tmp_path_factory, tiny) -> Path:
     shutil.copy(tiny.original, root / "original.pt")
     shutil.copy(tiny.scene, root / "scene.jpg")
     save_detector(tiny_models.build_detector("yolov8n.yaml", nc=2, width=0.0625), root / "pruned.pt")
-    from slimbench.checkpoint import load_detector
-    from slimbench.detections import detect
+    from slimbench.model.checkpoint import load_detector
+    from slimbench.model.detections import detect
 
     detect(load_detector(root / "pruned.pt"), root / "scene.jpg", imgsz=64)  # see test_suite_pytester.imported_once
     return root

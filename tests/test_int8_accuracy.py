@@ -21,14 +21,15 @@ import numpy as np
 import pytest
 import torch
 
-from slimbench import openvino_runtime as ovr
-from slimbench import ort_runtime, quantize
-from slimbench.accuracy import agreement_score
-from slimbench.checkpoint import load_detector, sha256_of
-from slimbench.detections import detect, read_image
-from slimbench.export import export_onnx
-from slimbench.runtime_accuracy import int8_violations, runtime_detections
-from slimbench.timing import timing_model
+from slimbench.measure.accuracy import agreement_score
+from slimbench.measure.runtime_accuracy import int8_violations, runtime_detections
+from slimbench.measure.timing import timing_model
+from slimbench.model.checkpoint import load_detector, sha256_of
+from slimbench.model.detections import detect, read_image
+from slimbench.runtimes import onnx_runtime as ort_runtime
+from slimbench.runtimes import openvino_runtime as ovr
+from slimbench.runtimes import quantize
+from slimbench.runtimes.export import export_onnx
 
 ROOT = Path(__file__).resolve().parents[1] / "fixtures"
 IMGSZ = 256
@@ -83,7 +84,7 @@ RUNTIMES = ["ort", pytest.param("ov", marks=needs_ov)]
 
 @pytest.mark.parametrize("runtime", RUNTIMES)
 def test_int8_raw_outputs_stay_within_the_int8_tolerance(files, runtime):
-    from slimbench.quantize import preprocess
+    from slimbench.runtimes.quantize import preprocess
 
     x = np.concatenate([preprocess(read_image(p), IMGSZ) for p in files["images"][:2]])
     with torch.inference_mode():
@@ -123,7 +124,7 @@ def test_the_int8_gate_fails_a_broken_quantization(files, reference, runtime):
 def test_one_int8_file_runs_alike_in_both_runtimes(files):
     if ovr.missing_reason():
         pytest.skip(ovr.missing_reason())
-    from slimbench.quantize import preprocess
+    from slimbench.runtimes.quantize import preprocess
 
     x = preprocess(read_image(files["images"][0]), IMGSZ)
     a = _infer("ort", files["int8"])(x)
@@ -147,8 +148,8 @@ def test_openvino_cells_get_map_through_an_ir_folder_the_validator_loads(files, 
     ties on 24 images); the folder is cached by the ONNX file's sha256."""
     from ultralytics import YOLO
 
-    from slimbench.accuracy import run_validator
     from slimbench.data.synthetic import make_dataset
+    from slimbench.measure.accuracy import run_validator
 
     data = make_dataset(tmp_path / "ds", train=2, val=24, imgsz=IMGSZ, seed=11)
     folder = ovr.validator_model(files["fp32"])

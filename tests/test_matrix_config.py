@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from slimbench.config import Overrides, Settings, apply_overrides, config_from_dict, parse_precisions
-from slimbench.errors import SlimbenchError
-from slimbench.matrix import accuracy_key, cell_key
-from slimbench.timing_key import TimingKey
+from slimbench.bench.matrix import accuracy_key, cell_key
+from slimbench.config.suite import Overrides, Settings, apply_overrides, config_from_dict, parse_precisions
+from slimbench.core.errors import SlimbenchError
+from slimbench.core.timing_key import TimingKey
 
 
 def config(settings=None, thresholds=None):
@@ -77,7 +77,7 @@ class _Session:
 
 
 def test_rows_give_speedups_and_leave_unmeasured_ones_undefined():
-    from slimbench.matrix import DeployMatrix
+    from slimbench.bench.matrix import DeployMatrix
 
     cell = {"runtime": "onnxruntime", "precision": "int8", "device": "cpu", "batch": 1, "threads": 2}
     key = cell_key("onnxruntime", "int8", "cpu", 1, 2)
@@ -134,7 +134,7 @@ class _Accuracy:
 def test_int8_limits_that_cannot_be_measured_stop_the_run(settings, expected):
     from types import SimpleNamespace
 
-    from slimbench.session import unmeasurable_limits
+    from slimbench.bench.session import unmeasurable_limits
 
     cfg = config(settings, {"pruned": {"min_int8_agreement_map50": 0.9}})
     session = SimpleNamespace(
@@ -155,7 +155,7 @@ def test_int8_limits_that_cannot_be_measured_stop_the_run(settings, expected):
 
 
 def test_the_report_block_has_the_matrix_and_the_chart():
-    from slimbench.matrix_report import section, table
+    from slimbench.report.matrix_report import section, table
 
     rows = [
         {
@@ -183,7 +183,7 @@ def test_the_report_block_has_the_matrix_and_the_chart():
 
 
 def test_the_chart_plots_map_when_every_cell_has_it_and_leaves_undefined_points_out():
-    from slimbench.matrix_report import chart_points
+    from slimbench.report.matrix_report import chart_points
 
     cell = {"variant": "pruned", "speedup_vs_torch_fp32": 4.0, "agreement_map50": 0.99, "map50_95": 0.76}
     rows = [

@@ -2,8 +2,9 @@
 
 import dataclasses
 
-from slimbench import baseline, metric_specs
-from slimbench.config import THRESHOLD_KEYS, Thresholds
+from slimbench.bench import baseline
+from slimbench.config.suite import THRESHOLD_KEYS, Thresholds
+from slimbench.core import metric_specs
 
 
 def test_threshold_keys_and_baseline_rules_come_from_the_declarations():
@@ -42,8 +43,8 @@ def test_a_column_shows_the_metric_of_its_name_first():
 
 
 def test_the_terminal_static_table_is_derived_from_the_declarations():
-    from slimbench.metric_specs import METRICS
-    from slimbench.session import static_table
+    from slimbench.bench.session import static_table
+    from slimbench.core.metric_specs import METRICS
 
     st = {
         "params": 681578,

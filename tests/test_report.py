@@ -1,7 +1,7 @@
 """Reports: the HTML report (pytest-html, one self-contained file), benchmark.json, summary.json and summary.csv.
 
 End to end with pytester on tiny variants: every output exists and parses, holds every variant and every chart, and
-its figures are the ones the tests measured (recomputed here with slimbench.metrics on the same files). Plus the
+its figures are the ones the tests measured (recomputed here with model.static_metrics on the same files). Plus the
 pieces alone: charts, annotated images, the HTML table, the CI check.
 """
 
@@ -47,8 +47,8 @@ def test_zz_fake_accuracy(slimbench, variant):
 @pytest.fixture(scope="module")
 def imported_once(tiny) -> None:
     """Predict once in this process before in-process pytester runs (see test_suite_pytester.imported_once)."""
-    from slimbench.checkpoint import load_detector
-    from slimbench.detections import detect
+    from slimbench.model.checkpoint import load_detector
+    from slimbench.model.detections import detect
 
     detect(load_detector(tiny.original), tiny.scene, imgsz=64)
 
@@ -108,10 +108,10 @@ def test_full_run_writes_every_report_with_the_measured_figures(suite, monkeypat
     assert list(rows) == ["original", "pruned", "copy"] and doc["charts"] == list(summary.CHARTS)
     assert rows["original"]["baseline"] == "written to the baseline"
 
-    # static figures: the same numbers slimbench.metrics gives on the same files
-    from slimbench import metrics
-    from slimbench.checkpoint import load_detector
-    from slimbench.detections import detect
+    # static figures: the same numbers slimbench.model.static_metrics gives on the same files
+    from slimbench.model import static_metrics as metrics
+    from slimbench.model.checkpoint import load_detector
+    from slimbench.model.detections import detect
 
     counts = {}
     for name in rows:
@@ -309,9 +309,9 @@ def test_every_chart_renders(with_timings):
 def paired_run(tmp_path: Path, max_speed_ratio: float | None = None):
     """A session holding what the speed tests record: forward medians in a torch and an ort cell, and one paired
     ratio (pruned, torch). copy has no speed limit, so it is never paired."""
-    from slimbench.checks import record_forward
-    from slimbench.config import config_from_dict
-    from slimbench.session import SuiteSession
+    from slimbench.bench.checks import record_forward
+    from slimbench.bench.session import SuiteSession
+    from slimbench.config.suite import config_from_dict
 
     names = ("original", "pruned", "copy")
     data = {"reference": "original", "variants": {n: {"path": f"{n}.pt"} for n in names}}

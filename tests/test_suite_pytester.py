@@ -12,7 +12,7 @@ import pytest
 import tiny_models
 import torch
 
-from slimbench.checkpoint import save_detector, sha256_of
+from slimbench.model.checkpoint import save_detector, sha256_of
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
@@ -56,8 +56,8 @@ def imported_once(tiny) -> None:
     pytester removes the modules an inner run imported when it ends; ultralytics' first predict imports
     torch._dynamo and torch._inductor, whose operator registrations live on in C++ and refuse a second import.
     """
-    from slimbench.checkpoint import load_detector
-    from slimbench.detections import detect
+    from slimbench.model.checkpoint import load_detector
+    from slimbench.model.detections import detect
 
     detect(load_detector(tiny.original), tiny.scene, imgsz=64)
 
@@ -129,8 +129,8 @@ def test_suite_fails_when_a_variant_breaks_its_limits(suite):
 
 
 def suite_masked(suite: pytest.Pytester) -> int:
-    from slimbench.checkpoint import load_detector
-    from slimbench.metrics import total_zeroed_channels
+    from slimbench.model.checkpoint import load_detector
+    from slimbench.model.static_metrics import total_zeroed_channels
 
     return total_zeroed_channels(load_detector(suite.path / "masked.pt"))
 

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import yaml
 
+from slimbench.core.errors import SlimbenchError
 from slimbench.data import synthetic
 from slimbench.data.synthetic import CLASS_NAMES, load_labels, make_dataset, make_scene
-from slimbench.errors import SlimbenchError
 
 SMALL = {"train": 6, "val": 3, "imgsz": 128}
 

@@ -13,8 +13,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from slimbench.errors import SlimbenchError
-from slimbench.files import atomic_copy
+from slimbench.core.errors import SlimbenchError
+from slimbench.core.files import atomic_copy
 from slimbench.pruning.pipeline import FixturePlan
 
 _PLAN = FixturePlan()
@@ -92,7 +92,7 @@ def _check_model(
     and is returned loaded; a YAML (``yaml``) is built offline and, with ``prunable``, checked for blocks the pruner
     handles; returns None for it.
     """
-    from slimbench.checkpoint import MODEL_YAMLS, detector_from_yaml, load_detector
+    from slimbench.model.checkpoint import MODEL_YAMLS, detector_from_yaml, load_detector
 
     text = str(value)
     suffix = Path(text).suffix.lower()
@@ -196,7 +196,7 @@ def _layer_targets(a: argparse.Namespace, model: Any) -> tuple[tuple[str, float]
 
 
 def cmd_sparsify(a: argparse.Namespace) -> int:
-    from slimbench.checkpoint import load_detector
+    from slimbench.model.checkpoint import load_detector
     from slimbench.pruning.bn_hist import plot_bn_gammas
     from slimbench.pruning.sparsity import SparsityRecipe, share_below
     from slimbench.pruning.training import bn_gammas
@@ -240,7 +240,7 @@ def cmd_sparsify(a: argparse.Namespace) -> int:
 
 
 def cmd_prune(a: argparse.Namespace) -> int:
-    from slimbench.checkpoint import save_detector
+    from slimbench.model.checkpoint import save_detector
     from slimbench.pruning.deadline import run_with_deadline
     from slimbench.pruning.report import prune_table
     from slimbench.pruning.structural import prune_detection_model
@@ -284,7 +284,7 @@ def cmd_prune(a: argparse.Namespace) -> int:
 
 
 def cmd_finetune(a: argparse.Namespace) -> int:
-    from slimbench.checkpoint import load_detector
+    from slimbench.model.checkpoint import load_detector
     from slimbench.pruning.structural import count_params
 
     params = count_params(_check_model(a.model).model)

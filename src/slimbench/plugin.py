@@ -26,11 +26,11 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from slimbench.errors import SlimbenchError
+from slimbench.core.errors import SlimbenchError
 
 if TYPE_CHECKING:
-    from slimbench.config import Variant
-    from slimbench.session import SuiteOptions, SuiteSession
+    from slimbench.bench.session import SuiteOptions, SuiteSession
+    from slimbench.config.suite import Variant
 
 SUITE_FLAG = "slimbench_suite"
 SUITE_CONFIG = "slimbench_config"
@@ -169,8 +169,8 @@ def _in_suite(metafunc: pytest.Metafunc) -> bool:
 
 
 def _options(config: pytest.Config) -> SuiteOptions:
-    from slimbench.config import Overrides
-    from slimbench.session import SuiteOptions
+    from slimbench.bench.session import SuiteOptions
+    from slimbench.config.suite import Overrides
 
     if _opt(config, "renamed_images") is not None:
         raise SlimbenchError(RENAMED_IMAGES)
@@ -224,7 +224,7 @@ def _ini_variants_file(config: pytest.Config) -> str:
 
 def _activate(config: pytest.Config) -> SuiteSession:
     """Build and validate the session; every bad input becomes one SlimbenchError line."""
-    from slimbench.session import SuiteSession, build_config
+    from slimbench.bench.session import SuiteSession, build_config
 
     opts = _options(config)
     cfg = build_config(opts, Path(config.rootpath), Path(config.invocation_params.dir))
@@ -292,7 +292,7 @@ def get_session(config: pytest.Config) -> SuiteSession:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Parametrise the suite's fixtures; ids are variant names, devices, ``b<batch>``, ``t<threads>``, image stems
     and short runtime names."""
-    from slimbench.timing_key import RUNTIME_IDS
+    from slimbench.core.timing_key import RUNTIME_IDS
 
     wanted = [n for n in _PARAMETRISED if n in metafunc.fixturenames]
     if not wanted or not _in_suite(metafunc):
@@ -348,7 +348,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def _stop_on_unmeasurable(config: pytest.Config, session: SuiteSession, selected: set[tuple[str, str | None]]) -> None:
     """One line and exit status 4, before any test, for the first unmeasurable limit whose test still runs; the
     report writers are told first, so a stopped run writes no report over the last one."""
-    from slimbench.metric_specs import gating_test
+    from slimbench.core.metric_specs import gating_test
 
     for u in session.unmeasurable:
         test = gating_test(u.limit)
@@ -380,7 +380,7 @@ def candidate(request: pytest.FixtureRequest, slimbench: SuiteSession) -> Varian
 @pytest.fixture
 def device(request: pytest.FixtureRequest) -> str:
     """Each device of the run; one that is absent here is skipped with the reason."""
-    from slimbench.timing import device_available
+    from slimbench.measure.timing import device_available
 
     name = request.param
     if not device_available(name):
@@ -407,7 +407,8 @@ def runtime(request: pytest.FixtureRequest) -> str:
     if name in ("onnxruntime", "openvino"):
         from importlib import import_module
 
-        why = import_module("slimbench.ort_runtime" if name == "onnxruntime" else "slimbench.openvino_runtime")
+        module = "onnx_runtime" if name == "onnxruntime" else "openvino_runtime"
+        why = import_module(f"slimbench.runtimes.{module}")
         if why.missing_reason():
             pytest.skip(why.missing_reason())
     return name

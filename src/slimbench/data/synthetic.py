@@ -21,8 +21,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from slimbench.errors import SlimbenchError
-from slimbench.files import atomic_write_bytes
+from slimbench.core.errors import SlimbenchError
+from slimbench.core.files import atomic_write_bytes
 
 __all__ = ["CLASS_NAMES", "load_labels", "make_dataset", "make_scene"]
 

@@ -38,8 +38,8 @@ from torch import nn
 from ultralytics.models.yolo.detect import DetectionTrainer
 from ultralytics.utils import RANK
 
-from slimbench.errors import SlimbenchError
-from slimbench.files import atomic_write_bytes
+from slimbench.core.errors import SlimbenchError
+from slimbench.core.files import atomic_write_bytes
 
 HISTORY_FILE = "sparsity_history.json"  # report_epoch's records, beside the run's weights/ (read back after DDP)
 

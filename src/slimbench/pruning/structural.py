@@ -17,7 +17,7 @@ import torch_pruning as tp
 from torch import nn
 from ultralytics.nn.modules.block import Attention
 
-from slimbench.metrics import channels_removed_pct, conv_channels, count_params
+from slimbench.model.static_metrics import channels_removed_pct, conv_channels, count_params
 from slimbench.pruning.c2f import fold_c2f, split_c2f
 from slimbench.pruning.deadline import run_with_deadline
 from slimbench.pruning.kept import head_output_layers, head_towers, kept_unpruned
@@ -59,7 +59,7 @@ class PruneResult:
 
     @property
     def channels_removed_pct(self) -> float:
-        """The suite's figure (:func:`slimbench.metrics.channels_removed_pct`): share of prunable channels."""
+        """The suite's figure (:func:`model.static_metrics.channels_removed_pct`): share of prunable channels."""
         b = self.prunable_channels_before
         return channels_removed_pct(b, self.prunable_channels_after) if b else 0.0
 
@@ -95,8 +95,8 @@ def prune_detection_model(
 
     The Detect head's outputs (and YOLO26's one-to-one towers' outputs) are kept; its towers' input and hidden
     channels still shrink with the neck. Attention is kept whole (see :mod:`slimbench.pruning.psa`). Unsupported
-    models raise :class:`~slimbench.pruning.support.UnsupportedModelError` before any work; graph building and
-    pruning run under ``deadline_s`` (:class:`~slimbench.pruning.deadline.DeadlineExceeded` past it). ``on_group``
+    models raise :class:`pruning.support.UnsupportedModelError` before any work; graph building and
+    pruning run under ``deadline_s`` (:class:`pruning.deadline.DeadlineExceeded` past it). ``on_group``
     sees each group just before it is pruned (tests mask the same channels in a twin). The model comes back as plain
     ultralytics modules, in eval mode, in FP32.
     """

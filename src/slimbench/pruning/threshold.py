@@ -25,8 +25,8 @@ from torch import nn
 from ultralytics.nn.modules.block import C2PSA, C3k2
 from ultralytics.nn.modules.head import Detect
 
-from slimbench.errors import SlimbenchError
-from slimbench.metrics import conv_channels, count_params
+from slimbench.core.errors import SlimbenchError
+from slimbench.model.static_metrics import conv_channels, count_params
 from slimbench.pruning.c2f import fold_c2f, split_c2f
 from slimbench.pruning.compensation import capture_constants, compensate_group, zero_scales
 from slimbench.pruning.structural import PruneResult, head_output_layers
@@ -83,7 +83,7 @@ def _n_removable(n_below: int, width: int, max_layer_ratio: float, round_to: int
 
 def threshold_unsupported(model: nn.Module) -> str | None:
     """Why the threshold rule cannot prune ``model`` yet, or None: the C3k2/C2PSA rewrites and opaque attention
-    are wired into :func:`~slimbench.pruning.structural.prune_detection_model` only, so far."""
+    are wired into :func:`pruning.structural.prune_detection_model` only, so far."""
     newer = sorted({type(m).__name__ for m in model.modules() if isinstance(m, (C3k2, C2PSA))})
     if newer:
         return f"threshold pruning supports YOLOv8 (C2f) models only so far; this one has {', '.join(newer)}"

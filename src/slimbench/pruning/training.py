@@ -30,7 +30,7 @@ import torch
 from torch import nn
 from ultralytics.models.yolo.detect import DetectionTrainer
 
-from slimbench.errors import SlimbenchError
+from slimbench.core.errors import SlimbenchError
 from slimbench.pruning.sparsity import HISTORY_FILE, RECIPE_TRAIN_ARGS, SparsityRecipe, proximal_trainer
 
 os.environ.setdefault("YOLO_OFFLINE", "1")
@@ -121,7 +121,7 @@ def train(
     """
     from ultralytics import YOLO
 
-    from slimbench.timing import available_cpus
+    from slimbench.measure.timing import available_cpus
 
     if (sparsity > 0 or recipe is not None) and keep_shape:
         raise SlimbenchError("sparsity training and shape-keeping fine-tuning are separate stages")

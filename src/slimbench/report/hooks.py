@@ -32,11 +32,11 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from slimbench.baseline import BaselineGate
-    from slimbench.config import SuiteConfig
+    from slimbench.bench.baseline import BaselineGate
+    from slimbench.bench.session import SuiteSession
+    from slimbench.config.suite import SuiteConfig
+    from slimbench.core.timing_key import TimingKey
     from slimbench.report.summary import RunFacts
-    from slimbench.session import SuiteSession
-    from slimbench.timing_key import TimingKey
 
 DEFAULT_REPORTS = "reports"
 PLUGIN_NAME = "slimbench-outputs"
@@ -84,7 +84,7 @@ def add_output_options(addoption: Any, prefix: str = "") -> None:
 
 def open_baseline(config: pytest.Config, cfg: SuiteConfig) -> BaselineGate:
     """The run's baseline gate from --baseline / --update-baseline and the suite config (reads and validates)."""
-    from slimbench.baseline import open_gate
+    from slimbench.bench.baseline import open_gate
 
     return open_gate(
         config.getoption("baseline", None),
@@ -147,7 +147,7 @@ class JsonTarget(os.PathLike):
 
 def _bench_key(info: dict[str, Any]) -> TimingKey:
     """The timing key of a forward benchmark, from the extra_info test_forward stored."""
-    from slimbench.timing_key import TimingKey
+    from slimbench.core.timing_key import TimingKey
 
     return TimingKey.of(
         str(info.get("runtime", "torch")),
@@ -274,7 +274,7 @@ class OutputsPlugin:
         """pytest-benchmark's stored machine info says which thread counts the timings ran with."""
         import torch
 
-        from slimbench.timing import available_cpus
+        from slimbench.measure.timing import available_cpus
 
         machine_info["slimbench"] = {  # may be asked before pytest_sessionstart: read the facts, not self.env
             "threads": list(self.session.settings.threads),
@@ -354,7 +354,7 @@ class OutputsPlugin:
 
     def _baseline_not_run(self) -> None:
         """No baseline file yet and none required: the baseline tests were not run; say so once, with the hint."""
-        from slimbench.baseline import NOT_RUN
+        from slimbench.bench.baseline import NOT_RUN
 
         gate = self.session.baseline
         if gate is not None and gate.missing and not gate.update and not gate.required and gate.current:
@@ -481,8 +481,8 @@ class OutputsPlugin:
             f"timing regression vs stored run: {r['benchmark']}: {r['why']}" for r in doc["benchmark_regressions"]
         ]
         out = html.section(doc, formats, pngs, CAPTIONS, panels, intro, problems, deployment_intro)
-        if s._deploy is not None:  # the deployment matrix ran (slimbench.matrix)
-            from slimbench.matrix_report import section as matrix_section
+        if s._deploy is not None:  # the deployment matrix ran (slimbench.bench.matrix)
+            from slimbench.report.matrix_report import section as matrix_section
 
             out += matrix_section(s.deploy.rows(), s.deploy.method())
         return out

@@ -19,11 +19,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from slimbench.detections import NA_NO_DETECTIONS, NA_NO_REFERENCE
-from slimbench.timing_key import RUNTIME_IDS, TimingKey
+from slimbench.core.timing_key import RUNTIME_IDS, TimingKey
+from slimbench.model.detections import NA_NO_DETECTIONS, NA_NO_REFERENCE
 
 if TYPE_CHECKING:
-    from slimbench.session import SuiteSession
+    from slimbench.bench.session import SuiteSession
 
 SCHEMA = "slimbench-summary"
 SCHEMA_VERSION = 3
@@ -126,7 +126,7 @@ def environment(session: SuiteSession, baseline_path: Path | None = None) -> dic
     """The environment table: package versions, machine, and the settings that shape every figure."""
     import torch
 
-    from slimbench.timing import available_cpus
+    from slimbench.measure.timing import available_cpus
 
     s = session.settings
     gpus = gpu_names()
@@ -179,8 +179,8 @@ def _mean_or_na(values: Iterable[float | str | None]) -> float | str | None:
 
 
 def _col(key: str, label: str | None = None, unit: str | None = None, fmt: str | None = None) -> Column:
-    """A metric's column as ``slimbench.metric_specs`` declares it (label, unit, format and direction)."""
-    from slimbench.metric_specs import spec_of_column
+    """A metric's column as ``slimbench.core.metric_specs`` declares it (label, unit, format and direction)."""
+    from slimbench.core.metric_specs import spec_of_column
 
     spec = spec_of_column(key)
     if spec is None:
@@ -235,10 +235,10 @@ def columns(session: SuiteSession) -> list[Column]:
 
 
 def tables(cols: Iterable[Column]) -> dict[str, list[str]]:
-    """The report's per-aspect tables (``slimbench.metric_specs.TABLES``) -> the per-variant columns each shows, from
+    """The report's per-aspect tables (``core.metric_specs.TABLES``) -> the per-variant columns each shows, from
     the table each metric declares. Per-cell columns (``latency_ms[cpu-b1-t2]``) are shown one row per cell in the
     speed and deployment tables; the checks (baseline, failed checks) in the verdicts."""
-    from slimbench.metric_specs import TABLES, spec_of_column
+    from slimbench.core.metric_specs import TABLES, spec_of_column
 
     out: dict[str, list[str]] = {t: ["variant"] for t in TABLES}
     for c in cols:
@@ -415,7 +415,7 @@ def _label_or_image(key: str) -> str:
 
 def check_name(check: Mapping[str, Any]) -> str:
     """``speed ratio [cpu-b1-t2]``: the metric's label and the cell it was judged in."""
-    from slimbench.metric_specs import SPECS
+    from slimbench.core.metric_specs import SPECS
 
     spec = SPECS.get(str(check.get("metric")))
     label = spec.label if spec else str(check.get("metric"))
@@ -436,8 +436,8 @@ def failed_checks(figures: Mapping[str, Any], failures: Iterable[Failure], name:
 
 def flagged_cells(session: SuiteSession, facts: RunFacts) -> dict[str, set[str]]:
     """Variant -> the table columns a failed check, a baseline regression or a timing regression points at (the
-    columns each metric declares in ``slimbench.metric_specs``)."""
-    from slimbench.metric_specs import SPECS
+    columns each metric declares in ``slimbench.core.metric_specs``)."""
+    from slimbench.core.metric_specs import SPECS
 
     out: dict[str, set[str]] = {v.name: set() for v in session.variants}
     for v in session.variants:
@@ -639,7 +639,7 @@ def build(session: SuiteSession, facts: RunFacts, env: Mapping[str, Any]) -> dic
 
 def write_json(path: str | os.PathLike[str], summary: Mapping[str, Any]) -> Path:
     """summary.json, atomically."""
-    from slimbench.checkpoint import atomic_write_bytes
+    from slimbench.model.checkpoint import atomic_write_bytes
 
     return atomic_write_bytes(path, (json.dumps(summary, indent=2, allow_nan=False) + "\n").encode("utf-8"))
 
@@ -648,7 +648,7 @@ def write_csv(path: str | os.PathLike[str], summary: Mapping[str, Any]) -> Path:
     """summary.csv (pandas): the table's rows and columns, keys as headers, atomically."""
     import pandas as pd
 
-    from slimbench.checkpoint import atomic_write_bytes
+    from slimbench.model.checkpoint import atomic_write_bytes
 
     keys = [c["key"] for c in summary["columns"]]
     frame = pd.DataFrame(summary["rows"], columns=keys)

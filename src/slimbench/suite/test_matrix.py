@@ -11,15 +11,15 @@ x device x batch x threads.
 - ``test_cell_map`` (also marker ``accuracy``): mAP of every cell on the dataset (OpenVINO's through an IR folder);
   INT8 gated by ``max_int8_map50_95_drop`` against the FP32 checkpoint's mAP50-95.
 
-INT8 files: static QDQ quantization with onnxruntime.quantization (slimbench.quantize), calibrated on
+INT8 files: static QDQ quantization with onnxruntime.quantization (slimbench.runtimes.quantize), calibrated on
 ``--calibration DIR`` (default: the dataset's val split with ``--data``, else the agreement images), cached.
 """
 
 import pytest
 
-from slimbench.checks import cell_vs_torch, measured
-from slimbench.matrix import DEPLOY_RUNTIMES, accuracy_key, cell_key
-from slimbench.timing import latency_figures
+from slimbench.bench.checks import cell_vs_torch, measured
+from slimbench.bench.matrix import DEPLOY_RUNTIMES, accuracy_key, cell_key
+from slimbench.measure.timing import latency_figures
 
 pytestmark = pytest.mark.matrix
 
@@ -27,8 +27,8 @@ pytestmark = pytest.mark.matrix
 def pytest_generate_tests(metafunc):
     if "cell" not in metafunc.fixturenames:
         return
+    from slimbench.core.timing_key import RUNTIME_IDS
     from slimbench.plugin import get_session
-    from slimbench.timing_key import RUNTIME_IDS
 
     s = get_session(metafunc.config).settings
     cells = [(rt, p) for rt in s.runtime if rt in DEPLOY_RUNTIMES for p in s.precision] or [("off", "off")]
@@ -43,7 +43,8 @@ def _check(slimbench, runtime):
         pytest.skip("no ONNX-based runtime in --runtime / settings.runtime (onnxruntime, openvino)")
     from importlib import import_module
 
-    mod = import_module("slimbench.ort_runtime" if runtime == "onnxruntime" else "slimbench.openvino_runtime")
+    name = "onnx_runtime" if runtime == "onnxruntime" else "openvino_runtime"
+    mod = import_module(f"slimbench.runtimes.{name}")
     if mod.missing_reason():
         pytest.skip(mod.missing_reason())
 
@@ -75,7 +76,7 @@ def test_cell_vs_torch(slimbench, variant, cell, device, batch, threads):
 
 
 def test_cell_agreement(slimbench, variant, cell, threads):
-    from slimbench.runtime_accuracy import defined
+    from slimbench.measure.runtime_accuracy import defined
 
     runtime, precision = cell
     _check(slimbench, runtime)

@@ -14,8 +14,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from slimbench.config import Overrides, SuiteConfig, Thresholds, Variant, apply_overrides, load_config
-from slimbench.errors import SlimbenchError
+from slimbench.config.suite import Overrides, SuiteConfig, Thresholds, Variant, apply_overrides, load_config
+from slimbench.core.errors import SlimbenchError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -23,11 +23,11 @@ if TYPE_CHECKING:
     from torch import nn
     from ultralytics import YOLO
 
-    from slimbench.accuracy import Accuracy, AgreementScore
-    from slimbench.baseline import BaselineGate
-    from slimbench.detections import Detections
-    from slimbench.export import Exported
-    from slimbench.matrix import DeployMatrix
+    from slimbench.bench.baseline import BaselineGate
+    from slimbench.bench.matrix import DeployMatrix
+    from slimbench.measure.accuracy import Accuracy, AgreementScore
+    from slimbench.model.detections import Detections
+    from slimbench.runtimes.export import Exported
 
 PARITY_IOU = 0.95
 """IoU for an exported model's box to count as the same box as the checkpoint's (same class): parity, not agreement."""
@@ -70,9 +70,9 @@ def build_config(options: SuiteOptions, rootdir: Path, cwd: Path) -> SuiteConfig
 
 def static_table(static: list[tuple[str, dict[str, Any]]]) -> list[str]:
     """The terminal's static figures, one column per stored size-and-structure metric, as its declaration labels
-    and formats it (``slimbench.metric_specs``)."""
-    from slimbench.checks import STATIC_SOURCE
-    from slimbench.metric_specs import METRICS
+    and formats it (``slimbench.core.metric_specs``)."""
+    from slimbench.bench.checks import STATIC_SOURCE
+    from slimbench.core.metric_specs import METRICS
 
     specs = [m for m in METRICS if m.table == "size" and m.tolerance is not None]
     cells = [[m.fmt.format(st[STATIC_SOURCE.get(m.key, m.key)]) for m in specs] for _, st in static]
@@ -94,10 +94,10 @@ class SuiteSession:
         self.cache_dir = cache_dir  # generated datasets and validator scratch; None: .slimbench-cache in the cwd
         self._accuracy: Accuracy | None = None
         self._deploy: DeployMatrix | None = None
-        self.baseline: BaselineGate | None = None  # the stored baseline (slimbench.baseline), set by the plugin
+        self.baseline: BaselineGate | None = None  # the stored baseline (slimbench.bench.baseline), set by the plugin
         self.settings = config.settings
         if not self.settings.threads:  # stated, never what a library's import left in OMP_NUM_THREADS
-            from slimbench.timing import available_cpus
+            from slimbench.measure.timing import available_cpus
 
             self.settings = replace(self.settings, threads=(available_cpus(),))
         if smoke:  # one batch size and thread count, few pairs, no warm-up: every code path once, quickly
@@ -136,9 +136,9 @@ class SuiteSession:
         torch is set to the run's first thread count here, so untimed work (detections, validation) runs with a
         stated count too; each timed test sets its own (:meth:`use_threads`).
         """
-        from slimbench.checkpoint import check_file, load_detector
-        from slimbench.detections import read_image
-        from slimbench.metrics import stored_dtype
+        from slimbench.model.checkpoint import check_file, load_detector
+        from slimbench.model.detections import read_image
+        from slimbench.model.static_metrics import stored_dtype
 
         self.use_threads(self.settings.threads[0])
 
@@ -158,14 +158,14 @@ class SuiteSession:
 
     def oversubscribed(self) -> list[int]:
         """The run's thread counts above the CPUs available to this process: their timings measure contention."""
-        from slimbench.timing import available_cpus
+        from slimbench.measure.timing import available_cpus
 
         return [n for n in self.settings.threads if n > available_cpus()]
 
     def start_lines(self) -> list[str]:
         """What the run compares and under which limits, said before any test: the config (or none), each variant
         whose limits from the file are not applied and why, and a thread count above the CPUs available."""
-        from slimbench.timing import available_cpus
+        from slimbench.measure.timing import available_cpus
 
         cfg = self.config
         lines = [
@@ -182,9 +182,9 @@ class SuiteSession:
 
     @property
     def accuracy(self) -> Accuracy:
-        """mAP on the dataset and agreement on unlabeled images (slimbench.accuracy), cached for the session."""
+        """mAP on the dataset and agreement on unlabeled images (slimbench.measure.accuracy), cached for the session."""
         if self._accuracy is None:
-            from slimbench.accuracy import Accuracy
+            from slimbench.measure.accuracy import Accuracy
 
             self._accuracy = Accuracy(self.config, self.settings, self.smoke, self.cache_dir)
         return self._accuracy
@@ -193,7 +193,7 @@ class SuiteSession:
         return dict(self.model(name).names)
 
     def map_unsupported(self) -> str | None:
-        """Why mAP cannot be measured in this run, or None (:meth:`slimbench.accuracy.Accuracy.unsupported`)."""
+        """Why mAP cannot be measured in this run, or None (:meth:`slimbench.measure.accuracy.Accuracy.unsupported`)."""
         return self.accuracy.unsupported(self.class_names(self.config.reference))
 
     def map_metrics(self, name: str) -> dict[str, Any]:
@@ -207,9 +207,9 @@ class SuiteSession:
 
     @property
     def deploy(self) -> DeployMatrix:
-        """The deployment matrix (slimbench.matrix): INT8 files, runtimes, per-cell figures; made on first use."""
+        """The deployment matrix (slimbench.bench.matrix): INT8 files, runtimes, per-cell figures; made on first use."""
         if self._deploy is None:
-            from slimbench.matrix import DeployMatrix
+            from slimbench.bench.matrix import DeployMatrix
 
             self._deploy = DeployMatrix(self)
         return self._deploy
@@ -232,7 +232,7 @@ class SuiteSession:
     def model(self, name: str) -> YOLO:
         """The checkpoint as loaded, never fused, moved or run: static metrics read this one."""
         if name not in self.models:
-            from slimbench.checkpoint import load_detector
+            from slimbench.model.checkpoint import load_detector
 
             v = self.config.variants[name]
             self.models[name] = load_detector(v.path, v.sha256)
@@ -243,7 +243,7 @@ class SuiteSession:
     def static(self, name: str) -> dict[str, Any]:
         """Static metrics of a variant (computed once), with ratios against the reference."""
         if name not in self._static:
-            from slimbench.metrics import channels_removed_pct, static_metrics
+            from slimbench.model.static_metrics import channels_removed_pct, static_metrics
 
             v = self.config.variants[name]
             figs = static_metrics(self.model(name), v.path, self.settings.imgsz)
@@ -268,14 +268,14 @@ class SuiteSession:
         """A fused eval copy of the variant on ``device`` (FP32, or FP16 on CUDA with settings.half; cached)."""
         key = (name, device)
         if key not in self._timing:
-            from slimbench.timing import timing_model
+            from slimbench.measure.timing import timing_model
 
             self._timing[key] = timing_model(self.model(name), device, half=self.half_on(device))
         return self._timing[key]
 
     def half_on(self, device: str) -> bool:
         """Whether ``device`` is timed in FP16 (settings.half, CUDA only)."""
-        from slimbench.timing import is_cuda
+        from slimbench.measure.timing import is_cuda
 
         return self.settings.half and is_cuda(device)
 
@@ -288,7 +288,7 @@ class SuiteSession:
         if key not in self._inputs:
             import torch
 
-            from slimbench.timing import seeded_input
+            from slimbench.measure.timing import seeded_input
 
             dtype = torch.float16 if self.half_on(device) else torch.float32
             self._inputs[key] = seeded_input(batch, self.settings.imgsz, device, dtype, seed=self.settings.seed)
@@ -296,13 +296,13 @@ class SuiteSession:
 
     def use_threads(self, n: int) -> int:
         """Run torch on ``n`` threads from now on (ONNX Runtime sessions are built per thread count)."""
-        from slimbench.timing import use_threads
+        from slimbench.measure.timing import use_threads
 
         return use_threads(n)
 
     def forward_callable(self, name: str, device: str, batch: int, threads: int, warm: bool = True) -> Any:
         """The benchmarked callable for one variant/device/batch on ``threads`` torch threads, warmed up."""
-        from slimbench.timing import forward_fn, warm_up
+        from slimbench.measure.timing import forward_fn, warm_up
 
         self.use_threads(threads)
         fn = forward_fn(self.timing_net(name, device), self.timing_input(batch, device), device)
@@ -317,15 +317,15 @@ class SuiteSession:
     # ------------------------------------------------------------ deployment: ONNX export, ONNX Runtime, memory
 
     def timing_key(self, device: str, batch: int, runtime: str, threads: int) -> str:
-        """Figure key of a timed cell: ``cpu-b1-t2-640`` (torch), ``ort-cpu-b1-t2-640`` (slimbench.timing_key)."""
-        from slimbench.timing_key import TimingKey
+        """Figure key of a timed cell: ``cpu-b1-t2-640`` (torch), ``ort-cpu-b1-t2-640`` (slimbench.core.timing_key)."""
+        from slimbench.core.timing_key import TimingKey
 
         return str(TimingKey.of(runtime, device, batch, threads, self.settings.imgsz))
 
     def checkpoint_sha256(self, name: str) -> str:
         """The checkpoint's sha256 (its pin when set: checked at load), computed once."""
         if name not in self._sha:
-            from slimbench.checkpoint import sha256_of
+            from slimbench.model.checkpoint import sha256_of
 
             v = self.config.variants[name]
             self._sha[name] = v.sha256 or sha256_of(v.path)
@@ -337,7 +337,7 @@ class SuiteSession:
         A failed export raises the same one-line :class:`SlimbenchError` (naming the variant) for every test that asks.
         """
         if name not in self._onnx:
-            from slimbench.export import export_onnx
+            from slimbench.runtimes.export import export_onnx
 
             cache = self.cache_dir if self.cache_dir is not None else Path.cwd() / ".slimbench-cache"
             try:
@@ -360,7 +360,7 @@ class SuiteSession:
         """An ONNX Runtime session of the exported variant on ``device`` with ``threads`` threads, cached."""
         key = (name, device, threads)
         if key not in self._ort:
-            from slimbench import ort_runtime
+            from slimbench.runtimes import onnx_runtime as ort_runtime
 
             self._ort[key] = ort_runtime.session(self.onnx(name).path, device, threads)
         return self._ort[key]
@@ -372,8 +372,8 @@ class SuiteSession:
         warmed up."""
         if runtime == "torch":
             return self.forward_callable(name, device, batch, threads, warm)
-        from slimbench.ort_runtime import forward_fn
-        from slimbench.timing import warm_up
+        from slimbench.measure.timing import warm_up
+        from slimbench.runtimes.onnx_runtime import forward_fn
 
         x = self.timing_input(batch, "cpu").numpy()  # ONNX Runtime takes host arrays and copies them itself
         if runtime == "openvino":
@@ -392,8 +392,8 @@ class SuiteSession:
             return figs
         import torch
 
-        from slimbench import ort_runtime
-        from slimbench.detections import agreement, detect
+        from slimbench.model.detections import agreement, detect
+        from slimbench.runtimes import onnx_runtime as ort_runtime
 
         s = self.settings
         batch = max(s.batch)
@@ -416,10 +416,10 @@ class SuiteSession:
 
     def memory(self, name: str, runtime: str, batch: int, device: str, threads: int) -> dict[str, Any]:
         """Peak memory of inference for one variant/runtime/batch/thread count, from a fresh process
-        (slimbench.memory), cached."""
+        (slimbench.measure.memory), cached."""
         key = f"{name}:{self.timing_key(device, batch, runtime, threads)}"
         if key not in self._memory:
-            from slimbench.memory import measure
+            from slimbench.measure.memory import measure
 
             v = self.config.variants[name]
             onnx = self.onnx(name).path if runtime == "onnxruntime" else None
@@ -458,7 +458,7 @@ class SuiteSession:
         """Detections of a variant on an image, on the CPU (deterministic, comparable between variants); cached."""
         key = (name, image_id)
         if key not in self._detections:
-            from slimbench.detections import detect
+            from slimbench.model.detections import detect
 
             s = self.settings
             self._detections[key] = detect(self.predictor(name), self.images[image_id], s.imgsz, s.conf, s.iou, "cpu")
@@ -478,11 +478,11 @@ class SuiteSession:
         note: str = "",
         undefined: str | None = None,
     ) -> list[str]:
-        """Judge a figure against the variant's limits for ``metric`` (``slimbench.metric_specs``): the broken ones,
+        """Judge a figure against the variant's limits for ``metric`` (``core.metric_specs``): the broken ones,
         one line each. Every verdict (passed or not) is recorded under ``figures[name]["checks"]`` for the report,
         which so never depends on which test asked."""
-        from slimbench.config import violation
-        from slimbench.metric_specs import SPECS
+        from slimbench.config.suite import violation
+        from slimbench.core.metric_specs import SPECS
 
         spec, limits, broken = SPECS[metric], self.limits(name), []
         for limit in spec.limits:
@@ -510,8 +510,8 @@ class SuiteSession:
     def not_run(self, name: str) -> list[dict[str, str]]:
         """The variant's configured limits that no check judged in this run, each with why: deselected, skipped
         (with the skip's reason) or not collected. Counted apart from passed and failed, never silently absent."""
-        from slimbench.config import THRESHOLD_KEYS
-        from slimbench.metric_specs import gating_test
+        from slimbench.config.suite import THRESHOLD_KEYS
+        from slimbench.core.metric_specs import gating_test
 
         judged = {c.get("limit") for c in self.figures[name].get("checks", [])}
         limits, out = self.limits(name), []
@@ -533,7 +533,7 @@ class SuiteSession:
             if ("test_baseline", name) in self.deselected:
                 out.append({"limit": "baseline", "reason": "deselected"})
             elif baseline_skip:
-                new = baseline_skip.startswith("no baseline yet")  # a suite's first run (slimbench.baseline)
+                new = baseline_skip.startswith("no baseline yet")  # a suite's first run (slimbench.bench.baseline)
                 why = "no baseline yet" if new else f"skipped: {baseline_skip}"
                 out.append({"limit": "baseline", "reason": why})
         return out
@@ -642,7 +642,7 @@ def unmeasurable(session: SuiteSession) -> list[Unmeasurable]:
     """
     cfg, s = session.config, session.settings
     where = f"{cfg.source}: " if cfg.source else ""
-    from slimbench.ort_runtime import missing_reason
+    from slimbench.runtimes.onnx_runtime import missing_reason
 
     missing: dict[str, str | None] = {
         "min_count_ratio": None if session.image_paths else "no sample images (settings.images or --image)",

@@ -2,7 +2,7 @@
 
 Edge devices run out of memory before they run out of time. In one long-lived process the allocator keeps what an
 earlier model freed, so one variant's allocations hide another's; each measurement therefore runs in its own
-``python -m slimbench.memory`` process that loads one model, runs a few inferences at one batch size and reports:
+``python -m slimbench.measure.memory`` process that loads one model, runs a few inferences at one batch size, reports:
 
 - ``peak_rss_mb``: the process's peak resident set size (``VmHWM``; ``ru_maxrss`` off Linux) after inference,
   in MB (1e6 bytes): what the device must hold, interpreter and runtime libraries included;
@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from slimbench.errors import SlimbenchError
+from slimbench.core.errors import SlimbenchError
 
 MB = 1e6
 MMAP_THRESHOLD = str(128 * 1024)
@@ -86,11 +86,11 @@ def measure_here(
     if runtime == "torch":
         import torch
 
-        from slimbench.checkpoint import load_detector
-        from slimbench.timing import seeded_input, timing_model
+        from slimbench.measure.timing import seeded_input, timing_model
+        from slimbench.model.checkpoint import load_detector
 
         if threads:
-            from slimbench.timing import use_threads
+            from slimbench.measure.timing import use_threads
 
             use_threads(threads)
         net = timing_model(load_detector(checkpoint), device)
@@ -109,7 +109,7 @@ def measure_here(
             torch.cuda.synchronize(device)
             cuda_mb = torch.cuda.max_memory_allocated(device) / MB
     elif runtime == "onnxruntime":
-        from slimbench import ort_runtime
+        from slimbench.runtimes import onnx_runtime as ort_runtime
 
         if not onnx:
             raise SlimbenchError("--onnx PATH is needed for the onnxruntime runtime")
@@ -147,13 +147,13 @@ def measure(
     timeout: float = 300.0,
 ) -> dict[str, Any]:
     """Peak memory of one variant/runtime/batch, measured in a fresh child process; one error line on failure."""
-    from slimbench.checkpoint import check_file
+    from slimbench.model.checkpoint import check_file
 
     check_file(checkpoint, sha256)
     cmd = [
         sys.executable,
         "-m",
-        "slimbench.memory",
+        "slimbench.measure.memory",
         str(checkpoint),
         "--runtime",
         runtime,
@@ -198,7 +198,7 @@ def memory_ratio(candidate: dict[str, Any], reference: dict[str, Any]) -> dict[s
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m slimbench.memory", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m slimbench.measure.memory", description=__doc__.splitlines()[0])
     parser.add_argument("checkpoint")
     parser.add_argument("--runtime", default="torch", choices=("torch", "onnxruntime"))
     parser.add_argument("--batch", type=int, default=1)
@@ -210,7 +210,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         figs = measure_here(str(Path(a.checkpoint)), a.runtime, a.batch, a.imgsz, a.device, a.onnx, a.threads)
     except SlimbenchError as e:
-        print(f"slimbench.memory: error: {e}", file=sys.stderr)
+        print(f"slimbench.measure.memory: error: {e}", file=sys.stderr)
         return 2
     print(json.dumps(figs))
     return 0

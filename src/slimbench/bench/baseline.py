@@ -34,11 +34,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from slimbench.errors import SlimbenchError
-from slimbench.metric_specs import MetricSpec, baseline_specs
+from slimbench.core.errors import SlimbenchError
+from slimbench.core.metric_specs import MetricSpec, baseline_specs
 
 if TYPE_CHECKING:
-    from slimbench.session import SuiteSession
+    from slimbench.bench.session import SuiteSession
 
 SCHEMA = "slimbench-baseline"
 SCHEMA_VERSION = 1
@@ -173,7 +173,7 @@ def parse_tolerance(value: Any, where: str) -> Tolerance:
 
 
 RULES: dict[str, Rule] = {spec.key: _rule(spec) for spec in baseline_specs()}
-"""Metric families, from ``slimbench.metric_specs`` (those with a baseline tolerance). Per-image metrics are named
+"""Metric families, from ``slimbench.core.metric_specs`` (those with a baseline tolerance). Per-image metrics are named
 ``family[image]``; ``agreement_recall`` without an image is the dataset-level figure from the accuracy tests,
 ``agreement_recall[scene]`` the sample image's. The file size is kept though it drifts 1%; the ONNX file's size is
 not (ultralytics' exporter writes a different number of shape annotations on each export of one checkpoint)."""
@@ -383,8 +383,8 @@ def render(variants: Mapping[str, Any]) -> bytes:
 
 def measure(session: SuiteSession, name: str) -> dict[str, Any]:
     """This run's baseline entry for a variant: its settings and metrics, from the session's (cached) figures."""
-    from slimbench.checkpoint import sha256_of
-    from slimbench.detections import agreement
+    from slimbench.model.checkpoint import sha256_of
+    from slimbench.model.detections import agreement
 
     s = session.settings
     v = session.config.variants[name]
@@ -718,7 +718,7 @@ class BaselineGate:
         not measure (mAP in a run with ``-m "not accuracy"`` or in smoke mode) while the settings they depend on are
         unchanged. Nothing changed: nothing written.
         """
-        from slimbench.checkpoint import atomic_write_bytes
+        from slimbench.model.checkpoint import atomic_write_bytes
 
         if not self.update or not self.current:
             return []

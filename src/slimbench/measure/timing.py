@@ -42,7 +42,7 @@ def use_threads(n: int) -> int:
 
     torch accepts an inter-op count only before its first inter-op work, so the first call of a process sets it
     and later calls keep it (``torch.get_num_interop_threads()`` says what holds). ONNX Runtime is told the same
-    count per session (:func:`slimbench.ort_runtime.session`).
+    count per session (:func:`slimbench.runtimes.onnx_runtime.session`).
     """
     import torch
 
@@ -106,7 +106,7 @@ def timing_model(model: Any, device: str = "cpu", half: bool = False, fuse: bool
 
     The caller's model is not touched, so static metrics taken from it stay those of the checkpoint.
     """
-    from slimbench.metrics import unwrap
+    from slimbench.model.static_metrics import unwrap
 
     net = copy.deepcopy(unwrap(model))
     if fuse and hasattr(net, "fuse"):

@@ -3,7 +3,7 @@
 Each function returns the broken limits of one check, one line each, for ``SuiteSession.gate``; a check that
 cannot run in this run skips with its reason, a measurement that failed fails with one line. A test in
 ``benchmarks/`` is then one call and an assert, so a user's renamed or reorganised copy of the suite measures and
-judges (and reports) exactly the same. Limits, formats and labels come from ``slimbench.metric_specs``.
+judges (and reports) exactly the same. Limits, formats and labels come from ``slimbench.core.metric_specs``.
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
-from slimbench.errors import SlimbenchError
+from slimbench.core.errors import SlimbenchError
 
 if TYPE_CHECKING:
-    from slimbench.session import SuiteSession
+    from slimbench.bench.session import SuiteSession
 
 T = TypeVar("T")
 
@@ -34,8 +34,8 @@ def fail(message: str) -> NoReturn:
 def measured(fn: Callable[[], T]) -> T:
     """``fn()``; a missing runtime provider or device skips, a SlimbenchError (a failed export, say) fails in one
     line, so the other variants still run."""
-    from slimbench.openvino_runtime import NoDevice
-    from slimbench.ort_runtime import NoProvider
+    from slimbench.runtimes.onnx_runtime import NoProvider
+    from slimbench.runtimes.openvino_runtime import NoDevice
 
     try:
         return fn()
@@ -78,7 +78,7 @@ def static(session: SuiteSession, name: str, metrics: tuple[str, ...]) -> list[s
 
 def detections(session: SuiteSession, name: str, image: str) -> list[str]:
     """Detections on a sample image, recorded; a candidate's judged against the reference's on the same image."""
-    from slimbench.detections import agreement
+    from slimbench.model.detections import agreement
 
     s, ref_name = session.settings, session.reference.name
     names = dict(session.model(name).names)
@@ -114,7 +114,7 @@ def dataset_map(session: SuiteSession, name: str) -> list[str]:
         figs, ref = session.map_metrics(name), session.map_metrics(session.reference.name)
     except SlimbenchError as e:  # the default dataset could not be generated, say: one line, no traceback
         fail(str(e))
-    from slimbench.accuracy import NA_NO_LABELS, NA_NO_PREDICTIONS
+    from slimbench.measure.accuracy import NA_NO_LABELS, NA_NO_PREDICTIONS
 
     for key in ("map50", "map50_95", "predictions", "labels", "data", "val_images", "val_imgsz", "device", "seconds"):
         session.record(name, "accuracy", key, figs[key])
@@ -133,7 +133,7 @@ def dataset_map(session: SuiteSession, name: str) -> list[str]:
 
 def dataset_agreement(session: SuiteSession, name: str) -> list[str]:
     """mAP50 of a candidate on the agreement images with the reference's boxes as truth, recorded and judged."""
-    from slimbench.session import shown
+    from slimbench.bench.session import shown
 
     if not session.accuracy.agreement_images():
         skip("no agreement images (--agreement-images DIR, settings.agreement_images or settings.images)")
@@ -162,8 +162,8 @@ SPEED_RATIO_METRICS = {"torch": "speed_ratio", "onnxruntime": "ort_speed_ratio"}
 
 def speed_ratio(session: SuiteSession, name: str, device: str, batch: int, threads: int, runtime: str) -> list[str]:
     """Candidate time / reference time in interleaved pairs, recorded; the median judged."""
-    from slimbench.metric_specs import SPECS
-    from slimbench.timing import interleaved_ratio
+    from slimbench.core.metric_specs import SPECS
+    from slimbench.measure.timing import interleaved_ratio
 
     metric = SPEED_RATIO_METRICS.get(runtime)
     if metric is None:
@@ -192,8 +192,8 @@ def cell_vs_torch(
     gets (pruning, runtime and precision together). Side by side, so drift and whatever else runs on the machine
     weigh on both; medians of separate benchmarks minutes apart do not compare (the same torch reference read 96 ms
     in one run and 188 ms in another). Reported, not gated: the figure depends on the CPU's INT8 instructions."""
-    from slimbench.matrix import cell_key
-    from slimbench.timing import interleaved_ratio
+    from slimbench.bench.matrix import cell_key
+    from slimbench.measure.timing import interleaved_ratio
 
     ref_name = session.reference.name
     ref_fn = measured(lambda: session.runtime_callable(ref_name, "torch", device, batch, threads))
@@ -206,14 +206,14 @@ def cell_vs_torch(
 
 def peak_memory(session: SuiteSession, name: str, device: str, runtime: str, batch: int, threads: int) -> list[str]:
     """Peak memory of inference in a fresh process, recorded; a candidate's ratio to the reference's judged."""
-    from slimbench.memory import memory_ratio
+    from slimbench.measure.memory import memory_ratio
 
     if not session.settings.memory:
         skip("settings.memory = false")
     if runtime == "openvino":
         skip("peak memory is measured for torch and onnxruntime only")
     if runtime == "onnxruntime" and device != "cpu":
-        from slimbench.ort_runtime import provider_for
+        from slimbench.runtimes.onnx_runtime import provider_for
 
         provider, why = provider_for(device)
         if provider is None:
@@ -237,7 +237,7 @@ def peak_memory(session: SuiteSession, name: str, device: str, runtime: str, bat
 
 def onnx_parity(session: SuiteSession, name: str) -> list[str]:
     """The ONNX export's raw outputs and detections against the checkpoint's (settings.parity_atol / rtol)."""
-    from slimbench.ort_runtime import missing_reason
+    from slimbench.runtimes.onnx_runtime import missing_reason
 
     if "onnxruntime" not in session.settings.runtime:
         skip("onnxruntime not in settings.runtime / --runtime")
@@ -264,8 +264,8 @@ def onnx_parity(session: SuiteSession, name: str) -> list[str]:
 
 
 def baseline(session: SuiteSession, name: str) -> list[str]:
-    """Every figure that is not a timing against the stored baseline, within its tolerances (slimbench.baseline)."""
-    from slimbench.baseline import check_variant
+    """Every figure that is not a timing against the stored baseline, within its tolerances (bench.baseline)."""
+    from slimbench.bench.baseline import check_variant
 
     gate = session.baseline
     if gate is None:
@@ -300,7 +300,7 @@ def forward_info(session: SuiteSession, name: str, runtime: str, device: str, ba
         "fused": True,
     }
     if runtime == "onnxruntime":
-        from slimbench.ort_runtime import provider_for
+        from slimbench.runtimes.onnx_runtime import provider_for
 
         info["provider"] = provider_for(device)[1]
     return info
@@ -309,7 +309,7 @@ def forward_info(session: SuiteSession, name: str, runtime: str, device: str, ba
 def record_forward(session: SuiteSession, name: str, key: str, rounds: list[float], batch: int, runtime: str) -> dict:
     """Percentiles, FPS and the speedup from the reference's median (timed first) of a forward benchmark, recorded.
     Two separate benchmarks' medians, not paired: the report's speedup is 1 / the paired speed ratio."""
-    from slimbench.timing import latency_figures
+    from slimbench.measure.timing import latency_figures
 
     timed = latency_figures(rounds, batch)
     ref = session.figures[session.reference.name].get("forward", {}).get(key)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from slimbench.errors import SlimbenchError
+from slimbench.core.errors import SlimbenchError
 
 if TYPE_CHECKING:
     from ultralytics import YOLO
@@ -98,7 +98,7 @@ def detect(
     is also measured statically.
     """
     source = read_image(image) if isinstance(image, (str, os.PathLike)) else image
-    # A YOLO26 checkpoint in end-to-end mode is measured NMS-free, as it exports (slimbench.export); ultralytics'
+    # A YOLO26 checkpoint in end-to-end mode is measured NMS-free, as it exports (runtimes.export); ultralytics'
     # predictor would otherwise switch it to the one-to-many head with NMS (nms=None means "external NMS").
     nms = False if getattr(getattr(model, "model", None), "end2end", False) is True else None
     results = model.predict(

@@ -119,7 +119,7 @@ def validator_model(onnx_path: Path) -> Path:
     import openvino as ov
     import yaml
 
-    from slimbench.checkpoint import sha256_of
+    from slimbench.model.checkpoint import sha256_of
 
     folder = onnx_path.parent / f"{onnx_path.stem}-{sha256_of(onnx_path)[:12]}_openvino_model"
     xml = folder / f"{onnx_path.stem}.xml"

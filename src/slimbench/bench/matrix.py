@@ -2,11 +2,11 @@
 
 Users ask whether pruning still pays once the model is INT8 on the runtime they ship, and what accuracy it costs;
 one cell answers it for one combination. The session owns one :class:`DeployMatrix` (``session.deploy``), which
-holds the INT8 files (:mod:`slimbench.quantize`, cached), ONNX Runtime sessions and OpenVINO compiled models per
+holds the INT8 files (:mod:`runtimes.quantize`, cached), ONNX Runtime sessions and OpenVINO compiled models per
 cell, and the figures: latency per cell (recorded by the benchmark), agreement of the cell's detections with the
 same variant's FP32 checkpoint on the sample and agreement images, and mAP on the dataset (ONNX Runtime cells:
 ultralytics validates ONNX files through ONNX Runtime). Speedups: against the reference in the same cell, from the
-recorded medians; against the reference in torch FP32, from interleaved pairs (:func:`slimbench.checks.cell_vs_torch`);
+recorded medians; against the reference in torch FP32, from interleaved pairs (:func:`bench.checks.cell_vs_torch`);
 undefined when not timed, never 1.0.
 
 A variant that fails to quantize or compile fails its cells with one line naming the variant, the runtime and the
@@ -21,13 +21,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from slimbench.errors import SlimbenchError
+from slimbench.core.errors import SlimbenchError
 
 if TYPE_CHECKING:
-    from slimbench.accuracy import AgreementScore
-    from slimbench.detections import Detections
-    from slimbench.quantize import Calibration, Quantized
-    from slimbench.session import SuiteSession
+    from slimbench.bench.session import SuiteSession
+    from slimbench.measure.accuracy import AgreementScore
+    from slimbench.model.detections import Detections
+    from slimbench.runtimes.quantize import Calibration, Quantized
 
 DEPLOY_RUNTIMES = ("onnxruntime", "openvino")
 """The runtimes that run the ONNX files (FP32 export and INT8 QDQ file)."""
@@ -35,14 +35,14 @@ DEPLOY_RUNTIMES = ("onnxruntime", "openvino")
 
 def cell_key(runtime: str, precision: str, device: str, batch: int, threads: int) -> str:
     """``ort-int8-cpu-b1-t2``: one cell of the matrix (the image size is the run's)."""
-    from slimbench.timing_key import RUNTIME_IDS
+    from slimbench.core.timing_key import RUNTIME_IDS
 
     return f"{RUNTIME_IDS[runtime]}-{precision}-{device}-b{batch}-t{threads}"
 
 
 def accuracy_key(runtime: str, precision: str) -> str:
     """``ort-int8``: accuracy depends on the file and the runtime, not on batch or threads."""
-    from slimbench.timing_key import RUNTIME_IDS
+    from slimbench.core.timing_key import RUNTIME_IDS
 
     return f"{RUNTIME_IDS[runtime]}-{precision}"
 
@@ -67,7 +67,7 @@ class DeployMatrix:
     def calibration(self) -> Calibration:
         """``settings.calibration``; else the val split of ``--data``; else the agreement images (bundled scenes)."""
         if self._calibration is None:
-            from slimbench.quantize import calibration_set
+            from slimbench.runtimes.quantize import calibration_set
 
             s = self.settings
             try:
@@ -86,7 +86,7 @@ class DeployMatrix:
     def int8(self, name: str) -> Quantized:
         """The variant's INT8 QDQ file, from the cache or quantized once per session; errors said once per variant."""
         if name not in self._int8:
-            from slimbench.quantize import quantize_onnx
+            from slimbench.runtimes.quantize import quantize_onnx
 
             try:
                 exported = self.session.onnx(name)
@@ -103,7 +103,7 @@ class DeployMatrix:
                 self._int8[name] = e
                 self.session.record(name, "int8", "error", str(e))
             else:
-                from slimbench.quantize import graph_counts
+                from slimbench.runtimes.quantize import graph_counts
 
                 self._int8[name] = q
                 counts = graph_counts(q.path)
@@ -129,16 +129,16 @@ class DeployMatrix:
             path = self.file(name, precision)
             try:
                 if runtime == "onnxruntime":
-                    from slimbench import ort_runtime
+                    from slimbench.runtimes import onnx_runtime as ort_runtime
 
                     self._runners[key] = ort_runtime.session(path, device, threads)
                 else:
-                    from slimbench import openvino_runtime as ovr
+                    from slimbench.runtimes import openvino_runtime as ovr
 
                     self._runners[key] = ovr.compile_model(path, device, threads, batch, self.settings.imgsz)
             except Exception as e:
-                from slimbench.openvino_runtime import NoDevice
-                from slimbench.ort_runtime import NoProvider
+                from slimbench.runtimes.onnx_runtime import NoProvider
+                from slimbench.runtimes.openvino_runtime import NoDevice
 
                 if isinstance(e, (NoDevice, NoProvider)):
                     raise
@@ -152,10 +152,10 @@ class DeployMatrix:
         """The cell as a function of one ``1x3xHxW`` input (batch 1, as deployed)."""
         r = self.runner(name, runtime, precision, device, 1, threads)
         if runtime == "onnxruntime":
-            from slimbench.ort_runtime import run
+            from slimbench.runtimes.onnx_runtime import run
 
             return lambda x: run(r, x)
-        from slimbench.openvino_runtime import run as ov_run
+        from slimbench.runtimes.openvino_runtime import run as ov_run
 
         return lambda x: ov_run(r, x)
 
@@ -163,15 +163,15 @@ class DeployMatrix:
         self, name: str, runtime: str, precision: str, device: str, batch: int, threads: int, warm: bool = True
     ) -> Callable[[], None]:
         """The benchmarked callable of a cell on the suite's seeded input, warmed up."""
-        from slimbench.timing import warm_up
+        from slimbench.measure.timing import warm_up
 
         self.session.use_threads(threads)
         x = self.session.timing_input(batch, "cpu").numpy()
         r = self.runner(name, runtime, precision, device, batch, threads)
         if runtime == "onnxruntime":
-            from slimbench.ort_runtime import forward_fn
+            from slimbench.runtimes.onnx_runtime import forward_fn
         else:
-            from slimbench.openvino_runtime import forward_fn
+            from slimbench.runtimes.openvino_runtime import forward_fn
         fn = forward_fn(r, x)
         if warm:
             warm_up(fn, max(1, self.settings.warmup))  # first runs build execution plans
@@ -187,8 +187,8 @@ class DeployMatrix:
     def reference_detections(self, name: str) -> list[Detections]:
         """The variant's FP32 checkpoint's boxes on :meth:`images` (ultralytics' predictor), down to conf 0.001."""
         if name not in self._reference_dets:
-            from slimbench.accuracy import CANDIDATE_CONF
-            from slimbench.detections import detect, read_image
+            from slimbench.measure.accuracy import CANDIDATE_CONF
+            from slimbench.model.detections import detect, read_image
 
             s = self.settings
             model = self.session.predictor(name, "cpu")
@@ -199,9 +199,9 @@ class DeployMatrix:
 
     def agreement(self, name: str, runtime: str, precision: str, threads: int) -> AgreementScore:
         """The cell's detections scored against its own FP32 checkpoint's boxes (conf >= the suite's conf)."""
-        from slimbench.accuracy import CANDIDATE_CONF, agreement_score
-        from slimbench.detections import read_image
-        from slimbench.runtime_accuracy import runtime_detections
+        from slimbench.measure.accuracy import CANDIDATE_CONF, agreement_score
+        from slimbench.measure.runtime_accuracy import runtime_detections
+        from slimbench.model.detections import read_image
 
         s = self.settings
         images = [read_image(p) for p in self.images()]
@@ -215,7 +215,7 @@ class DeployMatrix:
         or on the same file converted to an OpenVINO IR folder (OpenVINO's CPU device)."""
         from ultralytics import YOLO
 
-        from slimbench.accuracy import run_validator, write_val_yaml
+        from slimbench.measure.accuracy import run_validator, write_val_yaml
 
         acc = self.session.accuracy
         ds = acc.dataset()
@@ -223,7 +223,7 @@ class DeployMatrix:
         yaml = write_val_yaml(ds, dict(reference.names), self.cache_dir / "val-data")
         path = self.file(name, precision)
         if runtime == "openvino":
-            from slimbench.openvino_runtime import validator_model
+            from slimbench.runtimes.openvino_runtime import validator_model
 
             path = validator_model(path)
         model = YOLO(str(path), task="detect")

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from slimbench.checkpoint import sha256_of
-from slimbench.errors import SlimbenchError
-from slimbench.files import atomic_write_bytes
+from slimbench.core.errors import SlimbenchError
+from slimbench.core.files import atomic_write_bytes
+from slimbench.model.checkpoint import sha256_of
 
 os.environ.setdefault("YOLO_OFFLINE", "1")  # the exporter checks requirements: never try to install anything
 os.environ.setdefault("YOLO_AUTOINSTALL", "false")

@@ -12,7 +12,7 @@ import os
 import threading
 from pathlib import Path
 
-from slimbench.errors import SlimbenchError
+from slimbench.core.errors import SlimbenchError
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:

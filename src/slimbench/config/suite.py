@@ -32,7 +32,7 @@ One TOML file per suite (``fixtures/slimbench.toml`` by default)::
     [thresholds.pruned]             # any subset of THRESHOLD_KEYS
     max_params_ratio = 0.45
 
-    [baseline]                      # optional: the stored baseline (slimbench.baseline)
+    [baseline]                      # optional: the stored baseline (slimbench.bench.baseline)
     path = "baseline.json"          # relative to this file [baseline.json next to it]
     required = true                 # no file fails the run [false: not run; CI=true or 1 fails too]
     tolerances = { gflops = 0.001, file_size_mb = "1%" }   # absolute, or "N%" of the baseline value
@@ -54,11 +54,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from slimbench import metric_specs
-from slimbench.baseline import BaselineConfig, parse_baseline_config
-from slimbench.errors import SlimbenchError
-from slimbench.files import read_text
-from slimbench.timing_key import RUNTIMES
+from slimbench.bench.baseline import BaselineConfig, parse_baseline_config
+from slimbench.core import metric_specs
+from slimbench.core.errors import SlimbenchError
+from slimbench.core.files import read_text
+from slimbench.core.timing_key import RUNTIMES
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -97,7 +97,7 @@ Thresholds = dataclasses.make_dataclass(
     frozen=True,
     namespace={"is_empty": _is_empty, "__module__": __name__},
 )
-Thresholds.__doc__ = """Limits for one variant, one field per limit key of ``slimbench.metric_specs``; ``None`` means
+Thresholds.__doc__ = """Limits for one variant, one field per limit key of ``core.metric_specs``; ``None`` means
 not gated (the figure is still measured and reported). ``*_ratio`` limits are relative to the reference variant
 measured in the same run; sizes are in MB (1e6 bytes), GFLOPs at the suite's imgsz, batch 1."""
 
@@ -120,9 +120,9 @@ class Settings:
     speed_pairs: int = 21
     seed: int = 0
     half: bool = False  # time FP16 on CUDA devices (the CPU always runs FP32)
-    data: Path | None = None  # dataset YAML for mAP; None: the bundled synthetic val split (slimbench.accuracy)
+    data: Path | None = None  # dataset YAML for mAP; None: the bundled synthetic val split (slimbench.measure.accuracy)
     agreement_images: Path | None = None  # folder (or image) for agreement; None: the sample images
-    val_imgsz: int | None = None  # validator image size; None: the dataset's training size (slimbench.accuracy)
+    val_imgsz: int | None = None  # validator image size; None: the dataset's training size (slimbench.measure.accuracy)
     runtime: tuple[str, ...] = ("torch", "onnxruntime")  # onnxruntime tests skip with the reason where it is absent
     parity_atol: float = 1e-3  # exported vs checkpoint raw outputs: |onnx - torch| <= atol + rtol * |torch|
     parity_rtol: float = 1e-3
@@ -371,7 +371,7 @@ def parse_runtimes(items: Sequence[str] | str, where: str = "--runtime") -> tupl
 
 
 PRECISIONS = ("fp32", "int8")
-"""Deployment matrix precisions: the FP32 export and its INT8 (QDQ) file (slimbench.quantize)."""
+"""Deployment matrix precisions: the FP32 export and its INT8 (QDQ) file (slimbench.runtimes.quantize)."""
 
 
 def parse_precisions(items: Sequence[str] | str, where: str = "--precision") -> tuple[str, ...]:

@@ -2,13 +2,13 @@
 
 ultralytics' predictor runs ONNX files only through ONNX Runtime, yet every cell of the deployment matrix
 (OpenVINO, INT8) needs its own detections to be scored against the FP32 checkpoint. Here the runtime is just a
-function from an input batch to the raw output; preprocessing is the export's (:func:`slimbench.quantize.preprocess`,
+function from an input batch to the raw output; preprocessing is the export's (:func:`runtimes.quantize.preprocess`,
 a square letterbox) and decoding is ultralytics' own NMS and box scaling, so a cell's boxes are what the
 predictor would give on the same input.
 
 INT8 parity is not exact, so INT8 cells are gated by accuracy, not by raw outputs: ``max_int8_map50_95_drop``
 (the FP32 checkpoint's mAP50-95 minus the INT8 file's, on the dataset) and ``min_int8_agreement_map50`` (the INT8
-file's detections scored against the checkpoint's boxes, :func:`slimbench.accuracy.agreement_score`).
+file's detections scored against the checkpoint's boxes, :func:`slimbench.measure.accuracy.agreement_score`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from slimbench.detections import Detections
+from slimbench.model.detections import Detections
 
 Infer = Callable[[np.ndarray], np.ndarray]
 """A runtime as seen here: ``1x3xHxW`` float32 in, the model's first output (``1 x (4 + nc) x anchors``) out."""
@@ -43,7 +43,7 @@ def runtime_detections(
     infer: Infer, images: Sequence[np.ndarray], imgsz: int, conf: float, iou: float
 ) -> list[Detections]:
     """Detections of a runtime on each BGR image (one image per call: batch 1, as deployed)."""
-    from slimbench.quantize import preprocess
+    from slimbench.runtimes.quantize import preprocess
 
     return [decode(infer(preprocess(img, imgsz)), img.shape, imgsz, conf, iou) for img in images]
 
@@ -66,7 +66,7 @@ def int8_violations(
 
     A limit of None is not gated; a figure that could not be measured (None/NaN) against a limit is a violation.
     """
-    from slimbench.config import violation
+    from slimbench.config.suite import violation
 
     lines = [
         violation(f"{variant} {cell}", "INT8 mAP50-95 drop", map50_95_drop, max_drop, "max", "{:.3f}", note),

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from slimbench.errors import SlimbenchError
+from slimbench.core.errors import SlimbenchError
 
 if TYPE_CHECKING:
     from torch import nn
@@ -87,11 +87,11 @@ def main_dtype(model: Any) -> str:
 def stored_dtype(path: str | os.PathLike[str], sha256: str | None = None) -> str:
     """The dtype the checkpoint's model is stored in (ultralytics converts to FP32 when it loads, so ask the file).
 
-    Unpickles the file: it is checked first (exists, sha256 pin), as :func:`slimbench.checkpoint.load_detector` does.
+    Unpickles the file: it is checked first (exists, sha256 pin), as :func:`model.checkpoint.load_detector` does.
     """
     import torch
 
-    from slimbench.checkpoint import check_file
+    from slimbench.model.checkpoint import check_file
 
     p = check_file(path, sha256)
     try:

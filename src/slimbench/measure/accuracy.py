@@ -34,13 +34,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from slimbench.errors import SlimbenchError
+from slimbench.core.errors import SlimbenchError
 
 if TYPE_CHECKING:
     from ultralytics import YOLO
 
-    from slimbench.config import Settings, SuiteConfig
-    from slimbench.detections import Detections
+    from slimbench.config.suite import Settings, SuiteConfig
+    from slimbench.model.detections import Detections
 
 CANDIDATE_CONF = 0.001
 """Candidates are ranked down to this confidence for agreement AP (what ultralytics' validator uses for mAP)."""
@@ -87,7 +87,7 @@ def read_dataset(path: str | os.PathLike[str], bundled: bool = False, imgsz: int
     """
     import yaml
 
-    from slimbench.files import read_text
+    from slimbench.core.files import read_text
 
     p = Path(path)
     try:
@@ -410,7 +410,7 @@ class AgreementScore:
 
     def undefined(self, key: str) -> str | None:
         """Why ``key`` ("map50", "recall", "precision") has no value, or None."""
-        from slimbench.detections import undefined_reason
+        from slimbench.model.detections import undefined_reason
 
         return undefined_reason(key, self.reference_boxes, self.candidate_boxes)
 
@@ -432,7 +432,7 @@ def agreement_score(
     """Score ``candidate`` (detections per image, low conf) against ``reference``'s boxes with conf >= ``conf``."""
     if len(reference) != len(candidate):
         raise ValueError(f"{len(reference)} reference images vs {len(candidate)} candidate images")
-    from slimbench.detections import Detections, match_flags
+    from slimbench.model.detections import Detections, match_flags
 
     tps, confs, classes, truth = [], [], [], []
     for ref, cand in zip(reference, candidate, strict=True):
@@ -470,7 +470,7 @@ class Accuracy:
     """A suite session's accuracy state: the checked dataset and images, validator results and detections (cached
     per checkpoint file, dataset, image size and device, so each variant is validated once per session).
 
-    It holds no session: the models it measures are passed in by the caller (:class:`slimbench.session.SuiteSession`
+    It holds no session: the models it measures are passed in by the caller (:class:`bench.session.SuiteSession`
     wraps each call), so the two never point at each other."""
 
     def __init__(
@@ -517,7 +517,7 @@ class Accuracy:
     def unsupported(self, reference_names: Mapping[int, str]) -> str | None:
         """Why mAP cannot be measured here, or None: the bundled dataset's classes are the shapes (variants with
         other classes need ``--data``), and a dataset without labels has no mAP. A configured mAP limit then stops
-        the run at start (:func:`slimbench.session.unmeasurable_limits`); without one the mAP test skips."""
+        the run at start (:func:`slimbench.bench.session.unmeasurable_limits`); without one the mAP test skips."""
         if self.settings.data is not None:
             return self._no_labels
         from slimbench.data.synthetic import CLASS_NAMES
@@ -554,7 +554,7 @@ class Accuracy:
 
     def device(self) -> str:
         """The first requested accelerator that is present, else the CPU (figures depend little on the device)."""
-        from slimbench.timing import device_available
+        from slimbench.measure.timing import device_available
 
         return next((d for d in self.settings.device if d != "cpu" and device_available(d)), "cpu")
 
@@ -596,7 +596,7 @@ class Accuracy:
     def detections(self, name: str, predictor: YOLO) -> list[Detections]:
         """A variant's detections on each agreement image, down to conf 0.001, at the suite's imgsz and NMS IoU;
         ``predictor`` is the variant's model for ultralytics' predictor (which fuses it in place)."""
-        from slimbench.detections import detect, read_image
+        from slimbench.model.detections import detect, read_image
 
         images, device = self.agreement_images(), self.device()
         s = self.settings

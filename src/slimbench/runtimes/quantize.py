@@ -20,7 +20,7 @@ Edge users ship INT8, so the deployment view must time and score the INT8 file, 
 - **Calibration**: images preprocessed exactly as the export's input (letterbox to imgsz with grey 114 padding,
   BGR to RGB, /255, NCHW float32), batch 1. An empty folder or an image that does not decode is one
   :class:`SlimbenchError` line naming the path.
-- **Cache** (``<cache>/int8/``), like :mod:`slimbench.export`: keyed by the FP32 export's key (checkpoint sha256,
+- **Cache** (``<cache>/int8/``), like :mod:`runtimes.export`: keyed by the FP32 export's key (checkpoint sha256,
   imgsz, ultralytics version), the onnxruntime version, the calibration set's sha256 and the settings' digest; a
   sidecar JSON holds the INT8 file's sha256, checked before every use (a tampered file is rebuilt, never loaded).
 """
@@ -39,9 +39,9 @@ from typing import Any
 
 import numpy as np
 
-from slimbench.checkpoint import sha256_of
-from slimbench.errors import SlimbenchError
-from slimbench.export import SIDECAR_SUFFIX, _read_sidecar, store_in_cache, verify
+from slimbench.core.errors import SlimbenchError
+from slimbench.model.checkpoint import sha256_of
+from slimbench.runtimes.export import SIDECAR_SUFFIX, _read_sidecar, store_in_cache, verify
 
 SUBDIR = "int8"
 HEAD_TOWERS = ("cv2.", "cv3.", "cv4.")
@@ -108,7 +108,7 @@ def calibration_set(
 
     An empty folder or a missing path is one :class:`SlimbenchError` line naming it.
     """
-    from slimbench.accuracy import IMAGE_SUFFIXES
+    from slimbench.measure.accuracy import IMAGE_SUFFIXES
 
     if isinstance(source, (str, Path)):
         root = Path(source)
@@ -145,7 +145,7 @@ def preprocess(image_bgr: np.ndarray, imgsz: int) -> np.ndarray:
 
 def load_calibration(calibration: Calibration, imgsz: int) -> list[np.ndarray]:
     """Every calibration image decoded and preprocessed; one that does not decode is one line naming it."""
-    from slimbench.detections import read_image
+    from slimbench.model.detections import read_image
 
     out = []
     for f in calibration.files:

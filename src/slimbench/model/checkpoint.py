@@ -11,8 +11,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from slimbench.errors import SlimbenchError
-from slimbench.files import atomic_write_bytes
+from slimbench.core.errors import SlimbenchError
+from slimbench.core.files import atomic_write_bytes
 
 if TYPE_CHECKING:
     from ultralytics import YOLO
