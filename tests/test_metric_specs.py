@@ -2,7 +2,7 @@
 
 import dataclasses
 
-from slimbench.bench import baseline
+from slimbench.bench.baseline_compare import RULES
 from slimbench.config.suite import THRESHOLD_KEYS, Thresholds
 from slimbench.core import metric_specs
 
@@ -10,10 +10,10 @@ from slimbench.core import metric_specs
 def test_threshold_keys_and_baseline_rules_come_from_the_declarations():
     assert metric_specs.limit_keys() == THRESHOLD_KEYS
     assert tuple(f.name for f in dataclasses.fields(Thresholds)) == THRESHOLD_KEYS
-    assert list(baseline.RULES) == [m.key for m in metric_specs.METRICS if m.tolerance is not None]
-    assert baseline.RULES["params"].direction == "max" and baseline.RULES["map50"].direction == "min"
-    assert baseline.RULES["detections"].direction == "both"
-    assert str(baseline.RULES["file_size_mb"].tolerance) == "1%"
+    assert list(RULES) == [m.key for m in metric_specs.METRICS if m.tolerance is not None]
+    assert RULES["params"].direction == "max" and RULES["map50"].direction == "min"
+    assert RULES["detections"].direction == "both"
+    assert str(RULES["file_size_mb"].tolerance) == "1%"
 
 
 def test_declarations_are_consistent():

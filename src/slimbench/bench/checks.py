@@ -265,7 +265,7 @@ def onnx_parity(session: SuiteSession, name: str) -> list[str]:
 
 def baseline(session: SuiteSession, name: str) -> list[str]:
     """Every figure that is not a timing against the stored baseline, within its tolerances (bench.baseline)."""
-    from slimbench.bench.baseline import check_variant
+    from slimbench.bench.baseline_check import check_variant
 
     gate = session.baseline
     if gate is None:

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from torch import nn
     from ultralytics import YOLO
 
-    from slimbench.bench.baseline import BaselineGate
+    from slimbench.bench.baseline_gate import BaselineGate
     from slimbench.bench.matrix import DeployMatrix
     from slimbench.measure.accuracy import Accuracy, AgreementScore
     from slimbench.model.detections import Detections

@@ -54,7 +54,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from slimbench.bench.baseline import BaselineConfig, parse_baseline_config
+from slimbench.config.baseline import BaselineConfig, parse_baseline_config
 from slimbench.core import metric_specs
 from slimbench.core.errors import SlimbenchError
 from slimbench.core.files import read_text

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from slimbench.bench.baseline import BaselineGate
+    from slimbench.bench.baseline_gate import BaselineGate
     from slimbench.bench.session import SuiteSession
     from slimbench.config.suite import SuiteConfig
     from slimbench.core.timing_key import TimingKey
@@ -84,7 +84,7 @@ def add_output_options(addoption: Any, prefix: str = "") -> None:
 
 def open_baseline(config: pytest.Config, cfg: SuiteConfig) -> BaselineGate:
     """The run's baseline gate from --baseline / --update-baseline and the suite config (reads and validates)."""
-    from slimbench.bench.baseline import open_gate
+    from slimbench.bench.baseline_gate import open_gate
 
     return open_gate(
         config.getoption("baseline", None),
@@ -354,7 +354,7 @@ class OutputsPlugin:
 
     def _baseline_not_run(self) -> None:
         """No baseline file yet and none required: the baseline tests were not run; say so once, with the hint."""
-        from slimbench.bench.baseline import NOT_RUN
+        from slimbench.bench.baseline_gate import NOT_RUN
 
         gate = self.session.baseline
         if gate is not None and gate.missing and not gate.update and not gate.required and gate.current:
