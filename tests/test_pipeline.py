@@ -11,9 +11,9 @@ import torch
 from slimbench.cli import main
 from slimbench.data.synthetic import make_dataset
 from slimbench.model.checkpoint import load_detector, sha256_of
-from slimbench.pruning.sparsity import SparsityRecipe, batchnorms, share_below
+from slimbench.pruning.sparsity import SparsityRecipe, batchnorms, bn_gammas, share_below
 from slimbench.pruning.structural import count_params
-from slimbench.pruning.training import bn_gammas, train
+from slimbench.pruning.training import train
 
 
 @pytest.fixture(scope="module")

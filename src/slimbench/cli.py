@@ -198,8 +198,7 @@ def _layer_targets(a: argparse.Namespace, model: Any) -> tuple[tuple[str, float]
 def cmd_sparsify(a: argparse.Namespace) -> int:
     from slimbench.model.checkpoint import load_detector
     from slimbench.pruning.bn_hist import plot_bn_gammas
-    from slimbench.pruning.sparsity import SparsityRecipe, share_below
-    from slimbench.pruning.training import bn_gammas
+    from slimbench.pruning.sparsity import SparsityRecipe, bn_gammas, share_below
 
     start = _check_model(a.model).model
     _check_data(a.data)

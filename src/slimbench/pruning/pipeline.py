@@ -304,7 +304,8 @@ def make_fixtures(
     from slimbench.data.synthetic import make_dataset
     from slimbench.model.static_metrics import count_params, gflops
     from slimbench.pruning.bn_hist import plot_bn_gammas
-    from slimbench.pruning.training import bn_gammas, train
+    from slimbench.pruning.sparsity import bn_gammas
+    from slimbench.pruning.training import train
 
     out, workdir = Path(out), Path(workdir)
     reused = _reused_original(original, workdir)

@@ -36,16 +36,6 @@ from slimbench.pruning.sparsity import HISTORY_FILE, RECIPE_TRAIN_ARGS, Sparsity
 os.environ.setdefault("YOLO_OFFLINE", "1")
 
 
-def bn_gammas(model: nn.Module) -> torch.Tensor:
-    """All BatchNorm scales of a model, flattened (what Network Slimming ranks channels by)."""
-    parts = [
-        m.weight.detach().float().abs().flatten().cpu()
-        for m in model.modules()
-        if isinstance(m, nn.BatchNorm2d) and m.weight is not None
-    ]
-    return torch.cat(parts) if parts else torch.empty(0)
-
-
 class SparsityTrainer(DetectionTrainer):
     """DetectionTrainer adding an L1 penalty on BN scales; set ``sparsity`` with :func:`sparsity_trainer`.
 
