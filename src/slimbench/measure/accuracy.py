@@ -305,12 +305,6 @@ def write_val_yaml(ds: Dataset, names: Names, out_dir: Path, limit: int | None =
     return target
 
 
-NA_NO_PREDICTIONS = "n/a (no predicted boxes on the val split: 0 of 0)"
-"""How dataset precision reads when the validator scored no box (ultralytics reports 0.0)."""
-NA_NO_LABELS = "n/a (no labelled boxes on the val split: 0 of 0)"
-"""How dataset recall reads when the val split has no labelled box to find."""
-
-
 def run_validator(
     model: YOLO, data: str | Path, imgsz: int, device: str = "cpu", workdir: Path | None = None, batch: int = VAL_BATCH
 ) -> dict[str, Any]:
