@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 import torch
 
-from slimbench.measure.accuracy import agreement_score
+from slimbench.measure.agreement import agreement_score
 from slimbench.measure.runtime_accuracy import runtime_detections
 from slimbench.measure.timing import timing_model
 from slimbench.model.checkpoint import load_detector, sha256_of
@@ -134,7 +134,7 @@ def test_openvino_cells_get_map_through_an_ir_folder_the_validator_loads(files, 
     from ultralytics import YOLO
 
     from slimbench.data.synthetic import make_dataset
-    from slimbench.measure.accuracy import run_validator
+    from slimbench.measure.validator import run_validator
 
     data = make_dataset(tmp_path / "ds", train=2, val=24, imgsz=IMGSZ, seed=11)
     folder = ovr.validator_model(files["fp32"])

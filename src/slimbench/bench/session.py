@@ -26,7 +26,8 @@ if TYPE_CHECKING:
 
     from slimbench.bench.baseline import BaselineGate
     from slimbench.bench.matrix import DeployMatrix
-    from slimbench.measure.accuracy import Accuracy, AgreementScore
+    from slimbench.measure.accuracy import Accuracy
+    from slimbench.measure.agreement import AgreementScore
     from slimbench.model.detections import Detections
     from slimbench.runtimes.export import Exported
 

@@ -8,7 +8,7 @@ predictor would give on the same input.
 
 This module measures; it does not gate. The INT8 gate is in the shipped suite's ``suite/test_matrix.py``:
 ``test_cell_agreement`` scores a cell's detections (:meth:`bench.matrix.DeployMatrix.agreement`, with
-:func:`slimbench.measure.accuracy.agreement_score`) and ``test_cell_map`` measures its mAP, and both hand the figure
+:func:`slimbench.measure.agreement.agreement_score`) and ``test_cell_map`` measures its mAP, and both hand the figure
 to the suite session's ``judge`` (bench/), which holds it against ``min_int8_agreement_map50`` /
 ``max_int8_map50_95_drop`` as ``core/metric_specs.py`` declares them.
 """
