@@ -20,15 +20,14 @@ import torch
 from slimbench.bench.session import SuiteSession
 from slimbench.config.suite import load_config
 from slimbench.core.errors import SlimbenchError
+from slimbench.core.files import image_files
 from slimbench.data.synthetic import make_dataset
-from slimbench.measure.accuracy import (
-    agreement_score,
+from slimbench.measure.agreement import agreement_score, coco_ap
+from slimbench.measure.datasets import (
     bundled_dataset,
     bundled_params,
     check_dataset_names,
     check_labels,
-    coco_ap,
-    image_files,
     read_dataset,
 )
 from slimbench.model.checkpoint import load_detector
@@ -247,7 +246,7 @@ def test_precision_is_undefined_when_the_validator_scores_no_box(bundled, tmp_pa
     from ultralytics import YOLO
     from ultralytics.nn.modules.head import Detect
 
-    from slimbench.measure.accuracy import run_validator, write_val_yaml
+    from slimbench.measure.validator import run_validator, write_val_yaml
 
     ds = read_dataset(bundled_dataset(bundled["root"] / "cache", bundled_params(bundled["manifest"])))
     blind = YOLO(str(bundled["original"]))
@@ -270,7 +269,7 @@ def test_recall_is_undefined_when_the_val_split_has_no_labelled_box(bundled, tmp
     import yaml
     from ultralytics import YOLO
 
-    from slimbench.measure.accuracy import run_validator
+    from slimbench.measure.validator import run_validator
 
     ds = read_dataset(bundled_dataset(bundled["root"] / "cache", bundled_params(bundled["manifest"])))
     model = YOLO(str(bundled["original"]))

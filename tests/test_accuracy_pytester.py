@@ -29,7 +29,8 @@ LABELS = {"a": "0 0.3 0.3 0.3 0.3\n1 0.7 0.7 0.2 0.2\n", "b": "1 0.5 0.5 0.4 0.4
 @pytest.fixture(scope="module")
 def imported_once(tiny, tmp_path_factory) -> None:
     """Validate and predict once in this process before any in-process pytester run (see test_suite_pytester)."""
-    from slimbench.measure.accuracy import read_dataset, run_validator, write_val_yaml
+    from slimbench.measure.datasets import read_dataset
+    from slimbench.measure.validator import run_validator, write_val_yaml
     from slimbench.model.checkpoint import load_detector
     from slimbench.model.detections import detect
 

@@ -6,10 +6,9 @@ import numpy as np
 import pytest
 
 from slimbench.core.errors import SlimbenchError
+from slimbench.core.undefined import NA_NO_DETECTIONS, NA_NO_REFERENCE
 from slimbench.model.checkpoint import load_detector
 from slimbench.model.detections import (
-    NA_NO_DETECTIONS,
-    NA_NO_REFERENCE,
     Detections,
     agreement,
     box_iou,

@@ -114,7 +114,7 @@ def dataset_map(session: SuiteSession, name: str) -> list[str]:
         figs, ref = session.map_metrics(name), session.map_metrics(session.reference.name)
     except SlimbenchError as e:  # the default dataset could not be generated, say: one line, no traceback
         fail(str(e))
-    from slimbench.measure.accuracy import NA_NO_LABELS, NA_NO_PREDICTIONS
+    from slimbench.core.undefined import NA_NO_LABELS, NA_NO_PREDICTIONS
 
     for key in ("map50", "map50_95", "predictions", "labels", "data", "val_images", "val_imgsz", "device", "seconds"):
         session.record(name, "accuracy", key, figs[key])
@@ -133,7 +133,7 @@ def dataset_map(session: SuiteSession, name: str) -> list[str]:
 
 def dataset_agreement(session: SuiteSession, name: str) -> list[str]:
     """mAP50 of a candidate on the agreement images with the reference's boxes as truth, recorded and judged."""
-    from slimbench.bench.session import shown
+    from slimbench.core.undefined import shown
 
     if not session.accuracy.agreement_images():
         skip("no agreement images (--agreement-images DIR, settings.agreement_images or settings.images)")

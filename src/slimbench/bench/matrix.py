@@ -25,7 +25,7 @@ from slimbench.core.errors import SlimbenchError
 
 if TYPE_CHECKING:
     from slimbench.bench.session import SuiteSession
-    from slimbench.measure.accuracy import AgreementScore
+    from slimbench.measure.agreement import AgreementScore
     from slimbench.model.detections import Detections
     from slimbench.runtimes.quantize import Calibration, Quantized
 
@@ -187,7 +187,7 @@ class DeployMatrix:
     def reference_detections(self, name: str) -> list[Detections]:
         """The variant's FP32 checkpoint's boxes on :meth:`images` (ultralytics' predictor), down to conf 0.001."""
         if name not in self._reference_dets:
-            from slimbench.measure.accuracy import CANDIDATE_CONF
+            from slimbench.measure.agreement import CANDIDATE_CONF
             from slimbench.model.detections import detect, read_image
 
             s = self.settings
@@ -199,7 +199,7 @@ class DeployMatrix:
 
     def agreement(self, name: str, runtime: str, precision: str, threads: int) -> AgreementScore:
         """The cell's detections scored against its own FP32 checkpoint's boxes (conf >= the suite's conf)."""
-        from slimbench.measure.accuracy import CANDIDATE_CONF, agreement_score
+        from slimbench.measure.agreement import CANDIDATE_CONF, agreement_score
         from slimbench.measure.runtime_accuracy import runtime_detections
         from slimbench.model.detections import read_image
 
@@ -215,7 +215,7 @@ class DeployMatrix:
         or on the same file converted to an OpenVINO IR folder (OpenVINO's CPU device)."""
         from ultralytics import YOLO
 
-        from slimbench.measure.accuracy import run_validator, write_val_yaml
+        from slimbench.measure.validator import run_validator, write_val_yaml
 
         acc = self.session.accuracy
         ds = acc.dataset()

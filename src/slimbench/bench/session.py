@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from slimbench.config.suite import Overrides, SuiteConfig, Thresholds, Variant, apply_overrides, load_config
 from slimbench.core.errors import SlimbenchError
+from slimbench.core.undefined import shown
 
 if TYPE_CHECKING:
     import numpy as np
@@ -25,7 +26,8 @@ if TYPE_CHECKING:
 
     from slimbench.bench.baseline_gate import BaselineGate
     from slimbench.bench.matrix import DeployMatrix
-    from slimbench.measure.accuracy import Accuracy, AgreementScore
+    from slimbench.measure.accuracy import Accuracy
+    from slimbench.measure.agreement import AgreementScore
     from slimbench.model.detections import Detections
     from slimbench.runtimes.export import Exported
 
@@ -680,13 +682,6 @@ def unmeasurable(session: SuiteSession) -> list[Unmeasurable]:
                 line = f"{where}thresholds.{v.name}.{key} is set but cannot be measured in this run: {why}"
                 out.append(Unmeasurable(v.name, key, line))
     return out
-
-
-def shown(value: Any, fmt: str) -> str:
-    """A figure as text: numbers through ``fmt``, an undefined one as its reason (``"n/a (0 detections)"``)."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return fmt.format(value)
-    return str(value) if value is not None else "-"
 
 
 def _ratio(value: float, ref: float) -> float:

@@ -1,5 +1,5 @@
-"""Reading input text files with one line per mistake, and writing files so that no reader, and no crash, ever
-sees half of one: the one atomic writer of slimbench.
+"""Reading input files (text, image folders) with one line per mistake, and writing files so that no reader, and
+no crash, ever sees half of one: the one atomic writer of slimbench.
 
 Checkpoints, manifests, summaries, the baseline, exports and the synthetic dataset all land through
 :func:`atomic_write_bytes`: the bytes go to a hidden temp file in the same folder (same file system, so the rename
@@ -44,3 +44,26 @@ def read_text(path: str | os.PathLike[str], what: str) -> str:
         return p.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
         raise SlimbenchError(f"{p}: {what} is not UTF-8 text ({e.reason})") from None
+
+
+IMAGE_SUFFIXES = frozenset({".bmp", ".dng", ".jpeg", ".jpg", ".mpo", ".png", ".tif", ".tiff", ".webp", ".pfm"})
+"""Image files ultralytics' data loader reads (its IMG_FORMATS, less HEIC which needs an optional plugin)."""
+
+
+def images_in(folder: Path) -> list[Path]:
+    """The image files under ``folder`` (recursively, by suffix), sorted; [] when there are none."""
+    return sorted(f for f in folder.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def image_files(path: Path) -> list[Path]:
+    """The agreement images: a folder's (recursively, sorted) or one image; one error line when there are none."""
+    if not path.exists():
+        raise SlimbenchError(f"{path}: agreement images not found")
+    if path.is_file():
+        if path.suffix.lower() not in IMAGE_SUFFIXES:
+            raise SlimbenchError(f"{path}: not an image ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        return [path]
+    files = images_in(path)
+    if not files:
+        raise SlimbenchError(f"{path}: no images in the folder ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    return files

@@ -1,4 +1,4 @@
-"""Detections of a deployed file in any runtime, and the INT8 accuracy gate.
+"""Detections of a deployed file in any runtime, decoded as ultralytics' predictor decodes them.
 
 ultralytics' predictor runs ONNX files only through ONNX Runtime, yet every cell of the deployment matrix
 (OpenVINO, INT8) needs its own detections to be scored against the FP32 checkpoint. Here the runtime is just a
@@ -6,9 +6,11 @@ function from an input batch to the raw output; preprocessing is the export's (:
 a square letterbox) and decoding is ultralytics' own NMS and box scaling, so a cell's boxes are what the
 predictor would give on the same input.
 
-INT8 parity is not exact, so INT8 cells are gated by accuracy, not by raw outputs: ``max_int8_map50_95_drop``
-(the FP32 checkpoint's mAP50-95 minus the INT8 file's, on the dataset) and ``min_int8_agreement_map50`` (the INT8
-file's detections scored against the checkpoint's boxes, :func:`slimbench.measure.accuracy.agreement_score`).
+This module measures; it does not gate. The INT8 gate is in the shipped suite's ``suite/test_matrix.py``:
+``test_cell_agreement`` scores a cell's detections (:meth:`bench.matrix.DeployMatrix.agreement`, with
+:func:`slimbench.measure.agreement.agreement_score`) and ``test_cell_map`` measures its mAP, and both hand the figure
+to the suite session's ``judge`` (bench/), which holds it against ``min_int8_agreement_map50`` /
+``max_int8_map50_95_drop`` as ``core/metric_specs.py`` declares them.
 """
 
 from __future__ import annotations
@@ -47,29 +49,3 @@ def runtime_detections(
 
     return [decode(infer(preprocess(img, imgsz)), img.shape, imgsz, conf, iou) for img in images]
 
-
-def defined(x: float | None) -> float | None:
-    """A figure for JSON and gates: NaN (undefined, e.g. the reference found no boxes) becomes None."""
-    return None if x is None or x != x else float(x)
-
-
-def int8_violations(
-    variant: str,
-    cell: str,
-    map50_95_drop: float | None,
-    agreement_map50: float | None,
-    max_drop: float | None,
-    min_agreement: float | None,
-    note: str = "",
-) -> list[str]:
-    """The INT8 gate's broken limits, one line each naming the variant and the cell (``ort-int8``, ``ov-int8``).
-
-    A limit of None is not gated; a figure that could not be measured (None/NaN) against a limit is a violation.
-    """
-    from slimbench.config.suite import violation
-
-    lines = [
-        violation(f"{variant} {cell}", "INT8 mAP50-95 drop", map50_95_drop, max_drop, "max", "{:.3f}", note),
-        violation(f"{variant} {cell}", "INT8 agreement mAP50", agreement_map50, min_agreement, "min", "{:.3f}", note),
-    ]
-    return [line for line in lines if line]

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from slimbench.core.errors import SlimbenchError
+from slimbench.core.undefined import NA_NO_DETECTIONS, NA_NO_REFERENCE
 
 if TYPE_CHECKING:
     from ultralytics import YOLO
@@ -127,13 +128,6 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     area_b = np.clip(b[:, 2:] - b[:, :2], 0, None).prod(axis=1)
     union = area_a[:, None] + area_b[None, :] - inter
     return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
-
-
-NA_NO_DETECTIONS = "n/a (0 detections)"
-"""Why precision is undefined: the candidate found no box (0 of 0). Shown as is (terminal, report, JSON, CSV,
-baseline), never as 1.0 or 0.0."""
-NA_NO_REFERENCE = "n/a (0 reference detections)"
-"""Why recall, the count ratio and agreement mAP are undefined: the reference found no box to find."""
 
 
 def undefined_reason(key: str, reference_count: int, candidate_count: int) -> str | None:

@@ -119,8 +119,8 @@ def validate_map(
     ckpt: str | Path, data: str | Path, imgsz: int, batch: int, device: str, workdir: str | Path
 ) -> dict[str, float]:
     """mAP50, mAP50-95, precision and recall of a checkpoint for the manifest: the suite's own validator call
-    (:func:`slimbench.measure.accuracy.run_validator`), run under ``workdir``, never next to the checkpoint."""
-    from slimbench.measure.accuracy import run_validator
+    (:func:`slimbench.measure.validator.run_validator`), run under ``workdir``, never next to the checkpoint."""
+    from slimbench.measure.validator import run_validator
 
     m = run_validator(load_detector(ckpt), data, imgsz, device=device, workdir=Path(workdir) / "val", batch=batch)
     return {k: m[k] for k in ("map50", "map50_95", "precision", "recall")}

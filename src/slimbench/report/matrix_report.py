@@ -51,7 +51,7 @@ def chart_points(rows: Sequence[Mapping[str, Any]]) -> tuple[str, list[tuple[flo
     """(y axis, points (x, y, variant, runtime-precision)): x = speedup vs the reference in torch FP32 (else in the
     same cell); y = mAP50-95 on the dataset when every plotted cell has it, else agreement mAP50 with the FP32
     checkpoint. Cells missing either figure are left out (undefined is not plotted)."""
-    from slimbench.measure.runtime_accuracy import defined
+    from slimbench.core.undefined import defined
 
     xs = [(r, defined(r.get("speedup_vs_torch_fp32")) or defined(r.get("speedup_same_cell"))) for r in rows]
     xs = [(r, x) for r, x in xs if x is not None]

@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from slimbench.core.timing_key import RUNTIME_IDS, TimingKey
-from slimbench.model.detections import NA_NO_DETECTIONS, NA_NO_REFERENCE
+from slimbench.core.undefined import NA_NO_DETECTIONS, NA_NO_REFERENCE
+from slimbench.core.undefined import is_undefined as _na
 
 if TYPE_CHECKING:
     from slimbench.bench.session import SuiteSession
@@ -247,11 +248,6 @@ def tables(cols: Iterable[Column]) -> dict[str, list[str]]:
         if table and "[" not in c.key:
             out[table].append(c.key)
     return {t: keys for t, keys in out.items() if len(keys) > 1}
-
-
-def _na(value: Any) -> bool:
-    """An undefined figure as recorded: its reason, ``"n/a (...)"``."""
-    return isinstance(value, str) and value.startswith("n/a")
 
 
 def _number(value: Any) -> float | None:

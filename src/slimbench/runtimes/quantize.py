@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from slimbench.core.errors import SlimbenchError
+from slimbench.core.files import IMAGE_SUFFIXES, images_in
 from slimbench.model.checkpoint import sha256_of
 from slimbench.runtimes.export import SIDECAR_SUFFIX, _read_sidecar, store_in_cache, verify
 
@@ -108,16 +109,11 @@ def calibration_set(
 
     An empty folder or a missing path is one :class:`SlimbenchError` line naming it.
     """
-    from slimbench.measure.accuracy import IMAGE_SUFFIXES
-
     if isinstance(source, (str, Path)):
         root = Path(source)
         if not root.exists():
             raise SlimbenchError(f"{root}: calibration images not found")
-        if root.is_file():
-            files = [root]
-        else:
-            files = sorted(f for f in root.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+        files = [root] if root.is_file() else images_in(root)
         if not files:
             raise SlimbenchError(f"{root}: no calibration images in the folder ({', '.join(sorted(IMAGE_SUFFIXES))})")
     else:

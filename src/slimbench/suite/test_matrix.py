@@ -76,7 +76,7 @@ def test_cell_vs_torch(slimbench, variant, cell, device, batch, threads):
 
 
 def test_cell_agreement(slimbench, variant, cell, threads):
-    from slimbench.measure.runtime_accuracy import defined
+    from slimbench.core.undefined import defined
 
     runtime, precision = cell
     _check(slimbench, runtime)
