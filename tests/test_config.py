@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from slimbench.bench.session import SuiteOptions, build_config
+from slimbench.config.options import SuiteOptions, build_config
 from slimbench.config.suite import (
     Overrides,
     Settings,

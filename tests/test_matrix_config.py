@@ -67,15 +67,6 @@ def test_cell_keys_name_every_axis():
     assert TimingKey.parse("ov-cpu-b1-t2-640").runtime == "openvino"
 
 
-class _Session:
-    """Just what DeployMatrix.rows reads."""
-
-    def __init__(self, figures):
-        self.figures = figures
-        self.reference = type("V", (), {"name": "original"})()
-        self.settings = Settings(imgsz=640)
-
-
 def test_rows_give_speedups_and_leave_unmeasured_ones_undefined():
     from slimbench.bench.matrix import DeployMatrix
 
@@ -96,8 +87,8 @@ def test_rows_give_speedups_and_leave_unmeasured_ones_undefined():
         "unpaired": {"matrix": {key: {**cell, "median_s": 0.010}}},
         "paired_only": {"matrix_vs_torch": {key: {**cell, "speedup": 3.0, "reference_median_s": 0.09}}},
     }
-    m = DeployMatrix.__new__(DeployMatrix)
-    m.session = _Session(figures)
+    m = DeployMatrix.__new__(DeployMatrix)  # just what rows and summary_lines read
+    m.figures, m.reference, m.settings = figures, "original", Settings(imgsz=640)
     rows = {(r["variant"], r["cell"]): r for r in m.rows()}
     pruned = rows[("pruned", key)]
     assert pruned["speedup_same_cell"] == pytest.approx(2.0)
@@ -134,7 +125,7 @@ class _Accuracy:
 def test_int8_limits_that_cannot_be_measured_stop_the_run(settings, expected):
     from types import SimpleNamespace
 
-    from slimbench.bench.session import unmeasurable_limits
+    from slimbench.bench.unmeasurable import unmeasurable_limits
 
     cfg = config(settings, {"pruned": {"min_int8_agreement_map50": 0.9}})
     session = SimpleNamespace(

@@ -43,8 +43,8 @@ def test_a_column_shows_the_metric_of_its_name_first():
 
 
 def test_the_terminal_static_table_is_derived_from_the_declarations():
-    from slimbench.bench.session import static_table
     from slimbench.core.metric_specs import METRICS
+    from slimbench.report.terminal import static_table
 
     st = {
         "params": 681578,

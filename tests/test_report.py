@@ -441,7 +441,7 @@ def test_a_broken_report_fails_the_run_loudly(suite, monkeypatch):
 
 def test_the_default_benchmark_json_is_a_path_and_an_open_file(tmp_path):
     """pytest-benchmark 5.2+ opens the path it is given; earlier versions write into an open file: both work."""
-    from slimbench.report.hooks import JsonTarget
+    from slimbench.bench.benchmark_bridge import JsonTarget
 
     target = JsonTarget(tmp_path / "benchmark.json")
     assert not target.path.exists(), "created only when pytest-benchmark writes it"

@@ -29,7 +29,8 @@ import pytest
 from slimbench.core.errors import SlimbenchError
 
 if TYPE_CHECKING:
-    from slimbench.bench.session import SuiteOptions, SuiteSession
+    from slimbench.bench.session import SuiteSession
+    from slimbench.config.options import SuiteOptions
     from slimbench.config.suite import Variant
 
 SUITE_FLAG = "slimbench_suite"
@@ -127,7 +128,7 @@ def add_suite_options(parser: pytest.Parser) -> None:
     """A suite conftest's ``pytest_addoption``: the options and the ini default for the variants file."""
     group = parser.getgroup("slimbench", "slimbench: compare a YOLO detector with its pruned variants")
     add_options(group.addoption)
-    from slimbench.report.hooks import add_output_options
+    from slimbench.report.options import add_output_options
 
     add_output_options(group.addoption)  # --slimbench-reports, --baseline, --update-baseline
     parser.addini(
@@ -169,7 +170,7 @@ def _in_suite(metafunc: pytest.Metafunc) -> bool:
 
 
 def _options(config: pytest.Config) -> SuiteOptions:
-    from slimbench.bench.session import SuiteOptions
+    from slimbench.config.options import SuiteOptions
     from slimbench.config.suite import Overrides
 
     if _opt(config, "renamed_images") is not None:
@@ -224,7 +225,8 @@ def _ini_variants_file(config: pytest.Config) -> str:
 
 def _activate(config: pytest.Config) -> SuiteSession:
     """Build and validate the session; every bad input becomes one SlimbenchError line."""
-    from slimbench.bench.session import SuiteSession, build_config
+    from slimbench.bench.session import SuiteSession
+    from slimbench.config.options import build_config
 
     opts = _options(config)
     cfg = build_config(opts, Path(config.rootpath), Path(config.invocation_params.dir))
@@ -250,10 +252,9 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     if not _is_active(config):
         return
-    if _opt(config, "slimbench_smoke"):
-        config.option.benchmark_disable = True  # read by pytest-benchmark's own (trylast) pytest_configure
-    # no garbage-collector pause inside a timed round, as in the interleaved speed ratio (timing.gc_paused)
-    config.option.benchmark_disable_gc = True
+    from slimbench.bench import benchmark_bridge
+
+    benchmark_bridge.configure(config, smoke=bool(_opt(config, "slimbench_smoke")))  # before pytest-benchmark's own
     try:
         from slimbench.report.hooks import register as register_outputs
 
@@ -402,15 +403,13 @@ def threads(request: pytest.FixtureRequest, slimbench: SuiteSession) -> int:
 
 @pytest.fixture
 def runtime(request: pytest.FixtureRequest) -> str:
-    """Each runtime of the run ("torch", "onnxruntime"); onnxruntime is skipped with the reason where it is absent."""
-    name = str(request.param)
-    if name in ("onnxruntime", "openvino"):
-        from importlib import import_module
+    """Each runtime of the run ("torch", "onnxruntime", "openvino"); one that is absent is skipped with the reason."""
+    from slimbench.runtimes.registry import missing_reason
 
-        module = "onnx_runtime" if name == "onnxruntime" else "openvino_runtime"
-        why = import_module(f"slimbench.runtimes.{module}")
-        if why.missing_reason():
-            pytest.skip(why.missing_reason())
+    name = str(request.param)
+    why = missing_reason(name)
+    if why:
+        pytest.skip(why)
     return name
 
 
@@ -422,8 +421,10 @@ def image(request: pytest.FixtureRequest) -> str:
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     """What the suite measured, in a few lines, next to pytest-benchmark's timing tables."""
+    from slimbench.report.terminal import summary_lines
+
     session = config.stash.get(_SESSION, None)
-    lines = session.summary_lines() if session is not None else []
+    lines = summary_lines(session) if session is not None else []
     if lines:
         terminalreporter.write_sep("-", "slimbench")
         for line in lines:

@@ -34,12 +34,11 @@ def fail(message: str) -> NoReturn:
 def measured(fn: Callable[[], T]) -> T:
     """``fn()``; a missing runtime provider or device skips, a SlimbenchError (a failed export, say) fails in one
     line, so the other variants still run."""
-    from slimbench.runtimes.onnx_runtime import NoProvider
-    from slimbench.runtimes.openvino_runtime import NoDevice
+    from slimbench.runtimes.registry import UNAVAILABLE
 
     try:
         return fn()
-    except (NoProvider, NoDevice) as e:
+    except UNAVAILABLE as e:
         skip(str(e))
     except SlimbenchError as e:
         fail(str(e))
@@ -237,12 +236,13 @@ def peak_memory(session: SuiteSession, name: str, device: str, runtime: str, bat
 
 def onnx_parity(session: SuiteSession, name: str) -> list[str]:
     """The ONNX export's raw outputs and detections against the checkpoint's (settings.parity_atol / rtol)."""
-    from slimbench.runtimes.onnx_runtime import missing_reason
+    from slimbench.runtimes.registry import missing_reason
 
     if "onnxruntime" not in session.settings.runtime:
         skip("onnxruntime not in settings.runtime / --runtime")
-    if missing_reason():
-        skip(missing_reason())
+    why = missing_reason("onnxruntime")
+    if why:
+        skip(why)
     exported = measured(lambda: session.onnx(name))
     figs = measured(lambda: session.parity(name))
     session.record(name, "deployment", "onnx_size_mb", exported.size_mb)

@@ -2,15 +2,17 @@
 
 Users ask whether pruning still pays once the model is INT8 on the runtime they ship, and what accuracy it costs;
 one cell answers it for one combination. The session owns one :class:`DeployMatrix` (``session.deploy``), which
-holds the INT8 files (:mod:`runtimes.quantize`, cached), ONNX Runtime sessions and OpenVINO compiled models per
-cell, and the figures: latency per cell (recorded by the benchmark), agreement of the cell's detections with the
+holds the INT8 files (:mod:`runtimes.quantize`, cached) and, through the run's runner cache
+(:class:`runtimes.registry.Runners`), an ONNX Runtime session or OpenVINO compiled model per cell; and reads the
+figures: latency per cell (recorded by the benchmark), agreement of the cell's detections with the
 same variant's FP32 checkpoint on the sample and agreement images, and mAP on the dataset (ONNX Runtime cells:
 ultralytics validates ONNX files through ONNX Runtime). Speedups: against the reference in the same cell, from the
 recorded medians; against the reference in torch FP32, from interleaved pairs (:func:`bench.checks.cell_vs_torch`);
 undefined when not timed, never 1.0.
 
 A variant that fails to quantize or compile fails its cells with one line naming the variant, the runtime and the
-reason; the other cells still run.
+reason; the other cells still run. It is given what it uses (settings, the variants' store, the runner cache,
+accuracy, the figures), not the session.
 """
 
 from __future__ import annotations
@@ -24,13 +26,13 @@ import numpy as np
 from slimbench.core.errors import SlimbenchError
 
 if TYPE_CHECKING:
-    from slimbench.bench.session import SuiteSession
+    from slimbench.bench.store import Figures, VariantStore
+    from slimbench.config.suite import Settings
+    from slimbench.measure.accuracy import Accuracy
     from slimbench.measure.agreement import AgreementScore
     from slimbench.model.detections import Detections
     from slimbench.runtimes.quantize import Calibration, Quantized
-
-DEPLOY_RUNTIMES = ("onnxruntime", "openvino")
-"""The runtimes that run the ONNX files (FP32 export and INT8 QDQ file)."""
+    from slimbench.runtimes.registry import Runners
 
 
 def cell_key(runtime: str, precision: str, device: str, batch: int, threads: int) -> str:
@@ -50,17 +52,28 @@ def accuracy_key(runtime: str, precision: str) -> str:
 class DeployMatrix:
     """A suite session's deployment matrix state (see the module doc)."""
 
-    def __init__(self, session: SuiteSession) -> None:
-        self.session = session
-        self.settings = session.settings
+    def __init__(
+        self,
+        settings: Settings,
+        store: VariantStore,
+        runners: Runners,
+        accuracy: Accuracy,
+        figures: Figures,
+        reference: str,
+    ) -> None:
+        self.settings = settings
+        self.store = store  # the variants' checkpoints, ONNX exports, seeded inputs, predictor copies
+        self.runners = runners  # the run's one cache of ONNX Runtime sessions and OpenVINO compiled models
+        self.accuracy = accuracy
+        self.figures = figures  # read for the rows, written through figures.record
+        self.reference = reference
         self._calibration: Calibration | SlimbenchError | None = None
         self._int8: dict[str, Quantized | SlimbenchError] = {}
-        self._runners: dict[tuple[Any, ...], Any] = {}
         self._reference_dets: dict[str, list[Detections]] = {}
 
     @property
     def cache_dir(self) -> Path:
-        return self.session.cache_dir if self.session.cache_dir is not None else Path.cwd() / ".slimbench-cache"
+        return self.store.cache
 
     # ---------------------------------------------------------------- files
 
@@ -74,9 +87,9 @@ class DeployMatrix:
                 if s.calibration is not None:
                     self._calibration = calibration_set(s.calibration)
                 elif s.data is not None:
-                    self._calibration = calibration_set(list(self.session.accuracy.dataset().images))
+                    self._calibration = calibration_set(list(self.accuracy.dataset().images))
                 else:
-                    self._calibration = calibration_set(self.session.accuracy.agreement_images())
+                    self._calibration = calibration_set(self.accuracy.agreement_images())
             except SlimbenchError as e:
                 self._calibration = e
         if isinstance(self._calibration, SlimbenchError):
@@ -89,11 +102,11 @@ class DeployMatrix:
             from slimbench.runtimes.quantize import quantize_onnx
 
             try:
-                exported = self.session.onnx(name)
+                exported = self.store.onnx(name)
                 q = quantize_onnx(
                     exported.path,
                     exported.key,
-                    self.session.checkpoint_sha256(name),
+                    self.store.checkpoint_sha256(name),
                     self.settings.imgsz,
                     self.calibration(),
                     self.cache_dir,
@@ -101,7 +114,7 @@ class DeployMatrix:
                 )
             except SlimbenchError as e:
                 self._int8[name] = e
-                self.session.record(name, "int8", "error", str(e))
+                self.figures.record(name, "int8", "error", str(e))
             else:
                 from slimbench.runtimes.quantize import graph_counts
 
@@ -109,14 +122,14 @@ class DeployMatrix:
                 counts = graph_counts(q.path)
                 figures = {**q.as_dict(), "int8_weights_mb": counts.int8_bytes / 1e6, "int8_convs": counts.int8_convs}
                 for key, value in figures.items():
-                    self.session.record(name, "int8", key, value)
+                    self.figures.record(name, "int8", key, value)
         result = self._int8[name]
         if isinstance(result, SlimbenchError):
             raise result
         return result
 
     def file(self, name: str, precision: str) -> Path:
-        return self.session.onnx(name).path if precision == "fp32" else self.int8(name).path
+        return self.store.onnx(name).path if precision == "fp32" else self.int8(name).path
 
     # ---------------------------------------------------------------- runners
 
@@ -124,55 +137,36 @@ class DeployMatrix:
         """An ONNX Runtime session or an OpenVINO compiled model (static ``batch`` when given), cached.
 
         A file the runtime cannot load or compile is one line naming the variant, the runtime and the reason."""
-        key = (name, runtime, precision, device, batch if runtime == "openvino" else None, threads)
-        if key not in self._runners:
-            path = self.file(name, precision)
-            try:
-                if runtime == "onnxruntime":
-                    from slimbench.runtimes import onnx_runtime as ort_runtime
+        from slimbench.runtimes.registry import UNAVAILABLE
 
-                    self._runners[key] = ort_runtime.session(path, device, threads)
-                else:
-                    from slimbench.runtimes import openvino_runtime as ovr
-
-                    self._runners[key] = ovr.compile_model(path, device, threads, batch, self.settings.imgsz)
-            except Exception as e:
-                from slimbench.runtimes.onnx_runtime import NoProvider
-                from slimbench.runtimes.openvino_runtime import NoDevice
-
-                if isinstance(e, (NoDevice, NoProvider)):
-                    raise
-                msg = " ".join(str(e).split())[:300] or type(e).__name__
-                raise SlimbenchError(
-                    f"{name}: {runtime} cannot run the {precision} file ({type(e).__name__}: {msg})"
-                ) from e
-        return self._runners[key]
+        path = self.file(name, precision)
+        try:
+            return self.runners.get(runtime, path, device, threads, batch)
+        except UNAVAILABLE:
+            raise
+        except Exception as e:
+            msg = " ".join(str(e).split())[:300] or type(e).__name__
+            why = f"{type(e).__name__}: {msg}"
+            raise SlimbenchError(f"{name}: {runtime} cannot run the {precision} file ({why})") from e
 
     def infer(self, name: str, runtime: str, precision: str, device: str, threads: int) -> Callable[..., np.ndarray]:
         """The cell as a function of one ``1x3xHxW`` input (batch 1, as deployed)."""
-        r = self.runner(name, runtime, precision, device, 1, threads)
-        if runtime == "onnxruntime":
-            from slimbench.runtimes.onnx_runtime import run
+        from slimbench.runtimes.registry import runtime as runtime_named
 
-            return lambda x: run(r, x)
-        from slimbench.runtimes.openvino_runtime import run as ov_run
-
-        return lambda x: ov_run(r, x)
+        r, run = self.runner(name, runtime, precision, device, 1, threads), runtime_named(runtime).run
+        return lambda x: run(r, x)
 
     def callable(
         self, name: str, runtime: str, precision: str, device: str, batch: int, threads: int, warm: bool = True
     ) -> Callable[[], None]:
         """The benchmarked callable of a cell on the suite's seeded input, warmed up."""
-        from slimbench.measure.timing import warm_up
+        from slimbench.measure.timing import use_threads, warm_up
+        from slimbench.runtimes.registry import runtime as runtime_named
 
-        self.session.use_threads(threads)
-        x = self.session.timing_input(batch, "cpu").numpy()
+        use_threads(threads)
+        x = self.store.timing_input(batch, "cpu").numpy()  # the ONNX runtimes take host arrays and copy them
         r = self.runner(name, runtime, precision, device, batch, threads)
-        if runtime == "onnxruntime":
-            from slimbench.runtimes.onnx_runtime import forward_fn
-        else:
-            from slimbench.runtimes.openvino_runtime import forward_fn
-        fn = forward_fn(r, x)
+        fn = runtime_named(runtime).forward(r, x)
         if warm:
             warm_up(fn, max(1, self.settings.warmup))  # first runs build execution plans
         return fn
@@ -181,7 +175,7 @@ class DeployMatrix:
 
     def images(self) -> list[Path]:
         """The sample images and the agreement images, once each."""
-        paths = list(self.session.image_paths.values()) + list(self.session.accuracy.agreement_images())
+        paths = list(self.store.image_paths.values()) + list(self.accuracy.agreement_images())
         return list(dict.fromkeys(Path(p) for p in paths))
 
     def reference_detections(self, name: str) -> list[Detections]:
@@ -191,7 +185,7 @@ class DeployMatrix:
             from slimbench.model.detections import detect, read_image
 
             s = self.settings
-            model = self.session.predictor(name, "cpu")
+            model = self.store.predictor(name, "cpu")
             self._reference_dets[name] = [
                 detect(model, read_image(p), s.imgsz, CANDIDATE_CONF, s.iou, "cpu") for p in self.images()
             ]
@@ -216,16 +210,13 @@ class DeployMatrix:
         from ultralytics import YOLO
 
         from slimbench.measure.validator import run_validator, write_val_yaml
+        from slimbench.runtimes.registry import runtime as runtime_named
 
-        acc = self.session.accuracy
+        acc = self.accuracy
         ds = acc.dataset()
-        reference = self.session.model(self.session.reference.name)
+        reference = self.store.model(self.reference)
         yaml = write_val_yaml(ds, dict(reference.names), self.cache_dir / "val-data")
-        path = self.file(name, precision)
-        if runtime == "openvino":
-            from slimbench.runtimes.openvino_runtime import validator_model
-
-            path = validator_model(path)
+        path = runtime_named(runtime).validator_file(self.file(name, precision))
         model = YOLO(str(path), task="detect")
         return run_validator(model, yaml, acc.val_imgsz(reference), "cpu", self.cache_dir / "val-runs")
 
@@ -234,11 +225,10 @@ class DeployMatrix:
     def rows(self) -> list[dict[str, Any]]:
         """One row per recorded cell: latency, speedups (undefined when the reference cell was not timed),
         agreement and mAP when measured."""
-        s = self.session
-        ref = s.figures[s.reference.name]
+        ref = self.figures[self.reference]
         out = []
         axes = ("runtime", "precision", "device", "batch", "threads")
-        for name, figs in s.figures.items():
+        for name, figs in self.figures.items():
             timed, paired = figs.get("matrix", {}), figs.get("matrix_vs_torch", {})
             for key in dict.fromkeys([*timed, *paired]):  # a cell timed alone, in pairs against torch, or both
                 cell = timed.get(key) or {a: paired[key][a] for a in axes}
@@ -255,7 +245,7 @@ class DeployMatrix:
 
     def method(self) -> str | None:
         """How the INT8 files were made (the quantization settings, stated), or None when none was built."""
-        return next((fg["int8"].get("quantization") for fg in self.session.figures.values() if "int8" in fg), None)
+        return next((fg["int8"].get("quantization") for fg in self.figures.values() if "int8" in fg), None)
 
     def summary_lines(self) -> list[str]:
         """The matrix for the terminal: one line per cell ("n/a": not measured or undefined)."""
@@ -267,7 +257,7 @@ class DeployMatrix:
             return fmt.format(v) if isinstance(v, (int, float)) and v == v else "n/a"
 
         q = self.method()
-        lines = [f"deployment matrix vs {self.session.reference.name} (INT8: {q or 'not built'})"]
+        lines = [f"deployment matrix vs {self.reference} (INT8: {q or 'not built'})"]
         lines.append(
             f"{'variant':<12}{'cell':<22}{'p50 ms':>8}{'p99 ms':>8}{'FPS':>8}{'x same':>8}{'x torch':>8}"
             f"{'agr mAP50':>10}{'mAP50-95':>9}"

@@ -1,5 +1,5 @@
-"""One object owns a benchmark run: the config, the loaded variants, their copies for timing and prediction, and
-the figures collected per variant (plain dicts, which the HTML report and summary JSON read later).
+"""One object owns a benchmark run: the config, the loaded variants (with their copies and files, in
+``bench.store``), the figures collected per variant, and the gates that judge them.
 
 Built once per pytest session by the plugin; :meth:`SuiteSession.load` validates every input up front so a bad
 file stops the run with one line before any test runs. Nothing here imports pytest at module level.
@@ -7,16 +7,16 @@ file stops the run with one line before any test runs. Nothing here imports pyte
 
 from __future__ import annotations
 
-import copy
-import os
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from slimbench.config.suite import Overrides, SuiteConfig, Thresholds, Variant, apply_overrides, load_config
+from slimbench.bench.store import Figures, VariantStore
+from slimbench.bench.unmeasurable import Unmeasurable, unmeasurable
+from slimbench.config.suite import SuiteConfig, Thresholds, Variant
 from slimbench.core.errors import SlimbenchError
-from slimbench.core.undefined import shown
+from slimbench.runtimes.registry import Runners
 
 if TYPE_CHECKING:
     import numpy as np
@@ -31,60 +31,8 @@ if TYPE_CHECKING:
     from slimbench.model.detections import Detections
     from slimbench.runtimes.export import Exported
 
-PARITY_IOU = 0.95
-"""IoU for an exported model's box to count as the same box as the checkpoint's (same class): parity, not agreement."""
 SMOKE_PAIRS = 2
 """Interleaved pairs per speed-ratio check in smoke mode: enough to run the code path, too few to gate on."""
-
-
-@dataclass(frozen=True)
-class SuiteOptions:
-    """Everything the command line says about the suite, independent of pytest's option object."""
-
-    variants_file: str | None = None  # explicit --variants-file, relative to the working directory
-    suite_config: str | None = None  # the config a suite conftest names (slimbench_config), absolute
-    default_variants_file: str | None = None  # the ini default, relative to the rootdir: used without --variant only
-    overrides: Overrides = Overrides()
-    smoke: bool = False
-
-
-def build_config(options: SuiteOptions, rootdir: Path, cwd: Path) -> SuiteConfig:
-    """The run's config: a named one (``--variants-file``, else the suite conftest's ``slimbench_config``) with the
-    command line merged over it; else the ``--variant``s alone (no limits, figures only); else the default file.
-
-    The default file (``fixtures/slimbench.toml`` in this repository) describes its own checkpoints: it is read only
-    when no ``--variant`` is given, so a user's checkpoints never inherit limits written for other files.
-    """
-    named = options.variants_file and _resolve(options.variants_file, cwd)
-    named = named or (options.suite_config and Path(options.suite_config))
-    cfg: SuiteConfig | None = None
-    if named:
-        cfg = load_config(named)
-    elif not options.overrides.variants and options.default_variants_file:
-        default = _resolve(options.default_variants_file, rootdir)
-        if not default.exists():
-            raise SlimbenchError(
-                f"{default}: default variants file not found (give --variants-file PATH or --variant NAME=PATH)"
-            )
-        cfg = load_config(default)
-    return apply_overrides(cfg, options.overrides, cwd)
-
-
-def static_table(static: list[tuple[str, dict[str, Any]]]) -> list[str]:
-    """The terminal's static figures, one column per stored size-and-structure metric, as its declaration labels
-    and formats it (``slimbench.core.metric_specs``)."""
-    from slimbench.bench.checks import STATIC_SOURCE
-    from slimbench.core.metric_specs import METRICS
-
-    specs = [m for m in METRICS if m.table == "size" and m.tolerance is not None]
-    cells = [[m.fmt.format(st[STATIC_SOURCE.get(m.key, m.key)]) for m in specs] for _, st in static]
-    heads = [f"{m.label} ({m.unit})" if m.unit in ("MB", "%") else m.label for m in specs]
-    widths = [max(len(h), *(len(row[i]) for row in cells)) + 2 for i, h in enumerate(heads)]
-    name_w = max(16, *(len(n) + 2 for n, _ in static))
-    out = ["variant".ljust(name_w) + "".join(h.rjust(w) for h, w in zip(heads, widths, strict=True))]
-    for (name, _), row in zip(static, cells, strict=True):
-        out.append(name.ljust(name_w) + "".join(c.rjust(w) for c, w in zip(row, widths, strict=True)))
-    return out
 
 
 class SuiteSession:
@@ -110,22 +58,20 @@ class SuiteSession:
                 warmup=0,
                 speed_pairs=SMOKE_PAIRS,
             )
-        self.models: dict[str, YOLO] = {}
         self.images: dict[str, np.ndarray] = {}  # image id -> BGR array
         self.image_paths: dict[str, Path] = _image_ids(self.settings.images)
-        self.figures: dict[str, dict[str, Any]] = {
-            v.name: {"name": v.name, "role": v.role, "path": str(v.path), "sha256": v.sha256}
-            for v in config.variants.values()
-        }
-        self._static: dict[str, dict[str, Any]] = {}
-        self._timing: dict[tuple[str, str], nn.Module] = {}
-        self._inputs: dict[tuple[int, str], torch.Tensor] = {}
-        self._predictors: dict[tuple[str, str], YOLO] = {}
-        self._detections: dict[tuple[str, str], Detections] = {}
-        self._onnx: dict[str, Exported | SlimbenchError] = {}
-        self._ort: dict[tuple[str, str, int], Any] = {}
+        self.figures = Figures(
+            {
+                v.name: {"name": v.name, "role": v.role, "path": str(v.path), "sha256": v.sha256}
+                for v in config.variants.values()
+            }
+        )
+        self.runners = Runners(self.settings.imgsz)  # the run's one cache of ONNX Runtime / OpenVINO runners
+        self.store = VariantStore(
+            config, self.settings, self.figures, self.runners, self.images, self.image_paths, cache_dir
+        )
+        self.models: dict[str, YOLO] = self.store.models
         self._memory: dict[str, dict[str, Any] | SlimbenchError] = {}
-        self._sha: dict[str, str] = {}
         self.unmeasurable: list[Unmeasurable] = []  # configured limits this run cannot measure (set by load)
         self.deselected: set[tuple[str, str | None]] = set()  # (test function, variant or None) deselected
         self.skipped: dict[tuple[str, str | None], str] = {}  # (test function, variant) -> the skip's reason
@@ -171,7 +117,9 @@ class SuiteSession:
 
         cfg = self.config
         lines = [
-            f"config {cfg.source}" if cfg.source else "no suite config: the --variant checkpoints alone, no limits, "
+            f"config {cfg.source}"
+            if cfg.source
+            else "no suite config: the --variant checkpoints alone, no limits, "
             "figures only (give --variants-file PATH for limits and a baseline)"
         ]
         lines += [f"{name}: {why}" for name, why in cfg.unlimited.items()]
@@ -208,12 +156,24 @@ class SuiteSession:
         return self.accuracy.agreement(name, self.predictor(name, device), self.predictor(ref, device))
 
     @property
+    def accuracy_if_used(self) -> Accuracy | None:
+        """The accuracy figures' owner when the run made one, else None (the reports read it without making one)."""
+        return self._accuracy
+
+    @property
     def deploy(self) -> DeployMatrix:
         """The deployment matrix (slimbench.bench.matrix): INT8 files, runtimes, per-cell figures; made on first use."""
         if self._deploy is None:
             from slimbench.bench.matrix import DeployMatrix
 
-            self._deploy = DeployMatrix(self)
+            self._deploy = DeployMatrix(
+                self.settings, self.store, self.runners, self.accuracy, self.figures, self.config.reference
+            )
+        return self._deploy
+
+    @property
+    def deploy_if_used(self) -> DeployMatrix | None:
+        """The deployment matrix when a test used it, else None (the reports read it without making one)."""
         return self._deploy
 
     @property
@@ -233,68 +193,28 @@ class SuiteSession:
 
     def model(self, name: str) -> YOLO:
         """The checkpoint as loaded, never fused, moved or run: static metrics read this one."""
-        if name not in self.models:
-            from slimbench.model.checkpoint import load_detector
+        return self.store.model(name)
 
-            v = self.config.variants[name]
-            self.models[name] = load_detector(v.path, v.sha256)
-        return self.models[name]
-
-    # ------------------------------------------------------------ static figures
+    # ------------------------------------------------------------ the variants' copies and files (bench.store)
 
     def static(self, name: str) -> dict[str, Any]:
         """Static metrics of a variant (computed once), with ratios against the reference."""
-        if name not in self._static:
-            from slimbench.model.static_metrics import channels_removed_pct, static_metrics
-
-            v = self.config.variants[name]
-            figs = static_metrics(self.model(name), v.path, self.settings.imgsz)
-            if not v.is_reference:
-                ref = self.static(self.config.reference)
-                figs["params_ratio"] = _ratio(figs["params"], ref["params"])
-                figs["gflops_ratio"] = _ratio(figs["gflops"], ref["gflops"])
-                figs["size_ratio"] = _ratio(figs["normalized_size_mb"], ref["normalized_size_mb"])
-                figs["file_size_ratio"] = _ratio(figs["file_size_mb"], ref["file_size_mb"])
-                figs["channels_removed_pct"] = channels_removed_pct(ref["prunable_channels"], figs["prunable_channels"])
-            else:
-                figs.update(params_ratio=1.0, gflops_ratio=1.0, size_ratio=1.0, file_size_ratio=1.0)
-                figs["channels_removed_pct"] = 0.0
-            figs["stored_dtype"] = self.figures[name].get("stored_dtype")
-            self._static[name] = figs
-            self.figures[name]["static"] = figs
-        return self._static[name]
-
-    # ------------------------------------------------------------ timing
+        return self.store.static(name)
 
     def timing_net(self, name: str, device: str) -> nn.Module:
         """A fused eval copy of the variant on ``device`` (FP32, or FP16 on CUDA with settings.half; cached)."""
-        key = (name, device)
-        if key not in self._timing:
-            from slimbench.measure.timing import timing_model
-
-            self._timing[key] = timing_model(self.model(name), device, half=self.half_on(device))
-        return self._timing[key]
+        return self.store.timing_net(name, device)
 
     def half_on(self, device: str) -> bool:
         """Whether ``device`` is timed in FP16 (settings.half, CUDA only)."""
-        from slimbench.measure.timing import is_cuda
-
-        return self.settings.half and is_cuda(device)
+        return self.store.half_on(device)
 
     def timing_dtype(self, device: str) -> str:
-        return "float16" if self.half_on(device) else "float32"
+        return self.store.timing_dtype(device)
 
     def timing_input(self, batch: int, device: str) -> torch.Tensor:
         """The seeded input batch every variant is timed on."""
-        key = (batch, device)
-        if key not in self._inputs:
-            import torch
-
-            from slimbench.measure.timing import seeded_input
-
-            dtype = torch.float16 if self.half_on(device) else torch.float32
-            self._inputs[key] = seeded_input(batch, self.settings.imgsz, device, dtype, seed=self.settings.seed)
-        return self._inputs[key]
+        return self.store.timing_input(batch, device)
 
     def use_threads(self, n: int) -> int:
         """Run torch on ``n`` threads from now on (ONNX Runtime sessions are built per thread count)."""
@@ -304,19 +224,36 @@ class SuiteSession:
 
     def forward_callable(self, name: str, device: str, batch: int, threads: int, warm: bool = True) -> Any:
         """The benchmarked callable for one variant/device/batch on ``threads`` torch threads, warmed up."""
-        from slimbench.measure.timing import forward_fn, warm_up
+        return self.store.forward_callable(name, device, batch, threads, warm)
 
-        self.use_threads(threads)
-        fn = forward_fn(self.timing_net(name, device), self.timing_input(batch, device), device)
-        if warm:
-            warm_up(fn, self.settings.warmup)
-        return fn
+    def checkpoint_sha256(self, name: str) -> str:
+        """The checkpoint's sha256 (its pin when set: checked at load), computed once."""
+        return self.store.checkpoint_sha256(name)
+
+    def onnx(self, name: str) -> Exported:
+        """The variant exported to ONNX (dynamic batch), cached; a failed export raises one line for every ask."""
+        return self.store.onnx(name)
+
+    def parity(self, name: str) -> dict[str, Any]:
+        """The exported file versus the checkpoint, outputs and detections (:meth:`VariantStore.parity`); cached."""
+        return self.store.parity(name)
+
+    def predictor(self, name: str, device: str = "cpu") -> YOLO:
+        """A private copy for ultralytics' predictor, which fuses and converts the model in place."""
+        return self.store.predictor(name, device)
+
+    def predict_kwargs(self, device: str = "cpu") -> dict[str, Any]:
+        return self.store.predict_kwargs(device)
+
+    def detections(self, name: str, image_id: str) -> Detections:
+        """Detections of a variant on an image, on the CPU (deterministic, comparable between variants); cached."""
+        return self.store.detections(name, image_id)
 
     def record(self, name: str, section: str, key: str, value: Any) -> None:
         """Store a figure under ``figures[name][section][key]`` (plain data only, for reports)."""
-        self.figures[name].setdefault(section, {})[key] = value
+        self.figures.record(name, section, key, value)
 
-    # ------------------------------------------------------------ deployment: ONNX export, ONNX Runtime, memory
+    # ------------------------------------------------------------ runtimes and memory
 
     def timing_key(self, device: str, batch: int, runtime: str, threads: int) -> str:
         """Figure key of a timed cell: ``cpu-b1-t2-640`` (torch), ``ort-cpu-b1-t2-640`` (slimbench.core.timing_key)."""
@@ -324,97 +261,17 @@ class SuiteSession:
 
         return str(TimingKey.of(runtime, device, batch, threads, self.settings.imgsz))
 
-    def checkpoint_sha256(self, name: str) -> str:
-        """The checkpoint's sha256 (its pin when set: checked at load), computed once."""
-        if name not in self._sha:
-            from slimbench.model.checkpoint import sha256_of
-
-            v = self.config.variants[name]
-            self._sha[name] = v.sha256 or sha256_of(v.path)
-        return self._sha[name]
-
-    def onnx(self, name: str) -> Exported:
-        """The variant exported to ONNX (dynamic batch) through ultralytics, from the cache or built once per session.
-
-        A failed export raises the same one-line :class:`SlimbenchError` (naming the variant) for every test that asks.
-        """
-        if name not in self._onnx:
-            from slimbench.runtimes.export import export_onnx
-
-            cache = self.cache_dir if self.cache_dir is not None else Path.cwd() / ".slimbench-cache"
-            try:
-                exported = export_onnx(
-                    self.model(name), self.checkpoint_sha256(name), self.settings.imgsz, cache, name=name
-                )
-            except SlimbenchError as e:
-                self._onnx[name] = e
-                self.record(name, "deployment", "export_error", str(e))
-            else:
-                self._onnx[name] = exported
-                for key, value in exported.as_dict().items():
-                    self.record(name, "deployment", key, value)
-        result = self._onnx[name]
-        if isinstance(result, SlimbenchError):
-            raise result
-        return result
-
-    def ort_session(self, name: str, device: str, threads: int) -> Any:
-        """An ONNX Runtime session of the exported variant on ``device`` with ``threads`` threads, cached."""
-        key = (name, device, threads)
-        if key not in self._ort:
-            from slimbench.runtimes import onnx_runtime as ort_runtime
-
-            self._ort[key] = ort_runtime.session(self.onnx(name).path, device, threads)
-        return self._ort[key]
-
     def runtime_callable(
         self, name: str, runtime: str, device: str, batch: int, threads: int, warm: bool = True
     ) -> Any:
         """The benchmarked callable of a variant in ``runtime`` on ``threads`` threads and the same seeded input,
-        warmed up."""
-        if runtime == "torch":
+        warmed up: torch times its fused checkpoint copy; a runtime of ONNX files (runtimes.registry) the FP32
+        export, loaded in the run's runner cache (a file it cannot load fails in one line naming the variant)."""
+        from slimbench.runtimes.registry import runtime as runtime_named
+
+        if not runtime_named(runtime).runs_file:
             return self.forward_callable(name, device, batch, threads, warm)
-        from slimbench.measure.timing import warm_up
-        from slimbench.runtimes.onnx_runtime import forward_fn
-
-        x = self.timing_input(batch, "cpu").numpy()  # ONNX Runtime takes host arrays and copies them itself
-        if runtime == "openvino":
-            return self.deploy.callable(name, runtime, "fp32", device, batch, threads, warm)
-        fn = forward_fn(self.ort_session(name, device, threads), x)
-        if warm:
-            warm_up(fn, max(1, self.settings.warmup))  # ORT's first run builds its execution plan
-        return fn
-
-    def parity(self, name: str) -> dict[str, Any]:
-        """The exported file versus the checkpoint: raw outputs on the seeded input (largest batch of the run, so the
-        dynamic batch axis is exercised) within settings.parity_atol/rtol, and detections on every sample image
-        through ultralytics' predictor on each, matched at IoU >= PARITY_IOU (same class). Recorded, cached."""
-        figs = self.figures[name].get("parity")
-        if figs is not None:
-            return figs
-        import torch
-
-        from slimbench.model.detections import agreement, detect
-        from slimbench.runtimes import onnx_runtime as ort_runtime
-
-        s = self.settings
-        batch = max(s.batch)
-        x = self.timing_input(batch, "cpu")
-        with torch.inference_mode():
-            y = self.timing_net(name, "cpu")(x)
-        y = y[0] if isinstance(y, (list, tuple)) else y
-        onnx_out = ort_runtime.run(self.ort_session(name, "cpu", s.threads[0]), x.numpy())
-        raw = ort_runtime.parity(onnx_out, y.float().numpy(), s.parity_atol, s.parity_rtol)
-        figs = {**raw.as_dict(), "batch": batch, "match_iou": PARITY_IOU, "images": {}}
-        if self.image_paths:
-            from ultralytics import YOLO
-
-            onnx_model = YOLO(str(self.onnx(name).path), task="detect")
-            for image in self.image_paths:
-                exported = detect(onnx_model, self.images[image], s.imgsz, s.conf, s.iou, "cpu")
-                figs["images"][image] = agreement(self.detections(name, image), exported, PARITY_IOU).as_dict()
-        self.figures[name]["parity"] = figs
-        return figs
+        return self.deploy.callable(name, runtime, "fp32", device, batch, threads, warm)
 
     def memory(self, name: str, runtime: str, batch: int, device: str, threads: int) -> dict[str, Any]:
         """Peak memory of inference for one variant/runtime/batch/thread count, from a fresh process
@@ -422,9 +279,10 @@ class SuiteSession:
         key = f"{name}:{self.timing_key(device, batch, runtime, threads)}"
         if key not in self._memory:
             from slimbench.measure.memory import measure
+            from slimbench.runtimes.registry import runtime as runtime_named
 
             v = self.config.variants[name]
-            onnx = self.onnx(name).path if runtime == "onnxruntime" else None
+            onnx = self.onnx(name).path if runtime_named(runtime).runs_file else None
             try:
                 self._memory[key] = measure(
                     v.path, runtime, batch, self.settings.imgsz, device, onnx, threads, v.sha256
@@ -435,36 +293,6 @@ class SuiteSession:
         if isinstance(result, SlimbenchError):
             raise result
         return result
-
-    # ------------------------------------------------------------ prediction and detections
-
-    def predictor(self, name: str, device: str = "cpu") -> YOLO:
-        """A private copy for ultralytics' predictor, which fuses and converts the model in place."""
-        key = (name, device)
-        if key not in self._predictors:
-            self._predictors[key] = copy.deepcopy(self.model(name))
-        return self._predictors[key]
-
-    def predict_kwargs(self, device: str = "cpu") -> dict[str, Any]:
-        s = self.settings
-        return {
-            "imgsz": s.imgsz,
-            "conf": s.conf,
-            "iou": s.iou,
-            "device": device,
-            "half": self.half_on(device),
-            "verbose": False,
-        }
-
-    def detections(self, name: str, image_id: str) -> Detections:
-        """Detections of a variant on an image, on the CPU (deterministic, comparable between variants); cached."""
-        key = (name, image_id)
-        if key not in self._detections:
-            from slimbench.model.detections import detect
-
-            s = self.settings
-            self._detections[key] = detect(self.predictor(name), self.images[image_id], s.imgsz, s.conf, s.iou, "cpu")
-        return self._detections[key]
 
     # ------------------------------------------------------------ gates
 
@@ -548,149 +376,7 @@ class SuiteSession:
 
             pytest.fail("\n".join(broken), pytrace=False)
 
-    # ------------------------------------------------------------ terminal summary
 
-    def summary_lines(self) -> list[str]:
-        """A compact plain-text table of what this run measured (static figures, speed ratios, agreement)."""
-        lines: list[str] = []
-        static = [(n, f["static"]) for n, f in self.figures.items() if "static" in f]
-        if static:
-            imgsz = self.settings.imgsz
-            lines.append(f"static figures (GFLOPs at {imgsz}x{imgsz}, batch 1; MB = 1e6 bytes)")
-            lines += static_table(static)
-        ratios = [(n, k, r) for n, f in self.figures.items() for k, r in f.get("speed_ratio", {}).items()]
-        if ratios:
-            lines.append(f"speed ratio vs {self.config.reference} (median of interleaved pairs; < 1 is faster)")
-            for name, key, r in ratios:
-                lines.append(f"{name:<16}{key:<18}{r['median_ratio']:>7.3f}  ({r['speedup']:.2f}x, {r['pairs']} pairs)")
-        agreements = [(n, k, a) for n, f in self.figures.items() for k, a in f.get("agreement", {}).items()]
-        if agreements:
-            lines.append(
-                f"detections vs {self.config.reference} (conf {self.settings.conf}, match IoU "
-                f"{self.settings.match_iou})"
-            )
-            for name, image, a in agreements:
-                lines.append(
-                    f"{name:<16}{image:<18}{a['candidate_count']:>5} vs {a['reference_count']:<5} "
-                    f"recall {shown(a['recall'], '{:.3f}')}  precision {shown(a['precision'], '{:.3f}')}"
-                )
-        lines += self._deployment_lines()
-        if self._accuracy is not None:
-            lines += self._accuracy.summary_lines(self.figures)
-        if self._deploy is not None:
-            lines += self._deploy.summary_lines()
-        return lines
-
-    def _deployment_lines(self) -> list[str]:
-        """Latency percentiles and FPS per runtime, peak memory, ONNX size and parity, per variant."""
-        lines: list[str] = []
-        timed = [(n, k, t) for n, f in self.figures.items() for k, t in f.get("forward", {}).items()]
-        if timed:
-            lines.append("latency per runtime (benchmark rounds; ort = ONNX Runtime on the ONNX export)")
-            lines.append(f"{'variant':<16}{'key':<18}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'FPS':>9}{'rounds':>8}")
-            for name, key, t in timed:
-                lines.append(
-                    f"{name:<16}{key:<18}{t['median_s'] * 1e3:>9.2f}{t.get('p90_s', float('nan')) * 1e3:>9.2f}"
-                    f"{t.get('p99_s', float('nan')) * 1e3:>9.2f}{t.get('fps', float('nan')):>9.1f}{t['rounds']:>8}"
-                )
-        mem = [(n, k, m) for n, f in self.figures.items() for k, m in f.get("memory", {}).items()]
-        if mem:
-            lines.append("peak memory of inference (a fresh process each; MB = 1e6 bytes)")
-            for name, key, m in mem:
-                cuda = m.get("cuda_max_allocated_mb")
-                lines.append(
-                    f"{name:<16}{key:<18}peak RSS {m['peak_rss_mb']:>7.0f} MB, inference {m['inference_mb']:>6.0f} MB"
-                    + (f", CUDA max allocated {cuda:.0f} MB" if cuda is not None else "")
-                )
-        dep = [(n, f.get("deployment", {}), f.get("parity")) for n, f in self.figures.items()]
-        if any(d or p for _, d, p in dep):
-            lines.append("ONNX export and parity with the checkpoint")
-            for name, d, p in dep:
-                if "export_error" in d:
-                    lines.append(f"{name:<16}{d['export_error']}")
-                elif "onnx_size_mb" in d:
-                    parity = ""
-                    if p:
-                        same = all(a["identical"] for a in p["images"].values())
-                        parity = (
-                            f", max abs diff {p['max_abs_diff']:.2g} ({'ok' if p['ok'] else 'FAILED'}), "
-                            f"detections {'identical' if same else 'DIFFER'}"
-                        )
-                    cached = "cached" if not d.get("export_built") else f"exported in {d['export_seconds']:.1f} s"
-                    lines.append(f"{name:<16}ONNX {d['onnx_size_mb']:.2f} MB ({cached}){parity}")
-        return lines
-
-
-@dataclass(frozen=True)
-class Unmeasurable:
-    """A configured limit this run cannot measure: the variant, the limit key and the one line that says why."""
-
-    variant: str
-    limit: str
-    line: str
-
-
-def unmeasurable_limits(session: SuiteSession) -> list[str]:
-    """Configured limits this run cannot measure, one line each naming the limit and what is missing."""
-    return [u.line for u in unmeasurable(session)]
-
-
-def unmeasurable(session: SuiteSession) -> list[Unmeasurable]:
-    """Configured limits this run cannot measure, each with the line naming the limit and what is missing.
-
-    A skipped check would leave a configured gate green without a figure; the plugin stops the run at start
-    instead, unless the test that would judge the limit was deselected (``-m "not accuracy"``): that is the user's
-    explicit choice, reported as "not run (deselected)". Smoke mode is an explicit choice too.
-    """
-    cfg, s = session.config, session.settings
-    where = f"{cfg.source}: " if cfg.source else ""
-    from slimbench.runtimes.onnx_runtime import missing_reason
-
-    missing: dict[str, str | None] = {
-        "min_count_ratio": None if session.image_paths else "no sample images (settings.images or --image)",
-        "max_speed_ratio": None if "torch" in s.runtime else "torch is not in settings.runtime / --runtime",
-        "max_ort_speed_ratio": (
-            "onnxruntime is not in settings.runtime / --runtime" if "onnxruntime" not in s.runtime else missing_reason()
-        ),
-        "max_memory_ratio": None if s.memory else "settings.memory = false",
-        "max_map50_95_drop": session.map_unsupported(),
-        "min_agreement_map50": None
-        if session.accuracy.agreement_images()
-        else ("no agreement images (--agreement-images DIR, settings.agreement_images or settings.images)"),
-    }
-    for key in ("max_count_ratio", "min_agreement_recall", "min_agreement_precision"):
-        missing[key] = missing["min_count_ratio"]
-    int8_off = "int8 is not in settings.precision / --precision (the deployment matrix, marker matrix)"
-    missing["min_int8_agreement_map50"] = (
-        int8_off
-        if "int8" not in s.precision
-        else None
-        if {"onnxruntime", "openvino"} & set(s.runtime)
-        else "neither onnxruntime nor openvino is in settings.runtime / --runtime"
-    )
-    missing["max_int8_map50_95_drop"] = (
-        int8_off
-        if "int8" not in s.precision
-        else (None if "onnxruntime" in s.runtime else "onnxruntime is not in settings.runtime / --runtime")
-        or session.map_unsupported()
-    )
-    out = []
-    for v in cfg.candidates:
-        limits = cfg.limits(v.name)
-        for key, why in missing.items():
-            if why and getattr(limits, key) is not None:
-                line = f"{where}thresholds.{v.name}.{key} is set but cannot be measured in this run: {why}"
-                out.append(Unmeasurable(v.name, key, line))
-    return out
-
-
-def _ratio(value: float, ref: float) -> float:
-    return value / ref if ref else float("inf")
-
-
-def _resolve(path: str, base: Path) -> Path:
-    p = Path(os.path.expanduser(path))
-    return p if p.is_absolute() else base / p
 
 
 def _image_ids(paths: Iterable[Path]) -> dict[str, Path]:

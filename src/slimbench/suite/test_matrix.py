@@ -18,8 +18,9 @@ INT8 files: static QDQ quantization with onnxruntime.quantization (slimbench.run
 import pytest
 
 from slimbench.bench.checks import cell_vs_torch, measured
-from slimbench.bench.matrix import DEPLOY_RUNTIMES, accuracy_key, cell_key
+from slimbench.bench.matrix import accuracy_key, cell_key
 from slimbench.measure.timing import latency_figures
+from slimbench.runtimes.registry import FILE_RUNTIMES, missing_reason
 
 pytestmark = pytest.mark.matrix
 
@@ -31,7 +32,7 @@ def pytest_generate_tests(metafunc):
     from slimbench.plugin import get_session
 
     s = get_session(metafunc.config).settings
-    cells = [(rt, p) for rt in s.runtime if rt in DEPLOY_RUNTIMES for p in s.precision] or [("off", "off")]
+    cells = [(rt, p) for rt in s.runtime if rt in FILE_RUNTIMES for p in s.precision] or [("off", "off")]
     ids = [f"{RUNTIME_IDS.get(rt, rt)}-{p}" for rt, p in cells]
     metafunc.parametrize("cell", cells, ids=ids)
 
@@ -41,12 +42,9 @@ def _check(slimbench, runtime):
         pytest.skip("deployment matrix off: give --precision fp32,int8 or [settings] precision")
     if runtime == "off":
         pytest.skip("no ONNX-based runtime in --runtime / settings.runtime (onnxruntime, openvino)")
-    from importlib import import_module
-
-    name = "onnx_runtime" if runtime == "onnxruntime" else "openvino_runtime"
-    mod = import_module(f"slimbench.runtimes.{name}")
-    if mod.missing_reason():
-        pytest.skip(mod.missing_reason())
+    why = missing_reason(runtime)
+    if why:
+        pytest.skip(why)
 
 
 def test_cell_latency(benchmark, slimbench, variant, cell, device, batch, threads):
