@@ -307,7 +307,7 @@ def test_agreement_is_one_with_itself_and_drops_when_damaged(bundled):
 
 
 def test_config_keys_and_command_line(tmp_path):
-    from slimbench.config.suite import Overrides, apply_overrides
+    from slimbench.config.overrides import Overrides, apply_overrides
 
     toml = tiny_models.write_suite(
         tmp_path / "suite.toml",

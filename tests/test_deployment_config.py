@@ -9,7 +9,9 @@ import pytest
 
 from slimbench.bench.baseline_compare import RULES, compare, merge_entry
 from slimbench.bench.baseline_store import read_baseline, render
-from slimbench.config.suite import Overrides, Settings, apply_overrides, config_from_dict, parse_runtimes
+from slimbench.config.overrides import Overrides, apply_overrides
+from slimbench.config.suite import Settings, config_from_dict
+from slimbench.config.values import parse_runtimes
 from slimbench.core.errors import SlimbenchError
 
 

@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from slimbench.bench.matrix import accuracy_key, cell_key
-from slimbench.config.suite import Overrides, Settings, apply_overrides, config_from_dict, parse_precisions
+from slimbench.config.overrides import Overrides, apply_overrides
+from slimbench.config.suite import Settings, config_from_dict
+from slimbench.config.values import parse_precisions
 from slimbench.core.errors import SlimbenchError
 from slimbench.core.timing_key import TimingKey
 

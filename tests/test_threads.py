@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from slimbench.bench.session import SuiteSession
-from slimbench.config.suite import Overrides, Settings, SuiteConfig, Variant, apply_overrides, config_from_dict
+from slimbench.config.overrides import Overrides, apply_overrides
+from slimbench.config.suite import Settings, SuiteConfig, Variant, config_from_dict
 from slimbench.core.errors import SlimbenchError
 from slimbench.core.timing_key import TimingKey
 from slimbench.measure.timing import available_cpus, use_threads

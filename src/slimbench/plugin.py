@@ -171,7 +171,7 @@ def _in_suite(metafunc: pytest.Metafunc) -> bool:
 
 def _options(config: pytest.Config) -> SuiteOptions:
     from slimbench.config.options import SuiteOptions
-    from slimbench.config.suite import Overrides
+    from slimbench.config.overrides import Overrides
 
     if _opt(config, "renamed_images") is not None:
         raise SlimbenchError(RENAMED_IMAGES)

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from slimbench.config.suite import config_from_dict, parse_variant_arg
+from slimbench.config.overrides import parse_variant_arg
+from slimbench.config.suite import config_from_dict
 from slimbench.core.errors import SlimbenchError
 from slimbench.core.files import atomic_write_bytes
 from slimbench.model.checkpoint import check_file, sha256_of

@@ -311,7 +311,7 @@ class SuiteSession:
         """Judge a figure against the variant's limits for ``metric`` (``core.metric_specs``): the broken ones,
         one line each. Every verdict (passed or not) is recorded under ``figures[name]["checks"]`` for the report,
         which so never depends on which test asked."""
-        from slimbench.config.suite import violation
+        from slimbench.core.gates import violation
         from slimbench.core.metric_specs import SPECS
 
         spec, limits, broken = SPECS[metric], self.limits(name), []

@@ -10,7 +10,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from slimbench.config.suite import Overrides, SuiteConfig, apply_overrides, load_config
+from slimbench.config.overrides import Overrides, apply_overrides
+from slimbench.config.suite import SuiteConfig, load_config
 from slimbench.core.errors import SlimbenchError
 
 

@@ -38,8 +38,8 @@ One TOML file per suite (``fixtures/slimbench.toml`` by default)::
     tolerances = { gflops = 0.001, file_size_mb = "1%" }   # absolute, or "N%" of the baseline value
 
 Everything is validated strictly (unknown keys, wrong types, unknown variants): a mistake is one
-:class:`SlimbenchError` line naming the file and the key. Command line overrides are merged on top by
-:func:`apply_overrides`.
+:class:`SlimbenchError` line naming the file and the key; a setting's value is checked by :mod:`config.values`.
+Command line overrides are merged on top by :func:`slimbench.config.overrides.apply_overrides`.
 """
 
 from __future__ import annotations
@@ -55,10 +55,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from slimbench.config.baseline import BaselineConfig, parse_baseline_config
+from slimbench.config.values import VARIANT_NAME, check_device, check_imgsz, parse_precisions, parse_runtimes
 from slimbench.core import metric_specs
 from slimbench.core.errors import SlimbenchError
-from slimbench.core.files import read_text
-from slimbench.core.timing_key import RUNTIMES
+from slimbench.core.files import read_text, resolve_path
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -68,9 +68,6 @@ else:  # pragma: no cover - exercised on 3.10 only
 REFERENCE = "reference"
 CANDIDATE = "candidate"
 Role = Literal["reference", "candidate"]
-
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-_DEVICE = re.compile(r"^(cpu|cuda(:\d+)?|mps)$")
 
 
 @dataclass(frozen=True)
@@ -208,7 +205,7 @@ def config_from_dict(data: dict[str, Any], base: Path, source: Path | None = Non
         sha = spec.get("sha256")
         if sha is not None:
             sha = _check_sha(sha, key + ".sha256", err)
-        variants[name] = Variant(name, _resolve(rel, base), sha)
+        variants[name] = Variant(name, resolve_path(rel, base), sha)
 
     if reference not in variants:
         raise err("reference", f"{reference!r} is not a variant (variants: {', '.join(variants)})")
@@ -216,10 +213,10 @@ def config_from_dict(data: dict[str, Any], base: Path, source: Path | None = Non
     settings = _settings(data.get("settings", {}), base, err, where)
     thresholds = _thresholds(data.get("thresholds", {}), variants, err)
     baseline = parse_baseline_config(data.get("baseline", {}), base, err)
-    return replace(_finish(reference, variants, settings, thresholds, source), baseline=baseline)
+    return replace(assemble_config(reference, variants, settings, thresholds, source), baseline=baseline)
 
 
-def _finish(
+def assemble_config(
     reference: str,
     variants: dict[str, Variant],
     settings: Settings,
@@ -246,13 +243,13 @@ def _settings(raw: Any, base: Path, err: Callable[[str, str], SlimbenchError], w
         elif key in {"data", "agreement_images", "calibration"}:
             if not isinstance(value, str) or not value.strip():
                 raise err(k, f"expected a non-empty path (string), got {_tname(value)}")
-            kw[key] = _resolve(value.strip(), base)
+            kw[key] = resolve_path(value.strip(), base)
         elif key in {"batch", "threads"}:
             kw[key] = tuple(dict.fromkeys(_int(v, k, err, minimum=1) for v in _list(value, k, err, int)))
         elif key == "device":
             kw[key] = tuple(check_device(str(v), f"{where}: {k}") for v in _list(value, k, err, str, split=True))
         elif key == "images":
-            kw[key] = tuple(_resolve(str(v), base) for v in _list(value, k, err, str))
+            kw[key] = tuple(resolve_path(str(v), base) for v in _list(value, k, err, str))
         elif key in {"conf", "iou", "match_iou"}:
             v = _number(value, k, err)
             if not 0.0 <= v <= 1.0:
@@ -304,206 +301,7 @@ def _thresholds(
     return out
 
 
-# ---------------------------------------------------------------- command line
-
-
-@dataclass(frozen=True)
-class Overrides:
-    """Command line options that change a config; ``None`` / empty means keep the file's value."""
-
-    variants: tuple[str, ...] = ()  # "NAME=PATH", in order
-    reference: str | None = None
-    device: str | None = None  # "cpu,cuda"
-    batch: str | None = None  # "1,8"
-    imgsz: int | None = None
-    images: tuple[str, ...] = ()
-    data: str | None = None  # --data YAML
-    agreement_images: str | None = None  # --agreement-images DIR
-    runtime: str | None = None  # "torch,onnxruntime"
-    threads: str | None = None  # "1,4"
-    precision: str | None = None  # "fp32,int8"
-    calibration: str | None = None  # --calibration DIR
-
-
-def parse_variant_arg(text: str) -> tuple[str, str]:
-    """``"NAME=PATH"`` -> (name, path); the option is named in the error."""
-    name, sep, path = text.partition("=")
-    name, path = name.strip(), path.strip()
-    if not sep or not name or not path:
-        raise SlimbenchError(f"--variant {text!r}: expected NAME=PATH")
-    if not _NAME.match(name):
-        raise SlimbenchError(f"--variant {text!r}: variant names are letters, digits, '_', '-', '.'")
-    return name, path
-
-
-def parse_int_list(text: str, option: str, minimum: int = 1) -> tuple[int, ...]:
-    """``"1,8"`` -> (1, 8), refusing anything else with the option's name."""
-    items = [t.strip() for t in str(text).split(",")]
-    out: list[int] = []
-    for t in items:
-        if not re.fullmatch(r"\d+", t) or int(t) < minimum:
-            raise SlimbenchError(f"{option} {text!r}: expected comma-separated integers >= {minimum}")
-        out.append(int(t))
-    return tuple(dict.fromkeys(out))
-
-
-def parse_devices(text: str, option: str = "--device") -> tuple[str, ...]:
-    """``"cpu,cuda"`` -> ("cpu", "cuda"); cuda availability is checked later, per test (skipped when absent)."""
-    items = [t.strip().lower() for t in str(text).split(",")]
-    if not all(items):
-        raise SlimbenchError(f"{option} {text!r}: expected comma-separated devices such as cpu,cuda")
-    return tuple(dict.fromkeys(check_device(t, option) for t in items))
-
-
-def parse_runtimes(items: Sequence[str] | str, where: str = "--runtime") -> tuple[str, ...]:
-    """``"torch,onnxruntime"`` (or a list) -> ("torch", "onnxruntime"); "ort" is accepted for onnxruntime."""
-    raw = str(items).split(",") if isinstance(items, str) else list(items)
-    out: list[str] = []
-    for item in raw:
-        name = str(item).strip().lower()
-        name = {"ort": "onnxruntime", "ov": "openvino"}.get(name, name)
-        if name not in RUNTIMES:
-            raise SlimbenchError(f"{where}: unknown runtime {str(item).strip()!r} (expected {', '.join(RUNTIMES)})")
-        out.append(name)
-    if not out:
-        raise SlimbenchError(f"{where}: expected comma-separated runtimes such as torch,onnxruntime")
-    return tuple(dict.fromkeys(out))
-
-
-PRECISIONS = ("fp32", "int8")
-"""Deployment matrix precisions: the FP32 export and its INT8 (QDQ) file (slimbench.runtimes.quantize)."""
-
-
-def parse_precisions(items: Sequence[str] | str, where: str = "--precision") -> tuple[str, ...]:
-    """``"fp32,int8"`` (or a list) -> ("fp32", "int8")."""
-    raw = str(items).split(",") if isinstance(items, str) else list(items)
-    out = [str(item).strip().lower() for item in raw]
-    bad = [item for item in out if item not in PRECISIONS]
-    if bad or not out:
-        raise SlimbenchError(f"{where}: unknown precision {bad[0] if bad else ''!r} (expected fp32, int8)")
-    return tuple(dict.fromkeys(out))
-
-
-def check_device(name: str, where: str) -> str:
-    """A device name slimbench can time on, lower-cased; ``where`` (option or file and key) starts the error."""
-    name = name.strip().lower()
-    if not _DEVICE.match(name):
-        raise SlimbenchError(f"{where}: unknown device {name!r} (expected cpu, cuda, cuda:N or mps)")
-    return name
-
-
-def check_imgsz(value: int, where: str) -> int:
-    """YOLO detectors downsample by 32: other sizes cannot run a raw forward pass."""
-    if value < 32 or value % 32:
-        raise SlimbenchError(f"{where}: {value} is not a positive multiple of 32 (the largest YOLO stride)")
-    return value
-
-
-def apply_overrides(cfg: SuiteConfig | None, ov: Overrides, cwd: Path | None = None) -> SuiteConfig:
-    """Merge command line options over a config (or build one from ``--variant`` alone when ``cfg`` is None).
-
-    ``--variant NAME=PATH`` adds a candidate, or replaces the checkpoint of a variant of the config and drops its
-    sha256 pin and its limits: both were written for the old file, and a limit belongs to the checkpoint it was set
-    for (the name is kept in :attr:`SuiteConfig.replaced`, so the run can say so). Without a config the variants of
-    the command line are the whole run: no limits, figures only. Paths on the command line are relative to ``cwd``.
-    """
-    cwd = cwd or Path.cwd()
-    parsed = [parse_variant_arg(t) for t in ov.variants]
-    if cfg is None:
-        if not parsed:
-            raise SlimbenchError("no variants: give --variants-file PATH or --variant NAME=PATH")
-        variants: dict[str, Variant] = {}
-        reference = ov.reference or parsed[0][0]
-        settings, thresholds, source = Settings(), {}, None
-    else:
-        variants = dict(cfg.variants)
-        reference = ov.reference or cfg.reference
-        settings, thresholds, source = cfg.settings, dict(cfg.thresholds), cfg.source
-    replaced = list(dict.fromkeys(name for name, _ in parsed if cfg is not None and name in cfg.variants))
-    for name, path in parsed:
-        variants[name] = Variant(name, _resolve(path, cwd), None)
-    if reference not in variants:
-        where = "--reference" if ov.reference else "reference"
-        raise SlimbenchError(f"{where} {reference!r}: unknown variant (variants: {', '.join(variants)})")
-    changes: dict[str, Any] = {}
-    if ov.device is not None:
-        changes["device"] = parse_devices(ov.device)
-    if ov.batch is not None:
-        changes["batch"] = parse_int_list(ov.batch, "--batch")
-    if ov.runtime is not None:
-        changes["runtime"] = parse_runtimes(ov.runtime)
-    if ov.threads is not None:
-        changes["threads"] = parse_int_list(ov.threads, "--threads")
-    if ov.precision is not None:
-        changes["precision"] = parse_precisions(ov.precision)
-    if ov.imgsz is not None:
-        changes["imgsz"] = check_imgsz(int(ov.imgsz), "--imgsz")
-    if ov.images:
-        changes["images"] = tuple(_resolve(p, cwd) for p in ov.images)
-    for key, text, option in (
-        ("data", ov.data, "--data"),
-        ("agreement_images", ov.agreement_images, "--agreement-images"),
-        ("calibration", ov.calibration, "--calibration"),
-    ):
-        if text is not None:
-            if not str(text).strip():
-                raise SlimbenchError(f"{option}: expected a path")
-            changes[key] = _resolve(str(text).strip(), cwd)
-    out = _finish(reference, variants, replace(settings, **changes), thresholds, source)
-    if cfg is None:
-        return out
-    unlimited = _unlimited(out, replaced, source)
-    kept = {name: t for name, t in thresholds.items() if name not in unlimited}
-    return replace(out, thresholds=kept, baseline=cfg.baseline, replaced=tuple(replaced), unlimited=unlimited)
-
-
-def _unlimited(cfg: SuiteConfig, replaced: list[str], source: Path | None) -> dict[str, str]:
-    """Variants whose limits from the file no longer apply, and why: a replaced checkpoint loses its own limits,
-    and when the reference is replaced every candidate's limits go too (each was set against the old reference)."""
-    file = source.name if source else "the suite config"
-    out = {name: f"checkpoint replaced on the command line; limits from {file} not applied" for name in replaced}
-    if cfg.reference in replaced:
-        for v in cfg.candidates:
-            out.setdefault(v.name, f"reference replaced on the command line; limits from {file} not applied")
-    return out
-
-
-# ---------------------------------------------------------------- gates
-
-
-def violation(
-    variant: str,
-    label: str,
-    value: float | None,
-    limit: float | None,
-    kind: Literal["max", "min"],
-    fmt: str = "{:,.4g}",
-    note: str = "",
-    undefined: str | None = None,
-) -> str | None:
-    """One line such as ``"pruned: params 1,234,567 > max 1,200,000"`` when a limit is broken, else None.
-
-    A limit of None is not gated. A value of None against a limit is a violation: ``undefined`` says why it has no
-    value (``"n/a (0 detections)"``), else it reads "not measured".
-    """
-    if limit is None:
-        return None
-    tail = f" ({note})" if note else ""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return f"{variant}: {label} {undefined or 'not measured'}, {kind} {fmt.format(limit)}{tail}"
-    if kind == "max" and value > limit:
-        return f"{variant}: {label} {fmt.format(value)} > max {fmt.format(limit)}{tail}"
-    if kind == "min" and value < limit:
-        return f"{variant}: {label} {fmt.format(value)} < min {fmt.format(limit)}{tail}"
-    return None
-
-
 # ---------------------------------------------------------------- helpers
-
-
-def _resolve(path: str, base: Path) -> Path:
-    p = Path(os.path.expanduser(path))
-    return p if p.is_absolute() else base / p
 
 
 def _tname(value: Any) -> str:
@@ -517,7 +315,7 @@ def _no_unknown(d: dict[str, Any], allowed: set[str], prefix: str, err: Callable
 
 
 def _check_name(name: str, key: str, err: Callable[[str, str], SlimbenchError]) -> None:
-    if not _NAME.match(name):
+    if not VARIANT_NAME.match(name):
         raise err(key, "variant names are letters, digits, '_', '-', '.' (they become test ids)")
 
 

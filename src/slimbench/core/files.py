@@ -1,5 +1,6 @@
-"""Reading input files (text, image folders) with one line per mistake, and writing files so that no reader, and
-no crash, ever sees half of one: the one atomic writer of slimbench.
+"""Files and folders, one way each: reading input files (text, image folders) with one line per mistake, resolving
+the paths users write, the cache folder's default, and writing files so that no reader, and no crash, ever sees half
+of one: the one atomic writer of slimbench.
 
 Checkpoints, manifests, summaries, the baseline, exports and the synthetic dataset all land through
 :func:`atomic_write_bytes`: the bytes go to a hidden temp file in the same folder (same file system, so the rename
@@ -67,3 +68,18 @@ def image_files(path: Path) -> list[Path]:
     if not files:
         raise SlimbenchError(f"{path}: no images in the folder ({', '.join(sorted(IMAGE_SUFFIXES))})")
     return files
+
+
+CACHE_DIR = ".slimbench-cache"
+"""Generated datasets, ONNX exports and validator scratch space (safe to delete); relative to the folder it sits in."""
+
+
+def cache_folder(configured: str | os.PathLike[str] | None = None) -> Path:
+    """The cache folder: ``configured`` when given, else :data:`CACHE_DIR` in the working directory."""
+    return Path(configured) if configured is not None else Path.cwd() / CACHE_DIR
+
+
+def resolve_path(path: str, base: Path) -> Path:
+    """A path as the user wrote it (``~`` expanded); a relative one is taken relative to ``base``."""
+    p = Path(os.path.expanduser(path))
+    return p if p.is_absolute() else base / p
