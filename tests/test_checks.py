@@ -6,7 +6,8 @@ import pytest
 
 from slimbench.bench.session import SuiteSession
 from slimbench.config.suite import config_from_dict
-from slimbench.report.summary import Failure, check_name, failed_checks
+from slimbench.report.facts import Failure
+from slimbench.report.rows import check_name, failed_checks
 
 
 @pytest.fixture

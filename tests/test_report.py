@@ -20,6 +20,8 @@ import pytest
 import tiny_models
 
 from slimbench.report import charts, check, html, images, summary
+from slimbench.report.facts import RunFacts
+from slimbench.report.rows import DEPLOYMENT_COLUMNS, paired_speedup
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 SETTINGS = {
@@ -329,7 +331,7 @@ def paired_run(tmp_path: Path, max_speed_ratio: float | None = None):
 
 def test_a_paired_cell_shows_one_speedup_and_it_is_the_paired_one(tmp_path):
     session = paired_run(tmp_path)
-    doc = summary.build(session, summary.RunFacts(), {"imgsz": 640})
+    doc = summary.build(session, RunFacts(), {"imgsz": 640})
     rows = {r["variant"]: r for r in doc["rows"]}
     assert rows["pruned"]["speedup[cpu-b1-t2]"] == pytest.approx(1 / 0.308, rel=1e-12)  # not the medians' 2.5
     assert rows["pruned"]["speedup_medians[cpu-b1-t2]"] == pytest.approx(2.5)
@@ -367,8 +369,8 @@ def test_a_paired_cell_shows_one_speedup_and_it_is_the_paired_one(tmp_path):
 def test_the_speed_table_shows_the_paired_speedup_only_and_flags_it_with_its_ratio(tmp_path):
     session = paired_run(tmp_path, max_speed_ratio=0.25)
     assert session.judge("pruned", "speed_ratio", 0.308, cell="cpu-b1-t2-640"), "0.308 > max 0.25: a failed gate"
-    doc = summary.build(session, summary.RunFacts(), {"imgsz": 640})
-    formats = {c.key: c.fmt for c in summary.DEPLOYMENT_COLUMNS}
+    doc = summary.build(session, RunFacts(), {"imgsz": 640})
+    formats = {c.key: c.fmt for c in DEPLOYMENT_COLUMNS}
     page = html.cell_table(doc, "speed", formats)
     head = page.split("</thead>")[0]
     assert re.findall(r'<th data-key="(speed[^"]*)"', head) == ["speed_ratio", "speedup"]
@@ -378,9 +380,9 @@ def test_the_speed_table_shows_the_paired_speedup_only_and_flags_it_with_its_rat
 
 
 def test_a_paired_speedup_is_undefined_only_without_a_ratio():
-    assert summary.paired_speedup(0.5) == 2.0
-    assert summary.paired_speedup(0.0) is None and summary.paired_speedup(None) is None
-    assert summary.paired_speedup("n/a (smoke mode)") is None and summary.paired_speedup(float("nan")) is None
+    assert paired_speedup(0.5) == 2.0
+    assert paired_speedup(0.0) is None and paired_speedup(None) is None
+    assert paired_speedup("n/a (smoke mode)") is None and paired_speedup(float("nan")) is None
 
 
 def test_annotate_draws_the_recorded_boxes_offline():

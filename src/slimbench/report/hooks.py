@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from slimbench.bench.session import SuiteSession
     from slimbench.config.suite import SuiteConfig
     from slimbench.core.timing_key import TimingKey
-    from slimbench.report.summary import RunFacts
+    from slimbench.report.facts import RunFacts
 
 PLUGIN_NAME = "slimbench-outputs"
 CAPTIONS = {
@@ -118,7 +118,7 @@ class OutputsPlugin:
     """Hooks that turn the session's figures into the report, the summaries and the baseline update."""
 
     def __init__(self, config: pytest.Config, session: SuiteSession) -> None:
-        from slimbench.report.summary import RunFacts
+        from slimbench.report.facts import RunFacts
 
         self.config = config
         self.session = session
@@ -161,7 +161,7 @@ class OutputsPlugin:
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         """Add the suite's environment to pytest-metadata's table, which pytest-html shows (it reads it trylast)."""
-        from slimbench.report.summary import environment
+        from slimbench.report.facts import environment
 
         gate = self.session.baseline
         self.env = environment(self.session, gate.path if gate is not None else None)
@@ -230,7 +230,7 @@ class OutputsPlugin:
 
     def _note_failure(self, params: dict[str, Any], name: str, report: pytest.TestReport) -> None:
         """The variant, cell and first line of a failure; not the test's name, which a user's copy may change."""
-        from slimbench.report.summary import Failure
+        from slimbench.report.facts import Failure
 
         key = None
         if "device" in params and "batch" in params and "threads" in params:
@@ -356,7 +356,7 @@ class OutputsPlugin:
     def _html(self, doc: dict[str, Any]) -> str:
         from slimbench.report import charts, html
         from slimbench.report.images import annotate, jpeg_b64, side_by_side
-        from slimbench.report.summary import DEPLOYMENT_COLUMNS, columns
+        from slimbench.report.rows import DEPLOYMENT_COLUMNS, columns
 
         s = self.session
         formats = {c.key: c.fmt for c in (*columns(s), *DEPLOYMENT_COLUMNS)}
