@@ -94,7 +94,7 @@ def build(session: SuiteSession, facts: RunFacts, env: Mapping[str, Any]) -> dic
 
 def write_json(path: str | os.PathLike[str], summary: Mapping[str, Any]) -> Path:
     """summary.json, atomically."""
-    from slimbench.model.checkpoint import atomic_write_bytes
+    from slimbench.core.files import atomic_write_bytes
 
     return atomic_write_bytes(path, (json.dumps(summary, indent=2, allow_nan=False) + "\n").encode("utf-8"))
 
@@ -103,7 +103,7 @@ def write_csv(path: str | os.PathLike[str], summary: Mapping[str, Any]) -> Path:
     """summary.csv (pandas): the table's rows and columns, keys as headers, atomically."""
     import pandas as pd
 
-    from slimbench.model.checkpoint import atomic_write_bytes
+    from slimbench.core.files import atomic_write_bytes
 
     keys = [c["key"] for c in summary["columns"]]
     frame = pd.DataFrame(summary["rows"], columns=keys)
