@@ -27,7 +27,6 @@ def test_declarations_are_consistent():
             assert lim.key.startswith(lim.kind + "_"), lim.key
             assert metric_specs.spec_of_limit(lim.key) is m
     assert metric_specs.integer_limit_keys() == {"max_params", "max_zeroed_channels"}
-    assert metric_specs.SPECS["file_size_mb"].text(6.2) == "6.20 MB"
 
 
 def test_a_column_shows_the_metric_of_its_name_first():

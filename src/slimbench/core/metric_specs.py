@@ -46,10 +46,6 @@ class MetricSpec:
     columns: tuple[str, ...] = ()  # summary columns it is shown in ("{key}": the timing label of the cell)
     suffix: str = ""  # written after a number in gate messages ("%", " MB")
 
-    def text(self, value: float) -> str:
-        """The figure as a gate message writes it."""
-        return self.fmt.format(value) + self.suffix
-
 
 def _max(key: str, integer: bool = False) -> tuple[Limit, ...]:
     return (Limit(key, "max", integer),)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from slimbench.core.errors import SlimbenchError
 from slimbench.core.files import atomic_write_bytes
+from slimbench.core.versions import module_version
 from slimbench.measure.timing import available_cpus
 from slimbench.model.checkpoint import load_detector, save_detector, sha256_of
 
@@ -100,19 +101,9 @@ class FixturePlan:
 
 
 def _library_versions() -> dict[str, str]:
-    import torch
-    import torch_pruning
-    import ultralytics
-
-    import slimbench
-
-    return {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "ultralytics": ultralytics.__version__,
-        "torch_pruning": getattr(torch_pruning, "__version__", "unknown"),
-        "slimbench": slimbench.__version__,
-    }
+    """What the imported modules say they are (``__version__``), as the manifest has always recorded them."""
+    modules = ("torch", "ultralytics", "torch_pruning", "slimbench")
+    return {"python": platform.python_version(), **{m: module_version(m) for m in modules}}
 
 
 def validate_map(

@@ -9,7 +9,8 @@ Unsupported models are refused before any graph is built (:mod:`slimbench.prunin
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import torch
@@ -80,6 +81,29 @@ def trace_outputs(model: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
     return [tower(f) for towers in head_towers(head) for tower, f in zip(towers, feats, strict=True)]
 
 
+@contextlib.contextmanager
+def split_prune_fold(model: nn.Module, result: PruneResult, example_imgsz: int) -> Iterator[torch.Tensor]:
+    """The frame both pruning rules run in: record ``result``'s channels and params before, split the blocks
+    torch-pruning misreads (C2f/C3k2, C2PSA), make every parameter require grad (torch-pruning's graph leaves out the
+    others) and hand over an example input; after the body, fold the rewrites back into plain ultralytics modules,
+    put the model in eval mode and record the figures after.
+
+    When the body raises (a deadline, a refused group) the model is left split and half-pruned: the caller discards
+    it (the CLI writes nothing)."""
+    result.channels_before = conv_channels(model)
+    result.params_before = count_params(model)
+    split_c2f(model)
+    split_c2psa(model)
+    for p in model.parameters():
+        p.requires_grad_(True)
+    yield torch.randn(1, 3, example_imgsz, example_imgsz, device=next(model.parameters()).device)
+    fold_c2psa(model)
+    fold_c2f(model)
+    model.eval()
+    result.channels_after = conv_channels(model)
+    result.params_after = count_params(model)
+
+
 def prune_detection_model(
     model: nn.Module,
     ratio: float,
@@ -115,16 +139,8 @@ def prune_detection_model(
         kept_layers=tuple(reasons),
         kept_reasons=reasons,
     )
-    result.channels_before = conv_channels(model)
-    result.params_before = count_params(model)
 
-    split_c2f(model)
-    split_c2psa(model)
-    for p in model.parameters():
-        p.requires_grad_(True)
-    example = torch.randn(1, 3, example_imgsz, example_imgsz, device=next(model.parameters()).device)
-
-    def build_and_prune() -> None:
+    def build_and_prune(example: torch.Tensor) -> None:
         with opaque_attention(model):
             pruner = tp.pruner.BasePruner(
                 model,
@@ -143,12 +159,12 @@ def prune_detection_model(
                 on_group(group)
             group.prune()
 
-    # past the deadline the model is left half-pruned and split: the caller discards it (the CLI writes nothing)
-    run_with_deadline(build_and_prune, deadline_s, "torch-pruning's dependency graph (build and group collection)")
-    fold_c2psa(model)
-    fold_c2f(model)
-    model.eval()
-    result.channels_after = conv_channels(model)
-    result.params_after = count_params(model)
+    with split_prune_fold(model, result, example_imgsz) as example:
+        # past the deadline the model is left half-pruned and split: the caller discards it (the CLI writes nothing)
+        run_with_deadline(
+            lambda: build_and_prune(example),
+            deadline_s,
+            "torch-pruning's dependency graph (build and group collection)",
+        )
     result.seconds = time.perf_counter() - t0
     return result

@@ -26,10 +26,8 @@ from ultralytics.nn.modules.block import C2PSA, C3k2
 from ultralytics.nn.modules.head import Detect
 
 from slimbench.core.errors import SlimbenchError
-from slimbench.model.static_metrics import conv_channels, count_params
-from slimbench.pruning.c2f import fold_c2f, split_c2f
 from slimbench.pruning.compensation import capture_constants, compensate_group, zero_scales
-from slimbench.pruning.structural import PruneResult, head_output_layers
+from slimbench.pruning.structural import PruneResult, head_output_layers, split_prune_fold
 from slimbench.pruning.support import check_prunable
 
 
@@ -127,14 +125,7 @@ def threshold_prune(
         kept_layers=tuple(names[m] for m in kept),
         compensated=compensate,
     )
-    result.channels_before = conv_channels(model)
-    result.params_before = count_params(model)
-
-    split_c2f(model)
-    for p in model.parameters():  # torch-pruning's graph leaves out parameters that do not require grad
-        p.requires_grad_(True)
-    example = torch.randn(1, 3, example_imgsz, example_imgsz, device=next(model.parameters()).device)
-    with _export_mode(model):
+    with split_prune_fold(model, result, example_imgsz) as example, _export_mode(model):
         dg = tp.DependencyGraph().build_dependency(model, example_inputs=example)
         groups = [
             (g, s)
@@ -168,8 +159,4 @@ def threshold_prune(
             if compensate:
                 compensate_group(model, group, consts)
             group.prune()
-    fold_c2f(model)
-    model.eval()
-    result.channels_after = conv_channels(model)
-    result.params_after = count_params(model)
     return result
