@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from slimbench.core.errors import SlimbenchError
+from slimbench.core.files import CACHE_DIR
 
 if TYPE_CHECKING:
     from slimbench.bench.session import SuiteSession
@@ -37,7 +38,6 @@ SUITE_FLAG = "slimbench_suite"
 SUITE_CONFIG = "slimbench_config"
 """A suite conftest may name its config (relative to the conftest), as ``slimbench init`` writes it."""
 DEFAULT_VARIANTS_FILE = "fixtures/slimbench.toml"
-CACHE_DIR = ".slimbench-cache"
 """Under the rootdir: the generated default dataset and validator scratch space (safe to delete)."""
 _SESSION = pytest.StashKey["SuiteSession"]()
 RENAMED_IMAGES = "--images was renamed --agreement-images (agreement folder; --image stays the sample images)"

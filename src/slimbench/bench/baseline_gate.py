@@ -22,6 +22,7 @@ from typing import Any
 from slimbench.bench.baseline_compare import Row, changes, compare, diff_table, merge_entry
 from slimbench.bench.baseline_store import read_baseline, render
 from slimbench.config.baseline import BaselineConfig, default_path, required_by
+from slimbench.core.files import resolve_path
 
 NOT_RUN = "not run (no baseline yet)"
 """A variant's baseline status when there is no file yet and none is required: reported apart from passed/failed."""
@@ -156,10 +157,6 @@ def open_gate(
 ) -> BaselineGate:
     """The run's gate: ``--baseline PATH`` (relative to the working directory) or the default path; ``env`` (the
     process environment) and the config say whether a missing file fails (:func:`required_by`)."""
-    if explicit:
-        p = Path(os.path.expanduser(explicit))
-        path = p if p.is_absolute() else cwd / p
-    else:
-        path = default_path(config_source, config.path, rootdir)
+    path = resolve_path(explicit, cwd) if explicit else default_path(config_source, config.path, rootdir)
     required = required_by(config, config_source, os.environ if env is None else env)
     return BaselineGate(path, update, config, required, suite)

@@ -167,15 +167,9 @@ def read_baseline(path: str | os.PathLike[str]) -> dict[str, Any] | None:
 
 def versions() -> dict[str, str]:
     """The installed versions of the packages a baseline's figures depend on (``created_by``)."""
-    from importlib.metadata import PackageNotFoundError, version
+    from slimbench.core.versions import package_versions
 
-    out: dict[str, str] = {}
-    for dist in ("slimbench", "torch", "ultralytics", "torch-pruning"):
-        try:
-            out[dist] = version(dist)
-        except PackageNotFoundError:
-            continue
-    return out
+    return package_versions(("slimbench", "torch", "ultralytics", "torch-pruning"), missing=None)
 
 
 def render(variants: Mapping[str, Any]) -> bytes:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from slimbench.core.errors import SlimbenchError
+from slimbench.core.files import cache_folder
 
 if TYPE_CHECKING:
     import numpy as np
@@ -70,7 +71,7 @@ class VariantStore:
     @property
     def cache(self) -> Path:
         """The run's cache folder (exports, INT8 files, datasets)."""
-        return self.cache_dir if self.cache_dir is not None else Path.cwd() / ".slimbench-cache"
+        return cache_folder(self.cache_dir)
 
     def model(self, name: str) -> YOLO:
         """The checkpoint as loaded, never fused, moved or run: static metrics read this one."""

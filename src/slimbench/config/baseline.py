@@ -8,7 +8,6 @@ The limit rules belong with the config that sets them, so the suite config reads
 from __future__ import annotations
 
 import math
-import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from slimbench.core.errors import SlimbenchError
+from slimbench.core.files import resolve_path
 from slimbench.core.metric_specs import baseline_specs
 
 DEFAULT_FILE_NAME = "baseline.json"
@@ -83,8 +83,7 @@ def parse_baseline_config(raw: Any, base: Path, err: Callable[[str, str], Slimbe
     if "path" in raw:
         if not isinstance(raw["path"], str) or not raw["path"].strip():
             raise err("baseline.path", "expected a non-empty string")
-        p = Path(os.path.expanduser(raw["path"]))
-        path = p if p.is_absolute() else base / p
+        path = resolve_path(raw["path"], base)
     tol_raw = raw.get("tolerances", {})
     if not isinstance(tol_raw, dict):
         raise err("baseline.tolerances", "expected a table of metric = tolerance")

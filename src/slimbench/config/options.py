@@ -6,13 +6,13 @@ default file) is decided by one plain function that tests call without pytest.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from slimbench.config.overrides import Overrides, apply_overrides
 from slimbench.config.suite import SuiteConfig, load_config
 from slimbench.core.errors import SlimbenchError
+from slimbench.core.files import resolve_path
 
 
 @dataclass(frozen=True)
@@ -33,13 +33,13 @@ def build_config(options: SuiteOptions, rootdir: Path, cwd: Path) -> SuiteConfig
     The default file (``fixtures/slimbench.toml`` in this repository) describes its own checkpoints: it is read only
     when no ``--variant`` is given, so a user's checkpoints never inherit limits written for other files.
     """
-    named = options.variants_file and _resolve(options.variants_file, cwd)
+    named = options.variants_file and resolve_path(options.variants_file, cwd)
     named = named or (options.suite_config and Path(options.suite_config))
     cfg: SuiteConfig | None = None
     if named:
         cfg = load_config(named)
     elif not options.overrides.variants and options.default_variants_file:
-        default = _resolve(options.default_variants_file, rootdir)
+        default = resolve_path(options.default_variants_file, rootdir)
         if not default.exists():
             raise SlimbenchError(
                 f"{default}: default variants file not found (give --variants-file PATH or --variant NAME=PATH)"
@@ -47,7 +47,3 @@ def build_config(options: SuiteOptions, rootdir: Path, cwd: Path) -> SuiteConfig
         cfg = load_config(default)
     return apply_overrides(cfg, options.overrides, cwd)
 
-
-def _resolve(path: str, base: Path) -> Path:
-    p = Path(os.path.expanduser(path))
-    return p if p.is_absolute() else base / p

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from slimbench.core.errors import SlimbenchError
-from slimbench.core.files import image_files
+from slimbench.core.files import cache_folder, image_files
 from slimbench.measure.agreement import AGREEMENT_IOU, CANDIDATE_CONF, AgreementScore, agreement_score
 from slimbench.measure.datasets import (
     MANIFEST,
@@ -56,7 +56,7 @@ class Accuracy:
         self.config = config
         self.settings = settings  # the session's: smoke mode and the thread count may differ from config.settings
         self.smoke = smoke
-        self.cache_dir = Path(cache_dir) if cache_dir is not None else Path.cwd() / ".slimbench-cache"
+        self.cache_dir = cache_folder(cache_dir)
         self._dataset: Dataset | None = None
         self._images: list[Path] | None = None
         self._metrics: dict[tuple[Any, ...], dict[str, Any]] = {}

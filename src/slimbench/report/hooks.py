@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from slimbench.bench import benchmark_bridge as bench_bridge
+from slimbench.core.files import resolve_path
 from slimbench.report.intro import deployment_intro, intro, oversubscribed_note
 from slimbench.report.options import DEFAULT_REPORTS
 
@@ -110,8 +111,7 @@ def _reports_dir(config: pytest.Config) -> Path | None:
     raw = str(config.getoption("slimbench_reports", DEFAULT_REPORTS) or "").strip()
     if not raw or raw.lower() == "none":
         return None
-    p = Path(raw).expanduser()
-    return p if p.is_absolute() else Path(config.invocation_params.dir) / p
+    return resolve_path(raw, Path(config.invocation_params.dir))
 
 
 class OutputsPlugin:

@@ -11,12 +11,10 @@ if TYPE_CHECKING:
 
 
 def ort_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
+    """ONNX Runtime's installed version, for the report's method text."""
+    from slimbench.core.versions import package_version
 
-    try:
-        return version("onnxruntime")
-    except PackageNotFoundError:
-        return "(not installed)"
+    return package_version("onnxruntime") or "(not installed)"
 
 
 def oversubscribed_note(env: dict[str, Any]) -> str:
