@@ -11,6 +11,7 @@ from slimbench.bench.baseline_check import _matrix_metrics
 from slimbench.bench.baseline_compare import RULES, Row, compare, diff_table, merge_entry
 from slimbench.bench.baseline_gate import NOT_RUN, BaselineGate, open_gate
 from slimbench.bench.baseline_store import SCHEMA, SCHEMA_VERSION, read_baseline, render
+from slimbench.bench.figures import VariantFigures
 from slimbench.config.baseline import BaselineConfig, Tolerance, default_path, parse_tolerance, required_by
 from slimbench.config.suite import load_config
 from slimbench.core.errors import SlimbenchError
@@ -345,7 +346,7 @@ def test_int8_and_matrix_cell_figures_are_kept_and_compared(tmp_path):
         "matrix_accuracy": {"ort-int8": {"agreement_map50": 0.97, "map50_95": 0.80}, "ov-fp32": {"map50_95": None}},
     }
     settings: dict = dict(SETTINGS)
-    matrix = _matrix_metrics(figures, settings)
+    matrix = _matrix_metrics(VariantFigures("pruned", "candidate", "p.pt", None, **figures), settings)
     assert matrix == {
         "int8_weights_mb": 0.75,
         "int8_convs": 62.0,

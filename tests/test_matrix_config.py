@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from slimbench.bench.figures import VariantFigures
 from slimbench.bench.matrix import accuracy_key, cell_key
 from slimbench.config.overrides import Overrides, apply_overrides
 from slimbench.config.suite import Settings, config_from_dict
@@ -90,7 +91,8 @@ def test_rows_give_speedups_and_leave_unmeasured_ones_undefined():
         "paired_only": {"matrix_vs_torch": {key: {**cell, "speedup": 3.0, "reference_median_s": 0.09}}},
     }
     m = DeployMatrix.__new__(DeployMatrix)  # just what rows and summary_lines read
-    m.figures, m.reference, m.settings = figures, "original", Settings(imgsz=640)
+    typed = {name: VariantFigures(name, "candidate", f"{name}.pt", None, **f) for name, f in figures.items()}
+    m.figures, m.reference, m.settings = typed, "original", Settings(imgsz=640)
     rows = {(r["variant"], r["cell"]): r for r in m.rows()}
     pruned = rows[("pruned", key)]
     assert pruned["speedup_same_cell"] == pytest.approx(2.0)

@@ -6,7 +6,6 @@ the gate (:mod:`slimbench.bench.baseline_gate`) but never imports this module, s
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from slimbench.bench.baseline_store import finite, undefined
@@ -14,6 +13,7 @@ from slimbench.core.errors import SlimbenchError
 
 if TYPE_CHECKING:
     from slimbench.bench.baseline_gate import Outcome
+    from slimbench.bench.figures import VariantFigures
     from slimbench.bench.session import SuiteSession
 
 ACCURACY_KEYS = (
@@ -25,7 +25,7 @@ ACCURACY_KEYS = (
     "agreement_recall",
     "agreement_precision",
 )
-"""Keys of the session's ``accuracy`` figures (``slimbench.record(name, "accuracy", key, value)``) kept here."""
+"""Keys of the session's ``accuracy`` figures (``figures[name].accuracy[key]``) kept here."""
 
 
 def measure(session: SuiteSession, name: str) -> dict[str, Any]:
@@ -53,12 +53,12 @@ def measure(session: SuiteSession, name: str) -> dict[str, Any]:
             agr = agreement(session.detections(ref, image), dets, s.match_iou)
             metrics[f"agreement_recall[{image}]"] = agr.shown("recall")
             metrics[f"agreement_precision[{image}]"] = agr.shown("precision")
-    deployment = session.figures[name].get("deployment", {})
+    deployment = session.figures[name].deployment
     for key in ("onnx_params", "onnx_weights_mb"):
         if finite(deployment.get(key)):
             metrics[key] = deployment[key]
     # smoke mode validates on a few images: the code path, not a figure to compare or store
-    accuracy = {} if session.smoke else session.figures[name].get("accuracy", {})
+    accuracy = {} if session.smoke else session.figures[name].accuracy
     for key in ACCURACY_KEYS:
         if finite(accuracy.get(key)):
             metrics[key] = float(accuracy[key])
@@ -82,17 +82,17 @@ def measure(session: SuiteSession, name: str) -> dict[str, Any]:
     return {"checkpoint_sha256": sha256_of(v.path), "settings": settings, "metrics": metrics}
 
 
-def _matrix_metrics(figures: Mapping[str, Any], settings: dict[str, Any]) -> dict[str, float]:
+def _matrix_metrics(figures: VariantFigures, settings: dict[str, Any]) -> dict[str, float]:
     """The deployment matrix's deterministic figures: the INT8 file's weights, and each cell's agreement and mAP
     (cell ``ort-int8``, ``ov-fp32``...). INT8 figures depend on the calibration set, added to ``settings``."""
     out: dict[str, float] = {}
-    int8 = figures.get("int8", {})
+    int8 = figures.int8
     for key in ("int8_weights_mb", "int8_convs"):
         if finite(int8.get(key)):
             out[key] = float(int8[key])
     if int8.get("calibration_sha256"):
         settings["calibration"] = int8["calibration_sha256"]
-    for cell, acc in figures.get("matrix_accuracy", {}).items():
+    for cell, acc in figures.matrix_accuracy.items():
         for family, key in (("cell_agreement_map50", "agreement_map50"), ("cell_map50_95", "map50_95")):
             if finite(acc.get(key)):
                 out[f"{family}[{cell}]"] = float(acc[key])
@@ -106,5 +106,5 @@ def check_variant(session: SuiteSession, name: str) -> Outcome:
         raise SlimbenchError("no baseline gate in this session (the suite plugin sets one up)")
     outcome = gate.check(name, measure(session, name))
     for key, value in outcome.as_dict().items():
-        session.record(name, "baseline", key, value)
+        session.figures[name].baseline[key] = value
     return outcome

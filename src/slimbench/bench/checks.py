@@ -82,7 +82,7 @@ def detections(session: SuiteSession, name: str, image: str) -> list[str]:
     s, ref_name = session.settings, session.reference.name
     names = dict(session.model(name).names)
     dets = session.detections(name, image)
-    session.record(name, "detections", image, {**dets.as_dict(names), "conf": s.conf, "iou": s.iou})
+    session.figures[name].detections[image] = {**dets.as_dict(names), "conf": s.conf, "iou": s.iou}
     if name == ref_name:
         return []
     ref_names = dict(session.model(ref_name).names)
@@ -90,7 +90,7 @@ def detections(session: SuiteSession, name: str, image: str) -> list[str]:
         problem = f"{name}: class names {names} differ from {ref_name}'s {ref_names}"
         return session.verdict(name, "class_names", [problem], image)
     agr = agreement(session.detections(ref_name, image), dets, s.match_iou)
-    session.record(name, "agreement", image, agr.as_dict())
+    session.figures[name].agreement[image] = agr.as_dict()
     who = f"{name} on {image}"
     counts = f"{agr.candidate_count} vs {agr.reference_count} detections of {ref_name}, conf {s.conf}"
     found = f"{agr.matched} of {agr.reference_count} {ref_name} boxes found, same class, IoU >= {s.match_iou}"
@@ -116,13 +116,13 @@ def dataset_map(session: SuiteSession, name: str) -> list[str]:
     from slimbench.core.undefined import NA_NO_LABELS, NA_NO_PREDICTIONS
 
     for key in ("map50", "map50_95", "predictions", "labels", "data", "val_images", "val_imgsz", "device", "seconds"):
-        session.record(name, "accuracy", key, figs[key])
+        session.figures[name].accuracy[key] = figs[key]
     for key, na in (("precision", NA_NO_PREDICTIONS), ("recall", NA_NO_LABELS)):  # undefined only at 0 of 0
-        session.record(name, "accuracy", key, na if figs[key] is None else figs[key])
+        session.figures[name].accuracy[key] = na if figs[key] is None else figs[key]
     if name == session.reference.name:
         return []
     drop = ref["map50_95"] - figs["map50_95"]
-    session.record(name, "accuracy", "map50_95_drop", drop)
+    session.figures[name].accuracy["map50_95_drop"] = drop
     where = f"{figs['data']}, {figs['val_images']} images at {figs['val_imgsz']}px"
     if session.smoke:
         skip(f"smoke mode: mAP50-95 {figs['map50_95']:.3f} on {where}, not gated")
@@ -141,9 +141,9 @@ def dataset_agreement(session: SuiteSession, name: str) -> list[str]:
     except SlimbenchError as e:  # an image in the folder does not decode, say
         fail(str(e))
     for key in ("map50", "recall", "precision"):  # an undefined figure is recorded as its reason, "n/a (...)"
-        session.record(name, "accuracy", f"agreement_{key}", score.shown(key))
-    session.record(name, "accuracy", "agreement_images", score.images)
-    session.record(name, "accuracy", "agreement_reference_boxes", score.reference_boxes)
+        session.figures[name].accuracy[f"agreement_{key}"] = score.shown(key)
+    session.figures[name].accuracy["agreement_images"] = score.images
+    session.figures[name].accuracy["agreement_reference_boxes"] = score.reference_boxes
     s = session.settings
     note = (
         f"{session.reference.name}'s {score.reference_boxes} boxes at conf {s.conf} as truth, {score.images} images "
@@ -175,7 +175,7 @@ def speed_ratio(session: SuiteSession, name: str, device: str, batch: int, threa
     cand_fn = measured(lambda: session.runtime_callable(name, runtime, device, batch, threads))
     result = interleaved_ratio(ref_fn, cand_fn, session.settings.speed_pairs)
     key = session.timing_key(device, batch, runtime, threads)
-    session.record(name, "speed_ratio", key, result.as_dict())
+    session.figures[name].speed_ratio[key] = result.as_dict()
     if session.smoke:
         skip(f"smoke mode: speed ratio {result.median:.3f} from {len(result.ratios)} pairs, not gated")
     where = f"{device}, batch {batch}, {threads} threads, {session.settings.imgsz}px"
@@ -199,7 +199,7 @@ def cell_vs_torch(
     cand_fn = measured(lambda: session.deploy.callable(name, runtime, precision, device, batch, threads))
     figures = interleaved_ratio(ref_fn, cand_fn, session.settings.speed_pairs).as_dict()
     figures.update(runtime=runtime, precision=precision, device=device, batch=batch, threads=threads)
-    session.record(name, "matrix_vs_torch", cell_key(runtime, precision, device, batch, threads), figures)
+    session.figures[name].matrix_vs_torch[cell_key(runtime, precision, device, batch, threads)] = figures
     return figures
 
 
@@ -219,13 +219,13 @@ def peak_memory(session: SuiteSession, name: str, device: str, runtime: str, bat
             skip(why)
     figs = measured(lambda: session.memory(name, runtime, batch, device, threads))
     key = session.timing_key(device, batch, runtime, threads)
-    session.record(name, "memory", key, figs)
+    session.figures[name].memory[key] = figs
     ref_name = session.reference.name
     if name == ref_name or session.limits(name).max_memory_ratio is None:
         return []
     ref = measured(lambda: session.memory(ref_name, runtime, batch, device, threads))
     ratio = memory_ratio(figs, ref)
-    session.record(name, "memory_ratio", key, ratio)
+    session.figures[name].memory_ratio[key] = ratio
     label = f"memory ratio ({runtime}, {device}, batch {batch}, {threads} threads)"
     note = f"{ratio['unit']} {ratio['candidate']:.0f} vs {ratio['reference']:.0f} MB of {ref_name}, same run"
     return session.judge(name, "memory_ratio", ratio["ratio"], cell=key, label=label, note=note)
@@ -245,7 +245,7 @@ def onnx_parity(session: SuiteSession, name: str) -> list[str]:
         skip(why)
     exported = measured(lambda: session.onnx(name))
     figs = measured(lambda: session.parity(name))
-    session.record(name, "deployment", "onnx_size_mb", exported.size_mb)
+    session.figures[name].deployment["onnx_size_mb"] = exported.size_mb
     problems = []
     if not figs["ok"]:
         shape = "" if figs["shape"] else " (output shapes differ)"
@@ -312,11 +312,11 @@ def record_forward(session: SuiteSession, name: str, key: str, rounds: list[floa
     from slimbench.measure.timing import latency_figures
 
     timed = latency_figures(rounds, batch)
-    ref = session.figures[session.reference.name].get("forward", {}).get(key)
+    ref = session.figures[session.reference.name].forward.get(key)
     if name == session.reference.name:
         timed["speedup_from_medians"] = 1.0
     elif ref and timed["median_s"] > 0:  # the reference is parametrised first, so it has been timed by now
         timed["speedup_from_medians"] = ref["median_s"] / timed["median_s"]
     timed["runtime"] = runtime
-    session.record(name, "forward", key, timed)
+    session.figures[name].forward[key] = timed
     return timed

@@ -26,7 +26,8 @@ import numpy as np
 from slimbench.core.errors import SlimbenchError
 
 if TYPE_CHECKING:
-    from slimbench.bench.store import Figures, VariantStore
+    from slimbench.bench.figures import Figures
+    from slimbench.bench.store import VariantStore
     from slimbench.config.suite import Settings
     from slimbench.measure.accuracy import Accuracy
     from slimbench.measure.agreement import AgreementScore
@@ -65,7 +66,7 @@ class DeployMatrix:
         self.store = store  # the variants' checkpoints, ONNX exports, seeded inputs, predictor copies
         self.runners = runners  # the run's one cache of ONNX Runtime sessions and OpenVINO compiled models
         self.accuracy = accuracy
-        self.figures = figures  # read for the rows, written through figures.record
+        self.figures = figures  # read for the rows, written as figures[name].int8
         self.reference = reference
         self._calibration: Calibration | SlimbenchError | None = None
         self._int8: dict[str, Quantized | SlimbenchError] = {}
@@ -114,15 +115,14 @@ class DeployMatrix:
                 )
             except SlimbenchError as e:
                 self._int8[name] = e
-                self.figures.record(name, "int8", "error", str(e))
+                self.figures[name].int8["error"] = str(e)
             else:
                 from slimbench.runtimes.quantize import graph_counts
 
                 self._int8[name] = q
                 counts = graph_counts(q.path)
                 figures = {**q.as_dict(), "int8_weights_mb": counts.int8_bytes / 1e6, "int8_convs": counts.int8_convs}
-                for key, value in figures.items():
-                    self.figures.record(name, "int8", key, value)
+                self.figures[name].int8.update(figures)
         result = self._int8[name]
         if isinstance(result, SlimbenchError):
             raise result
@@ -229,13 +229,13 @@ class DeployMatrix:
         out = []
         axes = ("runtime", "precision", "device", "batch", "threads")
         for name, figs in self.figures.items():
-            timed, paired = figs.get("matrix", {}), figs.get("matrix_vs_torch", {})
+            timed, paired = figs.matrix, figs.matrix_vs_torch
             for key in dict.fromkeys([*timed, *paired]):  # a cell timed alone, in pairs against torch, or both
                 cell = timed.get(key) or {a: paired[key][a] for a in axes}
-                acc = figs.get("matrix_accuracy", {}).get(accuracy_key(cell["runtime"], cell["precision"]), {})
+                acc = figs.matrix_accuracy.get(accuracy_key(cell["runtime"], cell["precision"]), {})
                 row = {"variant": name, "cell": key, **acc, **cell}
                 median = cell.get("median_s")
-                same = ref.get("matrix", {}).get(key, {}).get("median_s")
+                same = ref.matrix.get(key, {}).get("median_s")
                 row["speedup_same_cell"] = same / median if same and median else None
                 vs_torch = paired.get(key, {})
                 row["speedup_vs_torch_fp32"] = vs_torch.get("speedup")  # interleaved pairs; None: not timed
@@ -245,7 +245,7 @@ class DeployMatrix:
 
     def method(self) -> str | None:
         """How the INT8 files were made (the quantization settings, stated), or None when none was built."""
-        return next((fg["int8"].get("quantization") for fg in self.figures.values() if "int8" in fg), None)
+        return next((fg.int8.get("quantization") for fg in self.figures.values() if fg.int8), None)
 
     def summary_lines(self) -> list[str]:
         """The matrix for the terminal: one line per cell ("n/a": not measured or undefined)."""

@@ -12,7 +12,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from slimbench.bench.store import Figures, VariantStore
+from slimbench.bench.figures import Check, Figures, VariantFigures
+from slimbench.bench.store import VariantStore
 from slimbench.bench.unmeasurable import Unmeasurable, unmeasurable
 from slimbench.config.suite import SuiteConfig, Thresholds, Variant
 from slimbench.core.errors import SlimbenchError
@@ -61,10 +62,7 @@ class SuiteSession:
         self.images: dict[str, np.ndarray] = {}  # image id -> BGR array
         self.image_paths: dict[str, Path] = _image_ids(self.settings.images)
         self.figures = Figures(
-            {
-                v.name: {"name": v.name, "role": v.role, "path": str(v.path), "sha256": v.sha256}
-                for v in config.variants.values()
-            }
+            {v.name: VariantFigures(v.name, v.role, str(v.path), v.sha256) for v in config.variants.values()}
         )
         self.runners = Runners(self.settings.imgsz)  # the run's one cache of ONNX Runtime / OpenVINO runners
         self.store = VariantStore(
@@ -96,8 +94,8 @@ class SuiteSession:
             self.images[image_id] = read_image(path)
         for v in self.config.variants.values():
             self.models[v.name] = load_detector(v.path, v.sha256)
-            self.figures[v.name]["stored_dtype"] = stored_dtype(v.path)
-            self.figures[v.name]["class_names"] = dict(self.models[v.name].names)
+            self.figures[v.name].stored_dtype = stored_dtype(v.path)
+            self.figures[v.name].class_names = dict(self.models[v.name].names)
         # same classes everywhere; --data and --agreement-images exist and fit the models
         self.accuracy.check_inputs({v.name: self.class_names(v.name) for v in self.variants})
         # a configured gate that cannot be measured must not pass silently: the plugin stops the run with the
@@ -250,7 +248,8 @@ class SuiteSession:
         return self.store.detections(name, image_id)
 
     def record(self, name: str, section: str, key: str, value: Any) -> None:
-        """Store a figure under ``figures[name][section][key]`` (plain data only, for reports)."""
+        """Store one figure of a keyed aspect, ``figures[name].<section>[key]`` (plain data only, for reports); a user's
+        own section goes to ``figures[name].extra`` (see ``bench.figures``)."""
         self.figures.record(name, section, key, value)
 
     # ------------------------------------------------------------ runtimes and memory
@@ -309,7 +308,7 @@ class SuiteSession:
         undefined: str | None = None,
     ) -> list[str]:
         """Judge a figure against the variant's limits for ``metric`` (``core.metric_specs``): the broken ones,
-        one line each. Every verdict (passed or not) is recorded under ``figures[name]["checks"]`` for the report,
+        one line each. Every verdict (passed or not) is recorded under ``figures[name].checks`` for the report,
         which so never depends on which test asked."""
         from slimbench.core.gates import violation
         from slimbench.core.metric_specs import SPECS
@@ -323,8 +322,7 @@ class SuiteSession:
                 who or name, label or spec.label, value, bound, limit.kind, spec.fmt + spec.suffix, note, undefined
             )
             shown_value = undefined or "not measured" if value is None or value != value else value
-            verdict = {"metric": metric, "cell": cell, "limit": limit.key, "bound": bound, "value": shown_value}
-            self.figures[name].setdefault("checks", []).append({**verdict, "passed": not line, "message": line})
+            self.figures[name].checks.append(Check(metric, cell, limit.key, bound, shown_value, not line, line))
             if line:
                 broken.append(line)
         return broken
@@ -332,9 +330,8 @@ class SuiteSession:
     def verdict(self, name: str, metric: str, problems: list[str], cell: str | None = None) -> list[str]:
         """Record a check that no numeric limit expresses (ONNX parity, class names, the stored baseline): passed
         when ``problems`` is empty, else one failed verdict per problem; returns ``problems``."""
-        base = {"metric": metric, "cell": cell, "limit": None, "bound": None, "value": None}
-        entries = [{**base, "passed": False, "message": p} for p in problems] or [{**base, "passed": True}]
-        self.figures[name].setdefault("checks", []).extend({**e, "message": e.get("message")} for e in entries)
+        entries = [Check(metric, cell, None, None, None, False, p) for p in problems]
+        self.figures[name].checks.extend(entries or [Check(metric, cell, None, None, None, True)])
         return problems
 
     def not_run(self, name: str) -> list[dict[str, str]]:
@@ -343,7 +340,7 @@ class SuiteSession:
         from slimbench.config.suite import THRESHOLD_KEYS
         from slimbench.core.metric_specs import gating_test
 
-        judged = {c.get("limit") for c in self.figures[name].get("checks", [])}
+        judged = {c.limit for c in self.figures[name].checks}
         limits, out = self.limits(name), []
         for key in THRESHOLD_KEYS:
             if getattr(limits, key) is None or key in judged:
@@ -358,7 +355,7 @@ class SuiteSession:
                 why = f"{test} did not run"
             out.append({"limit": key, "reason": why})
         baseline_skip = self.skipped.get(("test_baseline", name))
-        compared = any(c.get("metric") == "baseline" for c in self.figures[name].get("checks", []))
+        compared = any(c.metric == "baseline" for c in self.figures[name].checks)
         if self.baseline is not None and not compared:
             if ("test_baseline", name) in self.deselected:
                 out.append({"limit": "baseline", "reason": "deselected"})
@@ -375,8 +372,6 @@ class SuiteSession:
             import pytest
 
             pytest.fail("\n".join(broken), pytrace=False)
-
-
 
 
 def _image_ids(paths: Iterable[Path]) -> dict[str, Path]:

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from torch import nn
     from ultralytics import YOLO
 
+    from slimbench.bench.figures import Figures
     from slimbench.config.suite import Settings, SuiteConfig
     from slimbench.model.detections import Detections
     from slimbench.runtimes.export import Exported
@@ -28,15 +29,6 @@ if TYPE_CHECKING:
 
 PARITY_IOU = 0.95
 """IoU for an exported model's box to count as the same box as the checkpoint's (same class): parity, not agreement."""
-
-
-class Figures(dict[str, dict[str, Any]]):
-    """The figures collected per variant, ``figures[name][section][key]``: plain data, which the HTML report and
-    summary JSON read later."""
-
-    def record(self, name: str, section: str, key: str, value: Any) -> None:
-        """Store a figure under ``figures[name][section][key]`` (plain data only, for reports)."""
-        self[name].setdefault(section, {})[key] = value
 
 
 class VariantStore:
@@ -101,9 +93,9 @@ class VariantStore:
             else:
                 figs.update(params_ratio=1.0, gflops_ratio=1.0, size_ratio=1.0, file_size_ratio=1.0)
                 figs["channels_removed_pct"] = 0.0
-            figs["stored_dtype"] = self.figures[name].get("stored_dtype")
+            figs["stored_dtype"] = self.figures[name].stored_dtype
             self._static[name] = figs
-            self.figures[name]["static"] = figs
+            self.figures[name].static = figs
         return self._static[name]
 
     # ------------------------------------------------------------ timing
@@ -173,11 +165,10 @@ class VariantStore:
                 )
             except SlimbenchError as e:
                 self._onnx[name] = e
-                self.figures.record(name, "deployment", "export_error", str(e))
+                self.figures[name].deployment["export_error"] = str(e)
             else:
                 self._onnx[name] = exported
-                for key, value in exported.as_dict().items():
-                    self.figures.record(name, "deployment", key, value)
+                self.figures[name].deployment.update(exported.as_dict())
         result = self._onnx[name]
         if isinstance(result, SlimbenchError):
             raise result
@@ -187,7 +178,7 @@ class VariantStore:
         """The exported file versus the checkpoint: raw outputs on the seeded input (largest batch of the run, so the
         dynamic batch axis is exercised) within settings.parity_atol/rtol, and detections on every sample image
         through ultralytics' predictor on each, matched at IoU >= PARITY_IOU (same class). Recorded, cached."""
-        figs = self.figures[name].get("parity")
+        figs = self.figures[name].parity
         if figs is not None:
             return figs
         import torch
@@ -212,7 +203,7 @@ class VariantStore:
             for image in self.image_paths:
                 exported = detect(onnx_model, self.images[image], s.imgsz, s.conf, s.iou, "cpu")
                 figs["images"][image] = agreement(self.detections(name, image), exported, PARITY_IOU).as_dict()
-        self.figures[name]["parity"] = figs
+        self.figures[name].parity = figs
         return figs
 
     # ------------------------------------------------------------ prediction and detections

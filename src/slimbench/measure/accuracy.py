@@ -190,9 +190,9 @@ class Accuracy:
         ref = self.detections(self.config.reference, reference)
         return agreement_score(ref, self.detections(name, predictor), self.settings.conf, AGREEMENT_IOU)
 
-    def summary_lines(self, figures: Mapping[str, dict[str, Any]]) -> list[str]:
-        """The recorded accuracy figures (the session's ``figures``) as a small table for the terminal summary
-        ("" cells: not measured)."""
+    def summary_lines(self, accuracy: Mapping[str, Mapping[str, Any]]) -> list[str]:
+        """The recorded accuracy figures (variant -> its ``accuracy`` record) as a small table for the terminal
+        summary ("" cells: not measured)."""
         from slimbench.measure.accuracy_table import accuracy_lines
 
-        return accuracy_lines(figures, self.config.reference, self.settings.conf, self.agreement_images)
+        return accuracy_lines(accuracy, self.config.reference, self.settings.conf, self.agreement_images)

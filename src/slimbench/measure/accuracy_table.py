@@ -11,12 +11,12 @@ from typing import Any
 
 
 def accuracy_lines(
-    figures: Mapping[str, dict[str, Any]], reference: str, conf: float, agreement_images: Callable[[], Sized]
+    accuracy: Mapping[str, Mapping[str, Any]], reference: str, conf: float, agreement_images: Callable[[], Sized]
 ) -> list[str]:
-    """The recorded accuracy figures (the session's ``figures``) as a small table for the terminal summary
+    """The recorded accuracy figures (variant -> its ``accuracy`` record) as a small table for the terminal summary
     ("" cells: not measured); ``reference`` is the reference variant's name, ``conf`` the suite's, and
     ``agreement_images`` lists the agreement images (called only when a dataset figure is shown)."""
-    rows = [(n, f["accuracy"]) for n, f in figures.items() if f.get("accuracy")]
+    rows = [(n, a) for n, a in accuracy.items() if a]
     if not rows:
         return []
     first = next((a for _, a in rows if "data" in a), None)

@@ -244,7 +244,7 @@ class OutputsPlugin:
         self.facts.failures.append(Failure(name, key, msg, report.when))
 
     def _annotated_extra(self, name: str, image: str) -> dict[str, Any] | None:
-        record = self.session.figures[name].get("detections", {}).get(image)
+        record = self.session.figures[name].detections.get(image)
         picture = self.session.images.get(image)
         if record is None or picture is None:
             return None
@@ -252,7 +252,7 @@ class OutputsPlugin:
 
         from slimbench.report.images import annotate, jpeg_b64
 
-        names = self.session.figures[name].get("class_names") or {}
+        names = self.session.figures[name].class_names or {}
         b64 = jpeg_b64(annotate(picture, record, names))
         return extras.jpg(b64, name=f"{name} on {image}: {record.get('count', 0)} detections")
 
@@ -307,7 +307,7 @@ class OutputsPlugin:
             return
         self.lines += gate.write()
         for name, status in gate.statuses().items():  # the report says what the file now holds
-            self.session.record(name, "baseline", "status", status)
+            self.session.figures[name].baseline["status"] = status
 
     def _collect_benchmarks(self) -> None:
         """Raw rounds, predict medians and --benchmark-compare-fail regressions from pytest-benchmark's session."""
@@ -365,9 +365,9 @@ class OutputsPlugin:
         for image, picture in s.images.items():
             row = []
             for v in s.variants:
-                record = s.figures[v.name].get("detections", {}).get(image)
+                record = s.figures[v.name].detections.get(image)
                 if record is not None:
-                    names = s.figures[v.name].get("class_names") or {}
+                    names = s.figures[v.name].class_names or {}
                     row.append((f"{v.name}: {record.get('count', 0)} detections", annotate(picture, record, names)))
             if row:
                 panels[image] = jpeg_b64(side_by_side(row))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +19,7 @@ from slimbench.core.undefined import NA_NO_DETECTIONS, NA_NO_REFERENCE, is_undef
 from slimbench.report.facts import Failure, RunFacts
 
 if TYPE_CHECKING:
+    from slimbench.bench.figures import Check, VariantFigures
     from slimbench.bench.session import SuiteSession
 
 ACCURACY_COLUMNS = {  # key in the session's "accuracy" figures -> (label, unit)
@@ -92,16 +93,16 @@ def columns(session: SuiteSession) -> list[Column]:
         _col("channels_removed_pct"),
         _col("zeroed_channels"),
     ]
-    if any("onnx_size_mb" in f.get("deployment", {}) for f in figs):
+    if any("onnx_size_mb" in f.deployment for f in figs):
         cols.append(_col("onnx_size_mb"))
-    if any("parity" in f for f in figs):
+    if any(f.parity is not None for f in figs):
         cols.append(_col("onnx_parity_max_abs_diff"))
-    memory_keys = list(dict.fromkeys(k for f in figs for k in f.get("memory", {})))
+    memory_keys = list(dict.fromkeys(k for f in figs for k in f.memory))
     for key in memory_keys:
         label = timing_label(key)
         cols.append(_col(f"peak_rss_mb[{label}]", f"peak RSS {label}"))
-    forward_keys = list(dict.fromkeys(k for f in figs for k in f.get("forward", {})))
-    ratio_keys = list(dict.fromkeys(k for f in figs for k in f.get("speed_ratio", {})))
+    forward_keys = list(dict.fromkeys(k for f in figs for k in f.forward))
+    ratio_keys = list(dict.fromkeys(k for f in figs for k in f.speed_ratio))
     for key in forward_keys:
         label = timing_label(key)
         cols += [_col(f"{m}[{label}]", f"{lab} {label}") for m, lab in (("latency_ms", "latency"), ("fps", "FPS"))]
@@ -115,9 +116,7 @@ def columns(session: SuiteSession) -> list[Column]:
         _col("agreement_recall_sample", "agreement R", "sample images"),
         _col("agreement_precision_sample", "agreement P", "sample images"),
     ]
-    measured = {
-        k for f in figs for k, v in f.get("accuracy", {}).items() if as_number(v) is not None or is_undefined(v)
-    }
+    measured = {k for f in figs for k, v in f.accuracy.items() if as_number(v) is not None or is_undefined(v)}
     cols += [_col(k, lab, unit) for k, (lab, unit) in ACCURACY_COLUMNS.items() if k in measured]
     cols += [Column("baseline", "baseline"), Column("failed_checks", "failed checks")]
     return cols
@@ -152,7 +151,7 @@ def paired_speedup(ratio: Any) -> float | None:
 
 def _paired_keys(session: SuiteSession) -> set[str]:
     """Timing keys in which some candidate was timed in interleaved pairs against the reference."""
-    return {k for f in session.figures.values() for k in f.get("speed_ratio", {})}
+    return {k for f in session.figures.values() for k in f.speed_ratio}
 
 
 def rows(session: SuiteSession, facts: RunFacts) -> list[dict[str, Any]]:
@@ -162,38 +161,38 @@ def rows(session: SuiteSession, facts: RunFacts) -> list[dict[str, Any]]:
     paired = _paired_keys(session)
     for v in session.variants:
         f = session.figures[v.name]
-        st = f.get("static", {})
+        st = f.static or {}
         row: dict[str, Any] = {
             "variant": v.name,
             "role": v.role,
             "file_size_mb": st.get("file_size_mb"),
             "normalized_size_mb": st.get("normalized_size_mb"),
-            "stored_dtype": f.get("stored_dtype"),
+            "stored_dtype": f.stored_dtype,
             "params": st.get("params"),
             "gflops": st.get("gflops"),
             "channels_removed_pct": st.get("channels_removed_pct"),
             "zeroed_channels": st.get("total_zeroed_channels"),
         }
-        if "onnx_size_mb" in f.get("deployment", {}):
-            row["onnx_size_mb"] = f["deployment"]["onnx_size_mb"]
-        if "parity" in f:
-            row["onnx_parity_max_abs_diff"] = f["parity"].get("max_abs_diff")
-        for key, m in f.get("memory", {}).items():
+        if "onnx_size_mb" in f.deployment:
+            row["onnx_size_mb"] = f.deployment["onnx_size_mb"]
+        if f.parity is not None:
+            row["onnx_parity_max_abs_diff"] = f.parity.get("max_abs_diff")
+        for key, m in f.memory.items():
             row[f"peak_rss_mb[{timing_label(key)}]"] = m.get("peak_rss_mb")
-        for key, t in f.get("forward", {}).items():
+        for key, t in f.forward.items():
             label = timing_label(key)
             batch = TimingKey.parse(key).batch
             median = t.get("median_s")
             row[f"latency_ms[{label}]"] = median * 1e3 if median else None
             row[f"fps[{label}]"] = batch / median if median and batch else None
             row[f"speedup_medians[{label}]"] = t.get("speedup_from_medians")
-        for key, r in f.get("speed_ratio", {}).items():
+        for key, r in f.speed_ratio.items():
             row[f"speed_ratio[{timing_label(key)}]"] = r.get("median_ratio")
             row[f"speedup[{timing_label(key)}]"] = paired_speedup(r.get("median_ratio"))
         if v.is_reference:
             row.update({f"speedup[{timing_label(key)}]": 1.0 for key in paired})
-        dets = f.get("detections", {})
-        agr = f.get("agreement", {})
+        dets = f.detections
+        agr = f.agreement
         row["detections_per_image"] = _mean(d.get("count") for d in dets.values())
         if v.is_reference and dets:  # agreement with itself: 1.0 where it found boxes, else undefined (0 of 0)
             found = any(d.get("count") for d in dets.values())
@@ -203,12 +202,11 @@ def rows(session: SuiteSession, facts: RunFacts) -> list[dict[str, Any]]:
             row["agreement_recall_sample"] = _mean_or_na(a.get("recall") for a in agr.values())
             row["agreement_precision_sample"] = _mean_or_na(a.get("precision") for a in agr.values())
         for key in ACCURACY_COLUMNS:
-            raw = f.get("accuracy", {}).get(key)
+            raw = f.accuracy.get(key)
             value = as_number(raw) if not is_undefined(raw) else raw
             if value is not None:
                 row[key] = value
-        base = f.get("baseline", {})
-        row["baseline"] = base.get("status", "not checked")
+        row["baseline"] = f.baseline.get("status", "not checked")
         row["failed_checks"] = "; ".join(failed_checks(f, facts.failures, v.name))
         out.append(row)
     return out
@@ -243,22 +241,17 @@ def deployment_rows(session: SuiteSession) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     paired = _paired_keys(session)
     cells = sorted(
-        {
-            TimingKey.parse(k)
-            for f in session.figures.values()
-            for sec in ("forward", "speed_ratio", "memory")
-            for k in f.get(sec, {})
-        }
+        {TimingKey.parse(k) for f in session.figures.values() for k in (*f.forward, *f.speed_ratio, *f.memory)}
     )
     for cell in cells:
         key, runtime = str(cell), cell.runtime
         for v in session.variants:
             f = session.figures[v.name]
-            t, r, m = (f.get(sec, {}).get(key) or {} for sec in ("forward", "speed_ratio", "memory"))
+            t, r, m = (sec.get(key) or {} for sec in (f.forward, f.speed_ratio, f.memory))
             if not (t or r or m):
                 continue
-            dep = f.get("deployment", {})
-            size = dep.get("onnx_size_mb") if runtime == "onnxruntime" else f.get("static", {}).get("file_size_mb")
+            file_mb = (f.static or {}).get("file_size_mb")
+            size = f.deployment.get("onnx_size_mb") if runtime == "onnxruntime" else file_mb
             speedup = 1.0 if v.is_reference and key in paired else paired_speedup(r.get("median_ratio"))
             out.append(
                 {
@@ -277,7 +270,7 @@ def deployment_rows(session: SuiteSession) -> list[dict[str, Any]]:
                     "speedup_medians": t.get("speedup_from_medians"),
                     "peak_rss_mb": m.get("peak_rss_mb"),
                     "inference_mb": m.get("inference_mb"),
-                    "memory_ratio": (f.get("memory_ratio", {}).get(key) or {}).get("ratio"),
+                    "memory_ratio": (f.memory_ratio.get(key) or {}).get("ratio"),
                     "cuda_max_allocated_mb": m.get("cuda_max_allocated_mb"),
                     "onnx_size_mb": size,
                 }
@@ -297,24 +290,24 @@ def _label_or_image(key: str) -> str:
         return key
 
 
-def check_name(check: Mapping[str, Any]) -> str:
+def check_name(check: Check) -> str:
     """``speed ratio [cpu-b1-t2]``: the metric's label and the cell it was judged in."""
     from slimbench.core.metric_specs import SPECS
 
-    spec = SPECS.get(str(check.get("metric")))
-    label = spec.label if spec else str(check.get("metric"))
-    return f"{label} [{_label_or_image(check['cell'])}]" if check.get("cell") else label
+    spec = SPECS.get(str(check.metric))
+    label = spec.label if spec else str(check.metric)
+    return f"{label} [{_label_or_image(check.cell)}]" if check.cell else label
 
 
-def other_failures(figures: Mapping[str, Any], failures: Iterable[Failure], name: str) -> list[Failure]:
+def other_failures(figures: VariantFigures, failures: Iterable[Failure], name: str) -> list[Failure]:
     """Failures of a variant that no recorded check explains (a failed export, an error in a test)."""
-    said = {line for c in figures.get("checks", []) if c.get("message") for line in str(c["message"]).splitlines()}
+    said = {line for c in figures.checks if c.message for line in str(c.message).splitlines()}
     return [x for x in failures if x.variant == name and x.message not in said]
 
 
-def failed_checks(figures: Mapping[str, Any], failures: Iterable[Failure], name: str) -> list[str]:
+def failed_checks(figures: VariantFigures, failures: Iterable[Failure], name: str) -> list[str]:
     """What failed for a variant: the failed checks by metric, then failures no check explains (first line)."""
-    checks = [check_name(c) for c in figures.get("checks", []) if not c.get("passed")]
+    checks = [check_name(c) for c in figures.failed()]
     return list(dict.fromkeys([*checks, *(x.message for x in other_failures(figures, failures, name))]))
 
 
@@ -326,14 +319,14 @@ def flagged_cells(session: SuiteSession, facts: RunFacts) -> dict[str, set[str]]
     out: dict[str, set[str]] = {v.name: set() for v in session.variants}
     for v in session.variants:
         figures = session.figures[v.name]
-        for check in figures.get("checks", []):
-            if check.get("passed") or str(check.get("metric")) not in SPECS:
+        for check in figures.failed():
+            if str(check.metric) not in SPECS:
                 continue
-            label = _label_or_image(check["cell"]) if check.get("cell") else ""
-            out[v.name].update(c.format(key=label) for c in SPECS[check["metric"]].columns)
+            label = _label_or_image(check.cell) if check.cell else ""
+            out[v.name].update(c.format(key=label) for c in SPECS[check.metric].columns)
         if other_failures(figures, facts.failures, v.name):
             out[v.name].add("failed_checks")
-        for metric in figures.get("baseline", {}).get("regressed", []):
+        for metric in figures.baseline.get("regressed", []):
             family, _, rest = metric.partition("[")
             spec = SPECS.get(family)
             cols = spec.columns if spec else (family,)

@@ -55,14 +55,12 @@ def build(session: SuiteSession, facts: RunFacts, env: Mapping[str, Any]) -> dic
     keys = [c.key for c in cols]
     variants = {}
     for v in session.variants:
-        f = dict(session.figures[v.name])
+        f = session.figures[v.name].as_dict()
         f["predict_median_s"] = facts.predict.get(v.name, {})
         f["failed_checks"] = [x.__dict__ for x in facts.failures if x.variant == v.name]  # as pytest said it
         variants[v.name] = f
     images = {
-        image: {
-            v.name: session.figures[v.name].get("detections", {}).get(image, {}).get("count") for v in session.variants
-        }
+        image: {v.name: session.figures[v.name].detections.get(image, {}).get("count") for v in session.variants}
         for image in session.image_paths
     }
     flagged = flagged_cells(session, facts)

@@ -6,11 +6,13 @@ repeats the tests' numbers and never measures anything itself.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from slimbench.core.undefined import shown
 
 if TYPE_CHECKING:
+    from slimbench.bench.figures import VariantFigures
     from slimbench.bench.session import SuiteSession
 
 
@@ -35,17 +37,17 @@ def summary_lines(session: SuiteSession) -> list[str]:
     """A compact plain-text table of what this run measured (static figures, speed ratios, agreement)."""
     lines: list[str] = []
     figures, settings, reference = session.figures, session.settings, session.config.reference
-    static = [(n, f["static"]) for n, f in figures.items() if "static" in f]
+    static = [(n, f.static) for n, f in figures.items() if f.static is not None]
     if static:
         imgsz = settings.imgsz
         lines.append(f"static figures (GFLOPs at {imgsz}x{imgsz}, batch 1; MB = 1e6 bytes)")
         lines += static_table(static)
-    ratios = [(n, k, r) for n, f in figures.items() for k, r in f.get("speed_ratio", {}).items()]
+    ratios = [(n, k, r) for n, f in figures.items() for k, r in f.speed_ratio.items()]
     if ratios:
         lines.append(f"speed ratio vs {reference} (median of interleaved pairs; < 1 is faster)")
         for name, key, r in ratios:
             lines.append(f"{name:<16}{key:<18}{r['median_ratio']:>7.3f}  ({r['speedup']:.2f}x, {r['pairs']} pairs)")
-    agreements = [(n, k, a) for n, f in figures.items() for k, a in f.get("agreement", {}).items()]
+    agreements = [(n, k, a) for n, f in figures.items() for k, a in f.agreement.items()]
     if agreements:
         lines.append(f"detections vs {reference} (conf {settings.conf}, match IoU {settings.match_iou})")
         for name, image, a in agreements:
@@ -55,16 +57,16 @@ def summary_lines(session: SuiteSession) -> list[str]:
             )
     lines += deployment_lines(figures)
     if session.accuracy_if_used is not None:
-        lines += session.accuracy_if_used.summary_lines(figures)
+        lines += session.accuracy_if_used.summary_lines({n: f.accuracy for n, f in figures.items()})
     if session.deploy_if_used is not None:
         lines += session.deploy_if_used.summary_lines()
     return lines
 
 
-def deployment_lines(figures: dict[str, dict[str, Any]]) -> list[str]:
+def deployment_lines(figures: Mapping[str, VariantFigures]) -> list[str]:
     """Latency percentiles and FPS per runtime, peak memory, ONNX size and parity, per variant."""
     lines: list[str] = []
-    timed = [(n, k, t) for n, f in figures.items() for k, t in f.get("forward", {}).items()]
+    timed = [(n, k, t) for n, f in figures.items() for k, t in f.forward.items()]
     if timed:
         lines.append("latency per runtime (benchmark rounds; ort = ONNX Runtime on the ONNX export)")
         lines.append(f"{'variant':<16}{'key':<18}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'FPS':>9}{'rounds':>8}")
@@ -73,7 +75,7 @@ def deployment_lines(figures: dict[str, dict[str, Any]]) -> list[str]:
                 f"{name:<16}{key:<18}{t['median_s'] * 1e3:>9.2f}{t.get('p90_s', float('nan')) * 1e3:>9.2f}"
                 f"{t.get('p99_s', float('nan')) * 1e3:>9.2f}{t.get('fps', float('nan')):>9.1f}{t['rounds']:>8}"
             )
-    mem = [(n, k, m) for n, f in figures.items() for k, m in f.get("memory", {}).items()]
+    mem = [(n, k, m) for n, f in figures.items() for k, m in f.memory.items()]
     if mem:
         lines.append("peak memory of inference (a fresh process each; MB = 1e6 bytes)")
         for name, key, m in mem:
@@ -82,7 +84,7 @@ def deployment_lines(figures: dict[str, dict[str, Any]]) -> list[str]:
                 f"{name:<16}{key:<18}peak RSS {m['peak_rss_mb']:>7.0f} MB, inference {m['inference_mb']:>6.0f} MB"
                 + (f", CUDA max allocated {cuda:.0f} MB" if cuda is not None else "")
             )
-    dep = [(n, f.get("deployment", {}), f.get("parity")) for n, f in figures.items()]
+    dep = [(n, f.deployment, f.parity) for n, f in figures.items()]
     if any(d or p for _, d, p in dep):
         lines.append("ONNX export and parity with the checkpoint")
         for name, d, p in dep:

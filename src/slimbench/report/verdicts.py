@@ -71,19 +71,19 @@ def verdicts(session: SuiteSession, facts: RunFacts, deployment: list[dict[str, 
     out = []
     for v in session.candidates:
         f = session.figures[v.name]
-        size, ref_size = f.get("static", {}).get("file_size_mb"), ref_figs.get("static", {}).get("file_size_mb")
+        size, ref_size = (f.static or {}).get("file_size_mb"), (ref_figs.static or {}).get("file_size_mb")
         smaller = ref_size / size if as_number(size) and as_number(ref_size) else None
         mine = {label: per.get(v.name) for label, per in speedups.items()}
         faster = {label: s.value if s else None for label, s in mine.items()}
-        m, ref_m = f.get("accuracy", {}).get("map50_95"), ref_figs.get("accuracy", {}).get("map50_95")
+        m, ref_m = f.accuracy.get("map50_95"), ref_figs.accuracy.get("map50_95")
         change = m - ref_m if as_number(m) is not None and as_number(ref_m) is not None else None
         why_map = (
             m if is_undefined(m) else "n/a (smoke mode)" if session.smoke and m is not None else "n/a (not measured)"
         )
-        checks = f.get("checks", [])
+        checks = f.checks
         others = other_failures(f, facts.failures, v.name)
-        failed = [c for c in checks if not c.get("passed")]
-        first = (failed[0]["message"] if failed else others[0].message if others else "") or ""
+        failed = f.failed()
+        first = (failed[0].message if failed else others[0].message if others else "") or ""
         first = first.splitlines()[0] if first else None
         n_failed, n_passed = len(failed) + len(others), len(checks) - len(failed)
         size_text = (

@@ -63,7 +63,7 @@ def test_cell_latency(benchmark, slimbench, variant, cell, device, batch, thread
     timed = latency_figures(stats.stats.data, batch)
     timed.update(runtime=runtime, precision=precision, device=device, batch=batch, threads=threads)
     benchmark.extra_info.update({k: timed.get(k) for k in ("p50_s", "p90_s", "p99_s", "fps")})
-    slimbench.record(variant.name, "matrix", key, timed)
+    slimbench.figures[variant.name].matrix[key] = timed
 
 
 def test_cell_vs_torch(slimbench, variant, cell, device, batch, threads):
@@ -79,7 +79,7 @@ def test_cell_agreement(slimbench, variant, cell, threads):
     runtime, precision = cell
     _check(slimbench, runtime)
     score = measured(lambda: slimbench.deploy.agreement(variant.name, runtime, precision, threads))
-    figs = slimbench.figures[variant.name].setdefault("matrix_accuracy", {}).setdefault(accuracy_key(*cell), {})
+    figs = slimbench.figures[variant.name].matrix_accuracy.setdefault(accuracy_key(*cell), {})
     figs.update(
         agreement_map50=defined(score.map50),
         agreement_recall=defined(score.recall),
@@ -112,7 +112,7 @@ def test_cell_map(slimbench, variant, cell):
     figs = measured(lambda: slimbench.deploy.map(variant.name, runtime, precision))
     fp32 = slimbench.map_metrics(variant.name)
     drop = fp32["map50_95"] - figs["map50_95"]
-    acc = slimbench.figures[variant.name].setdefault("matrix_accuracy", {}).setdefault(accuracy_key(*cell), {})
+    acc = slimbench.figures[variant.name].matrix_accuracy.setdefault(accuracy_key(*cell), {})
     acc.update(map50=figs["map50"], map50_95=figs["map50_95"], map50_95_drop_vs_fp32=drop)
     if precision == "int8":
         note = f"{figs['map50_95']:.3f} vs {fp32['map50_95']:.3f} of the FP32 checkpoint"
