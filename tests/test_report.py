@@ -19,6 +19,7 @@ import pandas as pd
 import pytest
 import tiny_models
 
+from slimbench.measure.timing import SpeedRatio
 from slimbench.report import charts, check, html, images, summary
 from slimbench.report.facts import RunFacts
 from slimbench.report.rows import DEPLOYMENT_COLUMNS, paired_speedup
@@ -325,7 +326,7 @@ def paired_run(tmp_path: Path, max_speed_ratio: float | None = None):
         for name, median in zip(names, medians, strict=True):
             if median is not None:
                 record_forward(session, name, key, [median] * 3, 1, runtime)
-    session.record("pruned", "speed_ratio", "cpu-b1-t2-640", {"median_ratio": 0.308, "speedup": 1 / 0.308, "pairs": 9})
+    session.figures["pruned"].speed_ratio["cpu-b1-t2-640"] = SpeedRatio(0.308, [0.308] * 9)
     return session
 
 

@@ -90,7 +90,7 @@ def detections(session: SuiteSession, name: str, image: str) -> list[str]:
         problem = f"{name}: class names {names} differ from {ref_name}'s {ref_names}"
         return session.verdict(name, "class_names", [problem], image)
     agr = agreement(session.detections(ref_name, image), dets, s.match_iou)
-    session.figures[name].agreement[image] = agr.as_dict()
+    session.figures[name].agreement[image] = agr
     who = f"{name} on {image}"
     counts = f"{agr.candidate_count} vs {agr.reference_count} detections of {ref_name}, conf {s.conf}"
     found = f"{agr.matched} of {agr.reference_count} {ref_name} boxes found, same class, IoU >= {s.match_iou}"
@@ -175,7 +175,7 @@ def speed_ratio(session: SuiteSession, name: str, device: str, batch: int, threa
     cand_fn = measured(lambda: session.runtime_callable(name, runtime, device, batch, threads))
     result = interleaved_ratio(ref_fn, cand_fn, session.settings.speed_pairs)
     key = session.timing_key(device, batch, runtime, threads)
-    session.figures[name].speed_ratio[key] = result.as_dict()
+    session.figures[name].speed_ratio[key] = result
     if session.smoke:
         skip(f"smoke mode: speed ratio {result.median:.3f} from {len(result.ratios)} pairs, not gated")
     where = f"{device}, batch {batch}, {threads} threads, {session.settings.imgsz}px"

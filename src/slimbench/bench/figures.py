@@ -2,15 +2,20 @@
 checks that judged them. Written by the suite's tests (``bench.checks``, ``bench.store``, ``bench.matrix``,
 ``bench.baseline_check``), read by the reports as attributes; ``as_dict()`` is what ``summary.json`` holds per variant.
 
-Keyed aspects map a key (a timing key such as ``cpu-b1-t2-640``, an image id, a matrix cell) to the producer's own
-plain record (``Detections.as_dict()``, ``latency_figures()``...): those inner records stay plain dicts, as their
-owners in ``measure/``, ``model/`` and ``runtimes/`` define them.
+Keyed aspects map a key (a timing key such as ``cpu-b1-t2-640``, an image id, a matrix cell) to a record: the
+producer's typed record where it has one (``SpeedRatio``, ``Agreement``), else its plain record as its owner in
+``measure/``, ``model/`` or ``runtimes/`` returns it (``Detections.as_dict()``, ``latency_figures()``...).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from slimbench.measure.timing import SpeedRatio
+    from slimbench.model.detections import Agreement
 
 Record = dict[str, Any]
 """One producer's plain record (JSON-ready), e.g. a timed cell's ``latency_figures()``."""
@@ -57,6 +62,8 @@ KEYED = (
     "baseline",
 )
 """The aspects recorded key by key (``Figures.record``), in the order ``as_dict`` writes them."""
+TYPED = ("speed_ratio", "agreement")
+"""Keyed aspects whose records are typed (each with its own ``as_dict()``), not plain dicts."""
 
 
 @dataclass
@@ -73,11 +80,11 @@ class VariantFigures:
     parity: Record | None = None  # the ONNX export against the checkpoint (bench.store.VariantStore.parity)
     deployment: Record = field(default_factory=dict)  # the ONNX export's info (runtimes.export.Exported) or its error
     forward: dict[str, Record] = field(default_factory=dict)  # timing key -> latency_figures()
-    speed_ratio: dict[str, Record] = field(default_factory=dict)  # timing key -> interleaved pairs' ratio
+    speed_ratio: dict[str, SpeedRatio] = field(default_factory=dict)  # timing key -> interleaved pairs' ratio
     memory: dict[str, Record] = field(default_factory=dict)  # timing key -> peak memory
     memory_ratio: dict[str, Record] = field(default_factory=dict)  # timing key -> memory against the reference
     detections: dict[str, Record] = field(default_factory=dict)  # image id -> Detections.as_dict() + conf, iou
-    agreement: dict[str, Record] = field(default_factory=dict)  # image id -> Agreement.as_dict()
+    agreement: dict[str, Agreement] = field(default_factory=dict)  # image id -> agreement with the reference
     accuracy: Record = field(default_factory=dict)  # the validator's figures, agreement on a dataset, map50_95_drop
     int8: Record = field(default_factory=dict)  # the INT8 file (runtimes.quantize) or its error
     matrix: dict[str, Record] = field(default_factory=dict)  # matrix cell -> latency_figures() + the cell's axes
@@ -102,8 +109,11 @@ class VariantFigures:
         if self.parity is not None:
             out["parity"] = self.parity
         for section in KEYED:
-            if getattr(self, section):
-                out[section] = getattr(self, section)
+            records = getattr(self, section)
+            if records and section in TYPED:
+                out[section] = {k: r.as_dict() for k, r in records.items()}
+            elif records:
+                out[section] = records
         if self.checks:
             out["checks"] = [c.as_dict() for c in self.checks]
         out.update(self.extra)
@@ -117,6 +127,8 @@ class Figures(dict[str, VariantFigures]):
         """Store one figure of an aspect recorded key by key (plain data only, for reports); a section this module
         does not know (a user's own test) is kept under ``extra`` and written to ``summary.json`` as it is."""
         figs = self[name]
+        if section in TYPED and isinstance(value, Mapping):
+            raise TypeError(f"figures section {section!r} holds typed records, not a dict")
         if section in KEYED:
             getattr(figs, section)[key] = value
         elif section in ("static", "parity"):

@@ -187,8 +187,8 @@ def rows(session: SuiteSession, facts: RunFacts) -> list[dict[str, Any]]:
             row[f"fps[{label}]"] = batch / median if median and batch else None
             row[f"speedup_medians[{label}]"] = t.get("speedup_from_medians")
         for key, r in f.speed_ratio.items():
-            row[f"speed_ratio[{timing_label(key)}]"] = r.get("median_ratio")
-            row[f"speedup[{timing_label(key)}]"] = paired_speedup(r.get("median_ratio"))
+            row[f"speed_ratio[{timing_label(key)}]"] = r.median
+            row[f"speedup[{timing_label(key)}]"] = paired_speedup(r.median)
         if v.is_reference:
             row.update({f"speedup[{timing_label(key)}]": 1.0 for key in paired})
         dets = f.detections
@@ -199,8 +199,8 @@ def rows(session: SuiteSession, facts: RunFacts) -> list[dict[str, Any]]:
             row["agreement_recall_sample"] = 1.0 if found else NA_NO_REFERENCE
             row["agreement_precision_sample"] = 1.0 if found else NA_NO_DETECTIONS
         else:
-            row["agreement_recall_sample"] = _mean_or_na(a.get("recall") for a in agr.values())
-            row["agreement_precision_sample"] = _mean_or_na(a.get("precision") for a in agr.values())
+            row["agreement_recall_sample"] = _mean_or_na(a.shown("recall") for a in agr.values())
+            row["agreement_precision_sample"] = _mean_or_na(a.shown("precision") for a in agr.values())
         for key in ACCURACY_COLUMNS:
             raw = f.accuracy.get(key)
             value = as_number(raw) if not is_undefined(raw) else raw
@@ -247,12 +247,14 @@ def deployment_rows(session: SuiteSession) -> list[dict[str, Any]]:
         key, runtime = str(cell), cell.runtime
         for v in session.variants:
             f = session.figures[v.name]
-            t, r, m = (sec.get(key) or {} for sec in (f.forward, f.speed_ratio, f.memory))
-            if not (t or r or m):
+            t, m = f.forward.get(key) or {}, f.memory.get(key) or {}
+            r = f.speed_ratio.get(key)
+            ratio = r.median if r is not None else None
+            if not (t or r is not None or m):
                 continue
             file_mb = (f.static or {}).get("file_size_mb")
             size = f.deployment.get("onnx_size_mb") if runtime == "onnxruntime" else file_mb
-            speedup = 1.0 if v.is_reference and key in paired else paired_speedup(r.get("median_ratio"))
+            speedup = 1.0 if v.is_reference and key in paired else paired_speedup(ratio)
             out.append(
                 {
                     "variant": v.name,
@@ -265,7 +267,7 @@ def deployment_rows(session: SuiteSession) -> list[dict[str, Any]]:
                     "p99_ms": _ms(t.get("p99_s")),
                     "rounds": t.get("rounds"),
                     "fps": t.get("fps"),
-                    "speed_ratio": r.get("median_ratio"),
+                    "speed_ratio": ratio,
                     "speedup": speedup,
                     "speedup_medians": t.get("speedup_from_medians"),
                     "peak_rss_mb": m.get("peak_rss_mb"),

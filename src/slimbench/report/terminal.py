@@ -46,14 +46,14 @@ def summary_lines(session: SuiteSession) -> list[str]:
     if ratios:
         lines.append(f"speed ratio vs {reference} (median of interleaved pairs; < 1 is faster)")
         for name, key, r in ratios:
-            lines.append(f"{name:<16}{key:<18}{r['median_ratio']:>7.3f}  ({r['speedup']:.2f}x, {r['pairs']} pairs)")
+            lines.append(f"{name:<16}{key:<18}{r.median:>7.3f}  ({r.speedup:.2f}x, {len(r.ratios)} pairs)")
     agreements = [(n, k, a) for n, f in figures.items() for k, a in f.agreement.items()]
     if agreements:
         lines.append(f"detections vs {reference} (conf {settings.conf}, match IoU {settings.match_iou})")
         for name, image, a in agreements:
             lines.append(
-                f"{name:<16}{image:<18}{a['candidate_count']:>5} vs {a['reference_count']:<5} "
-                f"recall {shown(a['recall'], '{:.3f}')}  precision {shown(a['precision'], '{:.3f}')}"
+                f"{name:<16}{image:<18}{a.candidate_count:>5} vs {a.reference_count:<5} "
+                f"recall {shown(a.shown('recall'), '{:.3f}')}  precision {shown(a.shown('precision'), '{:.3f}')}"
             )
     lines += deployment_lines(figures)
     if session.accuracy_if_used is not None:
