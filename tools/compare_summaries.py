@@ -18,10 +18,26 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-TIMED_SECTIONS = {"forward", "speed_ratio", "memory", "memory_ratio", "predict_median_s", "matrix_vs_torch"}
-"""Per-variant figure sections that hold timings or memory measured in this run."""
-DRIFTING_KEYS = {"onnx_size_mb", "export_seconds", "export_built", "path", "onnx_path", "seconds", "created"}
-"""Keys that differ between two runs of the same code by design."""
+TIMED_SECTIONS = {"forward", "speed_ratio", "memory", "memory_ratio", "predict_median_s", "matrix", "matrix_vs_torch"}
+"""Per-variant figure sections that hold timings or memory measured in this run (``matrix``: the deployment matrix's
+latency per cell)."""
+DRIFTING_KEYS = {
+    "onnx_size_mb",
+    "onnx_sha256",
+    "export_seconds",
+    "export_built",
+    "int8_sha256",
+    "int8_size_mb",
+    "int8_seconds",
+    "int8_path",
+    "calibration",
+    "path",
+    "onnx_path",
+    "seconds",
+    "created",
+}
+"""Keys that differ between two runs of the same code by design: exported files' bytes (ultralytics' ONNX export
+and the INT8 file built from it vary run to run), durations, paths and dates."""
 TIMED_METRICS = {"speed_ratio", "ort_speed_ratio", "memory_ratio", "cell_vs_torch"}
 """Checks on timed figures: their values and verdicts follow the machine's load."""
 
