@@ -160,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--heavy-target",
         type=_fraction,
         help="with --per-layer: this share instead of --target for the layers that cost the CPU latency (stride <= 8, "
-        "the Detect head, SPPF's cv1; off for the bundled build)",
+        "the Detect head, SPPF's cv1; the bundled build uses 0.75)",
     )
     p.add_argument(
         "--layer-target",
