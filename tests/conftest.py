@@ -47,7 +47,7 @@ class TinySet:
 
 @pytest.fixture(scope="session")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> TinySet:
-    from slimbench.checkpoint import save_detector
+    from slimbench.model.checkpoint import save_detector
 
     root = tmp_path_factory.mktemp("tiny")
     original = tiny_models.build_detector("yolov8n.yaml", nc=2)
@@ -76,8 +76,8 @@ def imported_once(tiny: TinySet) -> None:
     """
     import onnxruntime  # noqa: F401
 
-    from slimbench.checkpoint import load_detector
-    from slimbench.detections import detect
+    from slimbench.model.checkpoint import load_detector
+    from slimbench.model.detections import detect
 
     detect(load_detector(tiny.original), tiny.scene, imgsz=64)
 
@@ -203,7 +203,7 @@ def machine_share(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[N
 def on_worker_cpus(item: pytest.Item) -> Iterator[None]:
     """A slow test (they train) runs on its worker's share of the CPUs, and so do the processes it starts.
 
-    Training takes a torch thread per CPU the process may use (slimbench.timing.available_cpus), and here two
+    Training takes a torch thread per CPU the process may use (slimbench.measure.timing.available_cpus), and here two
     2-thread training loops side by side took 1.9x as long as two 1-thread ones. The other tests see every CPU: what
     they set is what they check (OpenVINO, for one, caps its threads at the process's CPUs).
     """

@@ -17,22 +17,21 @@ import pytest
 import tiny_models
 import torch
 
-from slimbench.accuracy import (
-    agreement_score,
+from slimbench.bench.session import SuiteSession
+from slimbench.config.suite import load_config
+from slimbench.core.errors import SlimbenchError
+from slimbench.core.files import image_files
+from slimbench.data.synthetic import make_dataset
+from slimbench.measure.agreement import agreement_score, coco_ap
+from slimbench.measure.datasets import (
     bundled_dataset,
     bundled_params,
     check_dataset_names,
     check_labels,
-    coco_ap,
-    image_files,
     read_dataset,
 )
-from slimbench.checkpoint import load_detector
-from slimbench.config import load_config
-from slimbench.data.synthetic import make_dataset
-from slimbench.detections import Detections, detect, read_image
-from slimbench.errors import SlimbenchError
-from slimbench.session import SuiteSession
+from slimbench.model.checkpoint import load_detector
+from slimbench.model.detections import Detections, detect, read_image
 
 FIXTURES = Path(os.environ.get("SLIMBENCH_FIXTURES") or Path(__file__).resolve().parents[1] / "fixtures")
 
@@ -247,7 +246,7 @@ def test_precision_is_undefined_when_the_validator_scores_no_box(bundled, tmp_pa
     from ultralytics import YOLO
     from ultralytics.nn.modules.head import Detect
 
-    from slimbench.accuracy import run_validator, write_val_yaml
+    from slimbench.measure.validator import run_validator, write_val_yaml
 
     ds = read_dataset(bundled_dataset(bundled["root"] / "cache", bundled_params(bundled["manifest"])))
     blind = YOLO(str(bundled["original"]))
@@ -270,7 +269,7 @@ def test_recall_is_undefined_when_the_val_split_has_no_labelled_box(bundled, tmp
     import yaml
     from ultralytics import YOLO
 
-    from slimbench.accuracy import run_validator
+    from slimbench.measure.validator import run_validator
 
     ds = read_dataset(bundled_dataset(bundled["root"] / "cache", bundled_params(bundled["manifest"])))
     model = YOLO(str(bundled["original"]))
@@ -308,7 +307,7 @@ def test_agreement_is_one_with_itself_and_drops_when_damaged(bundled):
 
 
 def test_config_keys_and_command_line(tmp_path):
-    from slimbench.config import Overrides, apply_overrides
+    from slimbench.config.overrides import Overrides, apply_overrides
 
     toml = tiny_models.write_suite(
         tmp_path / "suite.toml",

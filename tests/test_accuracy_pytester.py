@@ -11,7 +11,7 @@ import pytest
 import tiny_models
 from test_accuracy import write_dataset
 
-from slimbench.checkpoint import save_detector
+from slimbench.model.checkpoint import save_detector
 
 SETTINGS = {**tiny_models.SUITE_SETTINGS}
 LABELS = {"a": "0 0.3 0.3 0.3 0.3\n1 0.7 0.7 0.2 0.2\n", "b": "1 0.5 0.5 0.4 0.4\n", "c": ""}
@@ -21,9 +21,10 @@ LABELS = {"a": "0 0.3 0.3 0.3 0.3\n1 0.7 0.7 0.2 0.2\n", "b": "1 0.5 0.5 0.4 0.4
 def imported_once(imported_once, tiny, tmp_path_factory) -> None:
     """Validate and predict once in this process before any in-process pytester run (see conftest.imported_once,
     which this overrides)."""
-    from slimbench.accuracy import read_dataset, run_validator, write_val_yaml
-    from slimbench.checkpoint import load_detector
-    from slimbench.detections import detect
+    from slimbench.measure.datasets import read_dataset
+    from slimbench.measure.validator import run_validator, write_val_yaml
+    from slimbench.model.checkpoint import load_detector
+    from slimbench.model.detections import detect
 
     root = tmp_path_factory.mktemp("warm")
     model = load_detector(tiny.original)

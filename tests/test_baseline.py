@@ -7,9 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from slimbench import baseline as bl
-from slimbench.config import load_config
-from slimbench.errors import SlimbenchError
+from slimbench.bench.baseline_check import _matrix_metrics
+from slimbench.bench.baseline_compare import RULES, Row, compare, diff_table, merge_entry
+from slimbench.bench.baseline_gate import NOT_RUN, BaselineGate, open_gate
+from slimbench.bench.baseline_store import SCHEMA, SCHEMA_VERSION, read_baseline, render
+from slimbench.bench.figures import VariantFigures
+from slimbench.config.baseline import BaselineConfig, Tolerance, default_path, parse_tolerance, required_by
+from slimbench.config.suite import load_config
+from slimbench.core.errors import SlimbenchError
 
 SETTINGS = {"imgsz": 640, "conf": 0.25, "iou": 0.7, "match_iou": 0.5, "reference": "original", "images": {"scene": "a"}}
 
@@ -30,29 +35,27 @@ BASE = entry(
 )
 
 
-def status(rows: list[bl.Row]) -> dict[str, str]:
+def status(rows: list[Row]) -> dict[str, str]:
     return {r.metric: r.status for r in rows}
 
 
 # ---------------------------------------------------------------- tolerances and the config table
 
 
-@pytest.mark.parametrize(
-    "value, tol", [(0, bl.Tolerance(0.0)), (0.001, bl.Tolerance(0.001)), ("2%", bl.Tolerance(2.0, True))]
-)
+@pytest.mark.parametrize("value, tol", [(0, Tolerance(0.0)), (0.001, Tolerance(0.001)), ("2%", Tolerance(2.0, True))])
 def test_tolerance_parsing(value, tol):
-    assert bl.parse_tolerance(value, "x") == tol
+    assert parse_tolerance(value, "x") == tol
 
 
 @pytest.mark.parametrize("value", [-1, "2", "%", "-2%", True, float("nan"), [1]])
 def test_bad_tolerances_are_refused(value):
     with pytest.raises(SlimbenchError, match="^x: "):
-        bl.parse_tolerance(value, "x")
+        parse_tolerance(value, "x")
 
 
 def test_relative_tolerance_scales_with_the_baseline():
-    assert bl.Tolerance(1.0, True).allowed(200.0) == pytest.approx(2.0)
-    assert bl.Tolerance(0.5).allowed(200.0) == 0.5
+    assert Tolerance(1.0, True).allowed(200.0) == pytest.approx(2.0)
+    assert Tolerance(0.5).allowed(200.0) == 0.5
 
 
 def write_toml(tmp_path: Path, extra: str) -> Path:
@@ -66,9 +69,9 @@ def test_config_baseline_table(tmp_path):
         write_toml(tmp_path, '[baseline]\npath = "base/b.json"\ntolerances = {params = 5, gflops = "1%"}\n')
     )
     assert cfg.baseline.path == tmp_path / "base/b.json"
-    assert cfg.baseline.tolerance("params") == bl.Tolerance(5.0)
-    assert cfg.baseline.tolerance("gflops") == bl.Tolerance(1.0, True)
-    assert cfg.baseline.tolerance("detections") == bl.RULES["detections"].tolerance
+    assert cfg.baseline.tolerance("params") == Tolerance(5.0)
+    assert cfg.baseline.tolerance("gflops") == Tolerance(1.0, True)
+    assert cfg.baseline.tolerance("detections") == RULES["detections"].tolerance
     assert cfg.baseline.required is False
     assert load_config(write_toml(tmp_path, "[baseline]\nrequired = true\n")).baseline.required is True
 
@@ -91,30 +94,30 @@ def test_config_baseline_table_errors(tmp_path, text, expected):
 
 
 def test_default_path_is_next_to_the_config(tmp_path):
-    assert bl.default_path(tmp_path / "fixtures/slimbench.toml", None, tmp_path) == tmp_path / "fixtures/baseline.json"
-    assert bl.default_path(None, None, tmp_path) == tmp_path / "fixtures/baseline.json"
-    assert bl.default_path(tmp_path / "s.toml", tmp_path / "x.json", tmp_path) == tmp_path / "x.json"
+    assert default_path(tmp_path / "fixtures/slimbench.toml", None, tmp_path) == tmp_path / "fixtures/baseline.json"
+    assert default_path(None, None, tmp_path) == tmp_path / "fixtures/baseline.json"
+    assert default_path(tmp_path / "s.toml", tmp_path / "x.json", tmp_path) == tmp_path / "x.json"
 
 
 # ---------------------------------------------------------------- reading the file
 
 
 def test_missing_file_reads_as_none(tmp_path):
-    assert bl.read_baseline(tmp_path / "nope.json") is None
+    assert read_baseline(tmp_path / "nope.json") is None
 
 
 def test_render_and_read_round_trip(tmp_path):
     p = tmp_path / "b.json"
-    p.write_bytes(bl.render({"original": BASE}))
-    data = bl.read_baseline(p)
-    assert data["schema"] == bl.SCHEMA and data["schema_version"] == bl.SCHEMA_VERSION
+    p.write_bytes(render({"original": BASE}))
+    data = read_baseline(p)
+    assert data["schema"] == SCHEMA and data["schema_version"] == SCHEMA_VERSION
     assert data["variants"]["original"]["metrics"] == BASE["metrics"]
     assert {"slimbench", "torch", "ultralytics", "written"} <= data["created_by"].keys()
     assert list(data["variants"]["original"]["metrics"]) == sorted(BASE["metrics"]), "stable order for reviews"
 
 
 def doc(**variant) -> str:
-    return json.dumps({"schema": bl.SCHEMA, "schema_version": 1, "variants": {"pruned": variant}})
+    return json.dumps({"schema": SCHEMA, "schema_version": 1, "variants": {"pruned": variant}})
 
 
 @pytest.mark.parametrize(
@@ -137,23 +140,23 @@ def test_malformed_baselines_name_the_file_and_key(tmp_path, text, expected):
     p = tmp_path / "b.json"
     p.write_text(text, encoding="utf-8")
     with pytest.raises(SlimbenchError) as e:
-        bl.read_baseline(p)
+        read_baseline(p)
     assert str(e.value).startswith(f"{p}: ") and expected in str(e.value)
 
 
 def test_not_utf8_and_directory(tmp_path):
     (tmp_path / "b.json").write_bytes(b"\xff\xfe\x00")
     with pytest.raises(SlimbenchError, match="not UTF-8"):
-        bl.read_baseline(tmp_path / "b.json")
+        read_baseline(tmp_path / "b.json")
     with pytest.raises(SlimbenchError, match="is not a file"):
-        bl.read_baseline(tmp_path)
+        read_baseline(tmp_path)
 
 
 # ---------------------------------------------------------------- comparing
 
 
 def test_same_figures_are_ok():
-    assert set(status(bl.compare(BASE, BASE)).values()) == {"ok"}
+    assert set(status(compare(BASE, BASE)).values()) == {"ok"}
 
 
 def test_regressions_improvements_and_tolerances():
@@ -169,7 +172,7 @@ def test_regressions_improvements_and_tolerances():
             "agreement_precision[scene]": 0.5,  # regressed
         }
     )
-    st = status(bl.compare(BASE, now))
+    st = status(compare(BASE, now))
     assert st == {
         "params": "regressed",
         "gflops": "ok",
@@ -182,13 +185,13 @@ def test_regressions_improvements_and_tolerances():
         "agreement_recall[scene]": "ok",
         "agreement_precision[scene]": "regressed",
     }
-    cfg = bl.BaselineConfig(tolerances={"params": bl.Tolerance(1), "detections": bl.Tolerance(20, True)})
-    st = status(bl.compare(BASE, now, cfg))
+    cfg = BaselineConfig(tolerances={"params": Tolerance(1), "detections": Tolerance(20, True)})
+    st = status(compare(BASE, now, cfg))
     assert st["params"] == "ok" and st["detections[scene]"] == "ok"
 
 
 def test_rows_come_in_report_order_with_limits():
-    rows = bl.compare(BASE, entry(**{**BASE["metrics"], "params": 2_000_000}))
+    rows = compare(BASE, entry(**{**BASE["metrics"], "params": 2_000_000}))
     assert [r.metric for r in rows][:3] == ["params", "gflops", "file_size_mb"]
     params = rows[0]
     assert (params.baseline, params.now, params.limit) == (1_000_000, 2_000_000, "<= 1,000,000")
@@ -198,10 +201,10 @@ def test_rows_come_in_report_order_with_limits():
 
 def test_settings_that_differ_make_dependent_metrics_not_compared():
     now = entry({"imgsz": 320, "images": {"scene": "b"}}, **{**BASE["metrics"], "gflops": 0.75, "params": 2})
-    st = status(bl.compare(BASE, now))
+    st = status(compare(BASE, now))
     assert st["gflops"] == "not compared" and st["detections[scene]"] == "not compared"
     assert st["params"] == "improved", "params do not depend on imgsz: still compared"
-    why = {r.metric: r.note for r in bl.compare(BASE, now)}
+    why = {r.metric: r.note for r in compare(BASE, now)}
     assert why["gflops"] == "baseline imgsz 640, now 320"
 
 
@@ -209,7 +212,7 @@ def test_new_and_unmeasured_metrics_do_not_fail():
     base = entry(**{**BASE["metrics"], "map50": 0.8})
     now = entry(**{k: v for k, v in BASE["metrics"].items() if k != "zeroed_channels"})
     now["metrics"]["detections[other]"] = 3
-    st = status(bl.compare(base, now))
+    st = status(compare(base, now))
     assert st["map50"] == "not measured" and st["zeroed_channels"] == "not measured"
     assert st["detections[other]"] == "new"
 
@@ -223,7 +226,7 @@ def test_a_figure_undefined_on_one_side_compares_by_what_it_means():
     now = entry(map50=na_det, **{"agreement_recall[scene]": 0.0, "agreement_precision[scene]": na_det})
     now["metrics"].update({"agreement_recall[other]": na_ref, "agreement_precision[other]": na_det})
     now["metrics"]["agreement_map50"] = 0.0
-    rows = {r.metric: r for r in bl.compare(base, now)}
+    rows = {r.metric: r for r in compare(base, now)}
     assert {m: r.status for m, r in rows.items()} == {
         "agreement_recall[other]": "regressed",  # 0.9 -> undefined: the figure was lost
         "agreement_recall[scene]": "not compared",  # n/a -> 0.0: not an improvement
@@ -234,14 +237,14 @@ def test_a_figure_undefined_on_one_side_compares_by_what_it_means():
     }
     assert rows["agreement_recall[scene]"].note == "undefined in the baseline, 0 now; --update-baseline stores it"
     assert rows["agreement_recall[other]"].limit == "0.900, defined"
-    assert bl.diff_table([rows["agreement_recall[scene]"], rows["agreement_precision[other]"]]) == []
+    assert diff_table([rows["agreement_recall[scene]"], rows["agreement_precision[other]"]]) == []
     gained = entry(**{"agreement_precision[scene]": 0.5})
-    assert status(bl.compare(base, gained))["agreement_precision[scene]"] == "improved"
+    assert status(compare(base, gained))["agreement_precision[scene]"] == "improved"
 
 
 def test_diff_table_is_aligned_and_only_lists_regressions():
-    rows = bl.compare(BASE, entry(**{**BASE["metrics"], "params": 3_011_238, "file_size_mb": 6.2, "gflops": 1.0}))
-    lines = bl.diff_table(rows)
+    rows = compare(BASE, entry(**{**BASE["metrics"], "params": 3_011_238, "file_size_mb": 6.2, "gflops": 1.0}))
+    lines = diff_table(rows)
     assert lines[0].split() == ["metric", "baseline", "now", "limit"]
     assert lines[1].split()[:4] == ["params", "1,000,000", "3,011,238", "<="]
     assert lines[2].split()[:3] == ["file_size_mb", "2.00", "6.20"] and "(+1%)" in lines[2]
@@ -252,21 +255,21 @@ def test_diff_table_is_aligned_and_only_lists_regressions():
 
 
 def test_no_baseline_yet_is_not_run_with_how_to_create_it(tmp_path):
-    gate = bl.BaselineGate(tmp_path / "b.json", suite="bench")
+    gate = BaselineGate(tmp_path / "b.json", suite="bench")
     out = gate.check("pruned", BASE)
-    assert out.failure is None and out.status == bl.NOT_RUN == "not run (no baseline yet)"
+    assert out.failure is None and out.status == NOT_RUN == "not run (no baseline yet)"
     how = f"create it with `pytest bench --update-baseline`, review {tmp_path / 'b.json'} and commit it"
     assert out.not_run == f"no baseline yet: {how}" and gate.how_to_create() == how
     assert gate.write() == [] and not (tmp_path / "b.json").exists(), "never written without --update-baseline"
 
 
 def test_a_required_baseline_that_is_missing_fails_with_the_same_line(tmp_path):
-    gate = bl.BaselineGate(tmp_path / "b.json", required="CI=true", suite="bench")
+    gate = BaselineGate(tmp_path / "b.json", required="CI=true", suite="bench")
     out = gate.check("pruned", BASE)
     assert out.not_run is None and out.status == "missing (required)"
-    assert out.failure == bl.BaselineGate(tmp_path / "b.json", suite="bench").no_baseline_yet() + " (required: CI=true)"
+    assert out.failure == BaselineGate(tmp_path / "b.json", suite="bench").no_baseline_yet() + " (required: CI=true)"
     assert len(out.failure.splitlines()) == 1
-    update = bl.BaselineGate(tmp_path / "b.json", update=True, required="CI=true").check("pruned", BASE)
+    update = BaselineGate(tmp_path / "b.json", update=True, required="CI=true").check("pruned", BASE)
     assert update.failure is None and update.status == "will be added", "--update-baseline creates it, required or not"
 
 
@@ -276,43 +279,43 @@ def test_a_required_baseline_that_is_missing_fails_with_the_same_line(tmp_path):
 )
 def test_ci_requires_the_baseline(ci, required):
     env = {} if ci is None else {"CI": ci}
-    assert bl.required_by(bl.BaselineConfig(), None, env) == required
+    assert required_by(BaselineConfig(), None, env) == required
 
 
 def test_the_config_requires_the_baseline_and_says_where(tmp_path):
     source = tmp_path / "slimbench.toml"
-    assert bl.required_by(bl.BaselineConfig(required=True), source, {}) == f"[baseline] required = true in {source}"
-    gate = bl.open_gate(None, False, source, bl.BaselineConfig(required=True), tmp_path, tmp_path, env={}, suite="b")
+    assert required_by(BaselineConfig(required=True), source, {}) == f"[baseline] required = true in {source}"
+    gate = open_gate(None, False, source, BaselineConfig(required=True), tmp_path, tmp_path, env={}, suite="b")
     assert gate.path == tmp_path / "baseline.json" and gate.required and gate.check("v", BASE).failure
-    gate = bl.open_gate(None, False, source, bl.BaselineConfig(), tmp_path, tmp_path, env={"CI": "no"}, suite="b")
+    gate = open_gate(None, False, source, BaselineConfig(), tmp_path, tmp_path, env={"CI": "no"}, suite="b")
     assert gate.required is None and gate.check("v", BASE).failure is None
 
 
 def test_update_creates_then_reports_changes_atomically(tmp_path):
     p = tmp_path / "sub/b.json"
-    gate = bl.BaselineGate(p, update=True)
+    gate = BaselineGate(p, update=True)
     assert gate.check("original", BASE).failure is None
     assert gate.write() == [f"baseline {p}: created", "  original: added"]
     assert gate.statuses() == {"original": "written to the baseline"}
     assert [f.name for f in p.parent.iterdir()] == ["b.json"], "no temp file left behind"
     stamp = p.stat().st_mtime_ns
 
-    again = bl.BaselineGate(p, update=True)
+    again = BaselineGate(p, update=True)
     again.check("original", BASE)
     assert again.write() == [f"baseline {p}: unchanged (1 variant(s) checked)"]
     assert p.stat().st_mtime_ns == stamp and again.statuses() == {"original": "unchanged"}
 
-    changed = bl.BaselineGate(p, update=True)
+    changed = BaselineGate(p, update=True)
     out = changed.check("original", entry(**{**BASE["metrics"], "params": 1_200_000}))
     assert out.failure is None and out.status == "will be updated"
     assert changed.write() == [f"baseline {p}: updated", "  original: params 1,000,000 -> 1,200,000"]
-    assert bl.read_baseline(p)["variants"]["original"]["metrics"]["params"] == 1_200_000
+    assert read_baseline(p)["variants"]["original"]["metrics"]["params"] == 1_200_000
 
 
 def test_check_fails_with_the_diff_table(tmp_path):
     p = tmp_path / "b.json"
-    p.write_bytes(bl.render({"pruned": BASE}))
-    gate = bl.BaselineGate(p)
+    p.write_bytes(render({"pruned": BASE}))
+    gate = BaselineGate(p)
     out = gate.check("pruned", entry(**{**BASE["metrics"], "params": 3_011_238}))
     assert out.status == "1 regressed"
     lines = out.failure.splitlines()
@@ -327,11 +330,11 @@ def test_check_fails_with_the_diff_table(tmp_path):
 def test_update_keeps_metrics_this_run_did_not_measure():
     old = entry({"accuracy_data": "d; 250 images at 256px"}, **{**BASE["metrics"], "map50": 0.8, "detections[gone]": 4})
     now = entry(**{**BASE["metrics"], "params": 5})
-    merged = bl.merge_entry(old, now)
+    merged = merge_entry(old, now)
     assert merged["metrics"]["map50"] == 0.8 and merged["settings"]["accuracy_data"] == "d; 250 images at 256px"
     assert merged["metrics"]["params"] == 5
     assert "detections[gone]" not in merged["metrics"], "an image no longer in the suite"
-    moved = bl.merge_entry(old, entry({"imgsz": 320}, params=5))
+    moved = merge_entry(old, entry({"imgsz": 320}, params=5))
     assert "gflops" not in moved["metrics"] and "map50" in moved["metrics"], "gflops depends on imgsz, mAP does not"
 
 
@@ -343,7 +346,7 @@ def test_int8_and_matrix_cell_figures_are_kept_and_compared(tmp_path):
         "matrix_accuracy": {"ort-int8": {"agreement_map50": 0.97, "map50_95": 0.80}, "ov-fp32": {"map50_95": None}},
     }
     settings: dict = dict(SETTINGS)
-    matrix = bl._matrix_metrics(figures, settings)
+    matrix = _matrix_metrics(VariantFigures("pruned", "candidate", "p.pt", None, **figures), settings)
     assert matrix == {
         "int8_weights_mb": 0.75,
         "int8_convs": 62.0,
@@ -353,13 +356,13 @@ def test_int8_and_matrix_cell_figures_are_kept_and_compared(tmp_path):
     assert settings["calibration"] == "c1"
     base = entry({"calibration": "c1"}, **BASE["metrics"], **matrix)
     path = tmp_path / "baseline.json"
-    path.write_bytes(bl.render({"pruned": base}))
-    assert bl.read_baseline(path)["variants"]["pruned"]["metrics"]["cell_map50_95[ort-int8]"] == 0.80
+    path.write_bytes(render({"pruned": base}))
+    assert read_baseline(path)["variants"]["pruned"]["metrics"]["cell_map50_95[ort-int8]"] == 0.80
     worse = {**matrix, "int8_weights_mb": 0.76, "cell_map50_95[ort-int8]": 0.78, "cell_agreement_map50[ort-int8]": 0.96}
-    st = status(bl.compare(base, entry({"calibration": "c1"}, **BASE["metrics"], **worse)))
+    st = status(compare(base, entry({"calibration": "c1"}, **BASE["metrics"], **worse)))
     assert st["int8_weights_mb"] == "regressed" and st["cell_map50_95[ort-int8]"] == "regressed"
     assert st["cell_agreement_map50[ort-int8]"] == "ok" and st["int8_convs"] == "ok"  # within 0.02; exact
-    st = status(bl.compare(base, entry({"calibration": "c2"}, **BASE["metrics"], **worse)))
+    st = status(compare(base, entry({"calibration": "c2"}, **BASE["metrics"], **worse)))
     assert st["int8_weights_mb"] == "not compared" and st["params"] == "ok"  # other calibration images
-    kept = bl.merge_entry(base, entry(**BASE["metrics"]))  # a run without the matrix
+    kept = merge_entry(base, entry(**BASE["metrics"]))  # a run without the matrix
     assert kept["metrics"]["int8_convs"] == 62 and kept["settings"]["calibration"] == "c1"

@@ -10,8 +10,8 @@ import pytest
 import torch
 from ultralytics.nn.tasks import ClassificationModel, DetectionModel
 
-from slimbench.checkpoint import save_detector
 from slimbench.cli import main
+from slimbench.model.checkpoint import save_detector
 
 
 @pytest.fixture(scope="module")

@@ -6,19 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from slimbench.config import (
-    Overrides,
-    Settings,
-    Thresholds,
-    apply_overrides,
-    load_config,
-    parse_devices,
-    parse_int_list,
-    parse_variant_arg,
-    violation,
-)
-from slimbench.errors import SlimbenchError
-from slimbench.session import SuiteOptions, build_config
+from slimbench.config.options import SuiteOptions, build_config
+from slimbench.config.overrides import Overrides, apply_overrides, parse_variant_arg
+from slimbench.config.suite import Settings, Thresholds, load_config
+from slimbench.config.values import parse_devices, parse_int_list
+from slimbench.core.errors import SlimbenchError
+from slimbench.core.gates import violation
 
 SHA = "ab" * 32
 

@@ -20,7 +20,7 @@ import pytest
 import torch
 from ultralytics.nn.tasks import DetectionModel
 
-from slimbench.checkpoint import save_detector
+from slimbench.model.checkpoint import save_detector
 from slimbench.pruning import training
 from slimbench.pruning.sparsity import SparsityRecipe
 
@@ -123,7 +123,7 @@ def _worker_view(
 
 
 def _params(path: Path) -> int:
-    from slimbench.checkpoint import load_detector
+    from slimbench.model.checkpoint import load_detector
 
     return sum(p.numel() for p in load_detector(path).model.parameters())
 

@@ -7,9 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from slimbench import baseline as bl
-from slimbench.config import Overrides, Settings, apply_overrides, config_from_dict, parse_runtimes
-from slimbench.errors import SlimbenchError
+from slimbench.bench.baseline_compare import RULES, compare, merge_entry
+from slimbench.bench.baseline_store import read_baseline, render
+from slimbench.config.overrides import Overrides, apply_overrides
+from slimbench.config.suite import Settings, config_from_dict
+from slimbench.config.values import parse_runtimes
+from slimbench.core.errors import SlimbenchError
 
 
 def config(settings=None, thresholds=None):
@@ -71,33 +74,33 @@ def entry(metrics, imgsz=640):
 def test_baseline_knows_the_deployment_metrics(tmp_path):
     metrics = {"params": 10, "onnx_params": 9, "onnx_weights_mb": 0.5}
     path = tmp_path / "baseline.json"
-    path.write_bytes(bl.render({"pruned": entry(metrics)}))
-    assert bl.read_baseline(path)["variants"]["pruned"]["metrics"] == dict(sorted(metrics.items()))
+    path.write_bytes(render({"pruned": entry(metrics)}))
+    assert read_baseline(path)["variants"]["pruned"]["metrics"] == dict(sorted(metrics.items()))
 
 
 def test_onnx_is_gated_on_its_graph_and_absolute_memory_is_not_stored(tmp_path):
     base, worse = entry({"onnx_params": 10}), entry({"onnx_params": 11})
-    assert {r.metric: r.status for r in bl.compare(base, worse)} == {"onnx_params": "regressed"}
+    assert {r.metric: r.status for r in compare(base, worse)} == {"onnx_params": "regressed"}
     # absolute memory is the environment's as much as the model's: an older baseline's figures are dropped on read
     path = tmp_path / "baseline.json"
     path.write_text(
         '{"schema": "slimbench-baseline", "schema_version": 1, "variants": {"pruned": {"metrics": '
         '{"params": 10, "peak_rss_mb[cpu-b8-t2]": 1000.0, "inference_mb[cpu-b1-t2]": 40.0}}}}'
     )
-    assert bl.read_baseline(path)["variants"]["pruned"]["metrics"] == {"params": 10}
-    assert "peak_rss_mb" not in bl.RULES and "inference_mb" not in bl.RULES
+    assert read_baseline(path)["variants"]["pruned"]["metrics"] == {"params": 10}
+    assert "peak_rss_mb" not in RULES and "inference_mb" not in RULES
 
 
 def test_an_older_baseline_s_onnx_file_size_is_dropped_not_compared(tmp_path):
     path = tmp_path / "baseline.json"
-    path.write_bytes(bl.render({"pruned": entry({"params": 10, "onnx_size_mb": 4.1})}))
-    assert bl.read_baseline(path)["variants"]["pruned"]["metrics"] == {"params": 10}
+    path.write_bytes(render({"pruned": entry({"params": 10, "onnx_size_mb": 4.1})}))
+    assert read_baseline(path)["variants"]["pruned"]["metrics"] == {"params": 10}
 
 
 def test_a_baseline_from_before_the_deployment_figures_still_compares():
     old = entry({"params": 10})
     now = entry({"params": 10, "onnx_params": 9})
-    rows = {r.metric: r.status for r in bl.compare(old, now)}
+    rows = {r.metric: r.status for r in compare(old, now)}
     assert rows == {"params": "ok", "onnx_params": "new"}
-    merged = bl.merge_entry(now, entry({"params": 10}))  # a run without ONNX keeps the stored figures
+    merged = merge_entry(now, entry({"params": 10}))  # a run without ONNX keeps the stored figures
     assert merged["metrics"]["onnx_params"] == 9

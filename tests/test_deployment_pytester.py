@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import tiny_models
 
-from slimbench import export
+from slimbench.runtimes import export
 
 SETTINGS = {**tiny_models.SUITE_SETTINGS, "batch": [1, 2], "images": ["noise.jpg"]}
 THRESHOLDS = {"pruned": {"max_speed_ratio": 10.0, "max_ort_speed_ratio": 10.0, "max_params_ratio": 0.5}}
@@ -38,9 +38,9 @@ def imported_once(imported_once, tiny, tmp_path_factory) -> None:
     import (see conftest.imported_once, which this overrides)."""
     from ultralytics import YOLO
 
-    from slimbench import ort_runtime
-    from slimbench.checkpoint import load_detector, sha256_of
-    from slimbench.detections import detect
+    from slimbench.model.checkpoint import load_detector, sha256_of
+    from slimbench.model.detections import detect
+    from slimbench.runtimes import onnx_runtime as ort_runtime
 
     root = tmp_path_factory.mktemp("preimport")
     onnx = export.export_onnx(load_detector(tiny.pruned), sha256_of(tiny.pruned), 64, root, name="pre").path
@@ -164,7 +164,7 @@ def test_onnxruntime_missing_gives_skips_with_the_reason(suite, monkeypatch):
 
 
 def test_a_failed_export_is_named_and_the_others_still_run(suite, monkeypatch):
-    from slimbench.errors import SlimbenchError
+    from slimbench.core.errors import SlimbenchError
 
     real = export._run_exporter
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from slimbench.checkpoint import load_detector
-from slimbench.detections import (
-    NA_NO_DETECTIONS,
-    NA_NO_REFERENCE,
+from slimbench.core.errors import SlimbenchError
+from slimbench.core.undefined import NA_NO_DETECTIONS, NA_NO_REFERENCE
+from slimbench.model.checkpoint import load_detector
+from slimbench.model.detections import (
     Detections,
     agreement,
     box_iou,
@@ -16,7 +16,6 @@ from slimbench.detections import (
     match_flags,
     read_image,
 )
-from slimbench.errors import SlimbenchError
 
 
 def dets(*rows):

@@ -8,9 +8,9 @@ import json
 
 import pytest
 
-from slimbench import export
-from slimbench.checkpoint import load_detector, sha256_of
-from slimbench.errors import SlimbenchError
+from slimbench.core.errors import SlimbenchError
+from slimbench.model.checkpoint import load_detector, sha256_of
+from slimbench.runtimes import export
 
 
 @pytest.fixture

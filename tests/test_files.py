@@ -6,11 +6,12 @@ import os
 
 import pytest
 
-from slimbench import checkpoint, files
+from slimbench.core import files
+from slimbench.core.errors import SlimbenchError
 from slimbench.data import synthetic
-from slimbench.errors import SlimbenchError
-from slimbench.export import store_in_cache
+from slimbench.model import checkpoint
 from slimbench.pruning import pipeline
+from slimbench.runtimes.export import store_in_cache
 
 
 def test_writes_replaces_and_leaves_nothing_else(tmp_path):

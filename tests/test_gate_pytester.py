@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import tiny_models
 
-from slimbench.checkpoint import save_detector
+from slimbench.model.checkpoint import save_detector
 
 # 320 px, batch 1: the pruned-like model (width 1/16) takes about 0.27 of the original's time, so the swap reads
 # about +270% against the stored timing; the swapped run is compared at 100%. The unchanged run is compared at 400%:

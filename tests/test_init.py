@@ -77,7 +77,7 @@ def test_init_writes_a_suite_that_pytest_runs(tmp_path, capsys):
 
 def test_the_commented_baseline_table_is_valid_once_uncommented(tmp_path):
     """init writes ``[baseline]`` with ``required`` commented out; a user who uncomments it gets a valid config."""
-    from slimbench.config import load_config
+    from slimbench.config.suite import load_config
     from slimbench.scaffold import InitRequest, render
 
     req = InitRequest(Path("bench"), (f"original={MODELS / 'original.pt'}",), "original")

@@ -9,8 +9,9 @@ Stated INT8 tolerances (raw elementwise parity is meaningless for INT8: a few we
   measured in ONNX Runtime, 0.99 in OpenVINO) and mean |score - checkpoint| <= 0.005 (0.0009 in both);
 - detections on 8 held-out scenes (164 boxes) scored against the checkpoint's boxes: agreement mAP50 >= 0.9 (0.966
   measured in ONNX Runtime, 0.973 in OpenVINO; the FP32 file: 1.0 in both);
-- the INT8 gate fails a file whose quantization is broken on purpose (the Detect head's decoding quantized too:
-  box coordinates and class scores then share one INT8 scale and every score rounds to 0).
+- a file whose quantization is broken on purpose (the Detect head's decoding quantized too: box coordinates and
+  class scores then share one INT8 scale and every score rounds to 0) scores agreement mAP50 below 0.5 or none at
+  all, which the INT8 gate (``min_int8_agreement_map50``, judged by the suite session) fails.
 """
 
 from __future__ import annotations
@@ -21,14 +22,15 @@ import numpy as np
 import pytest
 import torch
 
-from slimbench import openvino_runtime as ovr
-from slimbench import ort_runtime, quantize
-from slimbench.accuracy import agreement_score
-from slimbench.checkpoint import load_detector, sha256_of
-from slimbench.detections import detect, read_image
-from slimbench.export import export_onnx
-from slimbench.runtime_accuracy import int8_violations, runtime_detections
-from slimbench.timing import timing_model
+from slimbench.measure.agreement import agreement_score
+from slimbench.measure.runtime_accuracy import runtime_detections
+from slimbench.measure.timing import timing_model
+from slimbench.model.checkpoint import load_detector, sha256_of
+from slimbench.model.detections import detect, read_image
+from slimbench.runtimes import onnx_runtime as ort_runtime
+from slimbench.runtimes import openvino_runtime as ovr
+from slimbench.runtimes import quantize
+from slimbench.runtimes.export import export_onnx
 
 ROOT = Path(__file__).resolve().parents[1] / "fixtures"
 IMGSZ = 256
@@ -83,7 +85,7 @@ RUNTIMES = ["ort", pytest.param("ov", marks=needs_ov)]
 
 @pytest.mark.parametrize("runtime", RUNTIMES)
 def test_int8_raw_outputs_stay_within_the_int8_tolerance(files, runtime):
-    from slimbench.quantize import preprocess
+    from slimbench.runtimes.quantize import preprocess
 
     x = np.concatenate([preprocess(read_image(p), IMGSZ) for p in files["images"][:2]])
     with torch.inference_mode():
@@ -104,40 +106,24 @@ def test_fp32_and_int8_detections_agree_with_the_checkpoint(files, reference, ru
     assert fp32.map50 == pytest.approx(1.0, abs=1e-6) and fp32.recall == 1.0 and fp32.precision == 1.0
     int8 = _agreement(files, reference, runtime, "int8")
     assert int8.reference_boxes > 50 and int8.map50 >= MIN_AGREEMENT, int8
-    assert int8_violations("finetuned", f"{runtime}-int8", 0.0, int8.map50, 0.02, MIN_AGREEMENT) == []
 
 
 @pytest.mark.parametrize("runtime", RUNTIMES)
-def test_the_int8_gate_fails_a_broken_quantization(files, reference, runtime):
+def test_a_broken_quantization_scores_far_below_the_agreement_limit(files, reference, runtime):
     broken = _agreement(files, reference, runtime, "broken")
-    lines = int8_violations("finetuned", f"{runtime}-int8", None, broken.map50, 0.02, MIN_AGREEMENT)
     # no boxes at all: agreement is undefined (None), which the gate counts as a failure, never as a pass
     assert broken.map50 is None or broken.map50 < 0.5
-    agreement = "not measured," if broken.map50 is None else f"{broken.map50:.3f} <"
-    assert lines == [
-        f"finetuned {runtime}-int8: INT8 mAP50-95 drop not measured, max 0.020",
-        f"finetuned {runtime}-int8: INT8 agreement mAP50 {agreement} min {MIN_AGREEMENT:.3f}",
-    ]
 
 
 def test_one_int8_file_runs_alike_in_both_runtimes(files):
     if ovr.missing_reason():
         pytest.skip(ovr.missing_reason())
-    from slimbench.quantize import preprocess
+    from slimbench.runtimes.quantize import preprocess
 
     x = preprocess(read_image(files["images"][0]), IMGSZ)
     a = _infer("ort", files["int8"])(x)
     b = _infer("ov", files["int8"])(x)
     assert float(np.abs(a[:, :4] - b[:, :4]).mean()) < 1.0 and float(np.abs(a[:, 4:] - b[:, 4:]).mean()) < 0.002
-
-
-def test_undefined_agreement_is_not_a_pass():
-    lines = int8_violations("pruned", "ov-int8", float("nan"), float("nan"), 0.02, 0.9)
-    assert lines == [
-        "pruned ov-int8: INT8 mAP50-95 drop not measured, max 0.020",
-        "pruned ov-int8: INT8 agreement mAP50 not measured, min 0.900",
-    ]
-    assert int8_violations("pruned", "ov-int8", 0.5, 0.1, None, None) == [], "no limit: not gated"
 
 
 @needs_ov
@@ -147,8 +133,8 @@ def test_openvino_cells_get_map_through_an_ir_folder_the_validator_loads(files, 
     ties on 24 images); the folder is cached by the ONNX file's sha256."""
     from ultralytics import YOLO
 
-    from slimbench.accuracy import run_validator
     from slimbench.data.synthetic import make_dataset
+    from slimbench.measure.validator import run_validator
 
     data = make_dataset(tmp_path / "ds", train=2, val=24, imgsz=IMGSZ, seed=11)
     folder = ovr.validator_model(files["fp32"])

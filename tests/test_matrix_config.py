@@ -7,10 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from slimbench.config import Overrides, Settings, apply_overrides, config_from_dict, parse_precisions
-from slimbench.errors import SlimbenchError
-from slimbench.matrix import accuracy_key, cell_key
-from slimbench.timing_key import TimingKey
+from slimbench.bench.figures import VariantFigures
+from slimbench.bench.matrix import accuracy_key, cell_key
+from slimbench.config.overrides import Overrides, apply_overrides
+from slimbench.config.suite import Settings, config_from_dict
+from slimbench.config.values import parse_precisions
+from slimbench.core.errors import SlimbenchError
+from slimbench.core.timing_key import TimingKey
 
 
 def config(settings=None, thresholds=None):
@@ -67,17 +70,8 @@ def test_cell_keys_name_every_axis():
     assert TimingKey.parse("ov-cpu-b1-t2-640").runtime == "openvino"
 
 
-class _Session:
-    """Just what DeployMatrix.rows reads."""
-
-    def __init__(self, figures):
-        self.figures = figures
-        self.reference = type("V", (), {"name": "original"})()
-        self.settings = Settings(imgsz=640)
-
-
 def test_rows_give_speedups_and_leave_unmeasured_ones_undefined():
-    from slimbench.matrix import DeployMatrix
+    from slimbench.bench.matrix import DeployMatrix
 
     cell = {"runtime": "onnxruntime", "precision": "int8", "device": "cpu", "batch": 1, "threads": 2}
     key = cell_key("onnxruntime", "int8", "cpu", 1, 2)
@@ -96,8 +90,9 @@ def test_rows_give_speedups_and_leave_unmeasured_ones_undefined():
         "unpaired": {"matrix": {key: {**cell, "median_s": 0.010}}},
         "paired_only": {"matrix_vs_torch": {key: {**cell, "speedup": 3.0, "reference_median_s": 0.09}}},
     }
-    m = DeployMatrix.__new__(DeployMatrix)
-    m.session = _Session(figures)
+    m = DeployMatrix.__new__(DeployMatrix)  # just what rows and summary_lines read
+    typed = {name: VariantFigures(name, "candidate", f"{name}.pt", None, **f) for name, f in figures.items()}
+    m.figures, m.reference, m.settings = typed, "original", Settings(imgsz=640)
     rows = {(r["variant"], r["cell"]): r for r in m.rows()}
     pruned = rows[("pruned", key)]
     assert pruned["speedup_same_cell"] == pytest.approx(2.0)
@@ -134,7 +129,7 @@ class _Accuracy:
 def test_int8_limits_that_cannot_be_measured_stop_the_run(settings, expected):
     from types import SimpleNamespace
 
-    from slimbench.session import unmeasurable_limits
+    from slimbench.bench.unmeasurable import unmeasurable_limits
 
     cfg = config(settings, {"pruned": {"min_int8_agreement_map50": 0.9}})
     session = SimpleNamespace(
@@ -155,7 +150,7 @@ def test_int8_limits_that_cannot_be_measured_stop_the_run(settings, expected):
 
 
 def test_the_report_block_has_the_matrix_and_the_chart():
-    from slimbench.matrix_report import section, table
+    from slimbench.report.matrix_report import section, table
 
     rows = [
         {
@@ -183,7 +178,7 @@ def test_the_report_block_has_the_matrix_and_the_chart():
 
 
 def test_the_chart_plots_map_when_every_cell_has_it_and_leaves_undefined_points_out():
-    from slimbench.matrix_report import chart_points
+    from slimbench.report.matrix_report import chart_points
 
     cell = {"variant": "pruned", "speedup_vs_torch_fp32": 4.0, "agreement_map50": 0.99, "map50_95": 0.76}
     rows = [

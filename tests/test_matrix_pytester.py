@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tiny_models
 
-from slimbench import openvino_runtime as ovr
+from slimbench.runtimes import openvino_runtime as ovr
 
 SETTINGS = {**tiny_models.SUITE_SETTINGS, "images": ["noise.jpg"]}
 FAST = ("--benchmark-min-rounds=3", "--benchmark-max-time=0.01")
@@ -25,9 +25,10 @@ def imported_once(imported_once, tiny, tmp_path_factory) -> None:
     modules an inner run imported; onnx's protobuf and torch's registrations refuse a second import)."""
     from ultralytics import YOLO
 
-    from slimbench import export, ort_runtime, quantize
-    from slimbench.checkpoint import load_detector, sha256_of
-    from slimbench.detections import detect
+    from slimbench.model.checkpoint import load_detector, sha256_of
+    from slimbench.model.detections import detect
+    from slimbench.runtimes import export, quantize
+    from slimbench.runtimes import onnx_runtime as ort_runtime
 
     root = tmp_path_factory.mktemp("preimport")
     e = export.export_onnx(load_detector(tiny.pruned), sha256_of(tiny.pruned), 64, root, name="pre")
@@ -87,8 +88,8 @@ def test_the_matrix_is_off_without_precision(suite):
 
 
 def test_a_variant_that_fails_to_quantize_is_named_and_the_rest_runs(suite, monkeypatch):
-    from slimbench import quantize
-    from slimbench.errors import SlimbenchError
+    from slimbench.core.errors import SlimbenchError
+    from slimbench.runtimes import quantize
 
     real = quantize._run_quantizer
 

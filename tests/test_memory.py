@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 import tiny_models
 
-from slimbench.checkpoint import check_file, save_detector, sha256_of
-from slimbench.errors import SlimbenchError
-from slimbench.memory import measure
+from slimbench.core.errors import SlimbenchError
+from slimbench.measure.memory import measure
+from slimbench.model.checkpoint import check_file, save_detector, sha256_of
 
 
 @pytest.fixture(scope="module")
@@ -29,8 +29,8 @@ def test_a_larger_model_peaks_higher_at_batch_8(sizes):
 
 
 def test_onnxruntime_is_measured_without_torch(tiny, tmp_path):
-    from slimbench.checkpoint import load_detector
-    from slimbench.export import export_onnx
+    from slimbench.model.checkpoint import load_detector
+    from slimbench.runtimes.export import export_onnx
 
     onnx = export_onnx(load_detector(tiny.pruned), sha256_of(tiny.pruned), 64, tmp_path, name="pruned").path
     figs = measure(tiny.pruned, "onnxruntime", 2, 64, onnx=onnx, threads=1)

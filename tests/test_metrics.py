@@ -11,11 +11,11 @@ import pytest
 import tiny_models
 import torch
 
-from slimbench import metrics
-from slimbench.checkpoint import load_detector, save_detector
-from slimbench.config import load_config
-from slimbench.errors import SlimbenchError
-from slimbench.session import SuiteSession
+from slimbench.bench.session import SuiteSession
+from slimbench.config.suite import load_config
+from slimbench.core.errors import SlimbenchError
+from slimbench.model import static_metrics as metrics
+from slimbench.model.checkpoint import load_detector, save_detector
 
 FIXTURES = Path(os.environ.get("SLIMBENCH_FIXTURES") or Path(__file__).resolve().parents[1] / "fixtures")
 

@@ -11,9 +11,9 @@ import pytest
 import torch
 from ultralytics.nn.tasks import DetectionModel
 
-from slimbench.checkpoint import detector_from_yaml, save_detector
 from slimbench.cli import main
-from slimbench.errors import SlimbenchError
+from slimbench.core.errors import SlimbenchError
+from slimbench.model.checkpoint import detector_from_yaml, save_detector
 
 SUBCOMMANDS = ("make-fixtures", "train", "sparsify", "prune", "finetune")
 TAKES_YAML = {"make-fixtures", "train"}

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from slimbench import openvino_runtime as ovr
-from slimbench import ort_runtime
-from slimbench.checkpoint import load_detector, sha256_of
-from slimbench.export import export_onnx
-from slimbench.timing import seeded_input, timing_model
+from slimbench.measure.timing import seeded_input, timing_model
+from slimbench.model.checkpoint import load_detector, sha256_of
+from slimbench.runtimes import onnx_runtime as ort_runtime
+from slimbench.runtimes import openvino_runtime as ovr
+from slimbench.runtimes.export import export_onnx
 
 pytestmark = pytest.mark.skipif(ovr.missing_reason() is not None, reason=str(ovr.missing_reason()))
 

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from slimbench import ort_runtime
-from slimbench.checkpoint import load_detector, sha256_of
-from slimbench.export import export_onnx
-from slimbench.timing import seeded_input, timing_model
+from slimbench.measure.timing import seeded_input, timing_model
+from slimbench.model.checkpoint import load_detector, sha256_of
+from slimbench.runtimes import onnx_runtime as ort_runtime
+from slimbench.runtimes.export import export_onnx
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,8 @@ import pytest
 import tiny_models
 from test_suite_pytester import SETTINGS
 
-from slimbench.checkpoint import save_detector
-from slimbench.timing import available_cpus
+from slimbench.measure.timing import available_cpus
+from slimbench.model.checkpoint import save_detector
 
 FOREIGN_NAMES = {0: "car", 1: "person", 2: "bike"}
 BUNDLED_LIMITS = {  # written for the "bundled" checkpoints: a foreign checkpoint breaks every one of them

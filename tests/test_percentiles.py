@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from slimbench.timing import latency_figures, percentiles
+from slimbench.measure.timing import latency_figures, percentiles
 
 ROUNDS = [0.012, 0.010, 0.011, 0.030, 0.0105, 0.0101, 0.013, 0.0099, 0.050, 0.0102, 0.0111]
 

@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from slimbench.checkpoint import load_detector, sha256_of
 from slimbench.cli import main
 from slimbench.data.synthetic import make_dataset
-from slimbench.pruning.sparsity import SparsityRecipe, batchnorms, share_below
+from slimbench.model.checkpoint import load_detector, sha256_of
+from slimbench.pruning.sparsity import SparsityRecipe, batchnorms, bn_gammas, share_below
 from slimbench.pruning.structural import count_params
-from slimbench.pruning.training import bn_gammas, train
+from slimbench.pruning.training import train
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +105,7 @@ def test_plan_heavy_target_and_recovery_reach_the_trainer(monkeypatch: pytest.Mo
 
     from ultralytics.nn.tasks import DetectionModel
 
-    from slimbench.checkpoint import save_detector
+    from slimbench.model.checkpoint import save_detector
     from slimbench.pruning import pipeline, training
 
     start = save_detector(DetectionModel("yolo11n.yaml", nc=3, verbose=False), tmp_path / "o.pt")
@@ -189,7 +189,7 @@ def test_make_fixtures_quick_end_to_end(tmp_path: Path, capsys: pytest.CaptureFi
     assert v["pruned"]["file_bytes"] < 0.45 * v["original"]["file_bytes"]  # both FP16
     assert manifest["pruning"]["channels_removed_pct"] >= 45
     assert manifest["versions"]["ultralytics"] and manifest["dataset"]["seed"] == 0
-    from slimbench.timing import available_cpus
+    from slimbench.measure.timing import available_cpus
 
     assert manifest["train_threads"] == available_cpus()  # not ultralytics' cpus - 1 (one idle core on two)
     assert (out / "images" / "scene.jpg").is_file() and (out / "models" / "bn_gamma_hist.png").is_file()

@@ -11,8 +11,8 @@ import ultralytics
 from ultralytics.nn.tasks import DetectionModel
 from ultralytics.utils.torch_utils import get_flops
 
-from slimbench.checkpoint import load_detector, save_detector
-from slimbench.metrics import channels_removed_pct, prunable_channels
+from slimbench.model.checkpoint import load_detector, save_detector
+from slimbench.model.static_metrics import channels_removed_pct, prunable_channels
 from slimbench.pruning.c2f import C2fSplit
 from slimbench.pruning.structural import count_params, prune_detection_model
 

@@ -12,8 +12,8 @@ import torch_pruning as tp
 from torch import nn
 from ultralytics.nn.tasks import DetectionModel, OBBModel, PoseModel, RTDETRDetectionModel, SegmentationModel
 
-from slimbench.checkpoint import save_detector
 from slimbench.cli import main
+from slimbench.model.checkpoint import save_detector
 from slimbench.pruning.deadline import DeadlineExceeded, run_with_deadline
 from slimbench.pruning.structural import prune_detection_model
 from slimbench.pruning.support import UnsupportedModelError, check_prunable

@@ -8,10 +8,10 @@ import json
 
 import pytest
 
-from slimbench import quantize
-from slimbench.checkpoint import load_detector, sha256_of
-from slimbench.errors import SlimbenchError
-from slimbench.export import export_onnx
+from slimbench.core.errors import SlimbenchError
+from slimbench.model.checkpoint import load_detector, sha256_of
+from slimbench.runtimes import quantize
+from slimbench.runtimes.export import export_onnx
 
 IMGSZ = 64
 

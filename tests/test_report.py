@@ -1,7 +1,7 @@
 """Reports: the HTML report (pytest-html, one self-contained file), benchmark.json, summary.json and summary.csv.
 
 End to end with pytester on tiny variants: every output exists and parses, holds every variant and every chart, and
-its figures are the ones the tests measured (recomputed here with slimbench.metrics on the same files). Plus the
+its figures are the ones the tests measured (recomputed here with model.static_metrics on the same files). Plus the
 pieces alone: charts, annotated images, the HTML table, the CI check.
 """
 
@@ -19,7 +19,10 @@ import pandas as pd
 import pytest
 import tiny_models
 
+from slimbench.measure.timing import SpeedRatio
 from slimbench.report import charts, check, html, images, summary
+from slimbench.report.facts import RunFacts
+from slimbench.report.rows import DEPLOYMENT_COLUMNS, paired_speedup
 
 # torch only, no memory: the deployment figures' report is in test_deployment_pytester.py
 SETTINGS = {**tiny_models.SUITE_SETTINGS, "batch": [1, 2], "runtime": ["torch"], "memory": False}
@@ -78,10 +81,10 @@ def test_full_run_writes_every_report_with_the_measured_figures(suite, monkeypat
     assert list(rows) == ["original", "pruned", "copy"] and doc["charts"] == list(summary.CHARTS)
     assert rows["original"]["baseline"] == "written to the baseline"
 
-    # static figures: the same numbers slimbench.metrics gives on the same files
-    from slimbench import metrics
-    from slimbench.checkpoint import load_detector
-    from slimbench.detections import detect
+    # static figures: the same numbers slimbench.model.static_metrics gives on the same files
+    from slimbench.model import static_metrics as metrics
+    from slimbench.model.checkpoint import load_detector
+    from slimbench.model.detections import detect
 
     counts = {}
     for name in rows:
@@ -279,9 +282,9 @@ def test_every_chart_renders(with_timings):
 def paired_run(tmp_path: Path, max_speed_ratio: float | None = None):
     """A session holding what the speed tests record: forward medians in a torch and an ort cell, and one paired
     ratio (pruned, torch). copy has no speed limit, so it is never paired."""
-    from slimbench.checks import record_forward
-    from slimbench.config import config_from_dict
-    from slimbench.session import SuiteSession
+    from slimbench.bench.checks import record_forward
+    from slimbench.bench.session import SuiteSession
+    from slimbench.config.suite import config_from_dict
 
     names = ("original", "pruned", "copy")
     data = {"reference": "original", "variants": {n: {"path": f"{n}.pt"} for n in names}}
@@ -293,13 +296,13 @@ def paired_run(tmp_path: Path, max_speed_ratio: float | None = None):
         for name, median in zip(names, medians, strict=True):
             if median is not None:
                 record_forward(session, name, key, [median] * 3, 1, runtime)
-    session.record("pruned", "speed_ratio", "cpu-b1-t2-640", {"median_ratio": 0.308, "speedup": 1 / 0.308, "pairs": 9})
+    session.figures["pruned"].speed_ratio["cpu-b1-t2-640"] = SpeedRatio(0.308, [0.308] * 9)
     return session
 
 
 def test_a_paired_cell_shows_one_speedup_and_it_is_the_paired_one(tmp_path):
     session = paired_run(tmp_path)
-    doc = summary.build(session, summary.RunFacts(), {"imgsz": 640})
+    doc = summary.build(session, RunFacts(), {"imgsz": 640})
     rows = {r["variant"]: r for r in doc["rows"]}
     assert rows["pruned"]["speedup[cpu-b1-t2]"] == pytest.approx(1 / 0.308, rel=1e-12)  # not the medians' 2.5
     assert rows["pruned"]["speedup_medians[cpu-b1-t2]"] == pytest.approx(2.5)
@@ -337,8 +340,8 @@ def test_a_paired_cell_shows_one_speedup_and_it_is_the_paired_one(tmp_path):
 def test_the_speed_table_shows_the_paired_speedup_only_and_flags_it_with_its_ratio(tmp_path):
     session = paired_run(tmp_path, max_speed_ratio=0.25)
     assert session.judge("pruned", "speed_ratio", 0.308, cell="cpu-b1-t2-640"), "0.308 > max 0.25: a failed gate"
-    doc = summary.build(session, summary.RunFacts(), {"imgsz": 640})
-    formats = {c.key: c.fmt for c in summary.DEPLOYMENT_COLUMNS}
+    doc = summary.build(session, RunFacts(), {"imgsz": 640})
+    formats = {c.key: c.fmt for c in DEPLOYMENT_COLUMNS}
     page = html.cell_table(doc, "speed", formats)
     head = page.split("</thead>")[0]
     assert re.findall(r'<th data-key="(speed[^"]*)"', head) == ["speed_ratio", "speedup"]
@@ -348,9 +351,9 @@ def test_the_speed_table_shows_the_paired_speedup_only_and_flags_it_with_its_rat
 
 
 def test_a_paired_speedup_is_undefined_only_without_a_ratio():
-    assert summary.paired_speedup(0.5) == 2.0
-    assert summary.paired_speedup(0.0) is None and summary.paired_speedup(None) is None
-    assert summary.paired_speedup("n/a (smoke mode)") is None and summary.paired_speedup(float("nan")) is None
+    assert paired_speedup(0.5) == 2.0
+    assert paired_speedup(0.0) is None and paired_speedup(None) is None
+    assert paired_speedup("n/a (smoke mode)") is None and paired_speedup(float("nan")) is None
 
 
 def test_annotate_draws_the_recorded_boxes_offline():
@@ -411,7 +414,7 @@ def test_a_broken_report_fails_the_run_loudly(suite, monkeypatch):
 
 def test_the_default_benchmark_json_is_a_path_and_an_open_file(tmp_path):
     """pytest-benchmark 5.2+ opens the path it is given; earlier versions write into an open file: both work."""
-    from slimbench.report.hooks import JsonTarget
+    from slimbench.bench.benchmark_bridge import JsonTarget
 
     target = JsonTarget(tmp_path / "benchmark.json")
     assert not target.path.exists(), "created only when pytest-benchmark writes it"

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from slimbench.errors import SlimbenchError
+from slimbench.core.errors import SlimbenchError
 from slimbench.pruning.sparsity import SparsityRecipe, prox_bn_, share_below, targeted_weights
 
 

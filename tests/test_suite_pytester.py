@@ -11,7 +11,7 @@ import pytest
 import tiny_models
 import torch
 
-from slimbench.checkpoint import save_detector, sha256_of
+from slimbench.model.checkpoint import save_detector, sha256_of
 
 # torch only and no memory subprocesses here: fast, and no in-process export (the ONNX Runtime path, parity and
 # memory run end to end in test_deployment_pytester.py); their tests are skipped with the reason
@@ -97,8 +97,8 @@ def test_suite_fails_when_a_variant_breaks_its_limits(suite):
 
 
 def suite_masked(suite: pytest.Pytester) -> int:
-    from slimbench.checkpoint import load_detector
-    from slimbench.metrics import total_zeroed_channels
+    from slimbench.model.checkpoint import load_detector
+    from slimbench.model.static_metrics import total_zeroed_channels
 
     return total_zeroed_channels(load_detector(suite.path / "masked.pt"))
 

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import yaml
 
-from slimbench.data import synthetic
+from slimbench.core.errors import SlimbenchError
+from slimbench.data import scenes
 from slimbench.data.synthetic import CLASS_NAMES, load_labels, make_dataset, make_scene
-from slimbench.errors import SlimbenchError
 
 SMALL = {"train": 6, "val": 3, "imgsz": 128}
 
@@ -97,9 +97,9 @@ def test_rasterized_shape_matches_its_polygon(cls: int) -> None:
     rng = np.random.default_rng(cls)
     for _ in range(20):
         size = rng.uniform(8, 120)
-        polys = [p + (100.3, 90.7) for p in synthetic._outline(cls, size, rng.uniform(0, 2 * math.pi))]
-        x0, y0, mask = synthetic._rasterize(polys, 256, 256)
-        bx0, by0, bx1, by1 = synthetic._mask_box(mask)
+        polys = [p + (100.3, 90.7) for p in scenes.outline(cls, size, rng.uniform(0, 2 * math.pi))]
+        x0, y0, mask = scenes._rasterize(polys, 256, 256)
+        bx0, by0, bx1, by1 = scenes._mask_box(mask)
         vmin, vmax = polys[0].min(axis=0), polys[0].max(axis=0)
         # pixel i covers [i, i+1); polygon vertices are in pixel-centre coordinates (pixel i centre = i)
         assert abs((bx0 + x0) - vmin[0]) <= 1.0 and abs((bx1 + x0) - vmax[0]) <= 1.0
@@ -109,7 +109,7 @@ def test_rasterized_shape_matches_its_polygon(cls: int) -> None:
 def test_label_box_is_tight_box_of_drawn_object() -> None:
     sizes = []
     for i in range(40):
-        img, labels = synthetic._render_sample(np.random.default_rng([9, i]), 128, n_objects=1, plain=True)
+        img, labels = scenes.render_sample(np.random.default_rng([9, i]), 128, n_objects=1, plain=True)
         assert len(labels) == 1
         drawn = np.any(img != 127, axis=2)
         ys, xs = np.nonzero(drawn)
@@ -122,7 +122,7 @@ def test_label_box_is_tight_box_of_drawn_object() -> None:
 
 def test_overlapping_objects_are_boxed_by_their_visible_part() -> None:
     rng = np.random.default_rng(0)
-    canvas = synthetic._Canvas(np.full((100, 100, 3), 127.0, np.float32))
+    canvas = scenes.Canvas(np.full((100, 100, 3), 127.0, np.float32))
     square = [np.array([[10.0, 10.0], [59.0, 10.0], [59.0, 59.0], [10.0, 59.0]])]
     cover = [np.array([[50.0, 0.0], [99.0, 0.0], [99.0, 99.0], [50.0, 99.0]])]  # hides 10 of 50 columns
     assert canvas.try_place(rng, 1, square, np.array([0.0, 0.0, 0.0]))

@@ -8,11 +8,12 @@ import os
 import pytest
 import torch
 
-from slimbench.config import Overrides, Settings, SuiteConfig, Variant, apply_overrides, config_from_dict
-from slimbench.errors import SlimbenchError
-from slimbench.session import SuiteSession
-from slimbench.timing import available_cpus, use_threads
-from slimbench.timing_key import TimingKey
+from slimbench.bench.session import SuiteSession
+from slimbench.config.overrides import Overrides, apply_overrides
+from slimbench.config.suite import Settings, SuiteConfig, Variant, config_from_dict
+from slimbench.core.errors import SlimbenchError
+from slimbench.core.timing_key import TimingKey
+from slimbench.measure.timing import available_cpus, use_threads
 
 
 def config(tmp_path, **settings) -> SuiteConfig:

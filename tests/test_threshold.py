@@ -10,9 +10,9 @@ import pytest
 import torch
 from ultralytics.nn.tasks import DetectionModel
 
-from slimbench.checkpoint import save_detector
 from slimbench.cli import main
-from slimbench.metrics import count_params
+from slimbench.model.checkpoint import save_detector
+from slimbench.model.static_metrics import count_params
 from slimbench.pruning.threshold import threshold_prune
 
 

@@ -6,7 +6,7 @@ import pytest
 import tiny_models
 import torch
 
-from slimbench import timing
+from slimbench.measure import timing
 
 
 class FakeClock:

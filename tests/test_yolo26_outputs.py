@@ -16,10 +16,11 @@ import tiny_models
 import torch
 from ultralytics import YOLO
 
-from slimbench import export, ort_runtime
-from slimbench.checkpoint import load_detector, save_detector, sha256_of
-from slimbench.detections import agreement, detect, read_image
+from slimbench.model.checkpoint import load_detector, save_detector, sha256_of
+from slimbench.model.detections import agreement, detect, read_image
 from slimbench.pruning.structural import prune_detection_model
+from slimbench.runtimes import export
+from slimbench.runtimes import onnx_runtime as ort_runtime
 
 IMGSZ = 160
 

@@ -26,17 +26,18 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from slimbench.errors import SlimbenchError
+from slimbench.core.errors import SlimbenchError
+from slimbench.core.files import CACHE_DIR
 
 if TYPE_CHECKING:
-    from slimbench.config import Variant
-    from slimbench.session import SuiteOptions, SuiteSession
+    from slimbench.bench.session import SuiteSession
+    from slimbench.config.options import SuiteOptions
+    from slimbench.config.suite import Variant
 
 SUITE_FLAG = "slimbench_suite"
 SUITE_CONFIG = "slimbench_config"
 """A suite conftest may name its config (relative to the conftest), as ``slimbench init`` writes it."""
 DEFAULT_VARIANTS_FILE = "fixtures/slimbench.toml"
-CACHE_DIR = ".slimbench-cache"
 """Under the rootdir: the generated default dataset and validator scratch space (safe to delete)."""
 _SESSION = pytest.StashKey["SuiteSession"]()
 RENAMED_IMAGES = "--images was renamed --agreement-images (agreement folder; --image stays the sample images)"
@@ -127,7 +128,7 @@ def add_suite_options(parser: pytest.Parser) -> None:
     """A suite conftest's ``pytest_addoption``: the options and the ini default for the variants file."""
     group = parser.getgroup("slimbench", "slimbench: compare a YOLO detector with its pruned variants")
     add_options(group.addoption)
-    from slimbench.report.hooks import add_output_options
+    from slimbench.report.options import add_output_options
 
     add_output_options(group.addoption)  # --slimbench-reports, --baseline, --update-baseline
     parser.addini(
@@ -169,8 +170,8 @@ def _in_suite(metafunc: pytest.Metafunc) -> bool:
 
 
 def _options(config: pytest.Config) -> SuiteOptions:
-    from slimbench.config import Overrides
-    from slimbench.session import SuiteOptions
+    from slimbench.config.options import SuiteOptions
+    from slimbench.config.overrides import Overrides
 
     if _opt(config, "renamed_images") is not None:
         raise SlimbenchError(RENAMED_IMAGES)
@@ -224,7 +225,8 @@ def _ini_variants_file(config: pytest.Config) -> str:
 
 def _activate(config: pytest.Config) -> SuiteSession:
     """Build and validate the session; every bad input becomes one SlimbenchError line."""
-    from slimbench.session import SuiteSession, build_config
+    from slimbench.bench.session import SuiteSession
+    from slimbench.config.options import build_config
 
     opts = _options(config)
     cfg = build_config(opts, Path(config.rootpath), Path(config.invocation_params.dir))
@@ -250,10 +252,9 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     if not _is_active(config):
         return
-    if _opt(config, "slimbench_smoke"):
-        config.option.benchmark_disable = True  # read by pytest-benchmark's own (trylast) pytest_configure
-    # no garbage-collector pause inside a timed round, as in the interleaved speed ratio (timing.gc_paused)
-    config.option.benchmark_disable_gc = True
+    from slimbench.bench import benchmark_bridge
+
+    benchmark_bridge.configure(config, smoke=bool(_opt(config, "slimbench_smoke")))  # before pytest-benchmark's own
     try:
         from slimbench.report.hooks import register as register_outputs
 
@@ -292,7 +293,7 @@ def get_session(config: pytest.Config) -> SuiteSession:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Parametrise the suite's fixtures; ids are variant names, devices, ``b<batch>``, ``t<threads>``, image stems
     and short runtime names."""
-    from slimbench.timing_key import RUNTIME_IDS
+    from slimbench.core.timing_key import RUNTIME_IDS
 
     wanted = [n for n in _PARAMETRISED if n in metafunc.fixturenames]
     if not wanted or not _in_suite(metafunc):
@@ -348,7 +349,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def _stop_on_unmeasurable(config: pytest.Config, session: SuiteSession, selected: set[tuple[str, str | None]]) -> None:
     """One line and exit status 4, before any test, for the first unmeasurable limit whose test still runs; the
     report writers are told first, so a stopped run writes no report over the last one."""
-    from slimbench.metric_specs import gating_test
+    from slimbench.core.metric_specs import gating_test
 
     for u in session.unmeasurable:
         test = gating_test(u.limit)
@@ -380,7 +381,7 @@ def candidate(request: pytest.FixtureRequest, slimbench: SuiteSession) -> Varian
 @pytest.fixture
 def device(request: pytest.FixtureRequest) -> str:
     """Each device of the run; one that is absent here is skipped with the reason."""
-    from slimbench.timing import device_available
+    from slimbench.measure.timing import device_available
 
     name = request.param
     if not device_available(name):
@@ -402,14 +403,13 @@ def threads(request: pytest.FixtureRequest, slimbench: SuiteSession) -> int:
 
 @pytest.fixture
 def runtime(request: pytest.FixtureRequest) -> str:
-    """Each runtime of the run ("torch", "onnxruntime"); onnxruntime is skipped with the reason where it is absent."""
-    name = str(request.param)
-    if name in ("onnxruntime", "openvino"):
-        from importlib import import_module
+    """Each runtime of the run ("torch", "onnxruntime", "openvino"); one that is absent is skipped with the reason."""
+    from slimbench.runtimes.registry import missing_reason
 
-        why = import_module("slimbench.ort_runtime" if name == "onnxruntime" else "slimbench.openvino_runtime")
-        if why.missing_reason():
-            pytest.skip(why.missing_reason())
+    name = str(request.param)
+    why = missing_reason(name)
+    if why:
+        pytest.skip(why)
     return name
 
 
@@ -421,8 +421,10 @@ def image(request: pytest.FixtureRequest) -> str:
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     """What the suite measured, in a few lines, next to pytest-benchmark's timing tables."""
+    from slimbench.report.terminal import summary_lines
+
     session = config.stash.get(_SESSION, None)
-    lines = session.summary_lines() if session is not None else []
+    lines = summary_lines(session) if session is not None else []
     if lines:
         terminalreporter.write_sep("-", "slimbench")
         for line in lines:

@@ -1,6 +1,6 @@
 """``slimbench init``: write a ready suite into a user's repository, so ``pytest DIR`` runs it.
 
-A suite is three things: the suite config (``slimbench.toml``, the schema of :mod:`slimbench.config`, with a sha256
+A suite is three things: the suite config (``slimbench.toml``, the schema of :mod:`config.suite`, with a sha256
 pin of every checkpoint computed here), a ``conftest.py`` that marks the folder as a suite and names that config,
 and the benchmark tests, copied from the ones shipped inside the package (``slimbench/suite/``), so an installed
 slimbench needs nothing from this repository. Every input is checked and every file rendered before the first one
@@ -17,10 +17,11 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from slimbench.checkpoint import check_file, sha256_of
-from slimbench.config import config_from_dict, parse_variant_arg
-from slimbench.errors import SlimbenchError
-from slimbench.files import atomic_write_bytes
+from slimbench.config.overrides import parse_variant_arg
+from slimbench.config.suite import config_from_dict
+from slimbench.core.errors import SlimbenchError
+from slimbench.core.files import atomic_write_bytes
+from slimbench.model.checkpoint import check_file, sha256_of
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -126,7 +127,7 @@ def _q(text: str) -> str:
 def _config_text(folder: Path, root: Path, reference: str, variants: dict[str, Path], images: list[Path]) -> str:
     lines = [
         "# A slimbench suite, written by `slimbench init`; `pytest` on this folder runs it.",
-        "# Paths are relative to this file. Schema: slimbench/config.py (the settings and thresholds it documents).",
+        "# Paths are relative to this file. Schema: slimbench/config/suite.py (settings and thresholds).",
         "",
         f"reference = {_q(reference)}",
         "",
@@ -149,7 +150,7 @@ def _config_text(folder: Path, root: Path, reference: str, variants: dict[str, P
     for name in variants:
         if name != reference:
             lines += [
-                f"# [thresholds.{_q(name)}]      # gates against {reference}; see slimbench/config.py for all keys",
+                f"# [thresholds.{_q(name)}]      # vs {reference}; all keys: slimbench/config/suite.py",
                 "# max_params_ratio = 0.5",
                 "# max_speed_ratio = 0.8",
                 "",

@@ -14,7 +14,7 @@ def plot_bn_gammas(before: torch.Tensor, after: torch.Tensor, out: str | Path, t
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from slimbench.files import atomic_write_bytes
+    from slimbench.core.files import atomic_write_bytes
 
     fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
     hi = float(max(before.max().item() if before.numel() else 1.0, after.max().item() if after.numel() else 1.0))

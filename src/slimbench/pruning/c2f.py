@@ -11,6 +11,8 @@ pruning) are padded with zero channels, which keeps the outputs exact.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 from ultralytics.nn.modules.block import C3, Bottleneck, C2f, C3k2
@@ -49,19 +51,27 @@ def _conv_like(ref: Conv, conv: nn.Conv2d, bn: nn.BatchNorm2d) -> Conv:
     return new
 
 
+def _new_conv2d(
+    like: nn.Conv2d, in_channels: int, out_channels: int, groups: int | None = None, bias: bool | None = None
+) -> nn.Conv2d:
+    """A fresh Conv2d with ``like``'s kernel, stride, padding and dilation (its groups and bias unless given), on
+    ``like``'s device and dtype; the caller fills the weights."""
+    return nn.Conv2d(
+        in_channels,
+        out_channels,
+        like.kernel_size,
+        like.stride,
+        like.padding,
+        like.dilation,
+        like.groups if groups is None else groups,
+        bias=like.bias is not None if bias is None else bias,
+    ).to(like.weight.device, like.weight.dtype)
+
+
 def _slice_conv(src: Conv, idx: torch.Tensor) -> Conv:
     """A copy of ``src`` keeping only output channels ``idx`` (conv weights and every BN statistic)."""
     w = src.conv.weight.data
-    conv = nn.Conv2d(
-        src.conv.in_channels,
-        len(idx),
-        src.conv.kernel_size,
-        src.conv.stride,
-        src.conv.padding,
-        src.conv.dilation,
-        src.conv.groups,
-        bias=src.conv.bias is not None,
-    ).to(w.device, w.dtype)
+    conv = _new_conv2d(src.conv, src.conv.in_channels, len(idx))
     conv.weight.data.copy_(w[idx])
     if src.conv.bias is not None:
         conv.bias.data.copy_(src.conv.bias.data[idx])
@@ -81,10 +91,25 @@ def _slice_conv(src: Conv, idx: torch.Tensor) -> Conv:
     return _conv_like(src, conv, bn)
 
 
-def _iter_parents(root: nn.Module):
-    for parent in root.modules():
-        for name, child in parent.named_children():
-            yield parent, name, child
+def replace_modules(model: nn.Module, swap: Callable[[nn.Module, str], nn.Module | None]) -> int:
+    """Replace, in place, every module inside ``model`` for which ``swap(module, its attribute name)`` returns a
+    substitute; return how many were replaced.
+
+    The substitute gets the layer attributes ultralytics' ``parse_model`` set on the original (``i``, ``f``, ``type``,
+    ``np``), and the model's train/eval mode is kept (new modules would otherwise start in training mode). The
+    modules are listed before the first swap, so a substitute's own children are not visited.
+    """
+    training = model.training
+    n = 0
+    for parent, name, child in [(p, k, c) for p in model.modules() for k, c in p.named_children()]:
+        new = swap(child, name)
+        if new is None:
+            continue
+        _copy_layer_attrs(child, new)
+        setattr(parent, name, new)
+        n += 1
+    model.train(training)
+    return n
 
 
 def split_halves(cv1: Conv, c: int) -> tuple[Conv, Conv]:
@@ -96,10 +121,7 @@ def split_halves(cv1: Conv, c: int) -> tuple[Conv, Conv]:
 def join_halves(cv0: Conv, cv1: Conv) -> Conv:
     """One conv whose output is ``cat(cv0(x), cv1(x))``: weights and BN statistics concatenated in that order."""
     w = torch.cat([cv0.conv.weight.data, cv1.conv.weight.data])
-    c = cv0.conv
-    conv = nn.Conv2d(
-        c.in_channels, w.shape[0], c.kernel_size, c.stride, c.padding, c.dilation, c.groups, bias=False
-    ).to(w.device, w.dtype)
+    conv = _new_conv2d(cv0.conv, cv0.conv.in_channels, w.shape[0], bias=False)
     conv.weight.data.copy_(w)
     bn = nn.BatchNorm2d(w.shape[0], eps=cv0.bn.eps, momentum=cv0.bn.momentum).to(w.device, w.dtype)
     for name in ("weight", "bias", "running_mean", "running_var"):
@@ -114,18 +136,13 @@ def split_c2f(model: nn.Module) -> int:
     Only exact types are split (a subclass with another forward would be misread). The model's train/eval mode is
     kept (new modules would otherwise start in training mode).
     """
-    training = model.training
-    n = 0
-    for parent, name, child in list(_iter_parents(model)):
+
+    def swap(child: nn.Module, name: str) -> C2fSplit | None:
         if type(child) not in SPLITTABLE:
-            continue
-        cv0, cv1 = split_halves(child.cv1, child.c)
-        new = C2fSplit(cv0, cv1, child.cv2, child.m, origin=type(child))
-        _copy_layer_attrs(child, new)
-        setattr(parent, name, new)
-        n += 1
-    model.train(training)
-    return n
+            return None
+        return C2fSplit(*split_halves(child.cv1, child.c), child.cv2, child.m, origin=type(child))
+
+    return replace_modules(model, swap)
 
 
 def _pad_conv_out(conv_mod: Conv, width: int) -> Conv:
@@ -136,16 +153,7 @@ def _pad_conv_out(conv_mod: Conv, width: int) -> Conv:
     c, bn = conv_mod.conv, conv_mod.bn
     if not isinstance(conv_mod.act, nn.SiLU | nn.ReLU | nn.Identity):
         raise ValueError(f"cannot pad a C2f half with activation {type(conv_mod.act).__name__}")
-    new_c = nn.Conv2d(
-        c.in_channels,
-        width,
-        c.kernel_size,
-        c.stride,
-        c.padding,
-        c.dilation,
-        c.groups,
-        bias=c.bias is not None,
-    ).to(c.weight.device, c.weight.dtype)
+    new_c = _new_conv2d(c, c.in_channels, width)
     new_c.weight.data.zero_()
     new_c.weight.data[: c.out_channels] = c.weight.data
     if c.bias is not None:
@@ -171,16 +179,7 @@ def _pad_conv_in(conv: nn.Conv2d, positions: torch.Tensor, width: int) -> nn.Con
     """Return ``conv`` with input channels moved to ``positions`` in a wider input of ``width`` (zeros elsewhere)."""
     if conv.groups != 1:
         raise ValueError("cannot re-index the input of a grouped conv")
-    new_c = nn.Conv2d(
-        width,
-        conv.out_channels,
-        conv.kernel_size,
-        conv.stride,
-        conv.padding,
-        conv.dilation,
-        1,
-        bias=conv.bias is not None,
-    ).to(conv.weight.device, conv.weight.dtype)
+    new_c = _new_conv2d(conv, width, conv.out_channels, groups=1)
     new_c.weight.data.zero_()
     new_c.weight.data[:, positions] = conv.weight.data
     if conv.bias is not None:
@@ -237,17 +236,9 @@ def _fold_one(s: C2fSplit) -> C2f:
     folded.cv1 = join_halves(cv0, cv1)
     folded.cv2 = cv2
     folded.m = s.m
-    _copy_layer_attrs(s, folded)
     return folded
 
 
 def fold_c2f(model: nn.Module) -> int:
     """Replace every :class:`C2fSplit` by the ultralytics class it came from (same function), in place; count them."""
-    training = model.training
-    n = 0
-    for parent, name, child in list(_iter_parents(model)):
-        if isinstance(child, C2fSplit):
-            setattr(parent, name, _fold_one(child))
-            n += 1
-    model.train(training)
-    return n
+    return replace_modules(model, lambda child, name: _fold_one(child) if isinstance(child, C2fSplit) else None)

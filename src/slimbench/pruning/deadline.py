@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable
 from typing import TypeVar
 
-from slimbench.errors import SlimbenchError
+from slimbench.core.errors import SlimbenchError
 
 T = TypeVar("T")
 

@@ -1,7 +1,7 @@
 """Which convolutions keep their output channels under pruning, and why.
 
 One list for the pruning step (what torch-pruning must leave alone) and for the suite's "channels removed" (whose
-denominator is every other convolution, :func:`slimbench.metrics.prunable_channels`). Needs ultralytics, not
+denominator is every other convolution, :func:`model.static_metrics.prunable_channels`). Needs ultralytics, not
 torch-pruning, so the suite can ask without importing the pruner.
 """
 
@@ -32,7 +32,7 @@ def head_output_layers(model: nn.Module) -> list[nn.Module]:
 
 def kept_unpruned(model: nn.Module) -> dict[str, str]:
     """Conv name -> why its output channels are kept, for an unsplit ultralytics model (reported by the CLI, left out of
-    :func:`slimbench.metrics.prunable_channels`)."""
+    :func:`model.static_metrics.prunable_channels`)."""
     reasons: dict[str, str] = {}
     names = {m: n for n, m in model.named_modules()}
     for m in head_output_layers(model):

@@ -16,7 +16,7 @@ from torch import nn
 from ultralytics.nn.modules.block import SPPF
 from ultralytics.nn.modules.head import Detect
 
-from slimbench.errors import SlimbenchError
+from slimbench.core.errors import SlimbenchError
 from slimbench.pruning.sparsity import batchnorms
 
 HIGH_RES_STRIDE = 8  # P3, the finest map the head reads

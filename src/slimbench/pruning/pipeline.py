@@ -14,10 +14,11 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from slimbench.checkpoint import load_detector, save_detector, sha256_of
-from slimbench.errors import SlimbenchError
-from slimbench.files import atomic_write_bytes
-from slimbench.timing import available_cpus
+from slimbench.core.errors import SlimbenchError
+from slimbench.core.files import atomic_write_bytes
+from slimbench.core.versions import module_version
+from slimbench.measure.timing import available_cpus
+from slimbench.model.checkpoint import load_detector, save_detector, sha256_of
 
 if TYPE_CHECKING:
     from slimbench.pruning.sparsity import SparsityRecipe
@@ -100,27 +101,17 @@ class FixturePlan:
 
 
 def _library_versions() -> dict[str, str]:
-    import torch
-    import torch_pruning
-    import ultralytics
-
-    import slimbench
-
-    return {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "ultralytics": ultralytics.__version__,
-        "torch_pruning": getattr(torch_pruning, "__version__", "unknown"),
-        "slimbench": slimbench.__version__,
-    }
+    """What the imported modules say they are (``__version__``), as the manifest has always recorded them."""
+    modules = ("torch", "ultralytics", "torch_pruning", "slimbench")
+    return {"python": platform.python_version(), **{m: module_version(m) for m in modules}}
 
 
 def validate_map(
     ckpt: str | Path, data: str | Path, imgsz: int, batch: int, device: str, workdir: str | Path
 ) -> dict[str, float]:
     """mAP50, mAP50-95, precision and recall of a checkpoint for the manifest: the suite's own validator call
-    (:func:`slimbench.accuracy.run_validator`), run under ``workdir``, never next to the checkpoint."""
-    from slimbench.accuracy import run_validator
+    (:func:`slimbench.measure.validator.run_validator`), run under ``workdir``, never next to the checkpoint."""
+    from slimbench.measure.validator import run_validator
 
     m = run_validator(load_detector(ckpt), data, imgsz, device=device, workdir=Path(workdir) / "val", batch=batch)
     return {k: m[k] for k in ("map50", "map50_95", "precision", "recall")}
@@ -302,9 +293,10 @@ def make_fixtures(
     records its sha256), e.g. to rebuild the later stages without the original's half hour.
     """
     from slimbench.data.synthetic import make_dataset
-    from slimbench.metrics import count_params, gflops
+    from slimbench.model.static_metrics import count_params, gflops
     from slimbench.pruning.bn_hist import plot_bn_gammas
-    from slimbench.pruning.training import bn_gammas, train
+    from slimbench.pruning.sparsity import bn_gammas
+    from slimbench.pruning.training import train
 
     out, workdir = Path(out), Path(workdir)
     reused = _reused_original(original, workdir)

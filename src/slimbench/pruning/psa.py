@@ -31,7 +31,7 @@ from torch import nn
 from ultralytics.nn.modules.block import C2PSA, Attention, PSABlock
 from ultralytics.nn.modules.conv import Conv
 
-from slimbench.pruning.c2f import C2fSplit, _copy_layer_attrs, _iter_parents, join_halves, split_halves
+from slimbench.pruning.c2f import C2fSplit, join_halves, replace_modules, split_halves
 
 
 class C2PSASplit(nn.Module):
@@ -47,27 +47,21 @@ class C2PSASplit(nn.Module):
 
 def split_c2psa(model: nn.Module) -> int:
     """Replace every exact ``C2PSA`` by an equivalent :class:`C2PSASplit`, in place; return the count."""
-    training = model.training
-    n = 0
-    for parent, name, child in list(_iter_parents(model)):
+
+    def swap(child: nn.Module, name: str) -> C2PSASplit | None:
         if type(child) is not C2PSA:
-            continue
-        cv0, cv1 = split_halves(child.cv1, child.c)
-        new = C2PSASplit(cv0, cv1, child.cv2, child.m, child.c)
-        _copy_layer_attrs(child, new)
-        setattr(parent, name, new)
-        n += 1
-    model.train(training)
-    return n
+            return None
+        return C2PSASplit(*split_halves(child.cv1, child.c), child.cv2, child.m, child.c)
+
+    return replace_modules(model, swap)
 
 
 def fold_c2psa(model: nn.Module) -> int:
     """Replace every :class:`C2PSASplit` by ultralytics' ``C2PSA`` with the same function, in place."""
-    training = model.training
-    n = 0
-    for parent, name, child in list(_iter_parents(model)):
+
+    def swap(child: nn.Module, name: str) -> C2PSA | None:
         if not isinstance(child, C2PSASplit):
-            continue
+            return None
         if child.cv0.conv.out_channels != child.cv1.conv.out_channels:
             raise ValueError(f"{name}: C2PSA halves were pruned to unequal widths; they must stay whole")
         folded = C2PSA.__new__(C2PSA)
@@ -75,11 +69,9 @@ def fold_c2psa(model: nn.Module) -> int:
         folded.c = child.cv0.conv.out_channels
         folded.cv1 = join_halves(child.cv0, child.cv1)
         folded.cv2, folded.m = child.cv2, child.m
-        _copy_layer_attrs(child, folded)
-        setattr(parent, name, folded)
-        n += 1
-    model.train(training)
-    return n
+        return folded
+
+    return replace_modules(model, swap)
 
 
 def kept_whole(model: nn.Module) -> list[nn.Module]:

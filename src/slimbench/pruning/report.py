@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 from torch import nn
 
-from slimbench.metrics import count_params, gflops
+from slimbench.model.static_metrics import count_params, gflops
 from slimbench.pruning.structural import PruneResult
 
 

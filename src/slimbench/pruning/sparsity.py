@@ -38,8 +38,8 @@ from torch import nn
 from ultralytics.models.yolo.detect import DetectionTrainer
 from ultralytics.utils import RANK
 
-from slimbench.errors import SlimbenchError
-from slimbench.files import atomic_write_bytes
+from slimbench.core.errors import SlimbenchError
+from slimbench.core.files import atomic_write_bytes
 
 HISTORY_FILE = "sparsity_history.json"  # report_epoch's records, beside the run's weights/ (read back after DDP)
 
@@ -107,6 +107,12 @@ def batchnorms(model: nn.Module) -> list[nn.BatchNorm2d]:
     return [m for m in model.modules() if isinstance(m, nn.BatchNorm2d) and m.weight is not None]
 
 
+def bn_gammas(model: nn.Module) -> torch.Tensor:
+    """All BatchNorm scales of a model, flattened (what Network Slimming ranks channels by)."""
+    parts = [bn.weight.detach().float().abs().flatten().cpu() for bn in batchnorms(model)]
+    return torch.cat(parts) if parts else torch.empty(0)
+
+
 def share_below(model: nn.Module, threshold: float = 0.01) -> float:
     """Share of BN channels with |gamma| below ``threshold`` x the max |gamma| of their own layer."""
     below = total = 0
@@ -119,8 +125,6 @@ def share_below(model: nn.Module, threshold: float = 0.01) -> float:
 
 def gamma_stats(model: nn.Module, threshold: float = 0.01) -> dict[str, float]:
     """Summary of |gamma| for the manifest: share below ``threshold`` x layer max, quantiles, channel count."""
-    from slimbench.pruning.training import bn_gammas
-
     g = bn_gammas(model)
     q = torch.quantile(g, torch.tensor([0.1, 0.5, 0.9])).tolist() if g.numel() else [0.0] * 3
     return {

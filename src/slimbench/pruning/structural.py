@@ -9,7 +9,8 @@ Unsupported models are refused before any graph is built (:mod:`slimbench.prunin
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import torch
@@ -17,7 +18,7 @@ import torch_pruning as tp
 from torch import nn
 from ultralytics.nn.modules.block import Attention
 
-from slimbench.metrics import channels_removed_pct, conv_channels, count_params
+from slimbench.model.static_metrics import channels_removed_pct, conv_channels, count_params
 from slimbench.pruning.c2f import fold_c2f, split_c2f
 from slimbench.pruning.deadline import run_with_deadline
 from slimbench.pruning.kept import head_output_layers, head_towers, kept_unpruned
@@ -59,7 +60,7 @@ class PruneResult:
 
     @property
     def channels_removed_pct(self) -> float:
-        """The suite's figure (:func:`slimbench.metrics.channels_removed_pct`): share of prunable channels."""
+        """The suite's figure (:func:`model.static_metrics.channels_removed_pct`): share of prunable channels."""
         b = self.prunable_channels_before
         return channels_removed_pct(b, self.prunable_channels_after) if b else 0.0
 
@@ -80,6 +81,29 @@ def trace_outputs(model: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
     return [tower(f) for towers in head_towers(head) for tower, f in zip(towers, feats, strict=True)]
 
 
+@contextlib.contextmanager
+def split_prune_fold(model: nn.Module, result: PruneResult, example_imgsz: int) -> Iterator[torch.Tensor]:
+    """The frame both pruning rules run in: record ``result``'s channels and params before, split the blocks
+    torch-pruning misreads (C2f/C3k2, C2PSA), make every parameter require grad (torch-pruning's graph leaves out the
+    others) and hand over an example input; after the body, fold the rewrites back into plain ultralytics modules,
+    put the model in eval mode and record the figures after.
+
+    When the body raises (a deadline, a refused group) the model is left split and half-pruned: the caller discards
+    it (the CLI writes nothing)."""
+    result.channels_before = conv_channels(model)
+    result.params_before = count_params(model)
+    split_c2f(model)
+    split_c2psa(model)
+    for p in model.parameters():
+        p.requires_grad_(True)
+    yield torch.randn(1, 3, example_imgsz, example_imgsz, device=next(model.parameters()).device)
+    fold_c2psa(model)
+    fold_c2f(model)
+    model.eval()
+    result.channels_after = conv_channels(model)
+    result.params_after = count_params(model)
+
+
 def prune_detection_model(
     model: nn.Module,
     ratio: float,
@@ -95,8 +119,8 @@ def prune_detection_model(
 
     The Detect head's outputs (and YOLO26's one-to-one towers' outputs) are kept; its towers' input and hidden
     channels still shrink with the neck. Attention is kept whole (see :mod:`slimbench.pruning.psa`). Unsupported
-    models raise :class:`~slimbench.pruning.support.UnsupportedModelError` before any work; graph building and
-    pruning run under ``deadline_s`` (:class:`~slimbench.pruning.deadline.DeadlineExceeded` past it). ``on_group``
+    models raise :class:`pruning.support.UnsupportedModelError` before any work; graph building and
+    pruning run under ``deadline_s`` (:class:`pruning.deadline.DeadlineExceeded` past it). ``on_group``
     sees each group just before it is pruned (tests mask the same channels in a twin). The model comes back as plain
     ultralytics modules, in eval mode, in FP32.
     """
@@ -115,16 +139,8 @@ def prune_detection_model(
         kept_layers=tuple(reasons),
         kept_reasons=reasons,
     )
-    result.channels_before = conv_channels(model)
-    result.params_before = count_params(model)
 
-    split_c2f(model)
-    split_c2psa(model)
-    for p in model.parameters():
-        p.requires_grad_(True)
-    example = torch.randn(1, 3, example_imgsz, example_imgsz, device=next(model.parameters()).device)
-
-    def build_and_prune() -> None:
+    def build_and_prune(example: torch.Tensor) -> None:
         with opaque_attention(model):
             pruner = tp.pruner.BasePruner(
                 model,
@@ -143,12 +159,12 @@ def prune_detection_model(
                 on_group(group)
             group.prune()
 
-    # past the deadline the model is left half-pruned and split: the caller discards it (the CLI writes nothing)
-    run_with_deadline(build_and_prune, deadline_s, "torch-pruning's dependency graph (build and group collection)")
-    fold_c2psa(model)
-    fold_c2f(model)
-    model.eval()
-    result.channels_after = conv_channels(model)
-    result.params_after = count_params(model)
+    with split_prune_fold(model, result, example_imgsz) as example:
+        # past the deadline the model is left half-pruned and split: the caller discards it (the CLI writes nothing)
+        run_with_deadline(
+            lambda: build_and_prune(example),
+            deadline_s,
+            "torch-pruning's dependency graph (build and group collection)",
+        )
     result.seconds = time.perf_counter() - t0
     return result

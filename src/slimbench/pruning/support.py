@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from torch import nn
 from ultralytics.nn.modules import block, conv, head
 
-from slimbench.errors import SlimbenchError
+from slimbench.core.errors import SlimbenchError
 
 if TYPE_CHECKING:
     from ultralytics import YOLO
@@ -93,10 +93,10 @@ def check_prunable(model: nn.Module) -> None:
 def load_prunable(path: str | Path) -> YOLO:
     """Load a detector to prune; a checkpoint holding another task's model is refused naming its head.
 
-    :func:`slimbench.checkpoint.load_detector` already refuses non-detectors; when ultralytics can load the file as
+    :func:`model.checkpoint.load_detector` already refuses non-detectors; when ultralytics can load the file as
     some other model (Segment, Pose, OBB, RT-DETR), the error says which module is unsupported instead.
     """
-    from slimbench.checkpoint import load_detector
+    from slimbench.model.checkpoint import load_detector
 
     try:
         return load_detector(path)

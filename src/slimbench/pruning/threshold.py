@@ -25,11 +25,9 @@ from torch import nn
 from ultralytics.nn.modules.block import C2PSA, C3k2
 from ultralytics.nn.modules.head import Detect
 
-from slimbench.errors import SlimbenchError
-from slimbench.metrics import conv_channels, count_params
-from slimbench.pruning.c2f import fold_c2f, split_c2f
+from slimbench.core.errors import SlimbenchError
 from slimbench.pruning.compensation import capture_constants, compensate_group, zero_scales
-from slimbench.pruning.structural import PruneResult, head_output_layers
+from slimbench.pruning.structural import PruneResult, head_output_layers, split_prune_fold
 from slimbench.pruning.support import check_prunable
 
 
@@ -83,7 +81,7 @@ def _n_removable(n_below: int, width: int, max_layer_ratio: float, round_to: int
 
 def threshold_unsupported(model: nn.Module) -> str | None:
     """Why the threshold rule cannot prune ``model`` yet, or None: the C3k2/C2PSA rewrites and opaque attention
-    are wired into :func:`~slimbench.pruning.structural.prune_detection_model` only, so far."""
+    are wired into :func:`pruning.structural.prune_detection_model` only, so far."""
     newer = sorted({type(m).__name__ for m in model.modules() if isinstance(m, (C3k2, C2PSA))})
     if newer:
         return f"threshold pruning supports YOLOv8 (C2f) models only so far; this one has {', '.join(newer)}"
@@ -127,14 +125,7 @@ def threshold_prune(
         kept_layers=tuple(names[m] for m in kept),
         compensated=compensate,
     )
-    result.channels_before = conv_channels(model)
-    result.params_before = count_params(model)
-
-    split_c2f(model)
-    for p in model.parameters():  # torch-pruning's graph leaves out parameters that do not require grad
-        p.requires_grad_(True)
-    example = torch.randn(1, 3, example_imgsz, example_imgsz, device=next(model.parameters()).device)
-    with _export_mode(model):
+    with split_prune_fold(model, result, example_imgsz) as example, _export_mode(model):
         dg = tp.DependencyGraph().build_dependency(model, example_inputs=example)
         groups = [
             (g, s)
@@ -168,8 +159,4 @@ def threshold_prune(
             if compensate:
                 compensate_group(model, group, consts)
             group.prune()
-    fold_c2f(model)
-    model.eval()
-    result.channels_after = conv_channels(model)
-    result.params_after = count_params(model)
     return result

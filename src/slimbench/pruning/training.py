@@ -30,20 +30,10 @@ import torch
 from torch import nn
 from ultralytics.models.yolo.detect import DetectionTrainer
 
-from slimbench.errors import SlimbenchError
+from slimbench.core.errors import SlimbenchError
 from slimbench.pruning.sparsity import HISTORY_FILE, RECIPE_TRAIN_ARGS, SparsityRecipe, proximal_trainer
 
 os.environ.setdefault("YOLO_OFFLINE", "1")
-
-
-def bn_gammas(model: nn.Module) -> torch.Tensor:
-    """All BatchNorm scales of a model, flattened (what Network Slimming ranks channels by)."""
-    parts = [
-        m.weight.detach().float().abs().flatten().cpu()
-        for m in model.modules()
-        if isinstance(m, nn.BatchNorm2d) and m.weight is not None
-    ]
-    return torch.cat(parts) if parts else torch.empty(0)
 
 
 class SparsityTrainer(DetectionTrainer):
@@ -121,7 +111,7 @@ def train(
     """
     from ultralytics import YOLO
 
-    from slimbench.timing import available_cpus
+    from slimbench.measure.timing import available_cpus
 
     if (sparsity > 0 or recipe is not None) and keep_shape:
         raise SlimbenchError("sparsity training and shape-keeping fine-tuning are separate stages")

@@ -185,7 +185,7 @@ def speedup_series(deployment: Sequence[Mapping[str, Any]], reference: str) -> d
     """The one speedup chart's groups: per cell, its label over "paired" (1 / the paired speed ratio, the gated figure)
     or "medians" (two benchmarks' medians, where no pair was timed), so each bar says which it is; a cell whose
     candidates differ in that gets both groups. The reference stands at 1.0 in each."""
-    from slimbench.report.summary import cell_speedups
+    from slimbench.report.verdicts import cell_speedups
 
     out: dict[str, dict[str, float | None]] = {}
     for label, per in cell_speedups(deployment, reference).items():

@@ -31,14 +31,18 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-if TYPE_CHECKING:
-    from slimbench.baseline import BaselineGate
-    from slimbench.config import SuiteConfig
-    from slimbench.report.summary import RunFacts
-    from slimbench.session import SuiteSession
-    from slimbench.timing_key import TimingKey
+from slimbench.bench import benchmark_bridge as bench_bridge
+from slimbench.core.files import resolve_path
+from slimbench.report.intro import deployment_intro, intro, oversubscribed_note
+from slimbench.report.options import DEFAULT_REPORTS
 
-DEFAULT_REPORTS = "reports"
+if TYPE_CHECKING:
+    from slimbench.bench.baseline_gate import BaselineGate
+    from slimbench.bench.session import SuiteSession
+    from slimbench.config.suite import SuiteConfig
+    from slimbench.core.timing_key import TimingKey
+    from slimbench.report.facts import RunFacts
+
 PLUGIN_NAME = "slimbench-outputs"
 CAPTIONS = {
     "size": "File size as stored and FP16-normalised size (MB = 1e6 bytes)",
@@ -51,40 +55,9 @@ CAPTIONS = {
 }
 
 
-def add_output_options(addoption: Any, prefix: str = "") -> None:
-    """The report and baseline options (declared with the suite's other options)."""
-    addoption(
-        f"--{prefix}slimbench-reports",
-        metavar="DIR",
-        default=DEFAULT_REPORTS,
-        help="folder for report.html (unless --html), benchmark.json (unless --benchmark-json), summary.json and "
-        f"summary.csv; replaced on every run; 'none' writes none of them [{DEFAULT_REPORTS}]",
-    )
-    addoption(
-        f"--{prefix}baseline",
-        metavar="PATH",
-        default=None,
-        help="stored baseline of the non-timing figures [baseline.json next to the variants file, or the "
-        "config's [baseline] path]",
-    )
-    addoption(
-        f"--{prefix}update-baseline",
-        action="store_true",
-        default=False,
-        help="write this run's figures into the baseline (atomically, after the run) instead of gating on it; "
-        "a run in which any test failed writes nothing (see --update-baseline-despite-failures)",
-    )
-    addoption(
-        f"--{prefix}update-baseline-despite-failures",
-        action="store_true",
-        default=False,
-        help="with --update-baseline: write the baseline even though gates failed in this run",
-    )
-
-
 def open_baseline(config: pytest.Config, cfg: SuiteConfig) -> BaselineGate:
     """The run's baseline gate from --baseline / --update-baseline and the suite config (reads and validates)."""
-    from slimbench.baseline import open_gate
+    from slimbench.bench.baseline_gate import open_gate
 
     return open_gate(
         config.getoption("baseline", None),
@@ -121,33 +94,9 @@ def register(config: pytest.Config, session: SuiteSession) -> OutputsPlugin:
     return plugin
 
 
-class JsonTarget(os.PathLike):
-    """Our default ``--benchmark-json``, which pytest-benchmark declares as a path (5.2 and later: it opens it) or as
-    an open file (earlier: ``with json as fh: fh.write(...)``). This is both, and the file is only opened, so only
-    created, when pytest-benchmark writes it."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self.name = str(self.path)
-        self._file: Any = None
-
-    def __fspath__(self) -> str:
-        return str(self.path)
-
-    def __str__(self) -> str:
-        return str(self.path)
-
-    def __enter__(self) -> Any:
-        self._file = open(self.path, "wb")  # noqa: SIM115 - closed in __exit__
-        return self._file
-
-    def __exit__(self, *exc: object) -> None:
-        self._file.close()
-
-
 def _bench_key(info: dict[str, Any]) -> TimingKey:
     """The timing key of a forward benchmark, from the extra_info test_forward stored."""
-    from slimbench.timing_key import TimingKey
+    from slimbench.core.timing_key import TimingKey
 
     return TimingKey.of(
         str(info.get("runtime", "torch")),
@@ -158,37 +107,18 @@ def _bench_key(info: dict[str, Any]) -> TimingKey:
     )
 
 
-def _ort_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("onnxruntime")
-    except PackageNotFoundError:
-        return "(not installed)"
-
-
-def _oversubscribed_note(env: dict[str, Any]) -> str:
-    """``"; WARNING: 64 > 2 CPUs available: ..."`` when a thread count exceeds the CPUs, else ""."""
-    over = env.get("threads_oversubscribed") or []
-    if not over:
-        return ""
-    counts = ", ".join(map(str, over))
-    return f"; WARNING: {counts} > {env['available_cpus']} CPUs available: those timings measure oversubscription"
-
-
 def _reports_dir(config: pytest.Config) -> Path | None:
     raw = str(config.getoption("slimbench_reports", DEFAULT_REPORTS) or "").strip()
     if not raw or raw.lower() == "none":
         return None
-    p = Path(raw).expanduser()
-    return p if p.is_absolute() else Path(config.invocation_params.dir) / p
+    return resolve_path(raw, Path(config.invocation_params.dir))
 
 
 class OutputsPlugin:
     """Hooks that turn the session's figures into the report, the summaries and the baseline update."""
 
     def __init__(self, config: pytest.Config, session: SuiteSession) -> None:
-        from slimbench.report.summary import RunFacts
+        from slimbench.report.facts import RunFacts
 
         self.config = config
         self.session = session
@@ -213,21 +143,15 @@ class OutputsPlugin:
         if hasattr(opt, "htmlpath") and not opt.htmlpath:
             opt.htmlpath = str(self.dir / "report.html")
             opt.self_contained_html = True
-        if hasattr(opt, "benchmark_json") and opt.benchmark_json is None:
+        if bench_bridge.default_json(self.config, self.dir / "benchmark.json"):
             self._default_json = self.dir / "benchmark.json"
-            opt.benchmark_json = JsonTarget(self._default_json)
             self.dir.mkdir(parents=True, exist_ok=True)  # pytest-benchmark opens the file without making its folder
 
     @pytest.hookimpl(trylast=True)  # after -k / -m deselection
     def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
         """Our default benchmark.json only when a benchmark will run (pytest-benchmark warns about an empty one)."""
-        bs = getattr(config, "_benchmarksession", None)
-        if (
-            self._default_json
-            and bs is not None
-            and not any("benchmark" in getattr(i, "fixturenames", ()) for i in items)
-        ):
-            bs.json = None
+        if self._default_json:
+            bench_bridge.drop_json_without_benchmarks(config, items)
 
     @property
     def html_active(self) -> bool:
@@ -237,7 +161,7 @@ class OutputsPlugin:
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         """Add the suite's environment to pytest-metadata's table, which pytest-html shows (it reads it trylast)."""
-        from slimbench.report.summary import environment
+        from slimbench.report.facts import environment
 
         gate = self.session.baseline
         self.env = environment(self.session, gate.path if gate is not None else None)
@@ -257,7 +181,7 @@ class OutputsPlugin:
                 "torch-pruning": e["torch-pruning"],
                 "CPU": f"{e['cpu']} ({e['cpu_count']} cores, {e['available_cpus']} available to this run)",
                 "threads": f"{', '.join(map(str, e['threads']))} (torch and ONNX Runtime intra-op, per timing; "
-                f"torch inter-op {e['torch_interop_threads']}{_oversubscribed_note(e)})",
+                f"torch inter-op {e['torch_interop_threads']}{oversubscribed_note(e)})",
                 "GPU": e["gpu"],
                 "devices": ", ".join(e["devices"]),
                 "imgsz": e["imgsz"],
@@ -274,7 +198,7 @@ class OutputsPlugin:
         """pytest-benchmark's stored machine info says which thread counts the timings ran with."""
         import torch
 
-        from slimbench.timing import available_cpus
+        from slimbench.measure.timing import available_cpus
 
         machine_info["slimbench"] = {  # may be asked before pytest_sessionstart: read the facts, not self.env
             "threads": list(self.session.settings.threads),
@@ -306,7 +230,7 @@ class OutputsPlugin:
 
     def _note_failure(self, params: dict[str, Any], name: str, report: pytest.TestReport) -> None:
         """The variant, cell and first line of a failure; not the test's name, which a user's copy may change."""
-        from slimbench.report.summary import Failure
+        from slimbench.report.facts import Failure
 
         key = None
         if "device" in params and "batch" in params and "threads" in params:
@@ -320,7 +244,7 @@ class OutputsPlugin:
         self.facts.failures.append(Failure(name, key, msg, report.when))
 
     def _annotated_extra(self, name: str, image: str) -> dict[str, Any] | None:
-        record = self.session.figures[name].get("detections", {}).get(image)
+        record = self.session.figures[name].detections.get(image)
         picture = self.session.images.get(image)
         if record is None or picture is None:
             return None
@@ -328,7 +252,7 @@ class OutputsPlugin:
 
         from slimbench.report.images import annotate, jpeg_b64
 
-        names = self.session.figures[name].get("class_names") or {}
+        names = self.session.figures[name].class_names or {}
         b64 = jpeg_b64(annotate(picture, record, names))
         return extras.jpg(b64, name=f"{name} on {image}: {record.get('count', 0)} detections")
 
@@ -354,7 +278,7 @@ class OutputsPlugin:
 
     def _baseline_not_run(self) -> None:
         """No baseline file yet and none required: the baseline tests were not run; say so once, with the hint."""
-        from slimbench.baseline import NOT_RUN
+        from slimbench.bench.baseline_gate import NOT_RUN
 
         gate = self.session.baseline
         if gate is not None and gate.missing and not gate.update and not gate.required and gate.current:
@@ -383,18 +307,17 @@ class OutputsPlugin:
             return
         self.lines += gate.write()
         for name, status in gate.statuses().items():  # the report says what the file now holds
-            self.session.record(name, "baseline", "status", status)
+            self.session.figures[name].baseline["status"] = status
 
     def _collect_benchmarks(self) -> None:
         """Raw rounds, predict medians and --benchmark-compare-fail regressions from pytest-benchmark's session."""
         import statistics
 
-        bs = getattr(self.config, "_benchmarksession", None)
-        benches = [b for b in getattr(bs, "benchmarks", None) or [] if b]
+        benches = bench_bridge.benchmarks(self.config)
         names = {}
         for b in benches:
-            info = b.extra_info or {}
-            variant, data = info.get("variant"), list(getattr(b.stats, "data", []) or [])
+            info = b.extra_info
+            variant, data = info.get("variant"), b.data
             if not variant or not data:
                 continue
             names[b.name] = (variant, info)
@@ -402,7 +325,7 @@ class OutputsPlugin:
                 self.facts.rounds.setdefault(_bench_key(info).label, {})[variant] = data
             elif str(b.group or "").startswith("predict-"):
                 self.facts.predict.setdefault(variant, {})[str(info.get("device"))] = statistics.median(data)
-        for bench_name, why in getattr(bs, "performance_regressions", None) or []:
+        for bench_name, why in bench_bridge.regressions(self.config):
             variant, info = names.get(str(bench_name)) or next(
                 ((v, i) for n, (v, i) in names.items() if n in str(bench_name)), (None, {})
             )
@@ -410,9 +333,7 @@ class OutputsPlugin:
             self.facts.benchmark_regressions.append(
                 {"benchmark": str(bench_name), "variant": variant, "key": key, "why": str(why)}
             )
-        json_path = getattr(bs, "json", None)
-        written = bool(json_path) and bool(benches) and Path(json_path).exists()
-        self.facts.outputs["benchmark_json"] = str(json_path) if written else None
+        self.facts.outputs["benchmark_json"] = bench_bridge.json_written(self.config, bool(benches))
 
     def _finish(self) -> None:
         from slimbench.report import summary as sm
@@ -435,7 +356,7 @@ class OutputsPlugin:
     def _html(self, doc: dict[str, Any]) -> str:
         from slimbench.report import charts, html
         from slimbench.report.images import annotate, jpeg_b64, side_by_side
-        from slimbench.report.summary import DEPLOYMENT_COLUMNS, columns
+        from slimbench.report.rows import DEPLOYMENT_COLUMNS, columns
 
         s = self.session
         formats = {c.key: c.fmt for c in (*columns(s), *DEPLOYMENT_COLUMNS)}
@@ -444,47 +365,22 @@ class OutputsPlugin:
         for image, picture in s.images.items():
             row = []
             for v in s.variants:
-                record = s.figures[v.name].get("detections", {}).get(image)
+                record = s.figures[v.name].detections.get(image)
                 if record is not None:
-                    names = s.figures[v.name].get("class_names") or {}
+                    names = s.figures[v.name].class_names or {}
                     row.append((f"{v.name}: {record.get('count', 0)} detections", annotate(picture, record, names)))
             if row:
                 panels[image] = jpeg_b64(side_by_side(row))
-        e = self.env
-        intro = [
-            f"Reference: {s.config.reference}. imgsz {e['imgsz']}, batches {', '.join(map(str, e['batches']))}, "
-            f"CPU threads {', '.join(map(str, e['threads']))} (of {e['available_cpus']} available"
-            f"{_oversubscribed_note(e)}), "
-            f"devices {', '.join(e['devices'])}; detections at conf {e['conf']}, NMS IoU {e['iou']}, agreement at "
-            f"IoU {e['match_iou']} with the reference's boxes. Thresholds: {e['thresholds_file']}; "
-            f"baseline: {e['baseline_file']}.",
-            "Sizes in MB (1e6 bytes); GFLOPs = 2 x MACs for one image; latency is the forward benchmark's median "
-            "(fused FP32 copy, torch.inference_mode); speed ratio = median of interleaved (variant / reference) "
-            "pairs, the figure the speed gate uses (< 1 is faster); speedup = 1 / speed ratio, measured where the "
-            "speed ratio is. summary.json/csv also keep speedup_medians = reference median / variant median of two "
-            "benchmarks run minutes apart (not paired, so drift between them weighs on it). "
-            "Red cells broke a limit, the baseline or a stored timing.",
-        ]
-        deployment_intro = [
-            "torch: the fused FP32 checkpoint in eager mode; ort: its ONNX export (ultralytics' exporter, dynamic "
-            f"batch, cached by checkpoint sha256) in ONNX Runtime {_ort_version()}, intra-op threads as stated per "
-            "row (t = threads, the same count torch runs with), thread pools not spinning between runs. Latency "
-            "percentiles from pytest-benchmark's raw rounds; FPS = batch / median. "
-            "Peak RSS: the peak resident memory of a fresh process that loaded the model and ran inference at that "
-            "batch; inference memory: that peak minus the resident memory after loading. Model file: the checkpoint "
-            "for torch, the ONNX file (FP32) for ort.",
-        ]
-        if s.smoke:
-            intro.append("Smoke mode: benchmarks disabled and speed ratios from a few pairs; timings are not figures.")
         problems = [f.message for f in self.facts.failures]
         problems += [
             f"timing regression vs stored run: {r['benchmark']}: {r['why']}" for r in doc["benchmark_regressions"]
         ]
-        out = html.section(doc, formats, pngs, CAPTIONS, panels, intro, problems, deployment_intro)
-        if s._deploy is not None:  # the deployment matrix ran (slimbench.matrix)
-            from slimbench.matrix_report import section as matrix_section
+        texts = intro(s, self.env), deployment_intro()
+        out = html.section(doc, formats, pngs, CAPTIONS, panels, texts[0], problems, texts[1])
+        if s.deploy_if_used is not None:  # the deployment matrix ran (slimbench.bench.matrix)
+            from slimbench.report.matrix_report import section as matrix_section
 
-            out += matrix_section(s.deploy.rows(), s.deploy.method())
+            out += matrix_section(s.deploy_if_used.rows(), s.deploy_if_used.method())
         return out
 
     # ------------------------------------------------------------ pytest-html hooks (optional: pytest-html may be off)

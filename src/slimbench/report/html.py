@@ -3,7 +3,7 @@ table per aspect (size and structure, speed, detections and accuracy, deployment
 
 Plain HTML strings handed to pytest-html through its ``pytest_html_results_summary`` hook; images are inline
 ``data:`` URIs so the report stays one self-contained file that opens offline. Each table is narrow enough for a
-1400 px page: per-variant figures in one table per aspect (as ``slimbench.metric_specs`` assigns them), per-cell
+1400 px page: per-variant figures in one table per aspect (as ``slimbench.core.metric_specs`` assigns them), per-cell
 figures (runtime x device x batch x threads) one row per cell instead of one column each.
 """
 
@@ -134,7 +134,7 @@ def _subset(summary: Mapping[str, Any], keys: Sequence[str]) -> dict[str, Any]:
 
 
 def _cell_label(row: Mapping[str, Any]) -> str:
-    from slimbench.timing_key import TimingKey
+    from slimbench.core.timing_key import TimingKey
 
     return TimingKey.of(str(row["runtime"]), str(row["device"]), int(row["batch"]), int(row["threads"]), 0).label
 
@@ -201,7 +201,7 @@ def section(
     deployment_intro: Sequence[str] = (),
 ) -> str:
     """The whole slimbench block: verdicts, the gates, one table per aspect, problems, charts, images."""
-    from slimbench.metric_specs import TABLES
+    from slimbench.core.metric_specs import TABLES
 
     parts = [STYLE, '<div class="slimbench" id="slimbench">', "<h2>slimbench: verdicts</h2>"]
     parts.append(verdicts(summary.get("verdicts", [])))

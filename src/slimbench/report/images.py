@@ -2,7 +2,7 @@
 
 ultralytics' ``Results.plot()`` draws labels with PIL and may fetch a font (Arial.ttf) from the internet; the suite
 runs offline, so boxes and labels are drawn here with cv2's built-in Hershey font. The boxes drawn are exactly
-those in ``figures[variant]["detections"][image]``, the record the detection test made.
+those in ``figures[variant].detections[image]``, the record the detection test made.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ Deselect with ``-m "not accuracy"``.
 
 import pytest
 
-from slimbench.checks import dataset_agreement, dataset_map
+from slimbench.bench.checks import dataset_agreement, dataset_map
 
 pytestmark = pytest.mark.accuracy
 

@@ -7,7 +7,7 @@ it the file is never written. No baseline file yet: each check is not run (skipp
 summary says "not run (no baseline yet)"; with ``[baseline] required = true`` or CI=true (or 1) it fails instead.
 """
 
-from slimbench.checks import baseline
+from slimbench.bench.checks import baseline
 
 
 def test_baseline(slimbench, variant):

@@ -11,7 +11,7 @@
   (``max_memory_ratio``); the absolute figures are reported and kept in the stored baseline.
 """
 
-from slimbench.checks import onnx_parity, peak_memory
+from slimbench.bench.checks import onnx_parity, peak_memory
 
 
 def test_onnx_parity(slimbench, variant):

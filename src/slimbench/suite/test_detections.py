@@ -8,7 +8,7 @@ count ratio when the reference found none ("n/a (0 reference detections)"); a mi
 that finds nothing has recall 0.0.
 """
 
-from slimbench.checks import detections
+from slimbench.bench.checks import detections
 
 
 def test_detections(slimbench, variant, image):

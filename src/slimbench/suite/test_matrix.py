@@ -11,15 +11,16 @@ x device x batch x threads.
 - ``test_cell_map`` (also marker ``accuracy``): mAP of every cell on the dataset (OpenVINO's through an IR folder);
   INT8 gated by ``max_int8_map50_95_drop`` against the FP32 checkpoint's mAP50-95.
 
-INT8 files: static QDQ quantization with onnxruntime.quantization (slimbench.quantize), calibrated on
+INT8 files: static QDQ quantization with onnxruntime.quantization (slimbench.runtimes.quantize), calibrated on
 ``--calibration DIR`` (default: the dataset's val split with ``--data``, else the agreement images), cached.
 """
 
 import pytest
 
-from slimbench.checks import cell_vs_torch, measured
-from slimbench.matrix import DEPLOY_RUNTIMES, accuracy_key, cell_key
-from slimbench.timing import latency_figures
+from slimbench.bench.checks import cell_vs_torch, measured
+from slimbench.bench.matrix import accuracy_key, cell_key
+from slimbench.measure.timing import latency_figures
+from slimbench.runtimes.registry import FILE_RUNTIMES, missing_reason
 
 pytestmark = pytest.mark.matrix
 
@@ -27,11 +28,11 @@ pytestmark = pytest.mark.matrix
 def pytest_generate_tests(metafunc):
     if "cell" not in metafunc.fixturenames:
         return
+    from slimbench.core.timing_key import RUNTIME_IDS
     from slimbench.plugin import get_session
-    from slimbench.timing_key import RUNTIME_IDS
 
     s = get_session(metafunc.config).settings
-    cells = [(rt, p) for rt in s.runtime if rt in DEPLOY_RUNTIMES for p in s.precision] or [("off", "off")]
+    cells = [(rt, p) for rt in s.runtime if rt in FILE_RUNTIMES for p in s.precision] or [("off", "off")]
     ids = [f"{RUNTIME_IDS.get(rt, rt)}-{p}" for rt, p in cells]
     metafunc.parametrize("cell", cells, ids=ids)
 
@@ -41,11 +42,9 @@ def _check(slimbench, runtime):
         pytest.skip("deployment matrix off: give --precision fp32,int8 or [settings] precision")
     if runtime == "off":
         pytest.skip("no ONNX-based runtime in --runtime / settings.runtime (onnxruntime, openvino)")
-    from importlib import import_module
-
-    mod = import_module("slimbench.ort_runtime" if runtime == "onnxruntime" else "slimbench.openvino_runtime")
-    if mod.missing_reason():
-        pytest.skip(mod.missing_reason())
+    why = missing_reason(runtime)
+    if why:
+        pytest.skip(why)
 
 
 def test_cell_latency(benchmark, slimbench, variant, cell, device, batch, threads):
@@ -64,7 +63,7 @@ def test_cell_latency(benchmark, slimbench, variant, cell, device, batch, thread
     timed = latency_figures(stats.stats.data, batch)
     timed.update(runtime=runtime, precision=precision, device=device, batch=batch, threads=threads)
     benchmark.extra_info.update({k: timed.get(k) for k in ("p50_s", "p90_s", "p99_s", "fps")})
-    slimbench.record(variant.name, "matrix", key, timed)
+    slimbench.figures[variant.name].matrix[key] = timed
 
 
 def test_cell_vs_torch(slimbench, variant, cell, device, batch, threads):
@@ -75,12 +74,12 @@ def test_cell_vs_torch(slimbench, variant, cell, device, batch, threads):
 
 
 def test_cell_agreement(slimbench, variant, cell, threads):
-    from slimbench.runtime_accuracy import defined
+    from slimbench.core.undefined import defined
 
     runtime, precision = cell
     _check(slimbench, runtime)
     score = measured(lambda: slimbench.deploy.agreement(variant.name, runtime, precision, threads))
-    figs = slimbench.figures[variant.name].setdefault("matrix_accuracy", {}).setdefault(accuracy_key(*cell), {})
+    figs = slimbench.figures[variant.name].matrix_accuracy.setdefault(accuracy_key(*cell), {})
     figs.update(
         agreement_map50=defined(score.map50),
         agreement_recall=defined(score.recall),
@@ -113,7 +112,7 @@ def test_cell_map(slimbench, variant, cell):
     figs = measured(lambda: slimbench.deploy.map(variant.name, runtime, precision))
     fp32 = slimbench.map_metrics(variant.name)
     drop = fp32["map50_95"] - figs["map50_95"]
-    acc = slimbench.figures[variant.name].setdefault("matrix_accuracy", {}).setdefault(accuracy_key(*cell), {})
+    acc = slimbench.figures[variant.name].matrix_accuracy.setdefault(accuracy_key(*cell), {})
     acc.update(map50=figs["map50"], map50_95=figs["map50_95"], map50_95_drop_vs_fp32=drop)
     if precision == "int8":
         note = f"{figs['map50_95']:.3f} vs {fp32['map50_95']:.3f} of the FP32 checkpoint"

@@ -6,7 +6,7 @@ that pruning does not shrink.
 
 import pytest
 
-from slimbench.timing import synchronize, warm_up
+from slimbench.measure.timing import synchronize, warm_up
 
 
 def test_predict(benchmark, slimbench, variant, device, threads):

@@ -9,7 +9,7 @@ extra_info holds the thread count, the round percentiles (p50/p90/p99), FPS and 
 reference's median / this one's: two benchmarks, not paired; the report's speedup is 1 / the paired speed ratio).
 """
 
-from slimbench.checks import forward_info, measured, record_forward
+from slimbench.bench.checks import forward_info, measured, record_forward
 
 
 def test_forward(benchmark, slimbench, variant, device, batch, threads, runtime):

@@ -4,7 +4,7 @@ exports). A ratio measured side by side survives a noisy machine; an absolute ti
 by runtime, hence one limit per runtime.
 """
 
-from slimbench.checks import speed_ratio
+from slimbench.bench.checks import speed_ratio
 
 
 def test_speed_ratio(slimbench, candidate, device, batch, threads, runtime):

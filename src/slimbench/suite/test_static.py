@@ -4,7 +4,7 @@ Deterministic, so compared exactly with the limits in the suite config. A varian
 reported (terminal summary, figures) but not gated.
 """
 
-from slimbench.checks import static
+from slimbench.bench.checks import static
 
 
 def test_size(slimbench, variant):

@@ -1,0 +1,1 @@
+"""The suite run: session, checks (measure, record, judge), deployment matrix, stored baseline."""

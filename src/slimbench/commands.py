@@ -1,0 +1,264 @@
+"""What each ``slimbench`` subcommand does, once :mod:`slimbench.cli` has parsed its arguments.
+
+One handler per subcommand (``cmd_prune`` for ``slimbench prune``), each taking the parsed namespace and returning the
+exit code. Inputs are checked before any work (a typo is one :class:`SlimbenchError` line naming the option), and the
+heavy libraries are imported inside the handlers, so ``slimbench --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from slimbench.core.errors import SlimbenchError
+from slimbench.core.files import atomic_copy
+
+
+def _check_output(out: Path, inputs: Sequence[Path], force: bool) -> None:
+    """Refuse an output that is one of the inputs, or that exists when --force was not given."""
+    for src in inputs:
+        if out.resolve() == Path(src).resolve():
+            raise SlimbenchError(f"{out}: output path is the input; choose another --out")
+    if out.exists() and not force:
+        raise SlimbenchError(f"{out}: already exists; pass --force to overwrite it")
+
+
+def _check_data(path: Path) -> None:
+    if not path.is_file():
+        raise SlimbenchError(f"{path}: dataset YAML not found")
+
+
+_CHECKPOINT = "a detection checkpoint (.pt)"
+
+
+def _check_model(
+    value: str | Path,
+    option: str = "",
+    *,
+    yaml: bool = False,
+    checkpoint: bool = True,
+    prunable: bool = False,
+    loader: Callable[[str], Any] | None = None,
+) -> Any:
+    """Check a subcommand's model before any work, so a typo is one line naming it and what the subcommand takes,
+    not ultralytics' traceback after the dataset is built.
+
+    A .pt goes through the checkpoint loader (file checks before unpickling; ``loader`` defaults to load_detector)
+    and is returned loaded; a YAML (``yaml``) is built offline and, with ``prunable``, checked for blocks the pruner
+    handles; returns None for it.
+    """
+    from slimbench.model.checkpoint import MODEL_YAMLS, detector_from_yaml, load_detector
+
+    text = str(value)
+    suffix = Path(text).suffix.lower()
+    try:
+        if yaml and suffix in (".yaml", ".yml"):
+            net = detector_from_yaml(text)
+            if prunable:
+                from slimbench.pruning.support import check_prunable
+
+                check_prunable(net)
+            return None
+        if checkpoint and suffix == ".pt":
+            return (loader or load_detector)(text)
+    except SlimbenchError as e:
+        named = str(e) if str(e).startswith((text, str(Path(text)))) else f"{text}: {e}"
+        raise SlimbenchError(f"{option} {named}" if option else named) from None
+    if not checkpoint:
+        accepted = f"{MODEL_YAMLS} (a trained checkpoint goes to --original)"
+    elif yaml:
+        accepted = f"{_CHECKPOINT} or {MODEL_YAMLS}"
+    else:
+        accepted = f"{_CHECKPOINT}; a model YAML is for `slimbench train --model`"
+    raise SlimbenchError(f"{option + ' ' if option else ''}{text}: not a model this command takes; expected {accepted}")
+
+
+def cmd_init(a: argparse.Namespace) -> int:
+    from slimbench.scaffold import InitRequest, next_steps, write
+
+    req = InitRequest(a.dir, tuple(a.variant), a.reference, tuple(a.image), a.force)
+    written = write(req, Path.cwd())
+    print(f"slimbench init: wrote {len(written)} files into {a.dir}")
+    print("\n".join(next_steps(a.dir)))
+    return 0
+
+
+def cmd_make_dataset(a: argparse.Namespace) -> int:
+    from slimbench.data.synthetic import make_dataset
+
+    yaml_path = make_dataset(a.out, train=a.train, val=a.val, imgsz=a.imgsz, seed=a.seed)
+    print(f"dataset: {yaml_path}")
+    return 0
+
+
+def _run_training(a: argparse.Namespace, model: str, name: str, use_last: bool = False, **kw) -> Path:
+    from slimbench.pruning.training import train
+
+    outcome = train(
+        model,
+        a.data,
+        epochs=a.epochs,
+        imgsz=a.imgsz,
+        batch=a.batch,
+        project=a.project,
+        name=name,
+        device=a.device,
+        seed=a.seed,
+        **kw,
+    )
+    atomic_copy(outcome.last if use_last and outcome.last else outcome.best, a.out)
+    m = outcome.metrics
+    print(
+        f"{name}: {a.out}  mAP50 {m.get('metrics/mAP50(B)', float('nan')):.3f}  "
+        f"mAP50-95 {m.get('metrics/mAP50-95(B)', float('nan')):.3f}"
+    )
+    return a.out
+
+
+def cmd_train(a: argparse.Namespace) -> int:
+    _check_model(a.model, "--model", yaml=True)
+    _check_data(a.data)
+    _check_output(a.out, [], a.force)
+    _run_training(a, a.model, "train")
+    return 0
+
+
+def _layer_targets(a: argparse.Namespace, model: Any) -> tuple[tuple[str, float], ...]:
+    """--heavy-target's layers, then each --layer-target (a later one wins); a name that holds no BatchNorm of the
+    model is refused in one line rather than targeting nothing."""
+    from slimbench.pruning.latency_layers import heavy_layer_targets
+    from slimbench.pruning.sparsity import unmatched_layer_targets
+
+    pairs = [*(heavy_layer_targets(model, a.heavy_target) if a.heavy_target else ()), *(a.layer_target or [])]
+    if pairs and not (a.per_layer and a.target > 0):
+        raise SlimbenchError("--layer-target/--heavy-target: need --per-layer and --target > 0")
+    missing = unmatched_layer_targets(model, [name for name, _ in a.layer_target or []])
+    if missing:
+        raise SlimbenchError(f"--layer-target {missing[0]}: no BatchNorm under that module name in {a.model}")
+    return tuple(dict(pairs).items())
+
+
+def cmd_sparsify(a: argparse.Namespace) -> int:
+    from slimbench.model.checkpoint import load_detector
+    from slimbench.pruning.bn_hist import plot_bn_gammas
+    from slimbench.pruning.sparsity import SparsityRecipe, bn_gammas, share_below
+
+    start = _check_model(a.model).model
+    _check_data(a.data)
+    _check_output(a.out, [a.model], a.force)
+    before, share0 = bn_gammas(start), share_below(start, a.threshold)
+    if a.method == "prox":
+        layer_targets = _layer_targets(a, start)
+        recipe = SparsityRecipe(
+            lam=a.sparsity,
+            ramp=a.ramp,
+            threshold=a.threshold,
+            taylor=a.taylor,
+            target=a.target,
+            per_layer=a.per_layer,
+            round_to=a.round_to,
+            layer_targets=layer_targets,
+        )
+        # the last epoch, not ultralytics' "best" (the least sparse one, by fitness)
+        lrf = {} if a.lrf is None else {"lrf": a.lrf}
+        out = _run_training(a, str(a.model), "sparsity", use_last=True, recipe=recipe, lr0=a.lr0, **lrf)
+    elif a.layer_target or a.heavy_target:
+        raise SlimbenchError("--layer-target/--heavy-target: only with --method prox (the subgradient has no shares)")
+    elif a.lrf is not None:
+        raise SlimbenchError("--lrf: only with --method prox (the subgradient keeps ultralytics' schedule)")
+    else:
+        out = _run_training(a, str(a.model), "sparsity", sparsity=a.sparsity)
+    sparse = load_detector(out).model
+    after, share1 = bn_gammas(sparse), share_below(sparse, a.threshold)
+    print(f"BN channels below {a.threshold:g} x their layer's max |gamma|: {100 * share0:.1f}% -> {100 * share1:.1f}%")
+    hist = plot_bn_gammas(
+        before,
+        after,
+        out.with_suffix(".bn_gamma.png"),
+        title=f"BN |gamma| before/after sparsity training ({a.method}, lambda={a.sparsity})",
+    )
+    print(f"BN scale histogram: {hist}")
+    return 0
+
+
+def cmd_prune(a: argparse.Namespace) -> int:
+    from slimbench.model.checkpoint import save_detector
+    from slimbench.pruning.deadline import run_with_deadline
+    from slimbench.pruning.report import prune_table
+    from slimbench.pruning.structural import prune_detection_model
+    from slimbench.pruning.support import load_prunable
+    from slimbench.pruning.threshold import threshold_prune
+
+    yolo = _check_model(a.model, loader=load_prunable)
+    _check_output(a.out, [a.model], a.force)
+    before = __import__("copy").deepcopy(yolo.model)
+    round_to = a.round_to or None
+    try:
+        if a.threshold is not None:
+            result = run_with_deadline(
+                lambda: threshold_prune(
+                    yolo.model,
+                    a.threshold,
+                    max_layer_ratio=a.max_layer_ratio,
+                    round_to=round_to,
+                    compensate=not a.no_compensate,
+                ),
+                a.deadline,
+                "threshold pruning (torch-pruning's dependency graph)",
+            )
+        else:
+            result = prune_detection_model(
+                yolo.model, a.ratio, global_pruning=a.global_pruning, round_to=round_to, deadline_s=a.deadline
+            )
+    except SlimbenchError as e:
+        raise SlimbenchError(f"{a.model}: {e}") from e
+    save_detector(yolo, a.out, half=not a.fp32)
+    print(prune_table(before, yolo.model, result, imgsz=a.imgsz, verbose=a.verbose))
+    if a.threshold is not None:
+        print(
+            f"threshold {a.threshold:g} x layer max |gamma|: {result.below_threshold:,} of {result.group_channels:,} "
+            f"channel groups below it, {result.removed:,} removed (cap {a.max_layer_ratio:g} per layer, "
+            f"round_to {round_to}); compensation {'off' if a.no_compensate else 'on'}"
+        )
+    seconds = getattr(result, "seconds", None)
+    print(f"pruned checkpoint: {a.out}" + (f"  ({seconds:.1f} s)" if seconds else ""))
+    return 0
+
+
+def cmd_finetune(a: argparse.Namespace) -> int:
+    from slimbench.model.checkpoint import load_detector
+    from slimbench.pruning.structural import count_params
+
+    params = count_params(_check_model(a.model).model)
+    _check_data(a.data)
+    _check_output(a.out, [a.model], a.force)
+    out = _run_training(a, str(a.model), "finetune", keep_shape=True)
+    after = count_params(load_detector(out).model)
+    if after != params:
+        raise SlimbenchError(f"{out}: fine-tuning changed the parameter count ({params} -> {after})")
+    print(f"shape kept: {after:,} parameters")
+    return 0
+
+
+def cmd_make_fixtures(a: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from slimbench.pruning.pipeline import FixturePlan, make_fixtures
+
+    if a.model:
+        _check_model(a.model, "--model", yaml=True, checkpoint=False, prunable=True)
+    if a.original:
+        _check_model(a.original, "--original")
+    plan = FixturePlan.quick() if a.quick else FixturePlan()
+    if a.model:
+        plan = replace(plan, model_cfg=a.model)
+    workdir = a.workdir or (a.out / ".build")
+    manifest = make_fixtures(a.out, plan, workdir, device=a.device, force=a.force, original=a.original)
+    for name, v in manifest["variants"].items():
+        print(
+            f"{name:10s} {v['file_bytes'] / 1e6:6.2f} MB  {v['params']:>10,} params  "
+            f"{v['gflops_at_640']:6.2f} GFLOPs@640  mAP50 {v['map50']:.3f}  mAP50-95 {v['map50_95']:.3f}"
+        )
+    return 0

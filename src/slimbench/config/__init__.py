@@ -1,0 +1,1 @@
+"""The suite config: variants, settings, limits, the [baseline] table, command line overrides."""

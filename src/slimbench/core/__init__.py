@@ -1,0 +1,1 @@
+"""The bottom layer: errors, files, metric declarations, timing keys; imports nothing else of slimbench."""

@@ -1,0 +1,1 @@
+"""Measuring a model: timing, peak memory, accuracy on datasets and agreement with the reference."""

@@ -1,0 +1,1 @@
+"""A checkpoint as a detector: loading (sha256 before unpickling), detections, static figures."""
