@@ -55,6 +55,6 @@ def deployment_intro() -> list[str]:
         "row (t = threads, the same count torch runs with), thread pools not spinning between runs. Latency "
         "percentiles from pytest-benchmark's raw rounds; FPS = batch / median. "
         "Peak RSS: the peak resident memory of a fresh process that loaded the model and ran inference at that "
-        "batch; inference memory: that peak minus the resident memory after loading. Model file: the checkpoint "
-        "for torch, the ONNX file (FP32) for ort.",
+        "batch; inference memory: that peak minus the resident memory after loading, less library code paged in "
+        "meanwhile. Model file: the checkpoint for torch, the ONNX file (FP32) for ort.",
     ]
