@@ -21,6 +21,7 @@ then shows as a collection error.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Generator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -333,6 +334,16 @@ def pytest_deselected(items: list[pytest.Item]) -> None:
     session = next((it.config.stash.get(_SESSION, None) for it in items[:1]), None)
     if session is not None:
         session.deselected.update(_item_key(item) for item in items)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
+    """Remember why a suite test skipped, so its limits read "not run (skipped: why)"."""
+    report = yield
+    session = item.config.stash.get(_SESSION, None)
+    if session is not None and report.skipped and isinstance(report.longrepr, tuple):  # (file, line, "Skipped: why")
+        session.skipped.setdefault(_item_key(item), str(report.longrepr[2]).removeprefix("Skipped: "))
+    return report
 
 
 @pytest.hookimpl(trylast=True)  # after pytest's own -m / -k / --deselect

@@ -264,7 +264,7 @@ def onnx_parity(session: SuiteSession, name: str) -> list[str]:
 
 
 def baseline(session: SuiteSession, name: str) -> list[str]:
-    """Every figure that is not a timing against the stored baseline, within its tolerances (bench.baseline)."""
+    """Every figure that is not a timing against the stored baseline, within its tolerances (bench.baseline_check)."""
     from slimbench.bench.baseline_check import check_variant
 
     gate = session.baseline

@@ -45,7 +45,7 @@ class SuiteSession:
         self.cache_dir = cache_dir  # generated datasets and validator scratch; None: .slimbench-cache in the cwd
         self._accuracy: Accuracy | None = None
         self._deploy: DeployMatrix | None = None
-        self.baseline: BaselineGate | None = None  # the stored baseline (slimbench.bench.baseline), set by the plugin
+        self.baseline: BaselineGate | None = None  # the stored baseline (bench.baseline_gate), set by the plugin
         self.settings = config.settings
         if not self.settings.threads:  # stated, never what a library's import left in OMP_NUM_THREADS
             from slimbench.measure.timing import available_cpus
@@ -343,27 +343,23 @@ class SuiteSession:
         judged = {c.limit for c in self.figures[name].checks}
         limits, out = self.limits(name), []
         for key in THRESHOLD_KEYS:
-            if getattr(limits, key) is None or key in judged:
-                continue
-            test = gating_test(key)
-            skipped = self.skipped.get((test, name)) or self.skipped.get((test, None))
-            if {(test, name), (test, None)} & self.deselected:
-                why = "deselected"
-            elif skipped:
-                why = f"skipped: {skipped}"
-            else:
-                why = f"{test} did not run"
-            out.append({"limit": key, "reason": why})
-        baseline_skip = self.skipped.get(("test_baseline", name))
+            if getattr(limits, key) is not None and key not in judged:
+                test = gating_test(key)
+                out.append({"limit": key, "reason": self._why_not_run(test, name) or f"{test} did not run"})
         compared = any(c.metric == "baseline" for c in self.figures[name].checks)
-        if self.baseline is not None and not compared:
-            if ("test_baseline", name) in self.deselected:
-                out.append({"limit": "baseline", "reason": "deselected"})
-            elif baseline_skip:
-                new = baseline_skip.startswith("no baseline yet")  # a suite's first run (slimbench.bench.baseline)
-                why = "no baseline yet" if new else f"skipped: {baseline_skip}"
-                out.append({"limit": "baseline", "reason": why})
+        why = None if self.baseline is None or compared else self._why_not_run("test_baseline", name)
+        if why:  # a suite's first run skips with "no baseline yet: ..." (bench.baseline_gate)
+            first_run = why.startswith("skipped: no baseline yet")
+            out.append({"limit": "baseline", "reason": "no baseline yet" if first_run else why})
         return out
+
+    def _why_not_run(self, test: str, name: str) -> str | None:
+        """"deselected", "skipped: why", or None when the test ran (or was never collected) for this variant."""
+        keys = ((test, name), (test, None))  # the variant's own first
+        if any(k in self.deselected for k in keys):
+            return "deselected"
+        skipped = next((self.skipped[k] for k in keys if k in self.skipped), None)
+        return f"skipped: {skipped}" if skipped else None
 
     def gate(self, violations: Iterable[str | None]) -> None:
         """Fail the calling test with every broken limit, one line each, without a traceback."""

@@ -32,7 +32,7 @@ One TOML file per suite (``fixtures/slimbench.toml`` by default)::
     [thresholds.pruned]             # any subset of THRESHOLD_KEYS
     max_params_ratio = 0.45
 
-    [baseline]                      # optional: the stored baseline (slimbench.bench.baseline)
+    [baseline]                      # optional: the stored baseline (slimbench.config.baseline)
     path = "baseline.json"          # relative to this file [baseline.json next to it]
     required = true                 # no file fails the run [false: not run; CI=true or 1 fails too]
     tolerances = { gflops = 0.001, file_size_mb = "1%" }   # absolute, or "N%" of the baseline value

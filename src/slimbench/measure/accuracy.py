@@ -94,7 +94,7 @@ class Accuracy:
     def unsupported(self, reference_names: Mapping[int, str]) -> str | None:
         """Why mAP cannot be measured here, or None: the bundled dataset's classes are the shapes (variants with
         other classes need ``--data``), and a dataset without labels has no mAP. A configured mAP limit then stops
-        the run at start (:func:`slimbench.bench.session.unmeasurable_limits`); without one the mAP test skips."""
+        the run at start (:func:`slimbench.bench.unmeasurable.unmeasurable_limits`); without one the mAP test skips."""
         if self.settings.data is not None:
             return self._no_labels
         from slimbench.data.synthetic import CLASS_NAMES

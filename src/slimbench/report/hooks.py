@@ -216,9 +216,6 @@ class OutputsPlugin:
         name = params.get("variant") or params.get("candidate")
         if not isinstance(name, str) or name not in self.session.figures:
             return report
-        if report.skipped and isinstance(report.longrepr, tuple):  # (file, line, "Skipped: why")
-            why = str(report.longrepr[2]).removeprefix("Skipped: ")
-            self.session.skipped.setdefault((getattr(item, "originalname", item.name), name), why)
         if report.failed:
             self._note_failure(params, name, report)
         image = params.get("image")
