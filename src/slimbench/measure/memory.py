@@ -55,17 +55,23 @@ def _rss_now() -> int:
         return _rss_peak()
 
 
-def _file_rss() -> int:
-    """The file-backed and shared part of the resident set in bytes (``RssFile`` + ``RssShmem``; 0 off Linux)."""
-    total = 0
+def _status_bytes(*fields: str) -> dict[str, int]:
+    """Fields of ``/proc/self/status`` (``VmHWM``, ``RssFile``, ...) in bytes; those absent (off Linux) are left out."""
+    out: dict[str, int] = {}
     try:
         with open("/proc/self/status", encoding="ascii") as f:
             for line in f:
-                if line.startswith(("RssFile:", "RssShmem:")):
-                    total += int(line.split()[1]) * 1024
+                key, _, rest = line.partition(":")
+                if key in fields:
+                    out[key] = int(rest.split()[0]) * 1024
     except (OSError, ValueError, IndexError):
-        return 0
-    return total
+        return {}
+    return out
+
+
+def _file_rss() -> int:
+    """The file-backed and shared part of the resident set in bytes (``RssFile`` + ``RssShmem``; 0 off Linux)."""
+    return sum(_status_bytes("RssFile", "RssShmem").values())
 
 
 def _rss_peak() -> int:
@@ -74,13 +80,9 @@ def _rss_peak() -> int:
     ``ru_maxrss`` survives ``execve`` on Linux: a child forked from a large pytest process would report the parent's
     peak. ``VmHWM`` belongs to the address space, which exec replaces, so it is this program's own peak.
     """
-    try:
-        with open("/proc/self/status", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
+    hwm = _status_bytes("VmHWM").get("VmHWM")
+    if hwm is not None:
+        return hwm
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
     return int(peak if sys.platform == "darwin" else peak * 1024)
 
