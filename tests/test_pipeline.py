@@ -234,6 +234,9 @@ def test_make_fixtures_quick_for_yolo11_and_yolo26(cfg: str, tmp_path: Path) -> 
     assert rc == 0
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["plan"]["model_cfg"] == cfg and f"--model {cfg}" in manifest["created_by"]
+    pruning = manifest["pruning"]  # Network Slimming's rule, as for YOLOv8: no fallback to a per-layer ratio
+    assert pruning["method"] == "threshold" and pruning["compensated"] is True
+    assert 0 < pruning["removed_group_channels"] <= pruning["below_threshold"] <= pruning["group_channels"]
     v = manifest["variants"]
     for name, rec in v.items():
         net = load_detector(out / rec["path"]).model

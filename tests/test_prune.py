@@ -15,6 +15,7 @@ from slimbench.model.checkpoint import load_detector, save_detector
 from slimbench.model.static_metrics import channels_removed_pct, prunable_channels
 from slimbench.pruning.c2f import C2fSplit
 from slimbench.pruning.structural import count_params, prune_detection_model
+from slimbench.pruning.threshold import threshold_prune
 
 BUS = Path(ultralytics.__file__).parent / "assets" / "bus.jpg"
 
@@ -203,10 +204,11 @@ def test_every_family_loses_params_and_keeps_output_shapes(cfg: str) -> None:
         assert sum(type(m) is C2PSA for m in model.modules()) == 1
 
 
+@pytest.mark.parametrize("rule", ["ratio", "threshold"])
 @pytest.mark.parametrize("cfg", N_MODELS)
-def test_pruned_checkpoint_loads_in_a_process_without_slimbench(cfg: str, tmp_path: Path) -> None:
-    """A fresh interpreter that never imports slimbench loads, predicts, validates and exports the pruned checkpoint;
-    ONNX Runtime then agrees with the checkpoint (parity)."""
+def test_pruned_checkpoint_loads_in_a_process_without_slimbench(cfg: str, rule: str, tmp_path: Path) -> None:
+    """A fresh interpreter that never imports slimbench loads, predicts, validates and exports the pruned checkpoint
+    (by ratio, or by Network Slimming's threshold with compensation); ONNX Runtime then agrees with the checkpoint."""
     import json
     import os
     import subprocess
@@ -218,7 +220,15 @@ def test_pruned_checkpoint_loads_in_a_process_without_slimbench(cfg: str, tmp_pa
     from slimbench.data.synthetic import make_dataset
 
     model = _model(cfg, nc=3)
-    prune_detection_model(model, 0.5)
+    if rule == "ratio":
+        prune_detection_model(model, 0.5)
+    else:
+        with torch.no_grad():
+            for bn in model.modules():
+                if isinstance(bn, torch.nn.BatchNorm2d):
+                    bn.weight[bn.weight < 0.5] = 0.0  # about half of every layer (scales are uniform in [0, 1))
+        result = threshold_prune(model, 0.01)
+        assert result.removed > 0.3 * result.group_channels
     path = save_detector(model, tmp_path / "pruned.pt", half=False)
     data = make_dataset(tmp_path / "data", train=2, val=2, imgsz=64, seed=0)
     script = f"""

@@ -185,7 +185,6 @@ def cmd_sparsify(a: argparse.Namespace) -> int:
 
 def cmd_prune(a: argparse.Namespace) -> int:
     from slimbench.model.checkpoint import save_detector
-    from slimbench.pruning.deadline import run_with_deadline
     from slimbench.pruning.report import prune_table
     from slimbench.pruning.structural import prune_detection_model
     from slimbench.pruning.support import load_prunable
@@ -197,16 +196,13 @@ def cmd_prune(a: argparse.Namespace) -> int:
     round_to = a.round_to or None
     try:
         if a.threshold is not None:
-            result = run_with_deadline(
-                lambda: threshold_prune(
-                    yolo.model,
-                    a.threshold,
-                    max_layer_ratio=a.max_layer_ratio,
-                    round_to=round_to,
-                    compensate=not a.no_compensate,
-                ),
-                a.deadline,
-                "threshold pruning (torch-pruning's dependency graph)",
+            result = threshold_prune(
+                yolo.model,
+                a.threshold,
+                max_layer_ratio=a.max_layer_ratio,
+                round_to=round_to,
+                compensate=not a.no_compensate,
+                deadline_s=a.deadline,
             )
         else:
             result = prune_detection_model(

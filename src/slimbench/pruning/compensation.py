@@ -14,6 +14,7 @@ inwards by one pixel per 3x3 conv. 1x1 consumers are exact everywhere.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -35,8 +36,13 @@ def zero_scales(dg: tp.DependencyGraph, plan: list[tuple[nn.Module, Any, list[in
 
 
 @torch.no_grad()
-def capture_constants(model: nn.Module, example: torch.Tensor) -> dict[nn.Conv2d, torch.Tensor]:
-    """Each conv's input, averaged over the batch and the image: the constant of every zero-scale channel."""
+def capture_constants(
+    model: nn.Module, example: torch.Tensor, forward: Callable[[nn.Module, torch.Tensor], Any] | None = None
+) -> dict[nn.Conv2d, torch.Tensor]:
+    """Each conv's input, averaged over the batch and the image: the constant of every zero-scale channel.
+
+    ``forward(model, x)`` (default ``model(x)``) must reach every conv: the pruner's trace runs all head towers,
+    YOLO26's one-to-many ones included, which its eval forward skips."""
     consts: dict[nn.Conv2d, torch.Tensor] = {}
     hooks = [
         m.register_forward_pre_hook(lambda mod, inp: consts.__setitem__(mod, inp[0].float().mean(dim=(0, 2, 3))))
@@ -44,7 +50,8 @@ def capture_constants(model: nn.Module, example: torch.Tensor) -> dict[nn.Conv2d
         if isinstance(m, nn.Conv2d)
     ]
     try:
-        model.eval()(example)
+        model.eval()
+        forward(model, example) if forward is not None else model(example)
     finally:
         for h in hooks:
             h.remove()

@@ -202,13 +202,9 @@ def _sparsify(start: Path, data: Path, plan: FixturePlan, common: dict[str, Any]
 def _prune(net: Any, plan: FixturePlan) -> Any:
     """The prune stage: Network Slimming's threshold rule when the plan sets one, else a ratio."""
     from slimbench.pruning.structural import prune_detection_model
-    from slimbench.pruning.threshold import threshold_prune, threshold_unsupported
+    from slimbench.pruning.threshold import threshold_prune
 
-    rule = plan.prune_threshold is not None or plan.prune_target_ratio is not None
-    why = threshold_unsupported(net) if rule else None
-    if why:  # YOLO11/YOLO26: the plan's ratio, per layer, said in the build log (the manifest has no threshold record)
-        print(f"make-fixtures: {why}; pruning {plan.ratio:g} of each layer instead")
-    if rule and not why:
+    if plan.prune_threshold is not None or plan.prune_target_ratio is not None:
         return threshold_prune(
             net,
             plan.prune_threshold if plan.prune_target_ratio is None else None,

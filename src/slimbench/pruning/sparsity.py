@@ -31,7 +31,7 @@ import json
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -40,6 +40,9 @@ from ultralytics.utils import RANK
 
 from slimbench.core.errors import SlimbenchError
 from slimbench.core.files import atomic_write_bytes
+
+if TYPE_CHECKING:
+    from slimbench.pruning.groups import Unit
 
 HISTORY_FILE = "sparsity_history.json"  # report_epoch's records, beside the run's weights/ (read back after DDP)
 
@@ -174,6 +177,7 @@ def targeted_weights(
     per_layer: bool = False,
     round_to: int = 1,
     layer_shares: dict[str, float] | None = None,
+    units: list[Unit] | None = None,
 ) -> dict[nn.Module, torch.Tensor]:
     """1 for the globally lowest ``share`` of BN channels, 0 for the rest: the only ones the proximal step pushes.
 
@@ -183,10 +187,12 @@ def targeted_weights(
     layers with most of the zeros (GFLOPs fell only to 0.32x at 60% of channels), a per-layer share thins the
     high-resolution layers that cost the FLOPs as much as the rest; each layer then keeps a multiple of ``round_to``
     channels, so no channel is zeroed that the pruning step's rounding would keep. ``layer_shares`` (module name ->
-    share, with ``per_layer``) replaces ``share`` for the units under that module.
+    share, with ``per_layer``) replaces ``share`` for the units under that module. ``units`` (from
+    :func:`coupled_units`, computed once per model by the trainer) saves tracing the graph at every step.
     """
     if per_layer:
-        return _per_unit_weights(model, share, scores, max_layer, round_to, layer_shares or {})
+        units = coupled_units(model) if units is None else units
+        return _per_unit_weights(model, share, scores, max_layer, round_to, layer_shares or {}, units)
     bns = batchnorms(model)
     norm = []
     for bn in bns:
@@ -208,37 +214,23 @@ def targeted_weights(
     return out
 
 
-Unit = list[tuple[nn.BatchNorm2d, slice]]
-"""BN channels that one pruning group shares: they go together or not at all."""
-
-
 def coupled_units(model: nn.Module) -> list[Unit]:
-    """Every BN layer as its own unit, except C2f's (and C3k2's) ``cv1``, whose two halves are two units, since the
-    pruning step splits them into two convs and folds them back padded to the wider half: targeted apart as one
-    layer, the halves lose unequal counts and the fold pads the difference with zero channels that still cost FLOPs
-    (measured: 120 zero channels in the neck's C2f blocks, GFLOPs 0.256x). C2f's residual stream is one unit too: the
-    second half of ``cv1`` and the ``cv2`` of each Bottleneck that adds its input (x + cv2(cv1(x))), which the pruning
-    step removes only where *all* of them are near zero. Targeting them apart leaves zeros that never line up
-    (measured: the backbone's residual streams kept every channel, GFLOPs 0.31x instead of 0.25x)."""
-    from ultralytics.nn.modules.block import Bottleneck, C2f
+    """The BN channel units that pruning removes together, read from torch-pruning's graph of the split model
+    (:func:`slimbench.pruning.groups.coupled_units`): both halves of every C2f/C3k2 ``cv1`` apart (targeted as one
+    layer, the halves lost unequal counts and the fold padded the difference with zero channels that still cost FLOPs:
+    120 in the neck's C2f blocks, GFLOPs 0.256x), each residual stream as one unit (targeted apart, the zeros never
+    lined up: the backbone's streams kept every channel, GFLOPs 0.31x instead of 0.25x), a depthwise conv with the
+    conv feeding it, the neck outputs with every head tower reading them. Attention and the head outputs are in no
+    unit: they are never pruned, so never pushed. A model the pruner does not trace (no Detect head: a bare stack of
+    layers in a test) has each BN layer as its own unit."""
+    from slimbench.pruning.groups import coupled_units as graph_units
+    from slimbench.pruning.support import UnsupportedModelError, check_prunable
 
-    units: list[Unit] = []
-    claimed: set[nn.Module] = set()
-    for block in model.modules():
-        if not isinstance(block, C2f) or not hasattr(block, "c"):
-            continue
-        c, bn1 = block.c, block.cv1.bn
-        if bn1.num_features != 2 * c:
-            continue
-        units.append([(bn1, slice(0, c))])
-        second: Unit = [(bn1, slice(c, 2 * c))]
-        if len(block.m) and all(isinstance(b, Bottleneck) and b.add for b in block.m):
-            second.extend((b.cv2.bn, slice(None)) for b in block.m)
-            claimed.update(b.cv2.bn for b in block.m)
-        units.append(second)
-        claimed.add(bn1)
-    units.extend([(bn, slice(None))] for bn in batchnorms(model) if bn not in claimed)
-    return units
+    try:
+        check_prunable(model)
+    except UnsupportedModelError:
+        return [[(bn, torch.arange(bn.num_features))] for bn in batchnorms(model)]
+    return graph_units(model)
 
 
 def under(name: str, prefix: str) -> bool:
@@ -266,13 +258,14 @@ def _per_unit_weights(
     max_layer: float,
     round_to: int,
     layer_shares: dict[str, float],
+    units: list[Unit],
 ) -> dict[nn.Module, torch.Tensor]:
     """The lowest ``share`` of each coupled unit (scores: the max over the unit's layers, each over its layer's mean,
     as the pruning rule takes the max of the group), keeping a multiple of ``round_to`` channels; ``layer_shares``
     replace ``share`` for the units under their module."""
     out = {bn: torch.zeros_like(bn.weight.detach(), dtype=torch.float32) for bn in batchnorms(model)}
     names = {m: n for n, m in model.named_modules()}
-    for unit in coupled_units(model):
+    for unit in units:
         u_share = unit_share(names[unit[0][0]], share, layer_shares)
         per_layer = []
         for bn, sl in unit:
@@ -319,6 +312,7 @@ class ProximalSparsityTrainer(DetectionTrainer):
     """
 
     recipe: SparsityRecipe = SparsityRecipe()
+    _units: tuple[nn.Module, list[Unit]] | None = None  # the coupled units, with the net they were read from
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -354,6 +348,8 @@ class ProximalSparsityTrainer(DetectionTrainer):
         scores = self.taylor if self.recipe.taylor else None
         weights = None
         if self.recipe.target > 0:
+            if self.recipe.per_layer and (self._units is None or self._units[0] is not net):
+                self._units = (net, coupled_units(net))
             rise = self.recipe.ramp_at(self.prox_steps, self._total_steps())
             weights = targeted_weights(
                 net,
@@ -363,6 +359,7 @@ class ProximalSparsityTrainer(DetectionTrainer):
                 self.recipe.per_layer,
                 self.recipe.round_to,
                 {name: share * rise for name, share in self.recipe.layer_targets},
+                self._units[1] if self._units else None,
             )
         prox_bn_(net, lr * self.current_lambda(), self.recipe.relative, scores, weights)
         if self.ema:

@@ -3,9 +3,13 @@
 Beside :func:`slimbench.pruning.structural.prune_detection_model` (a ratio per layer or a global ratio), this is
 the paper's rule after sparsity training: a channel goes when its |gamma| is below ``threshold`` x the max |gamma|
 of its layer (or, with ``target_ratio``, below the global quantile that removes that share). Channels coupled by
-a residual add or a concat form one torch-pruning group; a group channel goes only when *every* BN scale in it is
-small (the max over the group), since one live copy still carries signal. Per layer, at most ``max_layer_ratio`` is
-removed and the kept width is rounded *up* to a multiple of ``round_to``, so only channels below the threshold go.
+a residual add, a concat, a depthwise conv or a head tower form one torch-pruning group
+(:mod:`slimbench.pruning.groups`, the graph sparsity training targets too); a group channel goes only when *every*
+BN scale in it is small (the max over the group), since one live copy still carries signal. Per layer, at most
+``max_layer_ratio`` is removed and the kept width is rounded *up* to a multiple of ``round_to``, so only channels
+below the threshold go. Every family the ratio pruner handles is handled alike: YOLOv8 (C2f), YOLO11 and YOLO26
+(C3k2 with C3k, Bottleneck or attention inside, C2PSA's FFN, YOLO26's one-to-one towers); attention is kept whole
+(:mod:`slimbench.pruning.psa` says why).
 
 With ``compensate``, each removed channel's constant output act(beta) is folded into its consumers
 (:mod:`slimbench.pruning.compensation`).
@@ -13,21 +17,20 @@ With ``compensate``, each removed channel's constant output act(beta) is folded 
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Iterator
+import time
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch_pruning as tp
 from torch import nn
-from ultralytics.nn.modules.block import C2PSA, C3k2
-from ultralytics.nn.modules.head import Detect
 
-from slimbench.core.errors import SlimbenchError
 from slimbench.pruning.compensation import capture_constants, compensate_group, zero_scales
-from slimbench.pruning.structural import PruneResult, head_output_layers, split_prune_fold
+from slimbench.pruning.deadline import run_with_deadline
+from slimbench.pruning.groups import build_graph, group_batchnorms, prunable_groups
+from slimbench.pruning.kept import kept_unpruned
+from slimbench.pruning.structural import DEFAULT_DEADLINE_S, PruneResult, split_prune_fold, trace_outputs
 from slimbench.pruning.support import check_prunable
 
 
@@ -42,31 +45,14 @@ class ThresholdResult(PruneResult):
     compensated: bool = False
 
 
-@contextlib.contextmanager
-def _export_mode(model: nn.Module) -> Iterator[None]:
-    """Detect returns one plain tensor in export mode: the graph torch-pruning traces ends at the head's convs.
-
-    Kept here rather than imported, so this module does not depend on structural.py's private helpers."""
-    heads = [m for m in model.modules() if isinstance(m, Detect)]
-    old = [h.export for h in heads]
-    for h in heads:
-        h.export = True
-    try:
-        yield
-    finally:
-        for h, o in zip(heads, old, strict=True):
-            h.export = o
-
-
 def _group_scores(group: tp.dependency.Group) -> torch.Tensor | None:
     """Per group channel: the max over the group's BN layers of |gamma| / that layer's max |gamma|."""
     scores = None
-    for dep, idxs in group:
-        if dep.handler == tp.prune_batchnorm_out_channels:
-            g = dep.target.module.weight.detach().float().abs()
-            rel = g / g.max().clamp_min(1e-12)
-            s = rel[torch.as_tensor(idxs, dtype=torch.long)]
-            scores = s if scores is None else torch.maximum(scores, s)
+    for bn, idxs in group_batchnorms(group):
+        g = bn.weight.detach().float().abs()
+        rel = g / g.max().clamp_min(1e-12)
+        s = rel[torch.as_tensor(idxs, dtype=torch.long, device=rel.device)]
+        scores = s if scores is None else torch.maximum(scores, s)
     return scores
 
 
@@ -79,15 +65,6 @@ def _n_removable(n_below: int, width: int, max_layer_ratio: float, round_to: int
     return max(0, width - keep)
 
 
-def threshold_unsupported(model: nn.Module) -> str | None:
-    """Why the threshold rule cannot prune ``model`` yet, or None: the C3k2/C2PSA rewrites and opaque attention
-    are wired into :func:`pruning.structural.prune_detection_model` only, so far."""
-    newer = sorted({type(m).__name__ for m in model.modules() if isinstance(m, (C3k2, C2PSA))})
-    if newer:
-        return f"threshold pruning supports YOLOv8 (C2f) models only so far; this one has {', '.join(newer)}"
-    return None
-
-
 def threshold_prune(
     model: nn.Module,
     threshold: float | None = 0.01,
@@ -97,11 +74,15 @@ def threshold_prune(
     round_to: int | None = 8,
     compensate: bool = True,
     example_imgsz: int = 160,
+    deadline_s: float = DEFAULT_DEADLINE_S,
 ) -> ThresholdResult:
-    """Prune a YOLOv8 ``DetectionModel`` in place by a global BN-scale threshold; FP32, eval mode, plain ultralytics.
+    """Prune a YOLOv8/YOLO11/YOLO26 ``DetectionModel`` in place by a global BN-scale threshold; FP32, eval mode,
+    plain ultralytics.
 
     ``threshold`` is relative to each layer's max |gamma|; ``target_ratio`` instead picks the threshold that puts that
-    share of group channels below it. The Detect head's outputs and DFL are kept.
+    share of group channels below it. The Detect head's outputs, the DFL and attention are kept. Graph building and
+    pruning run under ``deadline_s`` (:class:`pruning.deadline.DeadlineExceeded` past it; the model is then left
+    half-pruned and the caller discards it).
     """
     if (threshold is None) == (target_ratio is None):
         raise ValueError("give exactly one of threshold and target_ratio")
@@ -112,51 +93,61 @@ def threshold_prune(
     if not 0.0 < max_layer_ratio < 1.0:
         raise ValueError(f"max_layer_ratio must be in (0, 1), got {max_layer_ratio}")
     check_prunable(model)
-    why = threshold_unsupported(model)
-    if why:
-        raise SlimbenchError(f"{why}: use --ratio")
+    t0 = time.perf_counter()
     model.float().eval()
-    names = {m: n for n, m in model.named_modules()}
-    kept = head_output_layers(model)
+    reasons = kept_unpruned(model)
     result = ThresholdResult(
         ratio=target_ratio or 0.0,
         global_pruning=True,
         round_to=round_to,
-        kept_layers=tuple(names[m] for m in kept),
+        kept_layers=tuple(reasons),
+        kept_reasons=reasons,
         compensated=compensate,
     )
-    with split_prune_fold(model, result, example_imgsz) as example, _export_mode(model):
-        dg = tp.DependencyGraph().build_dependency(model, example_inputs=example)
-        groups = [
-            (g, s)
-            for g in dg.get_all_groups(ignored_layers=kept, root_module_types=[nn.Conv2d])
-            if (s := _group_scores(g)) is not None
-        ]
-        if target_ratio is not None:
-            all_scores = torch.cat([s for _, s in groups])
-            k = max(1, int(round(target_ratio * all_scores.numel())))
-            threshold = float(torch.kthvalue(all_scores, k).values) * (1 + 1e-6) + 1e-12
-        assert threshold is not None
-        result.threshold = threshold
-        plan: list[tuple[nn.Module, Any, list[int]]] = []
-        for group, scores in groups:
-            result.group_channels += scores.numel()
-            n_below = int((scores < threshold).sum())
-            result.below_threshold += n_below
-            n = _n_removable(n_below, scores.numel(), max_layer_ratio, round_to)
-            if n > 0:
-                root_idxs = torch.as_tensor(group[0].idxs, dtype=torch.long)
-                plan.append(
-                    (group[0].dep.target.module, group[0].dep.handler, root_idxs[torch.argsort(scores)[:n]].tolist())
-                )
-                result.removed += n
-        consts = {}
-        if compensate:
-            zero_scales(dg, plan)
-            consts = capture_constants(model, example)
-        for root, handler, idxs in plan:
-            group = dg.get_pruning_group(root, handler, idxs)
-            if compensate:
-                compensate_group(model, group, consts)
-            group.prune()
+    with split_prune_fold(model, result, example_imgsz) as example:
+        run_with_deadline(
+            lambda: _prune_below(model, example, result, threshold, target_ratio, max_layer_ratio),
+            deadline_s,
+            "threshold pruning (torch-pruning's dependency graph)",
+        )
+    result.seconds = time.perf_counter() - t0
     return result
+
+
+def _prune_below(
+    model: nn.Module,
+    example: torch.Tensor,
+    result: ThresholdResult,
+    threshold: float | None,
+    target_ratio: float | None,
+    max_layer_ratio: float,
+) -> None:
+    """The rule on the split model: score every group, plan the removals, compensate, prune."""
+    dg = build_graph(model, example)
+    groups = [(g, s) for g in prunable_groups(dg, model) if (s := _group_scores(g)) is not None]
+    if target_ratio is not None:
+        all_scores = torch.cat([s for _, s in groups])
+        k = max(1, int(round(target_ratio * all_scores.numel())))
+        threshold = float(torch.kthvalue(all_scores.cpu(), k).values) * (1 + 1e-6) + 1e-12
+    assert threshold is not None
+    result.threshold = threshold
+    plan: list[tuple[nn.Module, Any, list[int]]] = []
+    for group, scores in groups:
+        result.group_channels += scores.numel()
+        n_below = int((scores < threshold).sum())
+        result.below_threshold += n_below
+        n = _n_removable(n_below, scores.numel(), max_layer_ratio, result.round_to)
+        if n > 0:
+            root_idxs = torch.as_tensor(group[0].idxs, dtype=torch.long)
+            order = torch.argsort(scores.cpu())[:n]
+            plan.append((group[0].dep.target.module, group[0].dep.handler, root_idxs[order].tolist()))
+            result.removed += n
+    consts = {}
+    if result.compensated:
+        zero_scales(dg, plan)
+        consts = capture_constants(model, example, trace_outputs)
+    for root, handler, idxs in plan:
+        group = dg.get_pruning_group(root, handler, idxs)
+        if result.compensated:
+            compensate_group(model, group, consts)
+        group.prune()
