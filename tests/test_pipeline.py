@@ -203,6 +203,14 @@ def test_make_fixtures_quick_end_to_end(tmp_path: Path, capsys: pytest.CaptureFi
     assert pruning["method"] == "threshold" and pruning["compensated"] is True
     assert pruning["removed_group_channels"] <= pruning["below_threshold"] <= pruning["group_channels"]
     assert pruning["map50_95_before_finetune"] == v["pruned"]["map50_95"]
+    # the original trains until the convergence rule stops it (quick: patience 1, any gain too small: epoch 2 of 3)
+    conv = manifest["original_training"]
+    assert manifest["schema"] == 2 and conv["converged"] is True and conv["stopping_epoch"] == 2
+    assert conv["epochs_trained"] == 2 == len(conv["curve_map50_95"]) and conv["cap_epochs"] == plan["epochs_original"]
+    assert conv["best_map50_95"] == max(conv["curve_map50_95"])
+    control = manifest["control"]  # the equal-budget control: as many more epochs as the pruning line adds
+    assert control["epochs"] == plan["epochs_sparsity"] + plan["epochs_recovery"] + plan["epochs_finetune"]
+    assert 0.0 <= control["map50_95"] <= 1.0 and len(control["sha256"]) == 64
     # a second run refuses to overwrite what the first one wrote
     before = (out / "manifest.json").read_bytes()
     assert main(["make-fixtures", "--quick", "--out", str(out), "--workdir", str(tmp_path / "work")]) == 2
@@ -220,6 +228,15 @@ def test_make_fixtures_rebuilds_the_later_stages_from_a_given_original(trained: 
     assert manifest["variants"]["original"]["sha256"] == sha256_of(trained) == manifest["original_reused"]["sha256"]
     assert "train original" not in manifest["stage_seconds"] and "sparsity training" in manifest["stage_seconds"]
     assert manifest["variants"]["pruned"]["params"] < manifest["variants"]["original"]["params"]
+    assert manifest["original_training"]["reused"] is True and "curve_map50_95" not in manifest["original_training"]
+    # rebuilt again into the same folder from its own original: the convergence record is carried over
+    first = {**manifest["original_training"]}
+    (out / "manifest.json").write_text(json.dumps({**manifest, "original_training": {"stopping_epoch": 41}}))
+    kept = out / "original_kept.pt"
+    kept.write_bytes((out / manifest["variants"]["original"]["path"]).read_bytes())
+    assert main([*argv, "--original", str(kept), "--force"]) == 0
+    again = json.loads((out / "manifest.json").read_text())["original_training"]
+    assert again == {"stopping_epoch": 41, "reused": True} != first
     assert main([*argv, "--force", "--original", str(tmp_path / "missing.pt")]) == 2
     assert (out / "manifest.json").read_text() == json.dumps(manifest, indent=2) + "\n"  # nothing lost
 

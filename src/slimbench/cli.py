@@ -28,6 +28,7 @@ from slimbench.pruning.pipeline import FixturePlan
 
 _PLAN = FixturePlan()
 DEFAULT_DEADLINE_S = 300.0  # slimbench.pruning.structural.DEFAULT_DEADLINE_S (not imported: keeps --help fast)
+LATENCY_DEADLINE_S = 1800.0  # slimbench.pruning.latency_target.LatencySettings.deadline_s
 
 os.environ.setdefault("YOLO_OFFLINE", "1")
 
@@ -182,6 +183,25 @@ def build_parser() -> argparse.ArgumentParser:
         type=_fraction,
         help="Network Slimming: remove channels whose |gamma| is below this x their layer's max (e.g. 0.01)",
     )
+    how.add_argument(
+        "--target-latency",
+        type=_fraction,
+        help="prune until the forward on --runtime measures this x the original's (e.g. 0.5), in interleaved pairs",
+    )
+    p.add_argument(
+        "--runtime",
+        choices=("torch", "onnxruntime", "openvino"),
+        default="onnxruntime",
+        help="--target-latency: the runtime to measure on (default onnxruntime)",
+    )
+    p.add_argument("--threads", type=_positive_int, default=None, help="--target-latency: threads (default: all CPUs)")
+    p.add_argument("--batch", type=_positive_int, default=1, help="--target-latency: batch to time (default 1)")
+    p.add_argument(
+        "--latency-cache",
+        type=Path,
+        default=None,
+        help="--target-latency: where measured layer latencies are kept (default ~/.cache/slimbench/latency)",
+    )
     p.add_argument("--max-layer-ratio", type=_fraction, default=0.9, help="--threshold: at most this per layer")
     p.add_argument("--no-compensate", action="store_true", help="--threshold: do not fold act(beta) into the consumers")
     p.add_argument("--out", type=Path, required=True)
@@ -192,14 +212,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="rank channels across layers (default: the same ratio in every layer)",
     )
     p.add_argument("--round-to", type=int, default=8, help="keep channel counts multiples of this (0: off)")
-    p.add_argument("--imgsz", type=_positive_int, default=640, help="image size for the GFLOPs figures")
+    p.add_argument("--imgsz", type=_positive_int, default=640, help="image size for the GFLOPs figures and timing")
     p.add_argument("--fp32", action="store_true", help="save FP32 (default FP16, as ultralytics saves)")
     p.add_argument("--verbose", action="store_true", help="list every layer, not only the changed ones")
     p.add_argument(
         "--deadline",
         type=_positive_float,
-        default=DEFAULT_DEADLINE_S,
-        help="seconds allowed for torch-pruning's graph building and pruning; past it: an error, nothing written",
+        default=None,
+        help=f"seconds allowed for pruning (default {DEFAULT_DEADLINE_S:g}; --target-latency, which measures: "
+        f"{LATENCY_DEADLINE_S:g}); past it: an error, nothing written",
     )
     p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     p.set_defaults(func=cmd_prune)
@@ -220,6 +241,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--device", default="cpu")
     p.add_argument("--original", type=Path, default=None, help="a trained original to start from (skips training one)")
+    p.add_argument(
+        "--no-control",
+        action="store_true",
+        help="skip the equal-budget control (the original trained as many more epochs as the pruning line adds)",
+    )
     p.add_argument("--force", action="store_true", help="overwrite existing fixtures")
     p.set_defaults(func=cmd_make_fixtures)
     return parser

@@ -8,6 +8,7 @@ heavy libraries are imported inside the handlers, so ``slimbench --help`` stays 
 from __future__ import annotations
 
 import argparse
+import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -186,14 +187,17 @@ def cmd_sparsify(a: argparse.Namespace) -> int:
 def cmd_prune(a: argparse.Namespace) -> int:
     from slimbench.model.checkpoint import save_detector
     from slimbench.pruning.report import prune_table
-    from slimbench.pruning.structural import prune_detection_model
+    from slimbench.pruning.structural import DEFAULT_DEADLINE_S, prune_detection_model
     from slimbench.pruning.support import load_prunable
     from slimbench.pruning.threshold import threshold_prune
 
+    if a.target_latency is not None:
+        return _prune_to_latency(a)
     yolo = _check_model(a.model, loader=load_prunable)
     _check_output(a.out, [a.model], a.force)
     before = __import__("copy").deepcopy(yolo.model)
     round_to = a.round_to or None
+    deadline = a.deadline or DEFAULT_DEADLINE_S
     try:
         if a.threshold is not None:
             result = threshold_prune(
@@ -202,11 +206,11 @@ def cmd_prune(a: argparse.Namespace) -> int:
                 max_layer_ratio=a.max_layer_ratio,
                 round_to=round_to,
                 compensate=not a.no_compensate,
-                deadline_s=a.deadline,
+                deadline_s=deadline,
             )
         else:
             result = prune_detection_model(
-                yolo.model, a.ratio, global_pruning=a.global_pruning, round_to=round_to, deadline_s=a.deadline
+                yolo.model, a.ratio, global_pruning=a.global_pruning, round_to=round_to, deadline_s=deadline
             )
     except SlimbenchError as e:
         raise SlimbenchError(f"{a.model}: {e}") from e
@@ -220,6 +224,41 @@ def cmd_prune(a: argparse.Namespace) -> int:
         )
     seconds = getattr(result, "seconds", None)
     print(f"pruned checkpoint: {a.out}" + (f"  ({seconds:.1f} s)" if seconds else ""))
+    return 0
+
+
+def _prune_to_latency(a: argparse.Namespace) -> int:
+    """``prune --target-latency R --runtime NAME``: plan on a measured latency model, prune, measure, correct."""
+    from slimbench.measure.timing import available_cpus
+    from slimbench.model.checkpoint import save_detector
+    from slimbench.pruning.latency_target import LatencySettings, prune_to_latency
+    from slimbench.pruning.report import latency_table_text
+    from slimbench.pruning.support import load_prunable
+    from slimbench.runtimes.registry import missing_reason
+
+    why = missing_reason(a.runtime)
+    if why:
+        raise SlimbenchError(f"--runtime {a.runtime}: {why}")
+    yolo = _check_model(a.model, loader=load_prunable)
+    _check_output(a.out, [a.model], a.force)
+    settings = LatencySettings(
+        runtime=a.runtime,
+        threads=a.threads or available_cpus(),
+        batch=a.batch,
+        imgsz=a.imgsz,
+        step=a.round_to or 1,
+        max_layer_ratio=a.max_layer_ratio,
+        deadline_s=a.deadline or LatencySettings.deadline_s,
+    )
+    cache = a.latency_cache or Path.home() / ".cache" / "slimbench" / "latency"
+    with tempfile.TemporaryDirectory(prefix="slimbench-latency-") as work:
+        try:
+            pruned, result = prune_to_latency(yolo, a.target_latency, settings, cache, Path(work))
+        except SlimbenchError as e:
+            raise SlimbenchError(f"{a.model}: {e}") from e
+    save_detector(pruned, a.out, half=not a.fp32)
+    print(latency_table_text(result, verbose=a.verbose))
+    print(f"pruned checkpoint: {a.out}")
     return 0
 
 
@@ -250,6 +289,8 @@ def cmd_make_fixtures(a: argparse.Namespace) -> int:
     plan = FixturePlan.quick() if a.quick else FixturePlan()
     if a.model:
         plan = replace(plan, model_cfg=a.model)
+    if a.no_control:
+        plan = replace(plan, control=False)
     workdir = a.workdir or (a.out / ".build")
     manifest = make_fixtures(a.out, plan, workdir, device=a.device, force=a.force, original=a.original)
     for name, v in manifest["variants"].items():
@@ -257,4 +298,11 @@ def cmd_make_fixtures(a: argparse.Namespace) -> int:
             f"{name:10s} {v['file_bytes'] / 1e6:6.2f} MB  {v['params']:>10,} params  "
             f"{v['gflops_at_640']:6.2f} GFLOPs@640  mAP50 {v['map50']:.3f}  mAP50-95 {v['map50_95']:.3f}"
         )
+    conv = manifest["original_training"]
+    if "stopping_epoch" in conv:
+        when = f"converged at epoch {conv['stopping_epoch']}" if conv.get("converged") else "cap reached, not converged"
+        print(f"original: {when} ({conv.get('rule', '')})")
+    if "control" in manifest:
+        c = manifest["control"]
+        print(f"control: the original + {c['epochs']} epochs of the fine-tune recipe, mAP50-95 {c['map50_95']:.3f}")
     return 0

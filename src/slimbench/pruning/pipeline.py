@@ -19,6 +19,7 @@ from slimbench.core.files import atomic_write_bytes
 from slimbench.core.versions import module_version
 from slimbench.measure.timing import available_cpus
 from slimbench.model.checkpoint import load_detector, save_detector, sha256_of
+from slimbench.pruning.reference_stage import control_run, reused_convergence, train_original, validate_map
 
 if TYPE_CHECKING:
     from slimbench.pruning.sparsity import SparsityRecipe
@@ -36,7 +37,14 @@ class FixturePlan:
     seed: int = 0
     model_cfg: str = "yolov8n.yaml"
     batch: int = 32
-    epochs_original: int = 26
+    # the original trains until converged (slimbench.pruning.convergence): its val mAP50-95 gained at most
+    # converge_min_delta over converge_patience epochs, with epochs_original as the cap; patience 0: exactly that many
+    epochs_original: int = 90
+    converge_patience: int = 10
+    converge_min_delta: float = 0.002
+    # the equal-budget control: the converged original trained as many more epochs as the pruning line adds
+    # (sparsity + recovery + fine-tune) with the fine-tune recipe; recorded in the manifest, not bundled
+    control: bool = True
     epochs_sparsity: int = 10
     # "prox" only: then this many epochs with the targets held (no ramp) at a higher, decaying lr, so the thinner
     # net recovers while the proximal step keeps its zeros (at the stage's lr 0.003 it stayed ~0.05 mAP short)
@@ -78,7 +86,9 @@ class FixturePlan:
             val_images=8,
             imgsz=128,
             batch=8,
-            epochs_original=1,
+            epochs_original=3,
+            converge_patience=1,
+            converge_min_delta=1.0,  # stops at epoch 2: the rule runs, in seconds
             epochs_sparsity=1,
             epochs_recovery=1,
             epochs_finetune=1,
@@ -104,17 +114,6 @@ def _library_versions() -> dict[str, str]:
     """What the imported modules say they are (``__version__``), as the manifest has always recorded them."""
     modules = ("torch", "ultralytics", "torch_pruning", "slimbench")
     return {"python": platform.python_version(), **{m: module_version(m) for m in modules}}
-
-
-def validate_map(
-    ckpt: str | Path, data: str | Path, imgsz: int, batch: int, device: str, workdir: str | Path
-) -> dict[str, float]:
-    """mAP50, mAP50-95, precision and recall of a checkpoint for the manifest: the suite's own validator call
-    (:func:`slimbench.measure.validator.run_validator`), run under ``workdir``, never next to the checkpoint."""
-    from slimbench.measure.validator import run_validator
-
-    m = run_validator(load_detector(ckpt), data, imgsz, device=device, workdir=Path(workdir) / "val", batch=batch)
-    return {k: m[k] for k in ("map50", "map50_95", "precision", "recall")}
 
 
 def write_sample_images(folder: Path, plan: FixturePlan) -> list[Path]:
@@ -324,10 +323,13 @@ def make_fixtures(
         "close_mosaic": plan.close_mosaic,
     }
     if reused is None:
-        original = train(plan.model_cfg, data, epochs=plan.epochs_original, name="original", **common)
+        original, convergence = train_original(data, plan, common)
         t = stage("train original", t)
     else:
-        original = reused
+        original, convergence = reused, reused_convergence(out, reused.best)
+    control = control_run(original.best, data, plan, common, workdir, device) if plan.control else None
+    if control is not None:
+        t = stage("control", t)
     sparse = _sparsify(original.best, data, plan, common, log)
     sparse_ckpt = sparse.last if plan.sparsity_method == "prox" and sparse.last else sparse.best
     g_before = bn_gammas(load_detector(original.best).model)
@@ -382,7 +384,7 @@ def make_fixtures(
     hist = workdir / "runs" / "sparsity" / "bn_gamma_hist.png"
     shutil.copyfile(hist, out / "models" / "bn_gamma_hist.png")
     manifest = {
-        "schema": 1,
+        "schema": 2,
         "created_by": "slimbench make-fixtures"
         + (" --quick" if replace(plan, model_cfg=FixturePlan.model_cfg) == FixturePlan.quick() else "")
         + (f" --model {plan.model_cfg}" if plan.model_cfg != FixturePlan.model_cfg else ""),
@@ -406,6 +408,8 @@ def make_fixtures(
             "map50_95_before_finetune": variants["pruned"]["map50_95"],
         },
         "sparse": sparse_record,
+        "original_training": convergence,
+        **({"control": control} if control is not None else {}),
         "variants": variants,
         "versions": _library_versions(),
         "stage_seconds": stages,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 from torch import nn
 
@@ -57,3 +59,31 @@ def _kept_summary(result: PruneResult) -> list[str]:
     for why in result.kept_reasons.values():
         counts[why] = counts.get(why, 0) + 1
     return ["", "kept unpruned:"] + [f"  {n:3d} conv(s): {why}" for why, n in counts.items()] if counts else []
+
+
+def latency_table_text(result: Any, verbose: bool = False) -> str:
+    """What ``prune --target-latency`` prints: the per-unit plan (changed units unless ``verbose``), each round's
+    planned-for, predicted and measured ratio, and the totals."""
+    rows = [
+        {"unit": name, "width": w, "kept": k, "removed %": round(100 * (1 - k / w), 1)}
+        for name, (w, k) in result.plan.items()
+        if verbose or k != w
+    ]
+    plan = pd.DataFrame(rows).to_string(index=False) if rows else "(no unit changed)"
+    rounds = pd.DataFrame(result.rounds).round(3)
+    rounds.insert(0, "round", range(1, len(rounds) + 1))
+    rounds["kept"] = ["<-" if i == result.chosen % len(rounds) else "" for i in range(len(rounds))]
+    p0, p1 = result.params_before, result.params_after
+    return "\n".join(
+        [
+            f"latency plan on {result.runtime} (target {result.target:g} x the original's forward):",
+            plan,
+            "",
+            "rounds (ratio planned for, predicted by the layer latency model, measured in interleaved pairs):",
+            rounds.to_string(index=False),
+            "",
+            f"measured {result.measured:.3f} (target {result.target:g}); parameters {p0:,} -> {p1:,} "
+            f"({p1 / max(p0, 1):.3f}x); layer latencies: {result.table_measured} measured now, table "
+            f"{result.table_path}",
+        ]
+    )

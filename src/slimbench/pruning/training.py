@@ -101,6 +101,7 @@ def train(
     recipe: SparsityRecipe | None = None,
     seed: int = 0,
     threads: int | None = None,
+    callbacks: dict[str, list[Any]] | None = None,
     **overrides: Any,
 ) -> TrainOutcome:
     """Train ``model`` (a YAML or a .pt) on ``data`` offline; return the best checkpoint and its metrics.
@@ -108,6 +109,7 @@ def train(
     ``sparsity > 0`` trains with the BN L1 subgradient; ``recipe`` with the proximal sparsity step and its training
     settings (:mod:`slimbench.pruning.sparsity`; ``overrides`` still win); ``keep_shape`` fine-tunes a pruned
     checkpoint as it is. ``threads``: torch threads on the CPU (default: every CPU this process may use).
+    ``callbacks``: ultralytics event -> callbacks to add (e.g. :class:`pruning.convergence.StopWhenConverged`).
     """
     from ultralytics import YOLO
 
@@ -148,6 +150,9 @@ def train(
     before = torch.get_num_threads()
     # after select_device (trainer __init__), before the first batch
     yolo.add_callback("on_pretrain_routine_end", lambda _trainer: torch.set_num_threads(n_threads))
+    for event, fns in (callbacks or {}).items():
+        for fn in fns:
+            yolo.add_callback(event, fn)
     print(f"[train] {name}: {n_threads} torch thread(s) on the CPU", flush=True)
     try:
         yolo.train(trainer=trainer, **args)

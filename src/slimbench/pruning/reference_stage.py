@@ -1,0 +1,75 @@
+"""The reference original's stage of make-fixtures: trained until converged, its equal-budget control, validation.
+
+Kept apart from :mod:`slimbench.pruning.pipeline` (the stages' order and the manifest) because these decide what
+every accuracy figure of the bundle is measured against: a converged original
+(:mod:`slimbench.pruning.convergence`), and a control that gets the pruning line's extra epochs without pruning.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from slimbench.model.checkpoint import load_detector, sha256_of
+
+
+def validate_map(
+    ckpt: str | Path, data: str | Path, imgsz: int, batch: int, device: str, workdir: str | Path
+) -> dict[str, float]:
+    """mAP50, mAP50-95, precision and recall of a checkpoint for the manifest: the suite's own validator call
+    (:func:`slimbench.measure.validator.run_validator`), run under ``workdir``, never next to the checkpoint."""
+    from slimbench.measure.validator import run_validator
+
+    m = run_validator(load_detector(ckpt), data, imgsz, device=device, workdir=Path(workdir) / "val", batch=batch)
+    return {k: m[k] for k in ("map50", "map50_95", "precision", "recall")}
+
+
+def train_original(data: Path, plan: Any, common: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """The original, trained until converged (or exactly ``epochs_original`` with patience 0), and its record."""
+    from slimbench.pruning.convergence import ConvergenceRule, StopWhenConverged, convergence_record, saved_curve
+    from slimbench.pruning.training import train
+
+    if plan.converge_patience <= 0:
+        outcome = train(plan.model_cfg, data, epochs=plan.epochs_original, name="original", **common)
+        return outcome, {"rule": f"fixed: {plan.epochs_original} epochs", "epochs_trained": plan.epochs_original}
+    rule = ConvergenceRule(plan.converge_patience, plan.converge_min_delta, plan.epochs_original)
+    stopper = StopWhenConverged(rule)
+    outcome = train(
+        plan.model_cfg,
+        data,
+        epochs=rule.cap,
+        name="original",
+        callbacks=stopper.callbacks(),
+        **common,
+    )
+    curve = stopper.curve or saved_curve(Path(common["project"]) / "original")  # a DDP run: rank 0 wrote it
+    return outcome, convergence_record(rule, curve)
+
+
+def reused_convergence(out: Path, given: Path) -> dict[str, Any]:
+    """A reused original's convergence record: the one in ``out``'s manifest when it records the same file."""
+    old = out / "manifest.json"
+    manifest = json.loads(old.read_text()) if old.is_file() else {}
+    same = manifest.get("variants", {}).get("original", {}).get("sha256") == sha256_of(given)
+    if same and "original_training" in manifest:
+        return {**manifest["original_training"], "reused": True}
+    return {"reused": True, "rule": "unknown: trained outside this build (no curve recorded)"}
+
+
+def control_run(
+    original: Path, data: Path, plan: Any, common: dict[str, Any], workdir: Path, device: str
+) -> dict[str, Any]:
+    """The equal-budget control: the original trained as many more epochs as the pruning line adds, with the
+    fine-tune recipe; its mAP says how much of the pruned line's accuracy is extra training, not pruning."""
+    from slimbench.pruning.training import train
+
+    epochs = plan.epochs_sparsity + (plan.epochs_recovery if plan.sparsity_method == "prox" else 0)
+    epochs += plan.epochs_finetune
+    outcome = train(original, data, epochs=epochs, name="control", keep_shape=True, **common)
+    return {
+        "what": "the original trained as many more epochs as sparsity + recovery + fine-tune, fine-tune recipe",
+        "epochs": epochs,
+        "sha256": sha256_of(outcome.best),
+        **validate_map(outcome.best, data, plan.imgsz, plan.batch, device, workdir),
+    }
