@@ -111,6 +111,21 @@ def test_prune_to_latency_corrects_until_the_measured_ratio_is_within_tolerance(
     assert any("planned for" in line for line in logs)
     assert result.params_after < result.params_before and result.plan
     assert all(kept % 8 == 0 for _, kept in result.plan.values())
+    # sparsify --target-latency: the plan's shares, given to the per-layer targets, target exactly the channels the
+    # plan removes in every group (the same units, found by the same roots)
+    from slimbench.pruning.sparsity import coupled_units, targeted_weights
+
+    net0 = yolo.model
+    names = {m: n for n, m in net0.named_modules()}
+    weights = targeted_weights(net0, 0.5, per_layer=True, round_to=8, layer_shares=dict(result.sparsity_shares()))
+    unit_of = {bn: u for u, bns in result.member_bns.items() for bn in bns}
+    checked = 0
+    for unit in coupled_units(net0):
+        bn, idx = unit[0]
+        width, kept = result.plan[unit_of[names[bn]]]
+        assert int(weights[bn][idx].sum()) == width - kept, names[bn]
+        checked += 1
+    assert checked >= len(result.plan)
     out = save_detector(pruned, tmp_path / "p.pt", half=False)
     net = YOLO(str(out)).model
     net.eval()(torch.rand(1, 3, 64, 64))

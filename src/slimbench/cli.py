@@ -170,6 +170,20 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME=SHARE",
         help="with --per-layer: this share for the module NAME and all inside it (e.g. model.22=0.75); repeatable",
     )
+    p.add_argument(
+        "--target-latency",
+        type=_fraction,
+        help="with --per-layer: each layer's share from the plan that prunes this model to this x its forward "
+        "latency on --runtime (measured as prune --target-latency does), instead of --target/--heavy-target",
+    )
+    p.add_argument(
+        "--runtime",
+        choices=("torch", "onnxruntime", "openvino"),
+        default="onnxruntime",
+        help="--target-latency: the runtime to measure on (default onnxruntime)",
+    )
+    p.add_argument("--imgsz-latency", type=_positive_int, default=640, help="--target-latency: image size to time")
+    p.add_argument("--latency-cache", type=Path, default=None, help="--target-latency: layer latency cache folder")
     p.add_argument("--threshold", type=_fraction, default=0.01, help="near zero: |gamma| below this x its layer's max")
     _train_common(p, epochs=_PLAN.epochs_sparsity)
     p.set_defaults(func=cmd_sparsify)

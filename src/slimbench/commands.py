@@ -126,12 +126,41 @@ def cmd_train(a: argparse.Namespace) -> int:
     return 0
 
 
-def _layer_targets(a: argparse.Namespace, model: Any) -> tuple[tuple[str, float], ...]:
-    """--heavy-target's layers, then each --layer-target (a later one wins); a name that holds no BatchNorm of the
-    model is refused in one line rather than targeting nothing."""
+def _latency_shares(a: argparse.Namespace, yolo: Any) -> tuple[tuple[str, float], ...]:
+    """--target-latency for sparsify: the per-layer shares of the plan that prunes ``yolo`` to that latency on
+    --runtime (measured and corrected as ``prune --target-latency`` does; nothing is saved)."""
+    from slimbench.measure.timing import available_cpus
+    from slimbench.pruning.latency_target import LatencySettings, prune_to_latency
+    from slimbench.runtimes.registry import missing_reason
+
+    if a.heavy_target:
+        raise SlimbenchError("--heavy-target: not with --target-latency (the latency plan sets every layer's share)")
+    why = missing_reason(a.runtime)
+    if why:
+        raise SlimbenchError(f"--runtime {a.runtime}: {why}")
+    settings = LatencySettings(runtime=a.runtime, threads=available_cpus(), imgsz=a.imgsz_latency, step=a.round_to)
+    cache = a.latency_cache or Path.home() / ".cache" / "slimbench" / "latency"
+    with tempfile.TemporaryDirectory(prefix="slimbench-latency-") as work:
+        _, result = prune_to_latency(yolo, a.target_latency, settings, cache, Path(work))
+    shares = result.sparsity_shares()
+    print(
+        f"latency plan on {a.runtime}: measured {result.measured:.3f} of the original's forward "
+        f"(target {a.target_latency:g}); {len(shares)} layer shares, mean {sum(v for _, v in shares) / len(shares):.2f}"
+    )
+    return shares
+
+
+def _layer_targets(a: argparse.Namespace, model: Any, yolo: Any = None) -> tuple[tuple[str, float], ...]:
+    """--target-latency's or --heavy-target's layers, then each --layer-target (a later one wins); a name that
+    holds no BatchNorm of the model is refused in one line rather than targeting nothing."""
     from slimbench.pruning.latency_layers import heavy_layer_targets
     from slimbench.pruning.sparsity import unmatched_layer_targets
 
+    if getattr(a, "target_latency", None) is not None:
+        if not a.per_layer:
+            raise SlimbenchError("--target-latency: needs --per-layer (the plan gives each layer its share)")
+        planned = _latency_shares(a, yolo)
+        return tuple(dict([*planned, *(a.layer_target or [])]).items())
     pairs = [*(heavy_layer_targets(model, a.heavy_target) if a.heavy_target else ()), *(a.layer_target or [])]
     if pairs and not (a.per_layer and a.target > 0):
         raise SlimbenchError("--layer-target/--heavy-target: need --per-layer and --target > 0")
@@ -146,18 +175,22 @@ def cmd_sparsify(a: argparse.Namespace) -> int:
     from slimbench.pruning.bn_hist import plot_bn_gammas
     from slimbench.pruning.sparsity import SparsityRecipe, bn_gammas, share_below
 
-    start = _check_model(a.model).model
+    yolo = _check_model(a.model)
+    start = yolo.model
     _check_data(a.data)
     _check_output(a.out, [a.model], a.force)
     before, share0 = bn_gammas(start), share_below(start, a.threshold)
     if a.method == "prox":
-        layer_targets = _layer_targets(a, start)
+        layer_targets = _layer_targets(a, start, yolo)
+        target = a.target
+        if a.target_latency is not None and target <= 0:  # units outside the plan (none, normally) get the mean
+            target = sum(v for _, v in layer_targets) / max(1, len(layer_targets))
         recipe = SparsityRecipe(
             lam=a.sparsity,
             ramp=a.ramp,
             threshold=a.threshold,
             taylor=a.taylor,
-            target=a.target,
+            target=target,
             per_layer=a.per_layer,
             round_to=a.round_to,
             layer_targets=layer_targets,
@@ -165,8 +198,10 @@ def cmd_sparsify(a: argparse.Namespace) -> int:
         # the last epoch, not ultralytics' "best" (the least sparse one, by fitness)
         lrf = {} if a.lrf is None else {"lrf": a.lrf}
         out = _run_training(a, str(a.model), "sparsity", use_last=True, recipe=recipe, lr0=a.lr0, **lrf)
-    elif a.layer_target or a.heavy_target:
-        raise SlimbenchError("--layer-target/--heavy-target: only with --method prox (the subgradient has no shares)")
+    elif a.layer_target or a.heavy_target or a.target_latency is not None:
+        raise SlimbenchError(
+            "--layer-target/--heavy-target/--target-latency: only with --method prox (the subgradient has no shares)"
+        )
     elif a.lrf is not None:
         raise SlimbenchError("--lrf: only with --method prox (the subgradient keeps ultralytics' schedule)")
     else:

@@ -54,7 +54,7 @@ def group_batchnorms(group: tp.Group) -> list[tuple[nn.BatchNorm2d, list[int]]]:
     return [(dep.target.module, list(idxs)) for dep, idxs in group if dep.handler == tp.prune_batchnorm_out_channels]
 
 
-def _split_origins(split: nn.Module) -> dict[nn.BatchNorm2d, tuple[str, int]]:
+def split_origins(split: nn.Module) -> dict[nn.BatchNorm2d, tuple[str, int]]:
     """Each BN of a split model -> (its name in the unsplit model, channel offset): a ``cv0``/``cv1`` half of a
     C2fSplit or C2PSASplit at ``X`` is ``X.cv1.bn`` from 0 or from the first half's width."""
     origins = {m: (n, 0) for n, m in split.named_modules() if isinstance(m, nn.BatchNorm2d)}
@@ -76,14 +76,14 @@ def coupled_units(model: nn.Module, imgsz: int = 64) -> list[Unit]:
         p.requires_grad_(True)
     with torch.enable_grad():  # the trainer may call this under no_grad; the tracer needs autograd
         dg = build_graph(split, torch.zeros(1, 3, imgsz, imgsz, device=next(split.parameters()).device))
-    origins = _split_origins(split)
+    origins = split_origins(split)
     live = dict(model.named_modules())
     units: list[Unit] = []
     for group in prunable_groups(dg, split):
         bns = group_batchnorms(group)
         if not bns:
             continue
-        root_bn = _bn_of(split, group[0].dep.target.module)
+        root_bn = bn_of(split, group[0].dep.target.module)
         bns.sort(key=lambda b: b[0] is not root_bn)  # stable: the root's BN first
         unit: Unit = []
         for bn, idxs in bns:
@@ -93,7 +93,7 @@ def coupled_units(model: nn.Module, imgsz: int = 64) -> list[Unit]:
     return units
 
 
-def _bn_of(model: nn.Module, conv: nn.Module) -> nn.Module | None:
+def bn_of(model: nn.Module, conv: nn.Module) -> nn.Module | None:
     """The BN right after ``conv`` in an ultralytics Conv (None for a bare Conv2d)."""
     for m in model.modules():
         if getattr(m, "conv", None) is conv and isinstance(getattr(m, "bn", None), nn.BatchNorm2d):

@@ -27,7 +27,7 @@ from slimbench.core.errors import SlimbenchError
 from slimbench.pruning import latency_measure
 from slimbench.pruning.c2f import C2fSplit
 from slimbench.pruning.deadline import DeadlineExceeded
-from slimbench.pruning.groups import build_graph, group_batchnorms, prunable_groups
+from slimbench.pruning.groups import bn_of, build_graph, group_batchnorms, prunable_groups, split_origins
 from slimbench.pruning.kept import kept_unpruned
 from slimbench.pruning.latency_plan import Plan, PlanUnit, next_plan_target, plan_widths
 from slimbench.pruning.latency_table import ConvModel, ConvShape, LatencyTable, table_path
@@ -42,6 +42,7 @@ class _Member:
     root: nn.Module
     handler: Any
     scores: torch.Tensor  # per root channel: max over the group's BNs of |gamma| / that BN's max
+    bn_name: str = ""  # the root's BN in the unsplit model: where sparsity training finds this group's unit
 
 
 @dataclass
@@ -86,12 +87,14 @@ def analyse(model: nn.Module, example: torch.Tensor, step: int, max_layer_ratio:
         if isinstance(m, C2fSplit):
             tie_of[m.cv0.conv] = tie_of[m.cv1.conv] = n
     by_unit: dict[str, list[tuple[Any, _Member]]] = {}
+    origins = split_origins(model)
     for group in prunable_groups(dg, model):
         outs = [d.target.module for d, _ in group if dg.is_out_channel_pruning_fn(d.handler)]
         tie = next((tie_of[m] for m in outs if m in tie_of), None)
         root = group[0].dep.target.module
         unit = f"{tie}.cv1" if tie else names[root].removesuffix(".conv")
-        member = _Member(root, group[0].dep.handler, _scores(group))
+        root_bn = bn_of(model, root)
+        member = _Member(root, group[0].dep.handler, _scores(group), origins[root_bn][0] if root_bn else "")
         by_unit.setdefault(unit, []).append((group, member))
     units, members = [], {}
     reach: dict[nn.Module, dict[str, dict[str, float]]] = {}
@@ -160,6 +163,16 @@ class LatencyResult(PruneResult):
     plan: dict[str, tuple[int, int]] = field(default_factory=dict)  # unit -> (width, kept)
     table_measured: int = 0
     table_path: str = ""
+    member_bns: dict[str, list[str]] = field(default_factory=dict)  # unit -> its groups' root BNs (unsplit names)
+
+    def sparsity_shares(self) -> tuple[tuple[str, float], ...]:
+        """The plan as sparsity training's ``layer_targets``: each group's root layer -> the share it loses."""
+        shares: dict[str, float] = {}
+        for unit, (width, kept) in self.plan.items():
+            for bn in self.member_bns.get(unit, []):
+                if bn:
+                    shares[bn.removesuffix(".bn")] = 1 - kept / width  # unrounded: ceil() in the targets
+        return tuple(shares.items())
 
     @property
     def measured(self) -> float:
@@ -257,6 +270,7 @@ def prune_to_latency(
     result.chosen = min(range(len(tries)), key=lambda i: abs(tries[i][0] - target))
     _, candidate, plan = tries[result.chosen]
     result.plan = {u.name: (u.width, plan.widths[u.name]) for u in an.units}
+    result.member_bns = {u: [m.bn_name for m in ms] for u, ms in an.members.items()}
     _fill_figures(result, yolo.model, candidate.model)
     return candidate, result
 
