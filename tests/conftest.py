@@ -161,9 +161,11 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 @pytest.fixture(autouse=True)
 def plain_pytest_inside(monkeypatch: pytest.MonkeyPatch) -> None:
     """The pytest runs a test starts (pytester, subprocesses) are plain runs, also when it runs in an xdist worker:
-    pytest-benchmark disables itself where it sees PYTEST_XDIST_WORKER."""
+    pytest-benchmark disables itself where it sees PYTEST_XDIST_WORKER; and outside GitHub Actions' step summary."""
     for name in [name for name in os.environ if name.startswith("PYTEST_XDIST_")]:
         monkeypatch.delenv(name)
+    # this repository's own CI runs on GitHub Actions: the tiny suites' verdicts stay out of its job summary
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -19,6 +19,7 @@ from slimbench.commands import (
     cmd_init,
     cmd_make_dataset,
     cmd_make_fixtures,
+    cmd_markdown,
     cmd_prune,
     cmd_sparsify,
     cmd_train,
@@ -262,6 +263,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--force", action="store_true", help="overwrite existing fixtures")
     p.set_defaults(func=cmd_make_fixtures)
+
+    p = sub.add_parser("markdown", help="print a run's verdicts as markdown, from its summary.json (CI summaries)")
+    p.add_argument("summary", type=Path, help="a run's summary.json (reports/summary.json)")
+    p.set_defaults(func=cmd_markdown)
     return parser
 
 

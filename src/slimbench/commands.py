@@ -341,3 +341,26 @@ def cmd_make_fixtures(a: argparse.Namespace) -> int:
         c = manifest["control"]
         print(f"control: the original + {c['epochs']} epochs of the fine-tune recipe, mAP50-95 {c['map50_95']:.3f}")
     return 0
+
+
+def cmd_markdown(a: argparse.Namespace) -> int:
+    """Print a stored run's verdicts as markdown (what the suite appends to $GITHUB_STEP_SUMMARY)."""
+    import json
+
+    from slimbench.core.files import read_text
+    from slimbench.report.markdown import render
+    from slimbench.report.summary import SCHEMA, SCHEMA_VERSION
+
+    try:
+        doc = json.loads(read_text(a.summary, "summary"))
+    except json.JSONDecodeError as e:
+        raise SlimbenchError(f"{a.summary}: not JSON ({e.msg}, line {e.lineno})") from None
+    if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
+        raise SlimbenchError(f'{a.summary}: not a slimbench summary.json (no "schema": "{SCHEMA}")')
+    if doc.get("schema_version") != SCHEMA_VERSION:
+        raise SlimbenchError(
+            f"{a.summary}: summary schema version {doc.get('schema_version')}; this slimbench reads "
+            f"{SCHEMA_VERSION} (rerun the suite to write it again)"
+        )
+    print(render(doc), end="")
+    return 0

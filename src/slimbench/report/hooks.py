@@ -12,7 +12,9 @@ the same files as ``./run bench``: with the suite active and no ``--html`` / ``-
 ``--slimbench-reports DIR`` moves them; ``none`` writes none of them. The folder holds the latest run: every run
 replaces these files (that is what a report folder is for; timing history lives in ``--benchmark-autosave``
 storage). Give a fresh folder per run to keep old reports. The baseline file is never written without
-``--update-baseline``.
+``--update-baseline``. Outside the folder (:mod:`slimbench.report.ci_outputs`): the markdown verdicts, appended to
+``$GITHUB_STEP_SUMMARY`` when it is set and written to ``--slimbench-markdown PATH``, and the dashboard JSON of
+``--slimbench-github-benchmark PATH``.
 
 Hook order, checked against pytest-benchmark 5.3 and pytest-html 4.2: pytest-benchmark writes its JSON and finds
 ``--benchmark-compare-fail`` regressions in a ``pytest_sessionfinish`` wrapper (before any plain impl);
@@ -33,6 +35,7 @@ import pytest
 
 from slimbench.bench import benchmark_bridge as bench_bridge
 from slimbench.core.files import resolve_path
+from slimbench.report import ci_outputs
 from slimbench.report.intro import deployment_intro, intro, oversubscribed_note
 from slimbench.report.options import DEFAULT_REPORTS
 
@@ -123,6 +126,8 @@ class OutputsPlugin:
         self.config = config
         self.session = session
         self.dir = _reports_dir(config)
+        base = Path(config.invocation_params.dir)
+        self.markdown_path, self.dashboard_path = ci_outputs.paths(config.getoption, base, self.dir)
         self.facts: RunFacts = RunFacts()
         self.section: str | None = None
         self.env: dict[str, Any] = {}
@@ -347,6 +352,7 @@ class OutputsPlugin:
                 sm.write_json(self.dir / "summary.json", doc),
                 sm.write_csv(self.dir / "summary.csv", doc),
             ]
+        self.lines += ci_outputs.write(doc, self.markdown_path, self.dashboard_path, os.environ)
         if self.html_active:
             self.section = self._html(doc)
 

@@ -1,4 +1,4 @@
-"""The report and baseline options (``--slimbench-reports``, ``--baseline``, ``--update-baseline``...).
+"""The report and baseline options (``--slimbench-reports``, ``--slimbench-markdown``, ``--baseline``...).
 
 Declared through an ``addoption`` the caller passes (a pytest option group's), with the suite's other options in
 ``slimbench.plugin.add_suite_options``; read by the outputs plugin (``report.hooks``).
@@ -19,6 +19,22 @@ def add_output_options(addoption: Any, prefix: str = "") -> None:
         default=DEFAULT_REPORTS,
         help="folder for report.html (unless --html), benchmark.json (unless --benchmark-json), summary.json and "
         f"summary.csv; replaced on every run; 'none' writes none of them [{DEFAULT_REPORTS}]",
+    )
+    addoption(
+        f"--{prefix}slimbench-markdown",
+        metavar="PATH",
+        default=None,
+        help="also write the verdicts as markdown to PATH (replaced): the verdict lines, the gates (failures first), "
+        "the speed and accuracy tables; to paste as a pull-request comment. With $GITHUB_STEP_SUMMARY set (GitHub "
+        "Actions), the same markdown is appended to that file on every run",
+    )
+    addoption(
+        f"--{prefix}slimbench-github-benchmark",
+        metavar="PATH",
+        default=None,
+        help="write the gated figures, mAP and latencies as github-action-benchmark custom JSON: PATH with .smaller "
+        "or .bigger before its extension (bench.json -> bench.smaller.json for tool customSmallerIsBetter, "
+        "bench.bigger.json for customBiggerIsBetter); a direction without figures writes no file",
     )
     addoption(
         f"--{prefix}baseline",
