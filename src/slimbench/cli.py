@@ -19,6 +19,7 @@ from slimbench.commands import (
     cmd_init,
     cmd_make_dataset,
     cmd_make_fixtures,
+    cmd_merge,
     cmd_prune,
     cmd_sparsify,
     cmd_train,
@@ -262,6 +263,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--force", action="store_true", help="overwrite existing fixtures")
     p.set_defaults(func=cmd_make_fixtures)
+
+    p = sub.add_parser(
+        "merge", help="join the reports of several runs (one per testbed) into one summary.json and report.html"
+    )
+    p.add_argument("dirs", type=Path, nargs="+", metavar="DIR", help="a run's reports folder (holds summary.json)")
+    p.add_argument("--out", type=Path, required=True, help="folder for the merged summary.json and report.html")
+    p.add_argument("--force", action="store_true", help="replace a merged report already in --out")
+    p.set_defaults(func=cmd_merge)
     return parser
 
 
