@@ -20,6 +20,7 @@ from slimbench.commands import (
     cmd_make_dataset,
     cmd_make_fixtures,
     cmd_markdown,
+    cmd_merge,
     cmd_prune,
     cmd_sparsify,
     cmd_train,
@@ -267,6 +268,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("markdown", help="print a run's verdicts as markdown, from its summary.json (CI summaries)")
     p.add_argument("summary", type=Path, help="a run's summary.json (reports/summary.json)")
     p.set_defaults(func=cmd_markdown)
+    p = sub.add_parser(
+        "merge", help="join the reports of several runs (one per testbed) into one summary.json and report.html"
+    )
+    p.add_argument("dirs", type=Path, nargs="+", metavar="DIR", help="a run's reports folder (holds summary.json)")
+    p.add_argument("--out", type=Path, required=True, help="folder for the merged summary.json and report.html")
+    p.add_argument("--force", action="store_true", help="replace a merged report already in --out")
+    p.set_defaults(func=cmd_merge)
     return parser
 
 

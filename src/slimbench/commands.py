@@ -363,4 +363,29 @@ def cmd_markdown(a: argparse.Namespace) -> int:
             f"{SCHEMA_VERSION} (rerun the suite to write it again)"
         )
     print(render(doc), end="")
+def cmd_merge(a: argparse.Namespace) -> int:
+    """``slimbench merge DIR... --out DIR``: refuse what does not merge, then write the fleet's two files."""
+    import json
+
+    from slimbench.core.files import atomic_write_bytes
+    from slimbench.report.fleet_html import page
+    from slimbench.report.merge import check, join, load, text_lines
+
+    reports = load(a.dirs)
+    check(reports)
+    for r in reports:
+        if a.out.resolve() == r.folder.resolve():
+            raise SlimbenchError(f"--out {a.out}: is an input reports folder; choose another")
+    outputs = [a.out / "summary.json", a.out / "report.html"]
+    if a.out.exists() and not a.out.is_dir():
+        raise SlimbenchError(f"--out {a.out}: not a folder")
+    if any(p.exists() for p in outputs) and not a.force:
+        raise SlimbenchError(f"--out {a.out}: already holds a report; pass --force to replace it")
+    fleet = join(reports)
+    a.out.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(outputs[0], (json.dumps(fleet, indent=2, allow_nan=False) + "\n").encode("utf-8"))
+    atomic_write_bytes(outputs[1], page(fleet).encode("utf-8"))
+    print(f"slimbench merge: {len(reports)} report(s), {len(fleet['testbeds'])} testbed(s)")
+    print("\n".join(text_lines(fleet)))
+    print(f"wrote {outputs[0]} and {outputs[1]}")
     return 0

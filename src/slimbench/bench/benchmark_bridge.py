@@ -13,6 +13,9 @@ way in pytest-benchmark 5.x, so it is read here, each private name once, with th
 - ``.json``: the ``--benchmark-json`` target the session copied from the option in its ``pytest_configure``; set to
   None to skip our default file when no benchmark will run (pytest-benchmark warns about an empty one), read to say
   whether the file was written.
+- ``.storage`` and ``.machine_id``: the storage (``--benchmark-storage``) and this machine's key in it, from which
+  ``--benchmark-compare`` picks its run; the history (``report.history``) reads the earlier runs from the same place,
+  through the storage's own ``load()``, so it sees exactly the files pytest-benchmark would compare with.
 
 Its options (``config.option.benchmark_*``, its command line's destinations) are public; slimbench sets them here too.
 """
@@ -110,3 +113,32 @@ def json_written(config: Any, ran: bool) -> str | None:
     """The ``--benchmark-json`` file when pytest-benchmark wrote it (``ran``: some benchmark had results), else None."""
     path = getattr(_session(config), "json", None)
     return str(path) if bool(path) and ran and Path(path).exists() else None
+
+
+def stored_runs(config: Any, limit: int) -> tuple[list[tuple[str, dict[str, Any]]], str | None]:
+    """The newest ``limit`` saved runs of this machine in pytest-benchmark's storage, oldest first, as (file name,
+    saved JSON), as ``--benchmark-compare`` would find them; and why none could be read (None when all is well)."""
+    storage = getattr(_session(config), "storage", None)
+    if storage is None or limit <= 0:
+        return [], None
+    try:
+        runs = list(storage.load())  # this machine's NNNN_*.json, sorted by name: oldest first
+    except Exception as e:  # noqa: BLE001 - an unreachable Elasticsearch, an unreadable folder: said, not fatal
+        return [], f"{storage}: {type(e).__name__}: {e}"
+    return [(Path(str(path)).name, data) for path, data in runs[-limit:]], None
+
+
+def storage_name(config: Any) -> str | None:
+    """Where the stored runs are (``--benchmark-storage``) and this machine's key in it, as one string."""
+    bs = _session(config)
+    storage = getattr(bs, "storage", None)
+    return None if storage is None else f"{storage} ({getattr(bs, 'machine_id', '?')})"
+
+
+def commit_info(config: Any) -> dict[str, Any]:
+    """This run's commit (id, time, dirty, branch) as pytest-benchmark records it in a saved run (its public hook)."""
+    hook = getattr(config.hook, "pytest_benchmark_generate_commit_info", None)
+    try:
+        return dict(hook(config=config) or {}) if hook is not None else {}
+    except Exception:  # noqa: BLE001 - no git, no commit: the history names the run without one
+        return {}

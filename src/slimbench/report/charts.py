@@ -132,6 +132,31 @@ def boxes(
     return _png(fig)
 
 
+def lines(
+    title: str,
+    ticks: Sequence[str],
+    series: Mapping[str, Sequence[float | None]],
+    reference: str,
+    steps: Mapping[str, int] | None = None,
+) -> bytes:
+    """One line per variant over runs (``ticks`` name them, oldest first; None: not measured in that run), a dashed
+    vertical line in the variant's colour at each flagged step's first run."""
+    plt = _plt()
+    col = colors(list(series), reference)
+    fig, ax = plt.subplots(figsize=(max(_SIZE[0], 1.2 + 0.32 * len(ticks)), _SIZE[1]))
+    for name, values in series.items():
+        xs = [i for i, v in enumerate(values) if v is not None]
+        ax.plot(xs, [values[i] for i in xs], marker="o", ms=3, lw=1.2, label=name, color=col[name])
+    for name, at in (steps or {}).items():
+        ax.axvline(at - 0.5, color=col.get(name, "#333333"), lw=1.0, ls="--")
+    ax.set_xticks(range(len(ticks)), list(ticks), fontsize=6)
+    ax.set_title(title, fontsize=10)
+    ax.tick_params(axis="y", labelsize=7)
+    ax.margins(y=0.15)
+    ax.legend(fontsize=7, frameon=False, loc="best")
+    return _png(fig)
+
+
 def render_all(summary: Mapping[str, Any], rounds: Mapping[str, Mapping[str, Sequence[float]]]) -> dict[str, bytes]:
     """Every chart of :data:`slimbench.report.summary.CHARTS`, by name, from the summary's rows."""
     rows = summary["rows"]

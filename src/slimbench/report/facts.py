@@ -17,8 +17,18 @@ from slimbench.core.versions import package_versions
 if TYPE_CHECKING:
     from slimbench.bench.session import SuiteSession
 
-VERSIONS = ("slimbench", "torch", "ultralytics", "torch-pruning", "pytest-benchmark", "pytest-html")
-"""The packages whose behaviour the figures depend on, as the environment table names them."""
+VERSIONS = (
+    "slimbench",
+    "torch",
+    "ultralytics",
+    "torch-pruning",
+    "pytest-benchmark",
+    "pytest-html",
+    "onnxruntime",
+    "openvino",
+)
+"""The packages whose behaviour the figures depend on, as the environment table names them (the runtimes' too: a
+fleet report tells testbeds apart by them)."""
 
 
 @dataclass
@@ -86,6 +96,7 @@ def environment(session: SuiteSession, baseline_path: Path | None = None) -> dic
     return {
         **versions(),
         "platform": platform.platform(),
+        "machine": platform.machine(),  # x86_64, aarch64, arm64
         "cpu": cpu_name(),
         "cpu_count": os.cpu_count(),
         "available_cpus": available_cpus(),

@@ -36,8 +36,11 @@ import pytest
 from slimbench.bench import benchmark_bridge as bench_bridge
 from slimbench.core.files import resolve_path
 from slimbench.report import ci_outputs
+from slimbench.report.history import RunHistory
+from slimbench.report.history_report import section as history_section
+from slimbench.report.history_report import step_lines
 from slimbench.report.intro import deployment_intro, intro, oversubscribed_note
-from slimbench.report.options import DEFAULT_REPORTS
+from slimbench.report.options import DEFAULT_HISTORY, DEFAULT_REPORTS, history_limit
 
 if TYPE_CHECKING:
     from slimbench.bench.baseline_gate import BaselineGate
@@ -137,6 +140,7 @@ class OutputsPlugin:
         self._default_json: Path | None = None
         self.summary_paths: list[Path] = []
         self.verdict_lines: list[str] = []
+        self.history = RunHistory(history_limit(config.getoption("slimbench_history", DEFAULT_HISTORY)))
         self._set_defaults()
 
     # ------------------------------------------------------------ configure
@@ -170,6 +174,8 @@ class OutputsPlugin:
 
         gate = self.session.baseline
         self.env = environment(self.session, gate.path if gate is not None else None)
+        if not self.config.option.collectonly:
+            self.history.read(self.config)  # before pytest-benchmark saves this run
         try:
             from pytest_metadata.plugin import metadata_key
         except ImportError:
@@ -210,6 +216,20 @@ class OutputsPlugin:
             "available_cpus": available_cpus(),
             "torch_interop_threads": torch.get_num_interop_threads(),
         }
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_benchmark_update_json(self, config: pytest.Config, benchmarks: Any, output_json: dict[str, Any]) -> None:
+        """Every JSON pytest-benchmark writes (a saved run, --benchmark-json) carries the run's gated figures per
+        variant, so that later runs can draw their history from its storage (``report.history``)."""
+        from slimbench.report.rows import rows
+
+        rows_now = rows(self.session, self.facts)
+        self.history.add_figures(output_json, rows_now, self.session.config.reference, self._sha256())
+
+    def _sha256(self) -> dict[str, str | None]:
+        from slimbench.report.summary import file_sha256
+
+        return {v.name: file_sha256(self.session, v.name) for v in self.session.variants}
 
     # ------------------------------------------------------------ per test: failures and annotated images
 
@@ -346,7 +366,8 @@ class OutputsPlugin:
             self.facts.outputs["summary_json"] = str(self.dir / "summary.json")
             self.facts.outputs["summary_csv"] = str(self.dir / "summary.csv")
         doc = sm.build(self.session, self.facts, self.env)
-        self.verdict_lines = [v["line"] for v in doc.get("verdicts", [])]
+        doc["history"] = self.history.document(self.config, doc, self._sha256())
+        self.verdict_lines = [v["line"] for v in doc.get("verdicts", [])] + step_lines(doc)
         if self.dir is not None:
             self.summary_paths = [
                 sm.write_json(self.dir / "summary.json", doc),
@@ -379,7 +400,9 @@ class OutputsPlugin:
             f"timing regression vs stored run: {r['benchmark']}: {r['why']}" for r in doc["benchmark_regressions"]
         ]
         texts = intro(s, self.env), deployment_intro()
-        out = html.section(doc, formats, pngs, CAPTIONS, panels, texts[0], problems, texts[1])
+        out = html.section(doc, formats, pngs, CAPTIONS, panels, texts[0], problems, texts[1], step_lines(doc))
+        if doc.get("history"):
+            out += history_section(doc["history"], doc["reference"])
         if s.deploy_if_used is not None:  # the deployment matrix ran (slimbench.bench.matrix)
             from slimbench.report.matrix_report import section as matrix_section
 

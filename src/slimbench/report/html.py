@@ -199,12 +199,17 @@ def section(
     intro: Sequence[str],
     problems: Sequence[str],
     deployment_intro: Sequence[str] = (),
+    alerts: Sequence[str] = (),
 ) -> str:
-    """The whole slimbench block: verdicts, the gates, one table per aspect, problems, charts, images."""
+    """The whole slimbench block: verdicts (and ``alerts`` below them, amber: a step in the history), the gates, one
+    table per aspect, problems, charts, images."""
     from slimbench.core.metric_specs import TABLES
 
     parts = [STYLE, '<div class="slimbench" id="slimbench">', "<h2>slimbench: verdicts</h2>"]
     parts.append(verdicts(summary.get("verdicts", [])))
+    if alerts:
+        items = "".join(f'<li class="sb-notrun">{escape(line)}</li>' for line in alerts)
+        parts.append(f'<ul class="sb-verdicts" id="slimbench-steps">{items}</ul>')
     parts.append(table(_subset(summary, ("variant", "role", "baseline", "failed_checks")), formats, "slimbench-gates"))
     parts.append(notes(intro))
     for aspect, title in TABLES.items():

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from slimbench.core.errors import SlimbenchError
+
 DEFAULT_REPORTS = "reports"
+DEFAULT_HISTORY = 20
 
 
 def add_output_options(addoption: Any, prefix: str = "") -> None:
@@ -37,6 +40,13 @@ def add_output_options(addoption: Any, prefix: str = "") -> None:
         "bench.bigger.json for customBiggerIsBetter); a direction without figures writes no file",
     )
     addoption(
+        f"--{prefix}slimbench-history",
+        metavar="N",
+        default=str(DEFAULT_HISTORY),
+        help="the report's history: the gated figures over the newest N runs pytest-benchmark stored for this machine "
+        f"(--benchmark-autosave), with steps flagged; 0: off [{DEFAULT_HISTORY}]",
+    )
+    addoption(
         f"--{prefix}baseline",
         metavar="PATH",
         default=None,
@@ -56,3 +66,14 @@ def add_output_options(addoption: Any, prefix: str = "") -> None:
         default=False,
         help="with --update-baseline: write the baseline even though gates failed in this run",
     )
+
+
+def history_limit(raw: Any) -> int:
+    """``--slimbench-history``'s value: a whole number >= 0, else one line naming the option."""
+    try:
+        n = int(str(raw).strip())
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise SlimbenchError(f"--slimbench-history {raw!r}: expected a whole number >= 0 (0: no history)")
+    return n

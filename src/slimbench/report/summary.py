@@ -48,6 +48,14 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
+def file_sha256(session: SuiteSession, name: str) -> str | None:
+    """A variant's checkpoint sha256 (computed once per session); None when its file cannot be read."""
+    try:
+        return session.checkpoint_sha256(name)
+    except OSError:
+        return None
+
+
 def build(session: SuiteSession, facts: RunFacts, env: Mapping[str, Any]) -> dict[str, Any]:
     """The whole summary document (what summary.json holds)."""
     cols = columns(session)
@@ -56,6 +64,7 @@ def build(session: SuiteSession, facts: RunFacts, env: Mapping[str, Any]) -> dic
     variants = {}
     for v in session.variants:
         f = session.figures[v.name].as_dict()
+        f["checkpoint_sha256"] = file_sha256(session, v.name)  # the file's, pinned or not (merge compares it)
         f["predict_median_s"] = facts.predict.get(v.name, {})
         f["failed_checks"] = [x.__dict__ for x in facts.failures if x.variant == v.name]  # as pytest said it
         variants[v.name] = f
