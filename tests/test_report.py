@@ -173,6 +173,19 @@ def test_full_run_writes_every_report_with_the_measured_figures(suite, monkeypat
     assert "x smaller" in doc["verdicts"][0]["line"] and f"{1 / ratio:.2f}x faster torch b1 t1 (paired)" in page
     assert doc["verdicts"][1]["faster_from"]["torch b1 t1"] == "medians", "copy was never timed in pairs"
     assert "faster torch b1 t1 (from medians, not paired)" in doc["verdicts"][1]["line"]
+    # where the time goes: one entry per variant (torch, batch 1), each candidate against the reference's layers
+    entries = {e["variant"]: e for e in doc["attribution"]}
+    assert list(entries) == ["original", "pruned", "copy"]
+    assert entries["original"]["reference"] is None and entries["pruned"]["reference"] == "original"
+    for name, e in entries.items():
+        assert e["cell"] == "cpu-b1-t1" and e["batch"] == 1 and e["runtime"] == "torch"
+        assert sum(r["ms"] for r in e["rows"]) == pytest.approx(e["total_ms"], rel=1e-9), name
+        assert [r["key"] for r in e["rows"] if r["kind"] == "fixed"] == ["22.dfl", "22.decode"]
+        assert doc["variants"][name]["attribution"]["cpu-b1-t1-64"]["total_ms"] == e["total_ms"]
+    pruned = {r["key"]: r for r in entries["pruned"]["rows"]}
+    assert pruned["2"]["gflops_ratio"] < 1 and pruned["22.dfl"]["gflops_ratio"] == 1.0
+    assert 'id="slimbench-attribution"' in page and 'id="slimbench-attribution-pruned-cpu-b1-t1"' in page
+    assert "where the time goes (batch 1" in out
     speed = page.split('id="slimbench-speed-cells"')[1].split("</thead>")[0]
     assert speed.count('data-key="speedup') == 1 and '<th data-key="speedup">speedup<small>x, 1 / paired' in speed
     assert len(re.findall(r'data-chart="[^"]*speedup', page)) == 1, "one speedup chart"

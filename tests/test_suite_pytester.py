@@ -63,7 +63,8 @@ def test_suite_passes_on_good_variants(suite):
     result = run(suite, "--benchmark-min-rounds=2", "--benchmark-max-time=0.01", "-rs", "--update-baseline", *REPORTS)
     # skipped: copy has no max_speed_ratio; mAP x3 (the tiny variants' classes are not the default dataset's)
     # skipped also: test_onnx_parity x3 (onnxruntime not in settings.runtime), test_peak_memory x3 (memory = false)
-    result.assert_outcomes(passed=30, skipped=10)  # test_baseline x3 pass: --update-baseline creates the baseline
+    # test_baseline x3 pass: --update-baseline creates the baseline; test_attribution x3 (torch, batch 1)
+    result.assert_outcomes(passed=33, skipped=10)
     assert result.ret == 0
     out = result.stdout.str()
     assert "copy: no max_speed_ratio in the config" in out
@@ -106,8 +107,8 @@ def suite_masked(suite: pytest.Pytester) -> int:
 def test_smoke_mode_runs_everything_once(suite):
     write_toml(suite.path / "suite.toml", batch=[1, 2], speed_pairs=50)
     result = run(suite, "--slimbench-smoke", "-rs", "--update-baseline")
-    # mAP x3, parity x3 and memory x3 skipped, as above; test_baseline x3 (creates it)
-    result.assert_outcomes(passed=29, skipped=11)
+    # mAP x3, parity x3 and memory x3 skipped, as above; test_baseline x3 (creates it); test_attribution x3
+    result.assert_outcomes(passed=32, skipped=11)
     out = result.stdout.str()
     assert "smoke mode: speed ratio" in out and "from 2 pairs, not gated" in out
     assert "-b2" not in out, "smoke mode times the first batch size only"
@@ -233,3 +234,15 @@ def test_a_candidate_that_finds_nothing_has_undefined_precision_and_no_baseline_
     # the stored baseline compares n/a with n/a and 0.0 with 0.0
     result = run(suite, "--benchmark-disable", "-k", "test_baseline", toml="blind.toml")
     assert result.ret == 0, result.stdout.str()
+
+
+def test_attribution_is_deselected_by_its_marker_and_off_by_its_setting(suite):
+    collected = run(suite, "--collect-only", "-q", marks="not attribution")
+    out = collected.stdout.str()
+    assert collected.ret == 0 and "benchmarks/test_attribution.py" not in out and "(3 deselected)" in out
+    write_toml(suite.path / "suite.toml", attribution=False)
+    result = run(suite, "-rs", "--slimbench-reports", "out", marks="attribution")
+    outcomes = result.parseoutcomes()
+    assert outcomes["skipped"] == 3 and "passed" not in outcomes and "failed" not in outcomes
+    assert "settings.attribution = false" in result.stdout.str()
+    assert json.loads((suite.path / "out" / "summary.json").read_text())["attribution"] == []

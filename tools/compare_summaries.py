@@ -18,9 +18,18 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-TIMED_SECTIONS = {"forward", "speed_ratio", "memory", "memory_ratio", "predict_median_s", "matrix", "matrix_vs_torch"}
+TIMED_SECTIONS = {
+    "forward",
+    "speed_ratio",
+    "memory",
+    "memory_ratio",
+    "predict_median_s",
+    "matrix",
+    "matrix_vs_torch",
+    "attribution",
+}
 """Per-variant figure sections that hold timings or memory measured in this run (``matrix``: the deployment matrix's
-latency per cell)."""
+latency per cell; ``attribution``: time per layer)."""
 DRIFTING_KEYS = {
     "onnx_size_mb",
     "onnx_sha256",

@@ -21,11 +21,13 @@ from slimbench.commands import (
     cmd_make_fixtures,
     cmd_markdown,
     cmd_merge,
+    cmd_profile,
     cmd_prune,
     cmd_sparsify,
     cmd_train,
 )
 from slimbench.core.errors import SlimbenchError
+from slimbench.core.timing_key import RUNTIMES
 from slimbench.pruning.pipeline import FixturePlan
 
 _PLAN = FixturePlan()
@@ -55,6 +57,7 @@ _positive_float = _number(float, lambda v: v > 0, "a positive number")
 _fraction = _number(float, lambda v: 0.0 < v < 1.0, "a number in (0, 1)")  # ratios, thresholds and caps
 _non_negative = _number(float, lambda v: v >= 0, "a number >= 0")
 _lr_fraction = _number(float, lambda v: 0.0 < v <= 1.0, "a number in (0, 1]")
+_count = _number(int, lambda v: v >= 0, "an integer >= 0")
 
 
 def _layer_target(text: str) -> tuple[str, float]:
@@ -275,6 +278,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="folder for the merged summary.json and report.html")
     p.add_argument("--force", action="store_true", help="replace a merged report already in --out")
     p.set_defaults(func=cmd_merge)
+    p = sub.add_parser(
+        "profile",
+        help="where the forward time goes: time per layer of a checkpoint, or of a second one against the first",
+    )
+    p.add_argument("checkpoint", type=Path, help="detection checkpoint (.pt); with CANDIDATE: the reference")
+    p.add_argument(
+        "candidate", type=Path, nargs="?", help="a second checkpoint, compared layer by layer with the first"
+    )
+    p.add_argument(
+        "--runtime",
+        choices=RUNTIMES,
+        default="torch",
+        help="torch, or the ONNX export in onnxruntime or "
+        "openvino (exported through ultralytics, cached in .slimbench-cache/) [torch]",
+    )
+    p.add_argument("--batch", type=_positive_int, default=1)
+    p.add_argument("--threads", type=_positive_int, default=None, help="CPU threads [the CPUs available]")
+    p.add_argument("--imgsz", type=_positive_int, default=640, help="image size, a multiple of 32 [640]")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N (onnxruntime and openvino: cpu) [cpu]")
+    p.add_argument("--calls", type=_positive_int, default=5, help="profiled calls; the median per layer is kept [5]")
+    p.add_argument("--warmup", type=_count, default=3, help="untimed calls first [3]")
+    p.add_argument("--top", type=_positive_int, default=10, help="layers shown by name; the others are summed [10]")
+    p.set_defaults(func=cmd_profile)
     return parser
 
 

@@ -249,6 +249,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "slimbench: a test of the slimbench benchmark suite")
     config.addinivalue_line("markers", "accuracy: mAP and agreement checks on a dataset (deselect: -m 'not accuracy')")
     config.addinivalue_line("markers", "matrix: the deployment matrix, runtime x precision (off unless --precision)")
+    config.addinivalue_line(
+        "markers", "attribution: where the time goes, per-layer latency at batch 1 (deselect: -m 'not attribution')"
+    )
     if getattr(config.option, "help", False) or getattr(config.option, "markers", False):
         return
     if not _is_active(config):

@@ -231,6 +231,38 @@ def peak_memory(session: SuiteSession, name: str, device: str, runtime: str, bat
     return session.judge(name, "memory_ratio", ratio["ratio"], cell=key, label=label, note=note)
 
 
+def attribution(session: SuiteSession, name: str, device: str, runtime: str) -> list[str]:
+    """Where the forward time goes: the variant's time per layer in ``runtime`` at batch 1, on the run's first thread
+    count, recorded (measure.attribution); reported beside the reference's, never gated."""
+    from slimbench.measure.attribution import PROFILED_CALLS, attribute
+    from slimbench.runtimes.registry import runtime as runtime_named
+
+    s = session.settings
+    if not s.attribution:
+        skip("settings.attribution = false")
+    runs_file = runtime_named(runtime).runs_file
+    if runs_file and device != "cpu":
+        skip(f"{runtime}: per-layer profiles are read on the CPU only")
+    batch, threads = 1, session.use_threads(s.threads[0])
+    beside = measured(lambda: session.runtime_callable(name, runtime, device, batch, threads)) if runs_file else None
+    record = measured(
+        lambda: attribute(
+            runtime,
+            session.timing_net(name, device),
+            session.timing_input(batch, device),
+            threads,
+            onnx_path=session.onnx(name).path if runs_file else None,
+            device=device,
+            calls=1 if session.smoke else PROFILED_CALLS,
+            warmup=s.warmup,
+            beside=beside,
+            gflops=session.store.layer_gflops(name),
+        )
+    )
+    session.figures[name].attribution[session.timing_key(device, batch, runtime, threads)] = record
+    return []
+
+
 # ---------------------------------------------------------------- deployment
 
 

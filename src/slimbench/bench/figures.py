@@ -3,8 +3,8 @@ checks that judged them. Written by the suite's tests (``bench.checks``, ``bench
 ``bench.baseline_check``), read by the reports as attributes; ``as_dict()`` is what ``summary.json`` holds per variant.
 
 Keyed aspects map a key (a timing key such as ``cpu-b1-t2-640``, an image id, a matrix cell) to a record: the
-producer's typed record where it has one (``SpeedRatio``, ``Agreement``), else its plain record as its owner in
-``measure/``, ``model/`` or ``runtimes/`` returns it (``Detections.as_dict()``, ``latency_figures()``...).
+producer's typed record where it has one (``SpeedRatio``, ``Agreement``, ``Attribution``), else its plain record as
+its owner in ``measure/``, ``model/`` or ``runtimes/`` returns it (``Detections.as_dict()``, ``latency_figures()``...).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from slimbench.measure.attribution import Attribution
     from slimbench.measure.timing import SpeedRatio
     from slimbench.model.detections import Agreement
 
@@ -59,10 +60,11 @@ KEYED = (
     "matrix",
     "matrix_accuracy",
     "matrix_vs_torch",
+    "attribution",
     "baseline",
 )
 """The aspects recorded key by key (``Figures.record``), in the order ``as_dict`` writes them."""
-TYPED = ("speed_ratio", "agreement")
+TYPED = ("speed_ratio", "agreement", "attribution")
 """Keyed aspects whose records are typed (each with its own ``as_dict()``), not plain dicts."""
 
 
@@ -90,6 +92,7 @@ class VariantFigures:
     matrix: dict[str, Record] = field(default_factory=dict)  # matrix cell -> latency_figures() + the cell's axes
     matrix_accuracy: dict[str, Record] = field(default_factory=dict)  # runtime-precision -> agreement, mAP
     matrix_vs_torch: dict[str, Record] = field(default_factory=dict)  # matrix cell -> pairs against torch FP32
+    attribution: dict[str, Attribution] = field(default_factory=dict)  # timing key (batch 1) -> time per layer
     baseline: Record = field(default_factory=dict)  # the stored baseline's comparison (bench.baseline_check)
     checks: list[Check] = field(default_factory=list)
     extra: dict[str, Record] = field(default_factory=dict)  # sections a user's own test records under its own name

@@ -59,6 +59,7 @@ class VariantStore:
         self._detections: dict[tuple[str, str], Detections] = {}
         self._onnx: dict[str, Exported | SlimbenchError] = {}
         self._sha: dict[str, str] = {}
+        self._layer_gflops: dict[str, dict[str, float]] = {}
 
     @property
     def cache(self) -> Path:
@@ -129,6 +130,14 @@ class VariantStore:
             dtype = torch.float16 if self.half_on(device) else torch.float32
             self._inputs[key] = seeded_input(batch, self.settings.imgsz, device, dtype, seed=self.settings.seed)
         return self._inputs[key]
+
+    def layer_gflops(self, name: str) -> dict[str, float]:
+        """GFLOPs per attribution row of the fused timing copy at the run's imgsz, batch 1 (computed once)."""
+        if name not in self._layer_gflops:
+            from slimbench.model.layer_flops import layer_gflops
+
+            self._layer_gflops[name] = layer_gflops(self.timing_net(name, "cpu"), self.settings.imgsz)
+        return self._layer_gflops[name]
 
     def forward_callable(self, name: str, device: str, batch: int, threads: int, warm: bool = True) -> Any:
         """The benchmarked callable for one variant/device/batch on ``threads`` torch threads, warmed up."""

@@ -24,6 +24,7 @@ One TOML file per suite (``fixtures/slimbench.toml`` by default)::
     parity_atol = 0.001             # ONNX vs torch raw outputs: |onnx - torch| <= atol + rtol * |torch|
     parity_rtol = 0.001
     memory = true                   # peak memory per variant, runtime and batch (a fresh process each)
+    attribution = true              # where the time goes: per-layer latency per variant and runtime, batch 1
 
     [variants.original]
     path = "models/original.pt"     # relative to this file
@@ -124,6 +125,7 @@ class Settings:
     parity_atol: float = 1e-3  # exported vs checkpoint raw outputs: |onnx - torch| <= atol + rtol * |torch|
     parity_rtol: float = 1e-3
     memory: bool = True  # peak memory per variant x runtime x batch, each in a fresh process
+    attribution: bool = True  # per-layer latency per variant x runtime at batch 1 (measure.attribution)
     threads: tuple[int, ...] = ()  # CPU threads per timing; empty: the CPUs available to the process (its affinity)
     precision: tuple[str, ...] = ()  # deployment matrix precisions ("fp32", "int8"); empty: the matrix is off
     calibration: Path | None = None  # INT8 calibration images; None: the dataset's val split or agreement images
@@ -268,7 +270,7 @@ def _settings(raw: Any, base: Path, err: Callable[[str, str], SlimbenchError], w
             if v < 0:
                 raise err(k, f"expected a number >= 0, got {value}")
             kw[key] = v
-        elif key in {"half", "memory"}:
+        elif key in {"half", "memory", "attribution"}:
             if not isinstance(value, bool):
                 raise err(k, f"expected true or false, got {_tname(value)} {value!r}")
             kw[key] = value

@@ -197,22 +197,12 @@ def gflops(model: Any, imgsz: int | tuple[int, int] = 640) -> float:
 
     def hook(m: nn.Module, _inp: Any, out: torch.Tensor) -> None:
         nonlocal macs
-        if isinstance(m, torch.nn.modules.conv._ConvNd):
-            k = 1
-            for s in m.kernel_size:
-                k *= s
-            macs += out.numel() // out.shape[0] * (m.in_channels // m.groups) * k
-        elif isinstance(m, torch.nn.Linear):
-            macs += out.numel() // out.shape[0] * m.in_features
+        macs += module_macs(m, out)
 
-    handles = [
-        m.register_forward_hook(hook)
-        for m in net.modules()
-        if isinstance(m, (torch.nn.modules.conv._ConvNd, torch.nn.Linear))
-    ]
+    handles = [m.register_forward_hook(hook) for m in net.modules() if counts_macs(m)]
     try:
         with torch.inference_mode():
-            net(torch.zeros(1, _in_channels(net), h, w))
+            net(torch.zeros(1, input_channels(net), h, w))
     except Exception as e:  # noqa: BLE001 - said in one line, naming the size
         raise SlimbenchError(f"cannot count GFLOPs at imgsz {imgsz}: {type(e).__name__}: {str(e)[:200]}") from e
     finally:
@@ -221,7 +211,29 @@ def gflops(model: Any, imgsz: int | tuple[int, int] = 640) -> float:
     return 2 * macs / 1e9
 
 
-def _in_channels(net: nn.Module) -> int:
+def counts_macs(m: nn.Module) -> bool:
+    """Whether :func:`module_macs` counts this module (a convolution or a linear layer)."""
+    import torch
+
+    return isinstance(m, (torch.nn.modules.conv._ConvNd, torch.nn.Linear))
+
+
+def module_macs(m: nn.Module, out: Any) -> int:
+    """Multiply-accumulates of one image through a convolution or linear layer, from its output (a forward hook's
+    ``out``); 0 for any other module. The hook-based count of :func:`gflops` and of per-layer GFLOPs."""
+    import torch
+
+    if isinstance(m, torch.nn.modules.conv._ConvNd):
+        k = 1
+        for s in m.kernel_size:
+            k *= s
+        return out.numel() // out.shape[0] * (m.in_channels // m.groups) * k
+    if isinstance(m, torch.nn.Linear):
+        return out.numel() // out.shape[0] * m.in_features
+    return 0
+
+
+def input_channels(net: nn.Module) -> int:
     """Input channels the model expects (3 for RGB detectors), read from its first convolution."""
     import torch
 

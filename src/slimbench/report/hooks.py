@@ -407,6 +407,9 @@ class OutputsPlugin:
             from slimbench.report.matrix_report import section as matrix_section
 
             out += matrix_section(s.deploy_if_used.rows(), s.deploy_if_used.method())
+        from slimbench.report.attribution_report import section as attribution_section
+
+        out += attribution_section(doc.get("attribution", []))  # empty when the attribution step did not run
         return out
 
     # ------------------------------------------------------------ pytest-html hooks (optional: pytest-html may be off)

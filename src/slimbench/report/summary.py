@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from slimbench.report.attribution_report import entries as attribution_entries
 from slimbench.report.facts import RunFacts
 from slimbench.report.rows import DEPLOYMENT_COLUMNS, columns, deployment_rows, flagged_cells, rows, tables
 from slimbench.report.verdicts import verdicts
@@ -94,6 +95,8 @@ def build(session: SuiteSession, facts: RunFacts, env: Mapping[str, Any]) -> dic
             "variants": variants,
             # the deployment matrix, one row per variant x cell (latency, speedups, agreement, mAP), when it ran
             "matrix": session.deploy.rows() if getattr(session, "_deploy", None) is not None else [],
+            # where the time goes: per variant x cell (batch 1), time per layer against the reference's
+            "attribution": attribution_entries(session.figures, session.config.reference),
             "outputs": facts.outputs,
         }
     )

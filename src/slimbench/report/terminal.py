@@ -60,6 +60,9 @@ def summary_lines(session: SuiteSession) -> list[str]:
         lines += session.accuracy_if_used.summary_lines({n: f.accuracy for n, f in figures.items()})
     if session.deploy_if_used is not None:
         lines += session.deploy_if_used.summary_lines()
+    from slimbench.report.attribution_report import entries, terminal_lines
+
+    lines += terminal_lines(entries(figures, reference))
     return lines
 
 

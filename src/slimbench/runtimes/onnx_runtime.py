@@ -53,9 +53,12 @@ def provider_for(device: str) -> tuple[str | None, str]:
     return None, f"no ONNX Runtime provider for device {device!r} in slimbench"
 
 
-def session(path: str | Path, device: str = "cpu", num_threads: int = 1) -> onnxruntime.InferenceSession:
+def session(
+    path: str | Path, device: str = "cpu", num_threads: int = 1, profile_prefix: str | Path | None = None
+) -> onnxruntime.InferenceSession:
     """An ``InferenceSession`` on ``device`` with ``num_threads`` intra-op threads that do not spin, all graph
-    optimisations on."""
+    optimisations on. ``profile_prefix``: ONNX Runtime's session profiling on, its trace written under that path
+    prefix by ``end_profiling()`` (:mod:`slimbench.runtimes.profiling`); never on a timed session."""
     import onnxruntime as ort
 
     provider, why = provider_for(device)
@@ -71,6 +74,9 @@ def session(path: str | Path, device: str = "cpu", num_threads: int = 1) -> onnx
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.log_severity_level = 3  # errors only
+    if profile_prefix is not None:
+        opts.enable_profiling = True
+        opts.profile_file_prefix = str(profile_prefix)
     providers: list[Any] = [provider]
     if provider == "CUDAExecutionProvider":
         _, _, idx = device.partition(":")

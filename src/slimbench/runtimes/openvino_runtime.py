@@ -65,10 +65,16 @@ def ov_device(device: str) -> tuple[str | None, str]:
 
 
 def compile_model(
-    path: str | Path, device: str = "cpu", num_threads: int = 1, batch: int | None = None, imgsz: int | None = None
+    path: str | Path,
+    device: str = "cpu",
+    num_threads: int = 1,
+    batch: int | None = None,
+    imgsz: int | None = None,
+    profiling: bool = False,
 ) -> openvino.CompiledModel:
     """The ONNX file compiled for ``device`` with the stated threads and the latency hint; static input shape when
-    ``batch`` and ``imgsz`` are given."""
+    ``batch`` and ``imgsz`` are given. ``profiling``: per-layer performance counters on (``PERF_COUNT``, read by
+    :mod:`slimbench.runtimes.profiling`); never on a timed model."""
     target, why = ov_device(device)
     if target is None:
         raise NoDevice(why)
@@ -79,6 +85,8 @@ def compile_model(
     config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY"}
     if target == "CPU":
         config.update(INFERENCE_NUM_THREADS=int(num_threads), NUM_STREAMS=1, INFERENCE_PRECISION_HINT="f32")
+    if profiling:
+        config["PERF_COUNT"] = "YES"
     return c.compile_model(model, target, config)
 
 

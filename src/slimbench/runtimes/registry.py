@@ -17,6 +17,7 @@ import numpy as np
 
 from slimbench.runtimes import onnx_runtime as ort_runtime
 from slimbench.runtimes import openvino_runtime as ov_runtime
+from slimbench.runtimes import profiling
 
 UNAVAILABLE: tuple[type[Exception], ...] = (ort_runtime.NoProvider, ov_runtime.NoDevice)
 """A runtime without the asked device here: a reason to skip, not a failure."""
@@ -35,6 +36,8 @@ class Runtime:
     forward: Callable[[Any, np.ndarray], Callable[[], None]] | None = None  # the timed callable on a fixed input
     static_batch: bool = False  # compiled for one batch size: one loaded runner per batch
     validator_file: Callable[[Path], Path] = lambda path: path  # what ultralytics' validator loads for this runtime
+    # path, input, threads, calls, warmup, device, beside -> per-node times of each call (runtimes.profiling)
+    profile: Callable[..., profiling.Profiled] | None = None
 
     @property
     def runs_file(self) -> bool:
@@ -53,7 +56,12 @@ def _ort_load(path: Path, device: str, threads: int, batch: int | None, imgsz: i
 RUNTIMES: dict[str, Runtime] = {
     "torch": Runtime("torch", lambda: None),
     "onnxruntime": Runtime(
-        "onnxruntime", ort_runtime.missing_reason, _ort_load, ort_runtime.run, ort_runtime.forward_fn
+        "onnxruntime",
+        ort_runtime.missing_reason,
+        _ort_load,
+        ort_runtime.run,
+        ort_runtime.forward_fn,
+        profile=profiling.ort_profile,
     ),
     "openvino": Runtime(
         "openvino",
@@ -63,6 +71,7 @@ RUNTIMES: dict[str, Runtime] = {
         ov_runtime.forward_fn,
         static_batch=True,
         validator_file=ov_runtime.validator_model,  # ultralytics runs OpenVINO from an IR folder
+        profile=profiling.openvino_profile,
     ),
 }
 """Config name -> runtime (the names of ``core.timing_key.RUNTIMES``)."""
