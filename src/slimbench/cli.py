@@ -19,9 +19,6 @@ from slimbench.commands import (
     cmd_init,
     cmd_make_dataset,
     cmd_make_fixtures,
-    cmd_markdown,
-    cmd_merge,
-    cmd_profile,
     cmd_prune,
     cmd_sparsify,
     cmd_train,
@@ -29,6 +26,7 @@ from slimbench.commands import (
 from slimbench.core.errors import SlimbenchError
 from slimbench.core.timing_key import RUNTIMES
 from slimbench.pruning.pipeline import FixturePlan
+from slimbench.report_commands import cmd_markdown, cmd_merge, cmd_profile
 
 _PLAN = FixturePlan()
 DEFAULT_DEADLINE_S = 300.0  # slimbench.pruning.structural.DEFAULT_DEADLINE_S (not imported: keeps --help fast)
