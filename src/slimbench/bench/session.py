@@ -362,7 +362,7 @@ class SuiteSession:
         return out
 
     def _why_not_run(self, test: str, name: str) -> str | None:
-        """ "deselected", "skipped: why", or None when the test ran (or was never collected) for this variant."""
+        """"deselected", "skipped: why", or None when the test ran (or was never collected) for this variant."""
         keys = ((test, name), (test, None))  # the variant's own first
         if any(k in self.deselected for k in keys):
             return "deselected"
