@@ -12,12 +12,12 @@ variant's limit (``max_speed_ratio``, ``max_ort_speed_ratio``):
   plain pass has its whole interval at least 5% under the limit, a plain fail at least 5% over it.
 
 A clear case so stops at the first look (``settings.speed_pairs``, 9, where 21 pairs were always timed before); only
-a candidate near its limit pays for more pairs. Simulated (lognormal pairs, spread sigma 0.05-0.15 in log, 2000 runs
-each, tests/test_paired_gate.py): a true ratio 30% over the limit always fails, one within 5% of it reads close in
-97-100% of runs, and a true ratio at 0.6 of the limit passes plainly at 9 pairs. Looking up to eight times makes each
-look's 2.5% per side add up for a candidate right at the limit, which is why that region is labelled close whichever
-way the median goes. The sampler is a plain function (pairs wanted -> :class:`SpeedRatio`), so the decision runs
-without timing anything.
+a candidate near its limit pays for more pairs. Simulated (lognormal pairs, spread sigma 0.05-0.15 in log, 2000 seeded
+runs each; tests/test_paired_gate.py checks the same targets on a few runs): a true ratio 30% over the limit always
+fails, one within 5% of it reads close in 96-100% of runs, and one at 0.6-0.7 of the limit passes plainly at 9 pairs
+(99-100%). Looking up to eight times makes each look's 2.5% per side add up for a candidate right at the limit,
+which is why that region is labelled close whichever way the median goes. The sampler is a plain function (pairs
+wanted -> :class:`SpeedRatio`), so the decision runs without timing anything.
 """
 
 from __future__ import annotations
