@@ -67,11 +67,28 @@ def test_good_config(tmp_path):
     assert [v.name for v in cfg.candidates] == ["pruned"]
 
 
+def test_speed_pairs_are_the_first_look_and_old_configs_still_hold(tmp_path):
+    """speed_pairs: the speed gate's first look (9 by default), speed_pairs_max its cap (61); a config written when
+    speed_pairs meant every pair (21, or more than the default cap) still loads and still gates."""
+    from slimbench.bench.checks import pair_schedule
+
+    base = 'reference = "a"\n[variants.a]\npath = "a.pt"\n'
+    assert (Settings().speed_pairs, Settings().speed_pairs_max) == (9, 61)
+    for pairs, first, most in ((21, 21, 61), (100, 100, 100)):
+        s = load_config(write(tmp_path, base + f"[settings]\nspeed_pairs = {pairs}\n")).settings
+        session = type("S", (), {"settings": s})()
+        schedule = pair_schedule(session)
+        assert (schedule.initial, schedule.most) == (first, most)
+    s = load_config(write(tmp_path, base + "[settings]\nspeed_pairs = 11\nspeed_pairs_max = 11\n")).settings
+    assert (s.speed_pairs, s.speed_pairs_max) == (11, 11), "a cap equal to the first look: one look only"
+
+
 def test_bundled_default_config_parses():
     cfg = load_config(Path(__file__).parents[1] / "fixtures" / "slimbench.toml")
     assert cfg.reference == "original" and set(cfg.variants) == {"original", "pruned", "finetuned"}
     assert cfg.settings.imgsz == 640 and cfg.settings.batch == (1, 8)
     assert cfg.settings.images[0].name == "scene.jpg"
+    assert (cfg.settings.speed_pairs, cfg.settings.speed_pairs_max) == (9, 61)
     pruned = cfg.limits("pruned")  # the pruned variant has shape limits and an accuracy gate of its own
     assert pruned.max_params_ratio is not None and pruned.max_map50_95_drop is not None
     assert cfg.limits("original").max_params_ratio is None  # the reference is not gated against itself
@@ -117,6 +134,11 @@ def test_bundled_default_config_parses():
             'reference = "a"\n[variants.a]\npath = "a.pt"\n[thresholds.a]\nmin_agreement_recall = -1',
             "expected a number >= 0",
         ),
+        (
+            'reference = "a"\n[variants.a]\npath = "a.pt"\n[settings]\nspeed_pairs = 21\nspeed_pairs_max = 15',
+            "settings.speed_pairs_max: 15 is below settings.speed_pairs",
+        ),
+        ('reference = "a"\n[variants.a]\npath = "a.pt"\n[settings]\nspeed_pairs_max = 0', "settings.speed_pairs_max"),
     ],
 )
 def test_bad_config_is_one_line_naming_file_and_key(tmp_path, text, expected):

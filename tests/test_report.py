@@ -126,6 +126,26 @@ def test_full_run_writes_every_report_with_the_measured_figures(suite, monkeypat
     assert rows["original"]["speedup[cpu-b1-t1]"] == 1.0 and rows["copy"]["speedup[cpu-b1-t1]"] is None
     cell = next(r for r in doc["deployment"] if r["variant"] == "pruned" and r["batch"] == 1)
     assert cell["speedup"] == pytest.approx(1 / cell["speed_ratio"], rel=1e-12) and cell["speed_ratio"] == ratio
+    # every paired ratio with its 95% interval (order statistics of its pairs) and the pairs it rests on
+    for b in (1, 2):
+        paired = doc["variants"]["pruned"]["speed_ratio"][f"cpu-b{b}-t1-64"]
+        assert paired["ci_low"] <= paired["median_ratio"] <= paired["ci_high"], paired
+        assert paired["pairs"] >= 6 and paired["ci_coverage"] >= 0.95 and paired["decision"] in ("pass", "close")
+        assert paired["looks"][-1] == paired["pairs"] and paired["limit"] == 10.0
+        lo, hi = paired["ci_ranks"]
+        assert lo + hi == paired["pairs"] + 1 and paired["min_ratio"] <= paired["ci_low"]
+        row = rows["pruned"]
+        assert (row[f"speed_ratio_ci_low[cpu-b{b}-t1]"], row[f"speed_ratio_ci_high[cpu-b{b}-t1]"]) == (
+            paired["ci_low"],
+            paired["ci_high"],
+        )
+        assert row[f"speed_pairs[cpu-b{b}-t1]"] == paired["pairs"]
+        deployed = next(r for r in doc["deployment"] if r["variant"] == "pruned" and r["batch"] == b)
+        assert (deployed["speed_ratio_ci_low"], deployed["speed_pairs"]) == (paired["ci_low"], paired["pairs"])
+    check_doc = next(c for c in doc["variants"]["pruned"]["checks"] if c["metric"] == "speed_ratio")
+    assert check_doc["decision"] in ("pass", "close") and check_doc["passed"]
+    assert "decision" not in next(c for c in doc["variants"]["pruned"]["checks"] if c["metric"] == "params_ratio")
+    assert doc["environment"]["speed_pairs"] == 6 and doc["environment"]["speed_pairs_max"] == 61
 
     # accuracy, when the session has it
     assert [rows[n]["map50"] for n in rows] == [0.5, 0.5, 0.5] and rows["copy"]["recall"] == pytest.approx(0.8)
@@ -170,7 +190,14 @@ def test_full_run_writes_every_report_with_the_measured_figures(suite, monkeypat
     for table_id in ("slimbench-verdicts", "slimbench-gates", "slimbench-size", "slimbench-speed-cells"):
         assert f'id="{table_id}"' in page, table_id
     assert [v["variant"] for v in doc["verdicts"]] == ["pruned", "copy"]
-    assert "x smaller" in doc["verdicts"][0]["line"] and f"{1 / ratio:.2f}x faster torch b1 t1 (paired)" in page
+    b1 = doc["variants"]["pruned"]["speed_ratio"]["cpu-b1-t1-64"]
+    paired_text = f"{ratio:.2f} [{b1['ci_low']:.2f}, {b1['ci_high']:.2f}], {b1['pairs']} pairs"
+    if b1["decision"] == "close":  # a limit of 10 is far: only an interval reaching 9.5 would read close
+        paired_text = f"close: median {ratio:.2f}, interval [{b1['ci_low']:.2f}, {b1['ci_high']:.2f}]"
+    assert "x smaller" in doc["verdicts"][0]["line"] and f"{1 / ratio:.2f}x faster torch b1 t1 (paired: " in page
+    assert paired_text in doc["verdicts"][0]["line"] and doc["verdicts"][0]["speed_ratio"]["cpu-b1-t1"]["pairs"] >= 6
+    cell_text = f"{ratio:.3f} [{b1['ci_low']:.3f}, {b1['ci_high']:.3f}], {b1['pairs']} pairs"
+    assert f'data-key="speed_ratio">{cell_text}</td>' in page, "the speed table's cell: median [interval], pairs"
     assert doc["verdicts"][1]["faster_from"]["torch b1 t1"] == "medians", "copy was never timed in pairs"
     assert "faster torch b1 t1 (from medians, not paired)" in doc["verdicts"][1]["line"]
     # where the time goes: one entry per variant (torch, batch 1), each candidate against the reference's layers
@@ -338,7 +365,10 @@ def test_a_paired_cell_shows_one_speedup_and_it_is_the_paired_one(tmp_path):
     pruned, copy = doc["verdicts"]
     assert pruned["faster"] == {"torch b1 t2": pytest.approx(1 / 0.308), "ort b1 t2": pytest.approx(1.6)}
     assert pruned["faster_from"] == {"torch b1 t2": "paired", "ort b1 t2": "medians"}
-    assert "3.25x faster torch b1 t2 (paired), 1.60x faster ort b1 t2 (from medians, not paired)" in pruned["line"]
+    assert (
+        "3.25x faster torch b1 t2 (paired: 0.31 [0.31, 0.31], 9 pairs), 1.60x faster ort b1 t2 (from medians, not "
+        "paired)" in pruned["line"]
+    )
     assert copy["faster"]["ort b1 t2"] is None and "n/a (not measured) faster ort b1 t2" in copy["line"]
 
     assert charts.speedup_series(doc["deployment"], "original") == {
@@ -359,8 +389,36 @@ def test_the_speed_table_shows_the_paired_speedup_only_and_flags_it_with_its_rat
     head = page.split("</thead>")[0]
     assert re.findall(r'<th data-key="(speed[^"]*)"', head) == ["speed_ratio", "speedup"]
     assert '<td class="sb-num sb-bad" data-key="speedup">3.25</td>' in page and ">2.50<" not in page
-    assert '<td class="sb-num sb-bad" data-key="speed_ratio">0.308</td>' in page
+    assert '<td class="sb-bad" data-key="speed_ratio">0.308 [0.308, 0.308], 9 pairs</td>' in page
     assert '<td class="sb-num" data-key="speedup">1.00</td>' in page, "the reference's, not flagged"
+
+
+def test_a_close_speed_verdict_is_never_a_plain_pass(tmp_path):
+    """The gate's close pass: counted as passed, but the check's message, the verdict line, the speed table and
+    summary.json all say close, with the median and its interval."""
+    import dataclasses
+
+    session = paired_run(tmp_path, max_speed_ratio=0.5)
+    ratios = [0.44, 0.46, 0.47, 0.48, 0.49, 0.51, 0.52, 0.53, 0.54] * 6 + [0.49] * 7  # [0.48, 0.51] at 61 pairs
+    close = dataclasses.replace(SpeedRatio.from_ratios(ratios), decision="close", limit=0.5, looks=(9, 17, 61))
+    session.figures["pruned"].speed_ratio["cpu-b1-t2-640"] = close
+    note = "close: median 0.490, interval [0.480, 0.510] straddles the limit, 61 pairs"
+    assert session.judge("pruned", "speed_ratio", close.median, cell="cpu-b1-t2-640", note=note, decision="close") == []
+    check = session.figures["pruned"].checks[-1]
+    assert check.passed and check.decision == "close"
+    assert check.message == f"pruned: speed ratio 0.490 <= max 0.500 ({note})", "a close pass keeps its line"
+
+    doc = summary.build(session, RunFacts(), {"imgsz": 640})
+    pruned = doc["verdicts"][0]
+    assert "(paired: close: median 0.49, interval [0.48, 0.51], 61 pairs)" in pruned["line"]
+    assert "gates 1 passed (1 close: speed ratio [cpu-b1-t2]), 0 failed" in pruned["line"]
+    assert pruned["gates_close"] == ["speed ratio [cpu-b1-t2]"] and pruned["gates_failed"] == 0
+    assert pruned["speed_ratio"]["cpu-b1-t2"]["decision"] == "close"
+    recorded = doc["variants"]["pruned"]["speed_ratio"]["cpu-b1-t2-640"]
+    assert (recorded["decision"], recorded["pairs"], recorded["looks"]) == ("close", 61, [9, 17, 61])
+    assert doc["variants"]["pruned"]["checks"][-1]["decision"] == "close"
+    page = html.cell_table(doc, "speed", {c.key: c.fmt for c in DEPLOYMENT_COLUMNS})
+    assert 'data-key="speed_ratio">close: median 0.490, interval [0.480, 0.510], 61 pairs</td>' in page
 
 
 def test_a_paired_speedup_is_undefined_only_without_a_ratio():

@@ -123,3 +123,19 @@ def test_devices():
     assert not timing.device_available("tpu")
     timing.synchronize("cpu")  # a no-op, never an error
     assert timing.is_cuda("cuda:0") and not timing.is_cuda("cpu")
+
+
+def test_a_continued_series_keeps_alternating_and_extends_with_its_interval():
+    clock = FakeClock()
+    ref, cand = clock.work("ref", [10] * 9), clock.work("cand", [3, 3, 3, 4, 3, 3, 3, 3, 9])
+    first = timing.interleaved_ratio(ref, cand, pairs=5, timer=clock)
+    more = timing.interleaved_ratio(ref, cand, pairs=4, timer=clock, start=5)  # pair 5 is an odd one: cand first
+    assert clock.calls[10:12] == ["cand", "ref"], "the order carries on across batches"
+    both = first.extended(more)
+    assert both.pairs == 9 and both.median == 0.3 and both.reference_s == [10] * 9
+    d = both.as_dict()
+    assert (d["ci_low"], d["ci_high"], d["ci_ranks"], d["pairs"]) == (0.3, 0.4, [2, 8], 9), "9.0/10 left out"
+    assert d["ci_coverage"] >= 0.95 and d["ci_confidence"] == 0.95 and "decision" not in d
+    assert both.text() == "0.30 [0.30, 0.40], 9 pairs"
+    few = timing.SpeedRatio.from_ratios([0.3, 0.4])
+    assert few.as_dict()["ci_low"] is None and few.text() == "0.35 (no interval), 2 pairs"

@@ -15,6 +15,8 @@ from slimbench.core.errors import SlimbenchError
 
 if TYPE_CHECKING:
     from slimbench.bench.session import SuiteSession
+    from slimbench.measure.paired_gate import PairSchedule
+    from slimbench.measure.timing import SpeedRatio
 
 T = TypeVar("T")
 
@@ -160,28 +162,53 @@ SPEED_RATIO_METRICS = {"torch": "speed_ratio", "onnxruntime": "ort_speed_ratio"}
 
 
 def speed_ratio(session: SuiteSession, name: str, device: str, batch: int, threads: int, runtime: str) -> list[str]:
-    """Candidate time / reference time in interleaved pairs, recorded; the median judged."""
+    """Candidate time / reference time in interleaved pairs, recorded with its 95% interval; judged on the interval
+    (``measure.paired_gate``): more pairs only while it straddles the limit, "close" when it still does at the cap."""
     from slimbench.core.metric_specs import SPECS
-    from slimbench.measure.timing import interleaved_ratio
+    from slimbench.measure.paired_gate import describe, gated_ratio
 
     metric = SPEED_RATIO_METRICS.get(runtime)
     if metric is None:
         skip(f"no speed-ratio limit for {runtime} (its cells are in the deployment matrix, marker matrix)")
     limit_key = SPECS[metric].limits[0].key
-    if getattr(session.limits(name), limit_key) is None:
+    limit = getattr(session.limits(name), limit_key)
+    if limit is None:
         skip(f"{name}: no {limit_key} in the config")
     ref_name = session.reference.name
     ref_fn = measured(lambda: session.runtime_callable(ref_name, runtime, device, batch, threads))
     cand_fn = measured(lambda: session.runtime_callable(name, runtime, device, batch, threads))
-    result = interleaved_ratio(ref_fn, cand_fn, session.settings.speed_pairs)
+    result = gated_ratio(_pair_sampler(ref_fn, cand_fn), None if session.smoke else limit, pair_schedule(session))
     key = session.timing_key(device, batch, runtime, threads)
     session.figures[name].speed_ratio[key] = result
     if session.smoke:
-        skip(f"smoke mode: speed ratio {result.median:.3f} from {len(result.ratios)} pairs, not gated")
+        skip(f"smoke mode: speed ratio {result.median:.3f} from {result.pairs} pairs, not gated")
     where = f"{device}, batch {batch}, {threads} threads, {session.settings.imgsz}px"
     where += ", onnxruntime" if runtime == "onnxruntime" else ""
-    note = f"median of {len(result.ratios)} interleaved pairs vs {ref_name}, {result.speedup:.2f}x speedup"
-    return session.judge(name, metric, result.median, cell=key, label=f"speed ratio ({where})", note=note)
+    note = f"{describe(result)}; vs {ref_name}, {result.speedup:.2f}x speedup"
+    label = f"speed ratio ({where})"
+    return session.judge(name, metric, result.median, cell=key, label=label, note=note, decision=result.decision)
+
+
+def pair_schedule(session: SuiteSession) -> PairSchedule:
+    """The speed gate's pair counts from the settings: ``speed_pairs`` first, up to ``speed_pairs_max``."""
+    from slimbench.measure.paired_gate import PairSchedule
+
+    return PairSchedule(session.settings.speed_pairs, session.settings.speed_pairs_max)
+
+
+def _pair_sampler(ref_fn: Callable[[], Any], cand_fn: Callable[[], Any]) -> Callable[[int], SpeedRatio]:
+    """``n`` -> n more interleaved pairs, the order inside a pair alternating across batches as within one."""
+    from slimbench.measure.timing import interleaved_ratio
+
+    taken = 0
+
+    def sample(n: int) -> SpeedRatio:
+        nonlocal taken
+        result = interleaved_ratio(ref_fn, cand_fn, n, start=taken)
+        taken += n
+        return result
+
+    return sample
 
 
 def cell_vs_torch(
@@ -197,7 +224,7 @@ def cell_vs_torch(
     ref_name = session.reference.name
     ref_fn = measured(lambda: session.runtime_callable(ref_name, "torch", device, batch, threads))
     cand_fn = measured(lambda: session.deploy.callable(name, runtime, precision, device, batch, threads))
-    figures = interleaved_ratio(ref_fn, cand_fn, session.settings.speed_pairs).as_dict()
+    figures = interleaved_ratio(ref_fn, cand_fn, session.settings.speed_pairs).as_dict()  # with its 95% interval
     figures.update(runtime=runtime, precision=precision, device=device, batch=batch, threads=threads)
     session.figures[name].matrix_vs_torch[cell_key(runtime, precision, device, batch, threads)] = figures
     return figures

@@ -25,7 +25,9 @@ Record = dict[str, Any]
 @dataclass
 class Check:
     """One verdict: a figure of ``metric`` (in ``cell``, when it has one) judged against a variant's ``limit`` at
-    ``bound`` (``None`` for checks no numeric limit expresses: parity, class names, the stored baseline)."""
+    ``bound`` (``None`` for checks no numeric limit expresses: parity, class names, the stored baseline). A figure
+    decided on an interval (the speed ratio) says how in ``decision``: "pass", "fail" or "close" (a close pass has
+    its line as ``message``)."""
 
     metric: str
     cell: str | None
@@ -34,9 +36,10 @@ class Check:
     value: Any
     passed: bool
     message: str | None = None
+    decision: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "metric": self.metric,
             "cell": self.cell,
             "limit": self.limit,
@@ -45,6 +48,9 @@ class Check:
             "passed": self.passed,
             "message": self.message,
         }
+        if self.decision is not None:
+            out["decision"] = self.decision
+        return out
 
 
 KEYED = (

@@ -58,6 +58,7 @@ class SuiteSession:
                 threads=self.settings.threads[:1],
                 warmup=0,
                 speed_pairs=SMOKE_PAIRS,
+                speed_pairs_max=SMOKE_PAIRS,
             )
         self.images: dict[str, np.ndarray] = {}  # image id -> BGR array
         self.image_paths: dict[str, Path] = _image_ids(self.settings.images)
@@ -306,11 +307,14 @@ class SuiteSession:
         label: str | None = None,
         note: str = "",
         undefined: str | None = None,
+        decision: str | None = None,
     ) -> list[str]:
         """Judge a figure against the variant's limits for ``metric`` (``core.metric_specs``): the broken ones,
         one line each. Every verdict (passed or not) is recorded under ``figures[name].checks`` for the report,
-        which so never depends on which test asked."""
-        from slimbench.core.gates import violation
+        which so never depends on which test asked. ``decision`` is how a figure with an interval was decided (the
+        speed gate's "pass", "fail" or "close"); a close pass keeps its line as the check's message, so it never
+        reads as a plain pass."""
+        from slimbench.core.gates import kept, violation
         from slimbench.core.metric_specs import SPECS
 
         spec, limits, broken = SPECS[metric], self.limits(name), []
@@ -322,7 +326,11 @@ class SuiteSession:
                 who or name, label or spec.label, value, bound, limit.kind, spec.fmt + spec.suffix, note, undefined
             )
             shown_value = undefined or "not measured" if value is None or value != value else value
-            self.figures[name].checks.append(Check(metric, cell, limit.key, bound, shown_value, not line, line))
+            message = line
+            if not line and decision == "close":
+                message = kept(who or name, label or spec.label, value, bound, limit.kind, spec.fmt + spec.suffix, note)
+            check = Check(metric, cell, limit.key, bound, shown_value, not line, message, decision)
+            self.figures[name].checks.append(check)
             if line:
                 broken.append(line)
         return broken

@@ -13,7 +13,8 @@ One TOML file per suite (``fixtures/slimbench.toml`` by default)::
     iou = 0.7                       # NMS IoU
     match_iou = 0.5                 # IoU for a candidate box to agree with a reference box
     warmup = 3                      # untimed calls before timing
-    speed_pairs = 21                # interleaved (reference, candidate) pairs for the speed-ratio gate
+    speed_pairs = 9                 # interleaved (reference, candidate) pairs of the speed gate's first look
+    speed_pairs_max = 61            # its cap: 8 more pairs per look while the 95% interval straddles the limit
     seed = 0                        # seed of the timing input
     half = false                    # time FP16 on CUDA (the CPU always runs FP32)
     data = "data/data.yaml"         # dataset YAML for mAP [the bundled synthetic val split]
@@ -115,7 +116,8 @@ class Settings:
     iou: float = 0.7
     match_iou: float = 0.5
     warmup: int = 3
-    speed_pairs: int = 21
+    speed_pairs: int = 9  # pairs of the speed gate's first look (measure.paired_gate); the matrix's pairs vs torch
+    speed_pairs_max: int = 61  # the gate's cap, never below speed_pairs (an old speed_pairs = 100 still holds)
     seed: int = 0
     half: bool = False  # time FP16 on CUDA devices (the CPU always runs FP32)
     data: Path | None = None  # dataset YAML for mAP; None: the bundled synthetic val split (slimbench.measure.accuracy)
@@ -259,7 +261,7 @@ def _settings(raw: Any, base: Path, err: Callable[[str, str], SlimbenchError], w
             kw[key] = v
         elif key in {"warmup", "seed"}:
             kw[key] = _int(value, k, err, minimum=0)
-        elif key == "speed_pairs":
+        elif key in {"speed_pairs", "speed_pairs_max"}:
             kw[key] = _int(value, k, err, minimum=1)
         elif key == "runtime":
             kw[key] = parse_runtimes(_list(value, k, err, str, split=True), f"{where}: {k}")
@@ -274,6 +276,9 @@ def _settings(raw: Any, base: Path, err: Callable[[str, str], SlimbenchError], w
             if not isinstance(value, bool):
                 raise err(k, f"expected true or false, got {_tname(value)} {value!r}")
             kw[key] = value
+    # a cap set below the first look is a mistake; the default cap yields to a larger speed_pairs (older configs)
+    if "speed_pairs_max" in kw and kw["speed_pairs_max"] < kw.get("speed_pairs", Settings.speed_pairs):
+        raise err("settings.speed_pairs_max", f"{kw['speed_pairs_max']} is below settings.speed_pairs")
     return Settings(**kw)
 
 

@@ -35,3 +35,19 @@ def violation(
     if kind == "min" and value < limit:
         return f"{variant}: {label} {fmt.format(value)} < min {fmt.format(limit)}{tail}"
     return None
+
+
+def kept(
+    variant: str,
+    label: str,
+    value: float,
+    limit: float,
+    kind: Literal["max", "min"],
+    fmt: str = "{:,.4g}",
+    note: str = "",
+) -> str:
+    """The line of a limit kept, for a pass that must not read as a plain one (the speed gate's close pass):
+    ``"pruned: speed ratio 0.486 <= max 0.500 (close: ...)"``."""
+    tail = f" ({note})" if note else ""
+    sign = "<=" if kind == "max" else ">="
+    return f"{variant}: {label} {fmt.format(value)} {sign} {kind} {fmt.format(limit)}{tail}"

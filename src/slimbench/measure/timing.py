@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
+    from slimbench.measure.median_interval import MedianInterval
+
 
 def available_cpus() -> int:
     """CPUs this process may run on (its affinity: taskset, cgroup cpusets), the suite's default thread count.
@@ -145,28 +147,76 @@ def warm_up(fn: Callable[[], Any], n: int) -> None:
 
 @dataclass(frozen=True)
 class SpeedRatio:
-    """Result of :func:`interleaved_ratio`: the median of per-pair ratios (candidate time / reference time)."""
+    """Result of :func:`interleaved_ratio`: the median of per-pair ratios (candidate time / reference time), and
+    with them the median's distribution-free 95% interval (:mod:`slimbench.measure.median_interval`).
+
+    A gated ratio (:func:`slimbench.measure.paired_gate.gated_ratio`) also says how the gate decided on that
+    interval (``decision``: "pass", "fail" or "close"), against which ``limit``, and the pair counts it looked at.
+    """
 
     median: float
     ratios: list[float] = field(default_factory=list)
     reference_s: list[float] = field(default_factory=list)
     candidate_s: list[float] = field(default_factory=list)
+    decision: str | None = None  # None: not gated (no limit, smoke mode, the matrix's cells against torch)
+    limit: float | None = None
+    looks: tuple[int, ...] = ()  # pairs taken when the gate looked at the interval: (9, 17, 25)
+
+    @classmethod
+    def from_ratios(
+        cls, ratios: Sequence[float], reference_s: Sequence[float] = (), candidate_s: Sequence[float] = ()
+    ) -> SpeedRatio:
+        """A ratio from per-pair ratios alone (a simulated sampler, a test), or with the pairs' own times."""
+        values = [float(r) for r in ratios]
+        median = statistics.median(values) if values else float("nan")
+        return cls(median, values, [float(t) for t in reference_s], [float(t) for t in candidate_s])
+
+    def extended(self, more: SpeedRatio) -> SpeedRatio:
+        """These pairs and ``more`` (timed after them) as one series, the median taken over all of them."""
+        return SpeedRatio.from_ratios(
+            [*self.ratios, *more.ratios], [*self.reference_s, *more.reference_s], [*self.candidate_s, *more.candidate_s]
+        )
+
+    @property
+    def pairs(self) -> int:
+        return len(self.ratios)
+
+    @property
+    def interval(self) -> MedianInterval:
+        """The median's 95% order-statistic interval; undefined (low/high None) under 6 pairs."""
+        from slimbench.measure.median_interval import median_interval
+
+        return median_interval(self.ratios)
 
     @property
     def speedup(self) -> float:
         """Reference time over candidate time (2.0 = twice as fast)."""
         return 1.0 / self.median if self.median > 0 else float("inf")
 
+    def text(self) -> str:
+        """``"0.31 [0.29, 0.33], 13 pairs"``: the median, its 95% interval and the pairs it rests on."""
+        iv = self.interval
+        return f"{self.median:.2f} {iv.text() if iv.defined else '(no interval)'}, {self.pairs} pairs"
+
     def as_dict(self) -> dict[str, Any]:
-        return {
+        iv = self.interval
+        out = {
             "median_ratio": self.median,
+            "ci_low": iv.low,
+            "ci_high": iv.high,
+            "ci_confidence": iv.confidence,
+            "ci_coverage": iv.coverage,  # the exact coverage of the ranks taken (>= ci_confidence)
+            "ci_ranks": list(iv.ranks) if iv.ranks else None,
             "speedup": self.speedup,
-            "pairs": len(self.ratios),
+            "pairs": self.pairs,
             "min_ratio": min(self.ratios, default=float("nan")),
             "max_ratio": max(self.ratios, default=float("nan")),
             "reference_median_s": statistics.median(self.reference_s) if self.reference_s else float("nan"),
             "candidate_median_s": statistics.median(self.candidate_s) if self.candidate_s else float("nan"),
         }
+        if self.decision is not None:
+            out.update(decision=self.decision, limit=self.limit, looks=list(self.looks))
+        return out
 
 
 @contextlib.contextmanager
@@ -191,12 +241,14 @@ def interleaved_ratio(
     cand_fn: Callable[[], Any],
     pairs: int,
     timer: Callable[[], float] = time.perf_counter,
+    start: int = 0,
 ) -> SpeedRatio:
     """Time reference and candidate in ``pairs`` adjacent pairs and return the median of cand/ref per pair.
 
     Both calls of a pair see the same machine load, so the ratio cancels most of the drift; the order inside a
-    pair alternates so neither side always runs on a cache warmed by the other. The garbage collector is paused
-    meanwhile (:func:`gc_paused`). Warm both up beforehand.
+    pair alternates so neither side always runs on a cache warmed by the other (``start``: the index of the first
+    pair in a series continued batch by batch, so the alternation carries on across batches). The garbage
+    collector is paused meanwhile (:func:`gc_paused`). Warm both up beforehand.
     """
     if pairs < 1:
         raise ValueError("pairs must be >= 1")
@@ -210,7 +262,7 @@ def interleaved_ratio(
     ref_s: list[float] = []
     cand_s: list[float] = []
     with gc_paused():
-        for i in range(pairs):
+        for i in range(start, start + pairs):
             if i % 2 == 0:
                 r = timed(ref_fn)
                 c = timed(cand_fn)

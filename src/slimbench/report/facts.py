@@ -110,7 +110,8 @@ def environment(session: SuiteSession, baseline_path: Path | None = None) -> dic
         "conf": s.conf,
         "iou": s.iou,
         "match_iou": s.match_iou,
-        "speed_pairs": s.speed_pairs,
+        "speed_pairs": s.speed_pairs,  # the speed gate's first look; more while the interval straddles a limit
+        "speed_pairs_max": s.speed_pairs_max,
         "images": [str(p) for p in session.image_paths.values()],
         "reference": session.config.reference,
         "thresholds_file": str(session.config.source) if session.config.source else "none (--variant only)",

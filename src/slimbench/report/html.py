@@ -14,6 +14,8 @@ from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any
 
+from slimbench.report.rows import interval_text
+
 STYLE = """
 <style>
 /* verdicts first: pytest-html's environment table and results list move below slimbench's summary */
@@ -45,7 +47,9 @@ body > #results-table, body > .filters, body > .collapse, body > .controls { ord
 """
 
 TABLE_NOTES = {
-    "speed": "One row per variant and timed cell (runtime, device, batch, threads).",
+    "speed": "One row per variant and timed cell (runtime, device, batch, threads). Speed ratio: median of the "
+    "interleaved pairs [its distribution-free 95% interval], pairs timed; close: the interval reached within 5% of "
+    "the limit, or still straddled it at the cap, and the median decided.",
     "deployment": "Memory: one row per variant and cell, each measured in a fresh process.",
 }
 CELL_COLUMNS = {  # the per-cell (deployment) rows' columns shown in a table, after variant/runtime/device/batch/threads
@@ -153,6 +157,8 @@ def cell_table(summary: Mapping[str, Any], aspect: str, formats: Mapping[str, st
         label, names = _cell_label(r), set(flagged.get(r["variant"], ()))
         bad = {k for k in keys if f"{WIDE.get(k, k)}[{label}]" in names}
         flags.append(bad | ({"variant"} if bad else set()))
+    if aspect == "speed":
+        rows = [{**r, "speed_ratio": interval_text(r, formats.get("speed_ratio", "{:.3f}"))} for r in rows]
     doc = {"columns": cols, "rows": rows}
     return notes([TABLE_NOTES[aspect]]) + table(doc, formats, f"slimbench-{aspect}-cells", flags)
 

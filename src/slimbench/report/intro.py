@@ -37,7 +37,9 @@ def intro(s: SuiteSession, e: dict[str, Any]) -> list[str]:
         f"baseline: {e['baseline_file']}.",
         "Sizes in MB (1e6 bytes); GFLOPs = 2 x MACs for one image; latency is the forward benchmark's median "
         "(fused FP32 copy, torch.inference_mode); speed ratio = median of interleaved (variant / reference) "
-        "pairs, the figure the speed gate uses (< 1 is faster); speedup = 1 / speed ratio, measured where the "
+        "pairs [its 95% interval, from order statistics], the figure the speed gate decides on: pass when the whole "
+        "interval is under the limit, close when it straddles the limit after the most pairs or reaches within 5% of "
+        "it (< 1 is faster); speedup = 1 / speed ratio, measured where the "
         "speed ratio is. summary.json/csv also keep speedup_medians = reference median / variant median of two "
         "benchmarks run minutes apart (not paired, so drift between them weighs on it). "
         "Red cells broke a limit, the baseline or a stored timing.",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +21,7 @@ from slimbench.report.facts import Failure, RunFacts
 if TYPE_CHECKING:
     from slimbench.bench.figures import Check, VariantFigures
     from slimbench.bench.session import SuiteSession
+    from slimbench.measure.timing import SpeedRatio
 
 ACCURACY_COLUMNS = {  # key in the session's "accuracy" figures -> (label, unit)
     "map50": ("mAP50", "dataset"),
@@ -45,6 +46,42 @@ class Column:
 
     def as_dict(self) -> dict[str, str]:
         return {"key": self.key, "label": self.label, "unit": self.unit, "better": self.better}
+
+
+INTERVAL_COLUMNS = (  # key, label, unit, format: the paired ratio's interval and pair count, per cell
+    ("speed_ratio_ci_low", "speed ratio 95% low", "order statistics", "{:.3f}"),
+    ("speed_ratio_ci_high", "speed ratio 95% high", "order statistics", "{:.3f}"),
+    ("speed_pairs", "pairs", "interleaved", "{:d}"),
+    ("speed_decision", "speed gate", "pass, fail or close", "{}"),
+)
+
+
+def interval_figures(ratio: SpeedRatio | None) -> dict[str, Any]:
+    """A paired ratio's interval, pairs and gate decision under the row keys of :data:`INTERVAL_COLUMNS` (None
+    where no pair was timed, or where the ratio was not gated)."""
+    if ratio is None:
+        return {k: None for k, *_ in INTERVAL_COLUMNS}
+    iv = ratio.interval
+    return {
+        "speed_ratio_ci_low": iv.low,
+        "speed_ratio_ci_high": iv.high,
+        "speed_pairs": ratio.pairs,
+        "speed_decision": ratio.decision,
+    }
+
+
+def interval_text(row: Mapping[str, Any], fmt: str = "{:.3f}") -> Any:
+    """A paired speed ratio as the report shows it: ``"0.310 [0.290, 0.330], 13 pairs"`` (the median, its 95%
+    interval, the pairs timed), or ``"close: median 0.490, interval [0.470, 0.520], 61 pairs"`` where the gate found
+    it close; the row's bare ``speed_ratio`` where no pair was timed. ``row``: a deployment row or the same keys."""
+    ratio, pairs = row.get("speed_ratio"), row.get("speed_pairs")
+    low, high = row.get("speed_ratio_ci_low"), row.get("speed_ratio_ci_high")
+    if as_number(ratio) is None or pairs is None:
+        return ratio
+    shown = f"[{fmt.format(low)}, {fmt.format(high)}]" if low is not None and high is not None else "(no interval)"
+    if row.get("speed_decision") == "close":
+        return f"close: median {fmt.format(ratio)}, interval {shown}, {pairs} pairs"
+    return f"{fmt.format(ratio)} {shown}, {pairs} pairs"
 
 
 def timing_label(key: str) -> str:
@@ -77,9 +114,10 @@ def _col(key: str, label: str | None = None, unit: str | None = None, fmt: str |
 
 
 def columns(session: SuiteSession) -> list[Column]:
-    """The table's columns for this run: static, latency/FPS per timed cell, the speed ratio and its speedup per
-    paired cell, detections, accuracy when any variant has it, and the checks. The speedup from two benchmarks'
-    medians keeps its own plainly named column (``speedup_medians[...]``): it is not the paired figure."""
+    """The table's columns for this run: static, latency/FPS per timed cell, the speed ratio (with its 95% interval,
+    pairs and gate decision) and its speedup per paired cell, detections, accuracy when any variant has it, and the
+    checks. The speedup from two benchmarks' medians keeps its own plainly named column (``speedup_medians[...]``):
+    it is not the paired figure."""
     s = session.settings
     figs = session.figures.values()
     cols = [
@@ -110,6 +148,7 @@ def columns(session: SuiteSession) -> list[Column]:
     for key in ratio_keys:
         label = timing_label(key)
         cols.append(_col(f"speed_ratio[{label}]", f"speed ratio {label}"))
+        cols += [Column(f"{k}[{label}]", f"{lab} {label}", unit, "", fmt) for k, lab, unit, fmt in INTERVAL_COLUMNS]
         cols.append(_col(f"speedup[{label}]", f"speedup (paired) {label}"))
     cols += [
         _col("detections_per_image", "detections / image", f"conf {s.conf}", "{:.1f}"),  # a mean
@@ -188,6 +227,7 @@ def rows(session: SuiteSession, facts: RunFacts) -> list[dict[str, Any]]:
             row[f"speedup_medians[{label}]"] = t.get("speedup_from_medians")
         for key, r in f.speed_ratio.items():
             row[f"speed_ratio[{timing_label(key)}]"] = r.median
+            row.update({f"{k}[{timing_label(key)}]": v for k, v in interval_figures(r).items()})
             row[f"speedup[{timing_label(key)}]"] = paired_speedup(r.median)
         if v.is_reference:
             row.update({f"speedup[{timing_label(key)}]": 1.0 for key in paired})
@@ -224,6 +264,7 @@ DEPLOYMENT_COLUMNS = (
     Column("rounds", "rounds", "", "", "{:,}"),
     Column("fps", "FPS", "images/s", "higher", "{:.1f}"),
     Column("speed_ratio", "speed ratio", "paired median", "lower", "{:.3f}"),
+    *(Column(k, lab, unit, "", fmt) for k, lab, unit, fmt in INTERVAL_COLUMNS),
     Column("speedup", "speedup", "x, 1 / paired ratio", "higher", "{:.2f}"),
     Column("speedup_medians", "speedup from medians (not paired)", "x, two benchmarks' medians", "higher", "{:.2f}"),
     Column("peak_rss_mb", "peak RSS", "MB, fresh process", "lower", "{:.0f}"),
@@ -233,7 +274,8 @@ DEPLOYMENT_COLUMNS = (
     Column("onnx_size_mb", "model file", "MB (ONNX for ort)", "lower", "{:.2f}"),
 )
 """The deployment table: one row per variant x runtime x device x batch, runtimes side by side. ``speedup`` is the
-paired figure (undefined where no pair was timed); ``speedup_medians`` the reference median / variant median."""
+paired figure (undefined where no pair was timed), its ratio's 95% interval, pairs and gate decision beside it;
+``speedup_medians`` the reference median / variant median."""
 
 
 def deployment_rows(session: SuiteSession) -> list[dict[str, Any]]:
@@ -268,6 +310,7 @@ def deployment_rows(session: SuiteSession) -> list[dict[str, Any]]:
                     "rounds": t.get("rounds"),
                     "fps": t.get("fps"),
                     "speed_ratio": ratio,
+                    **interval_figures(r),
                     "speedup": speedup,
                     "speedup_medians": t.get("speedup_from_medians"),
                     "peak_rss_mb": m.get("peak_rss_mb"),

@@ -44,9 +44,12 @@ def summary_lines(session: SuiteSession) -> list[str]:
         lines += static_table(static)
     ratios = [(n, k, r) for n, f in figures.items() for k, r in f.speed_ratio.items()]
     if ratios:
-        lines.append(f"speed ratio vs {reference} (median of interleaved pairs; < 1 is faster)")
+        lines.append(f"speed ratio vs {reference} (median of interleaved pairs [95% interval]; < 1 is faster)")
         for name, key, r in ratios:
-            lines.append(f"{name:<16}{key:<18}{r.median:>7.3f}  ({r.speedup:.2f}x, {len(r.ratios)} pairs)")
+            iv = r.interval
+            within = iv.text("{:.3f}") if iv.defined else "(no interval)"
+            close = ", close" if r.decision == "close" else ""
+            lines.append(f"{name:<16}{key:<18}{r.median:>7.3f} {within}  ({r.speedup:.2f}x, {r.pairs} pairs{close})")
     agreements = [(n, k, a) for n, f in figures.items() for k, a in f.agreement.items()]
     if agreements:
         lines.append(f"detections vs {reference} (conf {settings.conf}, match IoU {settings.match_iou})")

@@ -11,10 +11,11 @@ from typing import TYPE_CHECKING, Any
 from slimbench.core.timing_key import RUNTIME_IDS
 from slimbench.core.undefined import is_undefined
 from slimbench.report.facts import RunFacts
-from slimbench.report.rows import as_number, other_failures
+from slimbench.report.rows import as_number, check_name, interval_text, other_failures, timing_label
 
 if TYPE_CHECKING:
     from slimbench.bench.session import SuiteSession
+    from slimbench.measure.timing import SpeedRatio
 
 
 def _times(value: float | None, word: str, why: str = "n/a (not measured)") -> str:
@@ -23,10 +24,13 @@ def _times(value: float | None, word: str, why: str = "n/a (not measured)") -> s
 
 @dataclass(frozen=True)
 class CellSpeedup:
-    """A candidate's speedup over the reference in one cell, and whether it is the paired (gated) figure."""
+    """A candidate's speedup over the reference in one cell, and whether it is the paired (gated) figure; a paired
+    one carries its ratio as the report shows it (``"0.31 [0.29, 0.33], 13 pairs"``, :func:`rows.interval_text`)."""
 
     value: float
     paired: bool
+    ratio_text: str | None = None
+    close: bool = False
 
     @property
     def source(self) -> str:
@@ -50,14 +54,18 @@ def cell_speedups(deployment: Iterable[Mapping[str, Any]], reference: str) -> di
         paired, medians = as_number(row.get("speedup")), as_number(row.get("speedup_medians"))
         value = paired if paired is not None else medians
         if name != reference and value is not None:
-            out.setdefault(cell_label(row), {})[name] = CellSpeedup(value, paired is not None)
+            text = interval_text(row, "{:.2f}") if paired is not None else None
+            close = row.get("speed_decision") == "close"
+            out.setdefault(cell_label(row), {})[name] = CellSpeedup(value, paired is not None, text, close)
     return out
 
 
 def _faster_text(label: str, speedup: CellSpeedup | None) -> str:
     if speedup is None:
         return _times(None, f"faster {label}")
-    how = "paired" if speedup.paired else "from medians, not paired"
+    how = "from medians, not paired"
+    if speedup.paired:
+        how = f"paired: {speedup.ratio_text}" if isinstance(speedup.ratio_text, str) else "paired"
     return f"{_times(speedup.value, f'faster {label}')} ({how})"
 
 
@@ -94,7 +102,9 @@ def verdicts(session: SuiteSession, facts: RunFacts, deployment: list[dict[str, 
         speed_text = ", ".join(_faster_text(label, s) for label, s in mine.items()) or "speed n/a (not timed)"
         map_text = f"mAP50-95 {change:+.4f} ({ref_m:.4f} -> {m:.4f})" if change is not None else f"mAP50-95 {why_map}"
         not_run = session.not_run(v.name)
-        gates = f"gates {n_passed} passed, {n_failed} failed" + not_run_text(not_run)
+        close = [check_name(c) for c in checks if c.passed and c.decision == "close"]
+        close_text = f" ({len(close)} close: {', '.join(close)})" if close else ""
+        gates = f"gates {n_passed} passed{close_text}, {n_failed} failed" + not_run_text(not_run)
         gates += f"; first failure: {first}" if first else ""
         unlimited = session.config.unlimited.get(v.name)
         gates += f"; {unlimited}" if unlimited else ""
@@ -104,15 +114,33 @@ def verdicts(session: SuiteSession, facts: RunFacts, deployment: list[dict[str, 
                 "smaller": smaller,
                 "faster": faster,
                 "faster_from": {label: s.source if s else None for label, s in mine.items()},
+                "speed_ratio": speed_ratios(f.speed_ratio),
                 "map50_95_change": change,
                 "gates_passed": n_passed,
                 "gates_failed": n_failed,
+                "gates_close": close,  # passed, but on a close speed-gate verdict (never a plain pass)
                 "gates_not_run": not_run,
                 "limits_not_applied": unlimited,
                 "first_failure": first,
                 "line": f"{v.name}: {size_text}; {speed_text}; {map_text}; {gates}",
             }
         )
+    return out
+
+
+def speed_ratios(ratios: Mapping[str, SpeedRatio]) -> dict[str, dict[str, Any]]:
+    """Timing label -> a candidate's paired ratio in the verdict: median, 95% interval, pairs, gate decision."""
+    out = {}
+    for key, r in ratios.items():
+        iv = r.interval
+        out[timing_label(key)] = {
+            "median": r.median,
+            "ci_low": iv.low,
+            "ci_high": iv.high,
+            "pairs": r.pairs,
+            "decision": r.decision,
+            "text": r.text(),
+        }
     return out
 
 
