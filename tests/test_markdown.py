@@ -341,3 +341,16 @@ def test_the_example_workflow_uses_these_options_and_files():
     assert files == {tool: str(path) for tool, path in dashboard.paths(board).items()}
     comment = next(s for s in steps if "sticky-pull-request-comment" in str(s.get("uses")))
     assert comment["with"]["path"] == re.search(r"--slimbench-markdown (\S+)", runs).group(1)
+
+
+def test_speed_cells_carry_their_interval_pairs_and_close_label():
+    """A paired ratio shows its 95% interval and the pairs it took; a close decision says so."""
+    from slimbench.report.markdown import speed_rows
+
+    doc = summary()
+    pruned = next(r for r in doc["deployment"] if r["variant"] == "pruned")
+    pruned.update(speed_ratio_ci_low=0.85, speed_ratio_ci_high=0.97, speed_pairs=17, speed_decision="close")
+    cell = next(row for row in speed_rows(doc) if row[0] == "pruned")[5]
+    assert cell == "0.912 [0.850, 0.970], 17 pairs (close)", cell
+    pruned.update(speed_ratio_ci_low=None, speed_decision="pass")  # an interval needs 6 pairs: none shown then
+    assert next(row for row in speed_rows(doc) if row[0] == "pruned")[5] == "0.912"

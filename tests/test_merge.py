@@ -177,7 +177,7 @@ def test_testbed_and_cell_rules():
 
 
 def test_the_fleet_workflow_uploads_each_runners_reports_and_merges_them():
-    """.github/workflows/fleet.yml: a runner matrix uploading reports/, then a job that downloads and merges them with
+    """.ci/github-fleet.example.yml: a runner matrix uploading reports/, then a job that downloads and merges them with
     a command this slimbench parses."""
     import shlex
 
@@ -185,7 +185,7 @@ def test_the_fleet_workflow_uploads_each_runners_reports_and_merges_them():
 
     from slimbench.cli import build_parser
 
-    flow = yaml.safe_load((Path(__file__).resolve().parents[1] / ".github/workflows/fleet.yml").read_text())
+    flow = yaml.safe_load((Path(__file__).resolve().parents[1] / ".ci/github-fleet.example.yml").read_text())
     bench, final = flow["jobs"]["bench"], flow["jobs"]["merge"]
     assert len(bench["strategy"]["matrix"]["runner"]) >= 2 and bench["strategy"]["fail-fast"] is False
     uses = {step.get("uses", "").split("@")[0]: step for step in bench["steps"]}

@@ -206,6 +206,11 @@ def speed_rows(summary: Mapping[str, Any]) -> list[list[str]]:
             continue
         if ratio is not None:
             ratio_text, speedup = f"{ratio:.3f}", figure(r.get("speedup"), "{:.2f}x")
+            low, high = as_number(r.get("speed_ratio_ci_low")), as_number(r.get("speed_ratio_ci_high"))
+            if low is not None and high is not None:  # the 95% interval of the median and the pairs it took
+                ratio_text += f" [{low:.3f}, {high:.3f}], {r.get('speed_pairs')} pairs"
+            if r.get("speed_decision") == "close":
+                ratio_text += " (close)"
         elif medians is not None:
             ratio_text, speedup = "n/a (not paired)", f"{medians:.2f}x (from medians, not paired)"
         else:
@@ -232,7 +237,7 @@ SPEED_HEAD = (
     "device",
     "batch",
     "threads",
-    "speed ratio (paired median)",
+    "speed ratio (paired median [95% interval], pairs)",
     "speedup",
     "limit",
     "latency ms: variant / reference",
