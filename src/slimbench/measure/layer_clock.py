@@ -9,7 +9,6 @@ between layers (ultralytics' ``_predict_once`` gathering inputs and saving outpu
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -80,19 +79,14 @@ def torch_profile(
     callable of :func:`slimbench.measure.timing.forward_fn`): (seconds per row key per call, the hooked calls' wall
     times, the plain calls' wall times). Warm ``net`` up first."""
     from slimbench.measure.timing import forward_fn
+    from slimbench.runtimes.profiling import timed_call
 
     clock = LayerClock(net, device)
     run = forward_fn(net, x, device)  # inference mode, synchronised on CUDA
     per_call, wall, beside = [], [], []
     for _ in range(calls):
         with clock:
-            wall.append(_timed(run))
+            wall.append(timed_call(run))
         per_call.append(clock.take())
-        beside.append(_timed(run))
+        beside.append(timed_call(run))
     return per_call, wall, beside
-
-
-def _timed(fn: Callable[[], Any]) -> float:
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0

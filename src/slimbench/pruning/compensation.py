@@ -20,7 +20,6 @@ from typing import Any
 import torch
 import torch_pruning as tp
 from torch import nn
-from ultralytics.nn.modules.conv import Conv
 
 
 def zero_scales(dg: tp.DependencyGraph, plan: list[tuple[nn.Module, Any, list[int]]]) -> int:
@@ -58,10 +57,6 @@ def capture_constants(
     return consts
 
 
-def _bn_after(model: nn.Module) -> dict[nn.Conv2d, nn.BatchNorm2d]:
-    return {m.conv: m.bn for m in model.modules() if isinstance(m, Conv) and isinstance(m.bn, nn.BatchNorm2d)}
-
-
 @torch.no_grad()
 def fold_constant_inputs(
     conv: nn.Conv2d, idxs: list[int], values: torch.Tensor, bn: nn.BatchNorm2d | None
@@ -89,7 +84,9 @@ def compensate_group(model: nn.Module, group: Any, consts: dict[nn.Conv2d, torch
     ``consts`` (from :func:`capture_constants`) is kept in step with the pruning: the removed positions are dropped.
     Returns the number of consumer in-channels compensated.
     """
-    bn_of = _bn_after(model)
+    from slimbench.pruning.groups import bn_after
+
+    bn_of = bn_after(model)
     per_conv: dict[nn.Conv2d, set[int]] = {}
     for dep, idxs in group:  # one conv may appear more than once (a concat that repeats a channel group)
         if dep.handler == tp.prune_conv_in_channels:

@@ -16,6 +16,7 @@ import torch
 import torch_pruning as tp
 from torch import nn
 from ultralytics.nn.modules.block import Attention
+from ultralytics.nn.modules.conv import Conv
 
 from slimbench.pruning.c2f import C2fSplit, split_c2f
 from slimbench.pruning.kept import head_output_layers
@@ -49,6 +50,23 @@ def prunable_groups(dg: tp.DependencyGraph, model: nn.Module) -> list[tp.Group]:
     return list(dg.get_all_groups(ignored_layers=never_pruned(model), root_module_types=[nn.Conv2d]))
 
 
+def bn_after(model: nn.Module) -> dict[nn.Conv2d, nn.BatchNorm2d]:
+    """Each ultralytics Conv's conv -> the BN right after it (a bare Conv2d, e.g. a head output, has none)."""
+    return {m.conv: m.bn for m in model.modules() if isinstance(m, Conv) and isinstance(m.bn, nn.BatchNorm2d)}
+
+
+def group_scores(group: tp.Group) -> torch.Tensor | None:
+    """Per group channel: the max over the group's BN layers of |gamma| / that layer's max |gamma| (None: no BN).
+    One live copy still carries signal, so a channel is only as unimportant as its most important copy."""
+    scores = None
+    for bn, idxs in group_batchnorms(group):
+        g = bn.weight.detach().float().abs()
+        rel = g / g.max().clamp_min(1e-12)
+        s = rel[torch.as_tensor(idxs, dtype=torch.long, device=rel.device)]
+        scores = s if scores is None else torch.maximum(scores, s)
+    return scores
+
+
 def group_batchnorms(group: tp.Group) -> list[tuple[nn.BatchNorm2d, list[int]]]:
     """The group's BatchNorm layers with their channel indices, aligned with the root's channels."""
     return [(dep.target.module, list(idxs)) for dep, idxs in group if dep.handler == tp.prune_batchnorm_out_channels]
@@ -77,13 +95,14 @@ def coupled_units(model: nn.Module, imgsz: int = 64) -> list[Unit]:
     with torch.enable_grad():  # the trainer may call this under no_grad; the tracer needs autograd
         dg = build_graph(split, torch.zeros(1, 3, imgsz, imgsz, device=next(split.parameters()).device))
     origins = split_origins(split)
+    bn_of = bn_after(split)
     live = dict(model.named_modules())
     units: list[Unit] = []
     for group in prunable_groups(dg, split):
         bns = group_batchnorms(group)
         if not bns:
             continue
-        root_bn = bn_of(split, group[0].dep.target.module)
+        root_bn = bn_of.get(group[0].dep.target.module)
         bns.sort(key=lambda b: b[0] is not root_bn)  # stable: the root's BN first
         unit: Unit = []
         for bn, idxs in bns:
@@ -91,11 +110,3 @@ def coupled_units(model: nn.Module, imgsz: int = 64) -> list[Unit]:
             unit.append((live[name], torch.as_tensor(idxs, dtype=torch.long) + offset))
         units.append(unit)
     return units
-
-
-def bn_of(model: nn.Module, conv: nn.Module) -> nn.Module | None:
-    """The BN right after ``conv`` in an ultralytics Conv (None for a bare Conv2d)."""
-    for m in model.modules():
-        if getattr(m, "conv", None) is conv and isinstance(getattr(m, "bn", None), nn.BatchNorm2d):
-            return m.bn
-    return None

@@ -27,7 +27,7 @@ from slimbench.core.errors import SlimbenchError
 from slimbench.pruning import latency_measure
 from slimbench.pruning.c2f import C2fSplit
 from slimbench.pruning.deadline import DeadlineExceeded
-from slimbench.pruning.groups import bn_of, build_graph, group_batchnorms, prunable_groups, split_origins
+from slimbench.pruning.groups import bn_after, build_graph, group_scores, prunable_groups, split_origins
 from slimbench.pruning.kept import kept_unpruned
 from slimbench.pruning.latency_plan import Plan, PlanUnit, next_plan_target, plan_widths
 from slimbench.pruning.latency_table import ConvModel, ConvShape, LatencyTable, table_path
@@ -69,15 +69,6 @@ class Analysis:
     convs: list[_Conv]
 
 
-def _scores(group: Any) -> torch.Tensor:
-    scores = None
-    for bn, idxs in group_batchnorms(group):
-        g = bn.weight.detach().float().abs()
-        s = (g / g.max().clamp_min(1e-12))[torch.as_tensor(idxs, dtype=torch.long)]
-        scores = s if scores is None else torch.maximum(scores, s)
-    return scores if scores is not None else torch.ones(len(group[0].idxs))
-
-
 def analyse(model: nn.Module, example: torch.Tensor, step: int, max_layer_ratio: float) -> tuple[Any, Analysis]:
     """Units and conv reach of a *split* model (the graph is returned too, to prune with)."""
     dg = build_graph(model, example)
@@ -87,14 +78,16 @@ def analyse(model: nn.Module, example: torch.Tensor, step: int, max_layer_ratio:
         if isinstance(m, C2fSplit):
             tie_of[m.cv0.conv] = tie_of[m.cv1.conv] = n
     by_unit: dict[str, list[tuple[Any, _Member]]] = {}
-    origins = split_origins(model)
+    origins, bn_of = split_origins(model), bn_after(model)
     for group in prunable_groups(dg, model):
         outs = [d.target.module for d, _ in group if dg.is_out_channel_pruning_fn(d.handler)]
         tie = next((tie_of[m] for m in outs if m in tie_of), None)
         root = group[0].dep.target.module
         unit = f"{tie}.cv1" if tie else names[root].removesuffix(".conv")
-        root_bn = bn_of(model, root)
-        member = _Member(root, group[0].dep.handler, _scores(group), origins[root_bn][0] if root_bn else "")
+        root_bn = bn_of.get(root)
+        scores = group_scores(group)
+        scores = scores if scores is not None else torch.ones(len(group[0].idxs))  # no BN: all alike
+        member = _Member(root, group[0].dep.handler, scores, origins[root_bn][0] if root_bn else "")
         by_unit.setdefault(unit, []).append((group, member))
     units, members = [], {}
     reach: dict[nn.Module, dict[str, dict[str, float]]] = {}
@@ -285,9 +278,8 @@ def _pruned_copy(yolo: Any, plan: Plan, s: LatencySettings) -> Any:
             keep = plan.widths.get(unit.name, unit.width)
             for m in an.members[unit.name]:
                 n = unit.width - keep
-                if n > 0:
-                    root_idxs = torch.as_tensor(list(range(unit.width)))
-                    drop = root_idxs[torch.argsort(m.scores)[:n]].tolist()
+                if n > 0:  # the root's channels are 0..width-1: the n lowest scores are the ones to drop
+                    drop = torch.argsort(m.scores)[:n].tolist()
                     dg.get_pruning_group(m.root, m.handler, drop).prune()
     return candidate
 

@@ -23,12 +23,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch_pruning as tp
 from torch import nn
 
 from slimbench.pruning.compensation import capture_constants, compensate_group, zero_scales
 from slimbench.pruning.deadline import run_with_deadline
-from slimbench.pruning.groups import build_graph, group_batchnorms, prunable_groups
+from slimbench.pruning.groups import build_graph, group_scores, prunable_groups
 from slimbench.pruning.kept import kept_unpruned
 from slimbench.pruning.structural import DEFAULT_DEADLINE_S, PruneResult, split_prune_fold, trace_outputs
 from slimbench.pruning.support import check_prunable
@@ -43,17 +42,6 @@ class ThresholdResult(PruneResult):
     removed: int = 0  # group channels removed (below, minus those the cap and round_to kept)
     group_channels: int = 0  # all channels of the prunable groups
     compensated: bool = False
-
-
-def _group_scores(group: tp.dependency.Group) -> torch.Tensor | None:
-    """Per group channel: the max over the group's BN layers of |gamma| / that layer's max |gamma|."""
-    scores = None
-    for bn, idxs in group_batchnorms(group):
-        g = bn.weight.detach().float().abs()
-        rel = g / g.max().clamp_min(1e-12)
-        s = rel[torch.as_tensor(idxs, dtype=torch.long, device=rel.device)]
-        scores = s if scores is None else torch.maximum(scores, s)
-    return scores
 
 
 def _n_removable(n_below: int, width: int, max_layer_ratio: float, round_to: int | None) -> int:
@@ -124,7 +112,7 @@ def _prune_below(
 ) -> None:
     """The rule on the split model: score every group, plan the removals, compensate, prune."""
     dg = build_graph(model, example)
-    groups = [(g, s) for g in prunable_groups(dg, model) if (s := _group_scores(g)) is not None]
+    groups = [(g, s) for g in prunable_groups(dg, model) if (s := group_scores(g)) is not None]
     if target_ratio is not None:
         all_scores = torch.cat([s for _, s in groups])
         k = max(1, int(round(target_ratio * all_scores.numel())))

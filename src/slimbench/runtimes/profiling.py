@@ -46,7 +46,8 @@ class Profiled:
     beside_s: list[float] = field(default_factory=list)
 
 
-def _timed(fn: Any) -> float:
+def timed_call(fn: Callable[[], Any]) -> float:
+    """Wall seconds of one call of ``fn``."""
     t0 = time.perf_counter()
     fn()
     return time.perf_counter() - t0
@@ -86,9 +87,9 @@ def _alternate(profiled: Callable[[], Any], beside: Callable[[], Any] | None, ca
     """Wall times of ``calls`` profiled calls, each followed by one of ``beside`` (when given)."""
     wall, other = [], []
     for _ in range(calls):
-        wall.append(_timed(profiled))
+        wall.append(timed_call(profiled))
         if beside is not None:
-            other.append(_timed(beside))
+            other.append(timed_call(beside))
     return wall, other
 
 
