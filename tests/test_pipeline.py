@@ -97,10 +97,10 @@ def test_layer_targets_sparsify_their_module_harder_in_training(trained: Path, t
     assert below <= 0.55 * sum(bn.num_features for bn in rest), below  # the rest at most half (and its rounding)
 
 
-def test_plan_heavy_target_and_recovery_reach_the_trainer(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """make-fixtures' sparsity stage hands ``sparsity_heavy_target`` to the recipe for the layers that
-    latency_layers finds in the model it starts from, then trains the recovery epochs from the ramped run's last
-    checkpoint with the same targets held from step one, at the recovery lr (no training: ``train`` records)."""
+def test_latency_shares_and_recovery_reach_the_trainer(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """make-fixtures' sparsity stage hands the latency plan's shares to the recipe (their mean for any unit they
+    leave out), then trains the recovery epochs from the ramped run's last checkpoint with the same targets held
+    from step one, at the recovery lr (no training: ``train`` records)."""
     from dataclasses import replace
 
     from ultralytics.nn.tasks import DetectionModel
@@ -120,11 +120,10 @@ def test_plan_heavy_target_and_recovery_reach_the_trainer(monkeypatch: pytest.Mo
 
     monkeypatch.setattr(training, "train", record)
     plan = replace(pipeline.FixturePlan(), epochs_sparsity=3, epochs_recovery=2)
-    outcome = pipeline._sparsify(start, tmp_path / "data.yaml", plan, {"batch": 8}, log=lambda _: None)
+    shares = (("model.23.cv2.0.0", 0.875), ("model.2", 0.5), ("model.9.cv1", 0.25))
+    outcome = pipeline._sparsify(start, tmp_path / "data.yaml", plan, {"batch": 8}, lambda _: None, shares)
     (first, ramp), (second, recovery) = calls
-    targets = dict(ramp["recipe"].layer_targets)
-    assert targets["model.23"] == 0.75 and targets["model.9.cv1"] == 0.75 and targets["model.16"] == 0.75
-    assert "model.22" not in targets and ramp["recipe"].target == plan.sparsity_target
+    assert ramp["recipe"].layer_targets == shares and ramp["recipe"].target == pytest.approx(0.5416666)
     assert first == start and ramp["lr0"] == plan.sparsity_lr and ramp["epochs"] == 3 and "lrf" not in ramp
     assert second == tmp_path / "sparsity.pt" and recovery["epochs"] == 2
     assert recovery["recipe"] == replace(ramp["recipe"], ramp=0.0)
@@ -132,8 +131,72 @@ def test_plan_heavy_target_and_recovery_reach_the_trainer(monkeypatch: pytest.Mo
     assert outcome.last == tmp_path / "recovery.pt" and [h["epoch"] for h in outcome.history] == [1, 2, 3, 4, 5]
 
     calls.clear()
-    pipeline._sparsify(start, tmp_path / "data.yaml", replace(plan, sparsity_heavy_target=0.0, epochs_recovery=0), {})
+    pipeline._sparsify(start, tmp_path / "data.yaml", replace(plan, epochs_recovery=0), {})
     assert len(calls) == 1 and calls[0][1]["recipe"].layer_targets == ()
+    assert calls[0][1]["recipe"].target == plan.sparsity_target
+
+
+def test_latency_plan_gives_the_sparsity_shares(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The plan's kept widths become each group's share, named by its root layer, and the manifest record
+    carries the rounds and the plan; no plan for a quick build or without per-layer targets (no timing here: the
+    measured pruning is replaced by a fixed result)."""
+    from dataclasses import replace
+
+    from ultralytics.nn.tasks import DetectionModel
+
+    from slimbench.model.checkpoint import save_detector
+    from slimbench.pruning import latency_target, pipeline
+    from slimbench.pruning.latency_sparsity import latency_plan_shares
+
+    start = save_detector(DetectionModel("yolov8n.yaml", nc=3, verbose=False), tmp_path / "o.pt")
+    seen: dict = {}
+
+    def fixed(yolo, target, settings, cache_dir, workdir, log=print):
+        seen.update(target=target, settings=settings, cache=cache_dir)
+        result = latency_target.LatencyResult(0.0, True, 8, target=target, runtime=settings.runtime)
+        result.plan = {"model.2": (32, 8), "model.22.cv2.0.0": (64, 64)}
+        result.member_bns = {
+            "model.2": ["model.2.cv1.bn", "model.4.cv1.bn"],
+            "model.22.cv2.0.0": ["model.22.cv2.0.0.bn"],
+        }
+        result.rounds, result.chosen = [{"planned_for": target, "predicted": target, "measured": 0.44}], 0
+        result.params_before, result.params_after = 100, 20
+        return yolo, result
+
+    monkeypatch.setattr(latency_target, "prune_to_latency", fixed)
+    shares, record = latency_plan_shares(start, 0.43, "torch", 2, 8, cache_dir=tmp_path / "cache", log=lambda _: None)
+    assert dict(shares) == {"model.2.cv1": 0.75, "model.4.cv1": 0.75, "model.22.cv2.0.0": 0.0}
+    assert seen["target"] == 0.43 and seen["settings"].runtime == "torch" and seen["settings"].threads == 2
+    assert seen["settings"].imgsz == 640 and seen["settings"].batch == 1 and seen["cache"] == tmp_path / "cache"
+    assert record["measured"] == 0.44 and record["params_ratio"] == 0.2 and record["plan"]["model.2"] == [32, 8]
+
+    plan = pipeline.FixturePlan()
+    assert plan.sparsity_target_latency is not None and plan.latency_runtime == "onnxruntime"
+    assert pipeline._latency_shares(start, pipeline.FixturePlan.quick(), print) == ((), None)
+    assert pipeline._latency_shares(start, replace(plan, sparsity_per_layer=False), print) == ((), None)
+    assert pipeline._latency_shares(start, replace(plan, sparsity_method="subgradient"), print) == ((), None)
+
+
+def test_a_reused_original_keeps_the_curve_recorded_beside_it(tmp_path: Path) -> None:
+    """--original RUN/weights/best.pt of an earlier (interrupted) build: the curve in RUN/convergence.json is
+    judged by the plan's rule; a checkpoint with no curve beside it is recorded as trained outside the build."""
+    import json
+
+    from slimbench.pruning.pipeline import FixturePlan
+    from slimbench.pruning.reference_stage import reused_convergence
+
+    run = tmp_path / "runs" / "original"
+    (run / "weights").mkdir(parents=True)
+    best = run / "weights" / "best.pt"
+    best.write_bytes(b"not read")
+    curve = [0.5, 0.7] + [0.8] * 11
+    (run / "convergence.json").write_text(json.dumps(curve))
+    record = reused_convergence(tmp_path / "out", best, FixturePlan(), best)
+    assert record["reused"] and record["converged"] and record["stopping_epoch"] == 13
+    assert record["curve_map50_95"] == curve and record["best_map50_95"] == 0.8
+    bare = tmp_path / "elsewhere.pt"
+    bare.write_bytes(b"x")
+    assert reused_convergence(tmp_path / "out", bare, FixturePlan(), bare)["rule"].startswith("unknown")
 
 
 @pytest.mark.slow

@@ -161,12 +161,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--round-to", type=_positive_int, default=8, help="with --per-layer: each layer keeps a multiple of this"
     )
     p.add_argument(
-        "--heavy-target",
-        type=_fraction,
-        help="with --per-layer: this share instead of --target for the layers that cost the CPU latency (stride <= 8, "
-        "the Detect head, SPPF's cv1; the bundled build uses 0.75)",
-    )
-    p.add_argument(
         "--layer-target",
         type=_layer_target,
         action="append",
@@ -177,7 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--target-latency",
         type=_fraction,
         help="with --per-layer: each layer's share from the plan that prunes this model to this x its forward "
-        "latency on --runtime (measured as prune --target-latency does), instead of --target/--heavy-target",
+        "latency on --runtime (measured as prune --target-latency does), instead of --target",
     )
     p.add_argument(
         "--runtime",

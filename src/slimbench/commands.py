@@ -133,8 +133,6 @@ def _latency_shares(a: argparse.Namespace, yolo: Any) -> tuple[tuple[str, float]
     from slimbench.pruning.latency_target import LatencySettings, prune_to_latency
     from slimbench.runtimes.registry import missing_reason
 
-    if a.heavy_target:
-        raise SlimbenchError("--heavy-target: not with --target-latency (the latency plan sets every layer's share)")
     why = missing_reason(a.runtime)
     if why:
         raise SlimbenchError(f"--runtime {a.runtime}: {why}")
@@ -151,9 +149,8 @@ def _latency_shares(a: argparse.Namespace, yolo: Any) -> tuple[tuple[str, float]
 
 
 def _layer_targets(a: argparse.Namespace, model: Any, yolo: Any = None) -> tuple[tuple[str, float], ...]:
-    """--target-latency's or --heavy-target's layers, then each --layer-target (a later one wins); a name that
-    holds no BatchNorm of the model is refused in one line rather than targeting nothing."""
-    from slimbench.pruning.latency_layers import heavy_layer_targets
+    """--target-latency's layers, then each --layer-target (a later one wins); a name that holds no BatchNorm of
+    the model is refused in one line rather than targeting nothing."""
     from slimbench.pruning.sparsity import unmatched_layer_targets
 
     if getattr(a, "target_latency", None) is not None:
@@ -161,9 +158,9 @@ def _layer_targets(a: argparse.Namespace, model: Any, yolo: Any = None) -> tuple
             raise SlimbenchError("--target-latency: needs --per-layer (the plan gives each layer its share)")
         planned = _latency_shares(a, yolo)
         return tuple(dict([*planned, *(a.layer_target or [])]).items())
-    pairs = [*(heavy_layer_targets(model, a.heavy_target) if a.heavy_target else ()), *(a.layer_target or [])]
+    pairs = list(a.layer_target or [])
     if pairs and not (a.per_layer and a.target > 0):
-        raise SlimbenchError("--layer-target/--heavy-target: need --per-layer and --target > 0")
+        raise SlimbenchError("--layer-target: needs --per-layer and --target > 0")
     missing = unmatched_layer_targets(model, [name for name, _ in a.layer_target or []])
     if missing:
         raise SlimbenchError(f"--layer-target {missing[0]}: no BatchNorm under that module name in {a.model}")
@@ -198,10 +195,8 @@ def cmd_sparsify(a: argparse.Namespace) -> int:
         # the last epoch, not ultralytics' "best" (the least sparse one, by fitness)
         lrf = {} if a.lrf is None else {"lrf": a.lrf}
         out = _run_training(a, str(a.model), "sparsity", use_last=True, recipe=recipe, lr0=a.lr0, **lrf)
-    elif a.layer_target or a.heavy_target or a.target_latency is not None:
-        raise SlimbenchError(
-            "--layer-target/--heavy-target/--target-latency: only with --method prox (the subgradient has no shares)"
-        )
+    elif a.layer_target or a.target_latency is not None:
+        raise SlimbenchError("--layer-target/--target-latency: only with --method prox (the subgradient has no shares)")
     elif a.lrf is not None:
         raise SlimbenchError("--lrf: only with --method prox (the subgradient keeps ultralytics' schedule)")
     else:

@@ -60,10 +60,11 @@ class FixturePlan:
     sparsity_taylor: bool = True  # "prox" only: rank channels by |gamma * dL/dgamma| instead of |gamma|
     sparsity_target: float = 0.7  # "prox" only: > 0 pushes only the lowest-ranked share of channels, rising to this
     sparsity_per_layer: bool = True  # "prox" with a target: that share of each layer (kept widths: round_to)
-    # "prox" per layer: this share instead for the layers that cost the CPU latency (stride <= 8, the Detect head,
-    # SPPF's cv1: slimbench.pruning.latency_layers); 0: the same share everywhere. 60% everywhere left the bundled
-    # pruned model at 0.37-0.45 of the original's CPU latency; 75% here, 70% elsewhere: 0.27-0.32 (README)
-    sparsity_heavy_target: float = 0.75
+    # "prox" per layer: each layer's share comes from the plan that prunes the original to this latency ratio on
+    # latency_runtime (batch 1, 640 px, this machine's cores; slimbench.pruning.latency_sparsity), measured and
+    # corrected as ``prune --target-latency`` does; None: sparsity_target in every layer
+    sparsity_target_latency: float | None = 0.43
+    latency_runtime: str = "onnxruntime"
     ratio: float = 0.4
     global_pruning: bool = False
     prune_threshold: float | None = 0.01  # set: Network Slimming's threshold rule (fraction of the layer's max)
@@ -100,7 +101,7 @@ class FixturePlan:
             sparsity_taylor=False,
             sparsity_target=0.0,
             sparsity_per_layer=False,
-            sparsity_heavy_target=0.0,
+            sparsity_target_latency=None,
             prune_threshold=None,
             prune_target_ratio=0.6,
             close_mosaic=0,
@@ -145,34 +146,39 @@ def write_sample_images(folder: Path, plan: FixturePlan) -> list[Path]:
     return paths
 
 
-def _prox_recipe(start: Path, plan: FixturePlan) -> SparsityRecipe:
-    """The plan's proximal recipe, with the heavy layers' share resolved on the start model's own layer names."""
-    from slimbench.pruning.latency_layers import heavy_layer_targets
+def _prox_recipe(plan: FixturePlan, layer_targets: tuple[tuple[str, float], ...] = ()) -> SparsityRecipe:
+    """The plan's proximal recipe; ``layer_targets`` (the latency plan's shares) replace ``sparsity_target`` in the
+    layers they name, and their mean is the share of any unit they leave out."""
     from slimbench.pruning.sparsity import SparsityRecipe
 
-    heavy = (
-        heavy_layer_targets(load_detector(start).model, plan.sparsity_heavy_target)
-        if plan.sparsity_heavy_target > 0
-        else ()
-    )
+    target = plan.sparsity_target
+    if layer_targets:
+        target = sum(v for _, v in layer_targets) / len(layer_targets)
     return SparsityRecipe(
         lam=plan.sparsity,
         ramp=plan.sparsity_ramp,
         taylor=plan.sparsity_taylor,
-        target=plan.sparsity_target,
+        target=target,
         per_layer=plan.sparsity_per_layer,
         round_to=plan.round_to or 1,
-        layer_targets=heavy,
+        layer_targets=layer_targets,
     )
 
 
-def _sparsify(start: Path, data: Path, plan: FixturePlan, common: dict[str, Any], log: Any = print) -> Any:
+def _sparsify(
+    start: Path,
+    data: Path,
+    plan: FixturePlan,
+    common: dict[str, Any],
+    log: Any = print,
+    layer_targets: tuple[tuple[str, float], ...] = (),
+) -> Any:
     """The sparsity stage: the proximal recipe (``plan.sparsity_method == "prox"``), then its recovery epochs, or
     the L1 subgradient. Returns the training outcome whose ``last`` is the sparse model (prox)."""
     from slimbench.pruning.training import train
 
     if plan.sparsity_method == "prox":
-        recipe = _prox_recipe(start, plan)
+        recipe = _prox_recipe(plan, layer_targets)
         batch = plan.sparsity_batch or plan.batch
         kw = {**common, "batch": batch}
         ramped = train(
@@ -250,12 +256,26 @@ def sparse_stage_record(
     }
 
 
+def _latency_shares(
+    start: Path, plan: FixturePlan, log: Any
+) -> tuple[tuple[tuple[str, float], ...], dict[str, Any] | None]:
+    """The sparsity shares of the latency plan, when the plan asks for one (prox, per layer), and its record."""
+    if plan.sparsity_target_latency is None or plan.sparsity_method != "prox" or not plan.sparsity_per_layer:
+        return (), None
+    from slimbench.pruning.latency_sparsity import latency_plan_shares
+
+    return latency_plan_shares(
+        start, plan.sparsity_target_latency, plan.latency_runtime, available_cpus(), plan.round_to or 1, log=log
+    )
+
+
 @dataclass(frozen=True)
 class _Reused:
     """A trained original given to make_fixtures, in the shape of a training run's outputs."""
 
     best: Path
     last: Path
+    source: Path
 
 
 def _reused_original(original: str | Path | None, workdir: Path) -> _Reused | None:
@@ -269,7 +289,7 @@ def _reused_original(original: str | Path | None, workdir: Path) -> _Reused | No
     dst = workdir / "original_given.pt"
     shutil.copyfile(src, dst)
     load_detector(dst)  # one clear line now if it is not a detector checkpoint, not after the dataset is built
-    return _Reused(best=dst, last=dst)
+    return _Reused(best=dst, last=dst, source=src)
 
 
 def make_fixtures(
@@ -326,11 +346,14 @@ def make_fixtures(
         original, convergence = train_original(data, plan, common)
         t = stage("train original", t)
     else:
-        original, convergence = reused, reused_convergence(out, reused.best)
+        original, convergence = reused, reused_convergence(out, reused.best, plan, reused.source)
     control = control_run(original.best, data, plan, common, workdir, device) if plan.control else None
     if control is not None:
         t = stage("control", t)
-    sparse = _sparsify(original.best, data, plan, common, log)
+    shares, latency_plan = _latency_shares(original.best, plan, log)
+    if latency_plan is not None:
+        t = stage("latency plan", t)
+    sparse = _sparsify(original.best, data, plan, common, log, shares)
     sparse_ckpt = sparse.last if plan.sparsity_method == "prox" and sparse.last else sparse.best
     g_before = bn_gammas(load_detector(original.best).model)
     g_after = bn_gammas(load_detector(sparse_ckpt).model)
@@ -408,6 +431,7 @@ def make_fixtures(
             "map50_95_before_finetune": variants["pruned"]["map50_95"],
         },
         "sparse": sparse_record,
+        **({"latency_plan": latency_plan} if latency_plan is not None else {}),
         "original_training": convergence,
         **({"control": control} if control is not None else {}),
         "variants": variants,

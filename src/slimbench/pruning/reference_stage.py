@@ -47,13 +47,21 @@ def train_original(data: Path, plan: Any, common: dict[str, Any]) -> tuple[Any, 
     return outcome, convergence_record(rule, curve)
 
 
-def reused_convergence(out: Path, given: Path) -> dict[str, Any]:
-    """A reused original's convergence record: the one in ``out``'s manifest when it records the same file."""
+def reused_convergence(out: Path, given: Path, plan: Any = None, source: Path | None = None) -> dict[str, Any]:
+    """A reused original's convergence record: the one in ``out``'s manifest when it records the same file, else
+    the curve a make-fixtures run wrote beside it (``RUN/weights/best.pt`` -> ``RUN/convergence.json``), judged
+    by ``plan``'s rule."""
+    from slimbench.pruning.convergence import ConvergenceRule, convergence_record, saved_curve
+
     old = out / "manifest.json"
     manifest = json.loads(old.read_text()) if old.is_file() else {}
     same = manifest.get("variants", {}).get("original", {}).get("sha256") == sha256_of(given)
     if same and "original_training" in manifest:
         return {**manifest["original_training"], "reused": True}
+    curve = saved_curve(source.parent.parent) if source is not None else []
+    if curve and plan is not None and plan.converge_patience > 0:
+        rule = ConvergenceRule(plan.converge_patience, plan.converge_min_delta, plan.epochs_original)
+        return {**convergence_record(rule, curve), "reused": True, "reused_from": str(source)}
     return {"reused": True, "rule": "unknown: trained outside this build (no curve recorded)"}
 
 

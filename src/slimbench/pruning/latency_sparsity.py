@@ -1,0 +1,48 @@
+"""make-fixtures' sparsity shares from the latency plan: each layer loses the share that the plan for a measured
+latency target on a runtime removes from it (slimbench.pruning.latency_target), instead of hand-picked layers.
+
+The plan is made on the original the sparsity stage starts from, measured and corrected on this machine as
+``prune --target-latency`` does; only its per-layer shares are used, so the threshold rule after sparsity removes
+the channels the plan chose (and any others that sparsity drove to zero).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from slimbench.model.checkpoint import load_detector
+
+DEFAULT_CACHE = Path.home() / ".cache" / "slimbench" / "latency"
+
+
+def latency_plan_shares(
+    start: Path,
+    target: float,
+    runtime: str,
+    threads: int,
+    step: int,
+    cache_dir: Path = DEFAULT_CACHE,
+    log: Any = print,
+) -> tuple[tuple[tuple[str, float], ...], dict[str, Any]]:
+    """(layer name, share) pairs for the sparsity recipe, and the plan's record for the manifest."""
+    from slimbench.pruning.latency_target import LatencySettings, prune_to_latency
+
+    settings = LatencySettings(runtime=runtime, threads=threads, batch=1, imgsz=640, step=step)
+    with tempfile.TemporaryDirectory(prefix="slimbench-latency-") as work:
+        _, result = prune_to_latency(load_detector(start), target, settings, cache_dir, Path(work), log=log)
+    shares = result.sparsity_shares()
+    record = {
+        "runtime": runtime,
+        "target": target,
+        "threads": threads,
+        "batch": 1,
+        "imgsz": 640,
+        "rounds": [{k: round(v, 4) for k, v in r.items()} for r in result.rounds],
+        "measured": round(result.measured, 4),
+        "params_ratio": round(result.params_after / max(1, result.params_before), 4),
+        "plan": {unit: list(wk) for unit, wk in result.plan.items()},
+        "shares": {name: round(v, 4) for name, v in shares},
+    }
+    return shares, record
