@@ -132,6 +132,32 @@ def test_prune_to_latency_corrects_until_the_measured_ratio_is_within_tolerance(
     assert sum(p.numel() for p in net.parameters()) == result.params_after
 
 
+def test_a_floor_above_the_target_is_left_when_the_measurement_is_below_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The layer model's floor sits far above the target (a large fixed cost in the reference's measurement, as on a
+    busy machine) while the runtime measures the floor plan far below it: the next rounds plan above that floor,
+    not again below it, and end within the tolerance."""
+    torch.manual_seed(0)
+    path = save_detector(DetectionModel("yolov8n.yaml", nc=3, verbose=False), tmp_path / "m.pt", half=False)
+    yolo = load_detector(path)
+
+    def forward(y: Any, *args: Any) -> Any:
+        params = sum(p.numel() for p in y.model.parameters())
+        return lambda: params
+
+    monkeypatch.setattr(latency_measure, "conv_measure", lambda runtime, threads: _macs)
+    monkeypatch.setattr(latency_measure, "model_forward", forward)
+    monkeypatch.setattr(latency_measure, "model_seconds", lambda fn: 5e-3)  # ~10x the convs: the floor is ~0.9
+    monkeypatch.setattr(latency_measure, "paired_ratio", lambda ref, cand, pairs: cand() / ref())
+    settings = LatencySettings(runtime="onnxruntime", threads=1, imgsz=64, rounds=8)
+    _, result = prune_to_latency(yolo, 0.5, settings, tmp_path / "cache", tmp_path / "work", lambda _: None)
+    first, second = result.rounds[:2]
+    assert first["predicted"] > 0.8 and first["measured"] < 0.2, first  # the floor: predicted high, measured low
+    assert second["planned_for"] > first["predicted"], second  # planned above the floor, so less is pruned
+    assert abs(result.measured - 0.5) <= 0.03, result.rounds
+
+
 @pytest.mark.parametrize(
     ("args", "needle"),
     [

@@ -259,7 +259,9 @@ def prune_to_latency(
         tries.append((measured, candidate, plan))
         if abs(measured - target) <= s.tolerance or (not plan.reached and measured > target):
             break  # close enough, or the smallest model the limits allow is still slower than the target
-        planned_for = next_plan_target([(r["planned_for"], r["measured"]) for r in result.rounds], target)
+        # the correction searches on (predicted, measured): a plan stuck at the model's floor predicts more than it
+        # was planned for, and planning below that floor again would only repeat it
+        planned_for = next_plan_target([(r["predicted"], r["measured"]) for r in result.rounds], target)
     result.chosen = min(range(len(tries)), key=lambda i: abs(tries[i][0] - target))
     _, candidate, plan = tries[result.chosen]
     result.plan = {u.name: (u.width, plan.widths[u.name]) for u in an.units}
