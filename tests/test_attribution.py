@@ -272,6 +272,11 @@ def test_compare_flags_layers_whose_time_did_not_follow_their_flops() -> None:
     assert sum(r["ms"] for r in shown) == pytest.approx(cand.total_ms)
     rest = shown[2]
     assert rest["ms"] == pytest.approx(3.0) and rest["reference_ms"] == pytest.approx(42.0)
+    # what pruning can move: the model layers alone (DFL, reorders and unattributed left out): 20 / 90
+    from slimbench.measure.attribution import layers_ratio
+
+    assert layers_ratio(list(rows.values())) == pytest.approx(20.0 / 90.0)
+    assert layers_ratio(compare(cand)) is None  # no reference: nothing to divide by
 
 
 def test_compare_flag_needs_a_share_of_the_time() -> None:
@@ -318,7 +323,7 @@ def test_profile_cli_one_and_two_checkpoints(
     rc, out, err = _cli(["profile", str(v8["original"]), str(v8["pruned"]), *common, "--top", "5"], capsys)
     assert rc == 0, err
     lines = out.splitlines()
-    assert lines[0].startswith("pruned ") and "vs original" in lines[0]
+    assert lines[0].startswith("pruned ") and "vs original" in lines[0] and "model layers alone" in lines[0]
     assert "ref ms" in lines[1] and "GFLOPs x" in lines[1]
     body = lines[2:]
     assert any(line.startswith("rest of the layers") for line in body)

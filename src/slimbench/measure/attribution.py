@@ -298,6 +298,17 @@ def compare(candidate: Attribution, reference: Attribution | None = None) -> lis
     return rows
 
 
+def layers_ratio(rows: list[dict[str, Any]]) -> float | None:
+    """The candidate's time over the reference's in the model layers alone (``kind == "layer"``): what pruning can
+    move, with the fixed costs (DFL, decode), the runtime's extras (layout reorders) and the unattributed time left
+    out. A layer pruning removed counts 0 ms. None without a reference, or when the reference has no layer time."""
+    layers = [r for r in rows if r["kind"] == "layer"]
+    ref = sum(r["reference_ms"] or 0.0 for r in layers)
+    if not ref or all(r["reference_ms"] is None for r in layers):
+        return None
+    return sum(r["ms"] or 0.0 for r in layers) / ref
+
+
 def _row(
     key: str,
     label: str,

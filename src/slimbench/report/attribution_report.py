@@ -27,7 +27,7 @@ REST = "rest of the layers"
 def entry(name: str, record: Attribution, reference: Attribution | None, reference_name: str | None) -> dict:
     """One ``summary.json`` entry: the cell, the totals of both sides and every row (:func:`compare`)."""
     from slimbench.core.timing_key import TimingKey
-    from slimbench.measure.attribution import compare
+    from slimbench.measure.attribution import compare, layers_ratio
 
     key = TimingKey.of(record.runtime, record.device, record.batch, record.threads, record.imgsz)
     out: dict[str, Any] = {
@@ -55,6 +55,8 @@ def entry(name: str, record: Attribution, reference: Attribution | None, referen
             total_ratio=record.total_ms / reference.total_ms if reference.total_ms > 0 else None,
         )
     out["rows"] = compare(record, reference)
+    if reference is not None:
+        out["layers_ratio"] = layers_ratio(out["rows"])  # what pruning can move: fixed costs and extras left out
     return out
 
 
@@ -135,7 +137,8 @@ def heading(e: Mapping[str, Any]) -> str:
     if e.get("reference"):
         line += (
             f"; vs {e['reference']} {e['reference_total_ms']:.2f} ms profiled (coverage "
-            f"{_f(e.get('reference_coverage'), '{:.1%}')}), ratio {_f(e.get('total_ratio'), '{:.2f}')}"
+            f"{_f(e.get('reference_coverage'), '{:.1%}')}), ratio {_f(e.get('total_ratio'), '{:.2f}')}; model layers "
+            f"alone (fixed costs, extras and unattributed left out) {_f(e.get('layers_ratio'), '{:.2f}')}"
         )
     return line
 
