@@ -86,14 +86,11 @@ def test_correction_interpolates_between_the_tries_that_bracket_the_target() -> 
     assert next_plan_target([(0.5, 0.7), (0.4, 0.6)], 0.5) == pytest.approx(0.3)  # both above: extrapolated
 
 
-def test_prune_to_latency_corrects_until_the_measured_ratio_is_within_tolerance(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    """A simulated runtime whose measured ratio is the params ratio: the layer model (MACs) is off, so the loop
-    has to correct; the kept candidate measures within 0.03 of the target and is a plain, loadable checkpoint."""
+def _simulated_runtime(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, model_seconds: float) -> Any:
+    """A yolov8n checkpoint (nc=3) and a simulated runtime: layer 'latency' is MACs (:func:`_macs`), the
+    reference's forward measures ``model_seconds``, and a measured ratio is the candidate's params ratio."""
     torch.manual_seed(0)
     path = save_detector(DetectionModel("yolov8n.yaml", nc=3, verbose=False), tmp_path / "m.pt", half=False)
-    yolo = load_detector(path)
 
     def forward(y: Any, *args: Any) -> Any:
         params = sum(p.numel() for p in y.model.parameters())
@@ -101,8 +98,17 @@ def test_prune_to_latency_corrects_until_the_measured_ratio_is_within_tolerance(
 
     monkeypatch.setattr(latency_measure, "conv_measure", lambda runtime, threads: _macs)
     monkeypatch.setattr(latency_measure, "model_forward", forward)
-    monkeypatch.setattr(latency_measure, "model_seconds", lambda fn: 1e-3)
+    monkeypatch.setattr(latency_measure, "model_seconds", lambda fn: model_seconds)
     monkeypatch.setattr(latency_measure, "paired_ratio", lambda ref, cand, pairs: cand() / ref())
+    return load_detector(path)
+
+
+def test_prune_to_latency_corrects_until_the_measured_ratio_is_within_tolerance(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A simulated runtime whose measured ratio is the params ratio: the layer model (MACs) is off, so the loop
+    has to correct; the kept candidate measures within 0.03 of the target and is a plain, loadable checkpoint."""
+    yolo = _simulated_runtime(monkeypatch, tmp_path, model_seconds=1e-3)
     settings = LatencySettings(runtime="onnxruntime", threads=1, imgsz=64, rounds=8)
     logs: list[str] = []
     pruned, result = prune_to_latency(yolo, 0.5, settings, tmp_path / "cache", tmp_path / "work", logs.append)
@@ -138,18 +144,7 @@ def test_a_floor_above_the_target_is_left_when_the_measurement_is_below_it(
     """The layer model's floor sits far above the target (a large fixed cost in the reference's measurement, as on a
     busy machine) while the runtime measures the floor plan far below it: the next rounds plan above that floor,
     not again below it, and end within the tolerance."""
-    torch.manual_seed(0)
-    path = save_detector(DetectionModel("yolov8n.yaml", nc=3, verbose=False), tmp_path / "m.pt", half=False)
-    yolo = load_detector(path)
-
-    def forward(y: Any, *args: Any) -> Any:
-        params = sum(p.numel() for p in y.model.parameters())
-        return lambda: params
-
-    monkeypatch.setattr(latency_measure, "conv_measure", lambda runtime, threads: _macs)
-    monkeypatch.setattr(latency_measure, "model_forward", forward)
-    monkeypatch.setattr(latency_measure, "model_seconds", lambda fn: 5e-3)  # ~10x the convs: the floor is ~0.9
-    monkeypatch.setattr(latency_measure, "paired_ratio", lambda ref, cand, pairs: cand() / ref())
+    yolo = _simulated_runtime(monkeypatch, tmp_path, model_seconds=5e-3)  # ~10x the convs: the floor is ~0.9
     settings = LatencySettings(runtime="onnxruntime", threads=1, imgsz=64, rounds=8)
     _, result = prune_to_latency(yolo, 0.5, settings, tmp_path / "cache", tmp_path / "work", lambda _: None)
     first, second = result.rounds[:2]

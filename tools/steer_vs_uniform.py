@@ -33,6 +33,7 @@ def main() -> None:
 
     from slimbench.model.static_metrics import count_params, gflops
     from slimbench.pruning import latency_measure
+    from slimbench.pruning.latency_table import DEFAULT_CACHE
     from slimbench.pruning.latency_target import LatencySettings, prune_to_latency
     from slimbench.pruning.structural import prune_detection_model
 
@@ -42,7 +43,7 @@ def main() -> None:
     p.add_argument("--target", type=float, default=0.5)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--imgsz", type=int, default=640)
-    p.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "slimbench" / "latency")
+    p.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
     a = p.parse_args()
     torch.manual_seed(0)
     yolo = YOLO(a.model)

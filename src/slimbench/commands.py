@@ -130,6 +130,7 @@ def _latency_shares(a: argparse.Namespace, yolo: Any) -> tuple[tuple[str, float]
     """--target-latency for sparsify: the per-layer shares of the plan that prunes ``yolo`` to that latency on
     --runtime (measured and corrected as ``prune --target-latency`` does; nothing is saved)."""
     from slimbench.measure.timing import available_cpus
+    from slimbench.pruning.latency_table import DEFAULT_CACHE
     from slimbench.pruning.latency_target import LatencySettings, prune_to_latency
     from slimbench.runtimes.registry import missing_reason
 
@@ -137,7 +138,7 @@ def _latency_shares(a: argparse.Namespace, yolo: Any) -> tuple[tuple[str, float]
     if why:
         raise SlimbenchError(f"--runtime {a.runtime}: {why}")
     settings = LatencySettings(runtime=a.runtime, threads=available_cpus(), imgsz=a.imgsz_latency, step=a.round_to)
-    cache = a.latency_cache or Path.home() / ".cache" / "slimbench" / "latency"
+    cache = a.latency_cache or DEFAULT_CACHE
     with tempfile.TemporaryDirectory(prefix="slimbench-latency-") as work:
         _, result = prune_to_latency(yolo, a.target_latency, settings, cache, Path(work))
     shares = result.sparsity_shares()
@@ -261,6 +262,7 @@ def _prune_to_latency(a: argparse.Namespace) -> int:
     """``prune --target-latency R --runtime NAME``: plan on a measured latency model, prune, measure, correct."""
     from slimbench.measure.timing import available_cpus
     from slimbench.model.checkpoint import save_detector
+    from slimbench.pruning.latency_table import DEFAULT_CACHE
     from slimbench.pruning.latency_target import LatencySettings, prune_to_latency
     from slimbench.pruning.report import latency_table_text
     from slimbench.pruning.support import load_prunable
@@ -280,7 +282,7 @@ def _prune_to_latency(a: argparse.Namespace) -> int:
         max_layer_ratio=a.max_layer_ratio,
         deadline_s=a.deadline or LatencySettings.deadline_s,
     )
-    cache = a.latency_cache or Path.home() / ".cache" / "slimbench" / "latency"
+    cache = a.latency_cache or DEFAULT_CACHE
     with tempfile.TemporaryDirectory(prefix="slimbench-latency-") as work:
         try:
             pruned, result = prune_to_latency(yolo, a.target_latency, settings, cache, Path(work))

@@ -13,8 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from slimbench.model.checkpoint import load_detector
-
-DEFAULT_CACHE = Path.home() / ".cache" / "slimbench" / "latency"
+from slimbench.pruning.latency_table import DEFAULT_CACHE
 
 
 def latency_plan_shares(

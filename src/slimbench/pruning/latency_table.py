@@ -66,6 +66,9 @@ def machine_id() -> str:
     return f"{model} x{available_cpus()} {platform.machine()}"
 
 
+DEFAULT_CACHE = Path.home() / ".cache" / "slimbench" / "latency"  # the tables' folder unless --latency-cache
+
+
 def table_path(cache_dir: Path, runtime: str, threads: int, batch: int) -> Path:
     """The cache file for one machine, runtime (and its version, torch's too), thread count and batch."""
     versions = {m: module_version(m) for m in ("torch", "onnxruntime", "openvino")}
