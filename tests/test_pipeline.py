@@ -152,7 +152,7 @@ def test_latency_plan_gives_the_sparsity_shares(monkeypatch: pytest.MonkeyPatch,
     seen: dict = {}
 
     def fixed(yolo, target, settings, cache_dir, workdir, log=print):
-        seen.update(target=target, settings=settings, cache=cache_dir)
+        seen.update(yolo=yolo, target=target, settings=settings, cache=cache_dir)
         result = latency_target.LatencyResult(0.0, True, 8, target=target, runtime=settings.runtime)
         result.plan = {"model.2": (32, 8), "model.22.cv2.0.0": (64, 64)}
         result.member_bns = {
@@ -164,10 +164,12 @@ def test_latency_plan_gives_the_sparsity_shares(monkeypatch: pytest.MonkeyPatch,
         return yolo, result
 
     monkeypatch.setattr(latency_target, "prune_to_latency", fixed)
-    shares, record = latency_plan_shares(start, 0.43, "torch", 2, 8, cache_dir=tmp_path / "cache", log=lambda _: None)
+    yolo = load_detector(start)
+    shares, record = latency_plan_shares(yolo, 0.43, "torch", 2, 8, cache_dir=tmp_path / "cache", log=lambda _: None)
     assert dict(shares) == {"model.2.cv1": 0.75, "model.4.cv1": 0.75, "model.22.cv2.0.0": 0.0}
     assert seen["target"] == 0.43 and seen["settings"].runtime == "torch" and seen["settings"].threads == 2
     assert seen["settings"].imgsz == 640 and seen["settings"].batch == 1 and seen["cache"] == tmp_path / "cache"
+    assert seen["yolo"] is yolo
     assert record["measured"] == 0.44 and record["params_ratio"] == 0.2 and record["plan"]["model.2"] == [32, 8]
 
     plan = pipeline.FixturePlan()

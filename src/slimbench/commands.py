@@ -130,20 +130,24 @@ def _latency_shares(a: argparse.Namespace, yolo: Any) -> tuple[tuple[str, float]
     """--target-latency for sparsify: the per-layer shares of the plan that prunes ``yolo`` to that latency on
     --runtime (measured and corrected as ``prune --target-latency`` does; nothing is saved)."""
     from slimbench.measure.timing import available_cpus
+    from slimbench.pruning.latency_sparsity import latency_plan_shares
     from slimbench.pruning.latency_table import DEFAULT_CACHE
-    from slimbench.pruning.latency_target import LatencySettings, prune_to_latency
     from slimbench.runtimes.registry import missing_reason
 
     why = missing_reason(a.runtime)
     if why:
         raise SlimbenchError(f"--runtime {a.runtime}: {why}")
-    settings = LatencySettings(runtime=a.runtime, threads=available_cpus(), imgsz=a.imgsz_latency, step=a.round_to)
-    cache = a.latency_cache or DEFAULT_CACHE
-    with tempfile.TemporaryDirectory(prefix="slimbench-latency-") as work:
-        _, result = prune_to_latency(yolo, a.target_latency, settings, cache, Path(work))
-    shares = result.sparsity_shares()
+    shares, record = latency_plan_shares(
+        yolo,
+        a.target_latency,
+        a.runtime,
+        available_cpus(),
+        a.round_to,
+        imgsz=a.imgsz_latency,
+        cache_dir=a.latency_cache or DEFAULT_CACHE,
+    )
     print(
-        f"latency plan on {a.runtime}: measured {result.measured:.3f} of the original's forward "
+        f"latency plan on {a.runtime}: measured {record['measured']:.3f} of the original's forward "
         f"(target {a.target_latency:g}); {len(shares)} layer shares, mean {sum(v for _, v in shares) / len(shares):.2f}"
     )
     return shares

@@ -12,32 +12,33 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from slimbench.model.checkpoint import load_detector
 from slimbench.pruning.latency_table import DEFAULT_CACHE
 
 
 def latency_plan_shares(
-    start: Path,
+    yolo: Any,
     target: float,
     runtime: str,
     threads: int,
     step: int,
+    imgsz: int = 640,
     cache_dir: Path = DEFAULT_CACHE,
     log: Any = print,
 ) -> tuple[tuple[tuple[str, float], ...], dict[str, Any]]:
-    """(layer name, share) pairs for the sparsity recipe, and the plan's record for the manifest."""
+    """(layer name, share) pairs for the sparsity recipe from the plan that prunes ``yolo`` (an ultralytics YOLO,
+    left as it was) to ``target`` on ``runtime`` at batch 1, and the plan's record for the manifest."""
     from slimbench.pruning.latency_target import LatencySettings, prune_to_latency
 
-    settings = LatencySettings(runtime=runtime, threads=threads, batch=1, imgsz=640, step=step)
+    settings = LatencySettings(runtime=runtime, threads=threads, batch=1, imgsz=imgsz, step=step)
     with tempfile.TemporaryDirectory(prefix="slimbench-latency-") as work:
-        _, result = prune_to_latency(load_detector(start), target, settings, cache_dir, Path(work), log=log)
+        _, result = prune_to_latency(yolo, target, settings, cache_dir, Path(work), log=log)
     shares = result.sparsity_shares()
     record = {
         "runtime": runtime,
         "target": target,
         "threads": threads,
         "batch": 1,
-        "imgsz": 640,
+        "imgsz": imgsz,
         "rounds": [{k: round(v, 4) for k, v in r.items()} for r in result.rounds],
         "measured": round(result.measured, 4),
         "params_ratio": round(result.params_after / max(1, result.params_before), 4),

@@ -265,7 +265,12 @@ def _latency_shares(
     from slimbench.pruning.latency_sparsity import latency_plan_shares
 
     return latency_plan_shares(
-        start, plan.sparsity_target_latency, plan.latency_runtime, available_cpus(), plan.round_to or 1, log=log
+        load_detector(start),
+        plan.sparsity_target_latency,
+        plan.latency_runtime,
+        available_cpus(),
+        plan.round_to or 1,
+        log=log,
     )
 
 
