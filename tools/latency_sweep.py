@@ -1,14 +1,19 @@
-"""What accuracy does each latency cost? The bundled Network Slimming line at several latency targets, plotted.
+"""What accuracy does each latency or size cost? The bundled Network Slimming line at several points, plotted.
 
-    python tools/latency_sweep.py fixtures/models/original.pt --targets 0.6 0.8 --out /work/sweep \
+    python tools/latency_sweep.py fixtures/models/original.pt --targets 0.6 0.8 --shares 0.3 --out /work/sweep \
         --manifest fixtures/manifest.json --csv docs/sweep.csv
 
-Each target R is one ``make-fixtures`` build from the given (converged) original with the bundled plan, except that
-the sparsity shares come from the latency plan for R (``sparsity_target_latency``) and no control is trained: the
-same sparsity, recovery, threshold pruning and fine-tuning, about 19 minutes per point on 2 cores. A point whose
-folder already holds a manifest is read, not rebuilt, so the sweep can grow across runs. Writes the CSV and a PNG
-beside it (mAP50-95 before and after fine-tuning against GFLOPs ratio; with ``--manifest``: the bundled point, the
-converged original, the original - 0.02 and the equal-budget control).
+Each point is one ``make-fixtures`` build from the given (converged) original with the bundled plan and no control:
+the same sparsity, recovery, threshold pruning and fine-tuning, about 19 minutes per point on 2 cores. Two kinds of
+point differ only in where the per-layer sparsity shares come from:
+
+- ``--targets R``: the latency plan for R on ONNX Runtime (``sparsity_target_latency``), which cuts the costly
+  high-resolution layers hardest, down to 8 channels;
+- ``--shares S``: the same share S in every layer (``sparsity_target``, no latency plan).
+
+A point whose folder already holds a manifest is read, not rebuilt, so the sweep can grow across runs. Writes the
+CSV and a PNG beside it (mAP50-95 before and after fine-tuning against GFLOPs ratio, one line per kind; with
+``--manifest``: the bundled point, the converged original, the original - 0.02 and the equal-budget control).
 """
 
 from __future__ import annotations
@@ -20,11 +25,12 @@ from pathlib import Path
 from typing import Any
 
 
-def point(manifest: dict[str, Any], target: float | None) -> dict[str, Any]:
+def point(manifest: dict[str, Any], kind: str, value: float | None) -> dict[str, Any]:
     v = manifest["variants"]
     o, p, f = v["original"], v["pruned"], v["finetuned"]
     return {
-        "target": target,
+        "plan": kind,
+        "value": value,
         "measured_latency_ratio": manifest.get("latency_plan", {}).get("measured"),
         "gflops_ratio": round(p["gflops_at_640"] / o["gflops_at_640"], 4),
         "params_ratio": round(p["params"] / o["params"], 4),
@@ -42,31 +48,48 @@ def main() -> None:
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("original", type=Path)
-    p.add_argument("--targets", type=float, nargs="+", required=True)
+    p.add_argument("--targets", type=float, nargs="*", default=[], help="latency-planned points: ratio targets")
+    p.add_argument("--shares", type=float, nargs="*", default=[], help="uniform points: the share of every layer")
     p.add_argument("--out", type=Path, required=True, help="one build folder per target under it")
     p.add_argument("--manifest", type=Path, default=None, help="the bundled set's manifest: its point and lines")
     p.add_argument("--csv", type=Path, default=Path("docs/sweep.csv"))
     a = p.parse_args()
 
+    if not a.targets and not a.shares:
+        p.error("give --targets, --shares or both")
+    points = [("latency", "target", t, {"sparsity_target_latency": t}) for t in a.targets] + [
+        ("uniform", "share", s, {"sparsity_target_latency": None, "sparsity_target": s}) for s in a.shares
+    ]
     rows = []
-    for target in a.targets:
-        folder = a.out / f"target_{target:g}"
+    for kind, prefix, value, knobs in points:
+        folder = a.out / f"{prefix}_{value:g}"
         if not (folder / "manifest.json").is_file():
-            plan = replace(FixturePlan(), sparsity_target_latency=target, control=False)
-            make_fixtures(folder, plan, a.out / f"work_{target:g}", original=a.original, force=True)
-        rows.append(point(json.loads((folder / "manifest.json").read_text()), target))
+            plan = replace(FixturePlan(), control=False, **knobs)
+            make_fixtures(folder, plan, a.out / f"work_{prefix}_{value:g}", original=a.original, force=True)
+        rows.append(point(json.loads((folder / "manifest.json").read_text()), kind, value))
         print(rows[-1], flush=True)
     bundled = json.loads(a.manifest.read_text()) if a.manifest else None
     if bundled is not None:
-        rows.append({**point(bundled, bundled.get("plan", {}).get("sparsity_target_latency")), "bundled": True})
+        bp = bundled.get("plan", {})
+        kind, value = (
+            ("latency", bp["sparsity_target_latency"])
+            if bp.get("sparsity_target_latency") is not None
+            else ("uniform", bp.get("sparsity_target"))
+        )
+        rows.append({**point(bundled, kind, value), "bundled": True})
     table = pd.DataFrame(rows).sort_values("gflops_ratio")
     a.csv.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(a.csv, index=False)
     print(table.to_string(index=False))
 
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    ax.plot(table.gflops_ratio, table.map50_95_finetuned, "o-", label="Network Slimming, fine-tuned")
-    ax.plot(table.gflops_ratio, table.map50_95_pruned, "o:", color="tab:gray", label="before fine-tuning")
+    for kind, color in (("latency", "tab:blue"), ("uniform", "tab:orange")):
+        line = table[table.plan == kind]
+        if line.empty:
+            continue
+        what = "latency-planned shares" if kind == "latency" else "one share in every layer"
+        ax.plot(line.gflops_ratio, line.map50_95_finetuned, "o-", color=color, label=f"{what}, fine-tuned")
+        ax.plot(line.gflops_ratio, line.map50_95_pruned, "o:", color=color, alpha=0.5, label=f"{what}, before")
     for _, r in table.iterrows():
         if r.measured_latency_ratio == r.measured_latency_ratio and r.measured_latency_ratio is not None:
             ax.annotate(f"lat {r.measured_latency_ratio:.2f}", (r.gflops_ratio, r.map50_95_finetuned), fontsize=8)
