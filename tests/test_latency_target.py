@@ -153,6 +153,21 @@ def test_a_floor_above_the_target_is_left_when_the_measurement_is_below_it(
     assert abs(result.measured - 0.5) <= 0.03, result.rounds
 
 
+def test_latency_plan_shares_keep_the_cap_on_every_unit(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """make-fixtures' sparsity shares with a per-unit cap (``latency_max_layer_ratio``): uncapped, the plan for a low
+    target cuts some units by more than half; capped at 0.5, no unit loses more than half, and the record says so."""
+    from slimbench.pruning.latency_sparsity import latency_plan_shares
+
+    yolo = _simulated_runtime(monkeypatch, tmp_path, model_seconds=1e-3)
+    kw = {"runtime": "onnxruntime", "threads": 1, "step": 8, "imgsz": 64, "log": lambda _: None}
+    free, free_record = latency_plan_shares(yolo, 0.3, cache_dir=tmp_path / "cache", **kw)
+    capped, record = latency_plan_shares(yolo, 0.3, cache_dir=tmp_path / "cache", max_layer_ratio=0.5, **kw)
+    assert max(share for _, share in free) > 0.5, free
+    assert capped and max(share for _, share in capped) <= 0.5, capped
+    assert record["max_layer_ratio"] == 0.5 and free_record["max_layer_ratio"] == 0.9
+    assert all(kept >= width / 2 for width, kept in record["plan"].values())
+
+
 @pytest.mark.parametrize(
     ("args", "needle"),
     [

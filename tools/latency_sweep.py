@@ -50,6 +50,7 @@ def main() -> None:
     p.add_argument("original", type=Path)
     p.add_argument("--targets", type=float, nargs="*", default=[], help="latency-planned points: ratio targets")
     p.add_argument("--shares", type=float, nargs="*", default=[], help="uniform points: the share of every layer")
+    p.add_argument("--cap", type=float, default=None, help="latency points: at most this share of any one unit")
     p.add_argument("--out", type=Path, required=True, help="one build folder per target under it")
     p.add_argument("--manifest", type=Path, default=None, help="the bundled set's manifest: its point and lines")
     p.add_argument("--csv", type=Path, default=Path("docs/sweep.csv"))
@@ -57,7 +58,9 @@ def main() -> None:
 
     if not a.targets and not a.shares:
         p.error("give --targets, --shares or both")
-    points = [("latency", "target", t, {"sparsity_target_latency": t}) for t in a.targets] + [
+    capped = {} if a.cap is None else {"latency_max_layer_ratio": a.cap}
+    kind, prefix = ("latency", "target") if a.cap is None else (f"latency, cap {a.cap:g}", f"cap{a.cap:g}_target")
+    points = [(kind, prefix, t, {"sparsity_target_latency": t, **capped}) for t in a.targets] + [
         ("uniform", "share", s, {"sparsity_target_latency": None, "sparsity_target": s}) for s in a.shares
     ]
     rows = []
@@ -71,8 +74,9 @@ def main() -> None:
     bundled = json.loads(a.manifest.read_text()) if a.manifest else None
     if bundled is not None:
         bp = bundled.get("plan", {})
+        cap = bp.get("latency_max_layer_ratio", 0.9)
         kind, value = (
-            ("latency", bp["sparsity_target_latency"])
+            ("latency" if cap == 0.9 else f"latency, cap {cap:g}", bp["sparsity_target_latency"])
             if bp.get("sparsity_target_latency") is not None
             else ("uniform", bp.get("sparsity_target"))
         )
@@ -83,11 +87,9 @@ def main() -> None:
     print(table.to_string(index=False))
 
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    for kind, color in (("latency", "tab:blue"), ("uniform", "tab:orange")):
+    for kind, color in zip(sorted(set(table.plan)), ("tab:blue", "tab:orange", "tab:purple", "tab:red"), strict=False):
         line = table[table.plan == kind]
-        if line.empty:
-            continue
-        what = "latency-planned shares" if kind == "latency" else "one share in every layer"
+        what = "one share in every layer" if kind == "uniform" else kind.replace("latency", "latency-planned shares")
         ax.plot(line.gflops_ratio, line.map50_95_finetuned, "o-", color=color, label=f"{what}, fine-tuned")
         ax.plot(line.gflops_ratio, line.map50_95_pruned, "o:", color=color, alpha=0.5, label=f"{what}, before")
     for _, r in table.iterrows():

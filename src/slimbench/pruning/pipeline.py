@@ -65,6 +65,7 @@ class FixturePlan:
     # corrected as ``prune --target-latency`` does; None: sparsity_target in every layer
     sparsity_target_latency: float | None = 0.43
     latency_runtime: str = "onnxruntime"
+    latency_max_layer_ratio: float = 0.9  # the latency plan removes at most this share of any one unit
     ratio: float = 0.4
     global_pruning: bool = False
     prune_threshold: float | None = 0.01  # set: Network Slimming's threshold rule (fraction of the layer's max)
@@ -271,6 +272,7 @@ def _latency_shares(
         available_cpus(),
         plan.round_to or 1,
         log=log,
+        max_layer_ratio=plan.latency_max_layer_ratio,
     )
 
 
