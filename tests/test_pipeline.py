@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import pytest
@@ -101,7 +102,6 @@ def test_latency_shares_and_recovery_reach_the_trainer(monkeypatch: pytest.Monke
     """make-fixtures' sparsity stage hands the latency plan's shares to the recipe (their mean for any unit they
     leave out), then trains the recovery epochs from the ramped run's last checkpoint with the same targets held
     from step one, at the recovery lr (no training: ``train`` records)."""
-    from dataclasses import replace
 
     from ultralytics.nn.tasks import DetectionModel
 
@@ -140,7 +140,6 @@ def test_latency_plan_gives_the_sparsity_shares(monkeypatch: pytest.MonkeyPatch,
     """The plan's kept widths become each group's share, named by its root layer, and the manifest record
     carries the rounds and the plan; no plan for a quick build or without per-layer targets (no timing here: the
     measured pruning is replaced by a fixed result)."""
-    from dataclasses import replace
 
     from ultralytics.nn.tasks import DetectionModel
 
@@ -199,6 +198,38 @@ def test_a_reused_original_keeps_the_curve_recorded_beside_it(tmp_path: Path) ->
     bare = tmp_path / "elsewhere.pt"
     bare.write_bytes(b"x")
     assert reused_convergence(tmp_path / "out", bare, FixturePlan(), bare)["rule"].startswith("unknown")
+
+
+def test_a_rebuild_from_the_same_original_reuses_its_control_only_when_it_would_train_the_same(
+    tmp_path: Path,
+) -> None:
+    """--original with the manifest of an earlier build in --out: the control it records is reused when the original
+    (sha256), the data, the recipe and the epoch budget are the same, and trained again when any of them differs."""
+    from slimbench.pruning.pipeline import FixturePlan
+    from slimbench.pruning.reference_stage import control_epochs, reused_control
+
+    out = tmp_path / "out"
+    out.mkdir()
+    given = tmp_path / "original.pt"
+    given.write_bytes(b"the original's bytes")
+    plan = FixturePlan()
+    control = {"epochs": control_epochs(plan), "map50_95": 0.93, "sha256": "c" * 64}
+
+    def write(plan_record: dict, original_sha: str, record: dict | None = control) -> None:
+        manifest = {"plan": plan_record, "variants": {"original": {"sha256": original_sha}}}
+        (out / "manifest.json").write_text(json.dumps({**manifest, **({"control": record} if record else {})}))
+
+    assert reused_control(out, given, plan) is None  # no manifest yet
+    write(asdict(replace(plan, sparsity_target_latency=0.6)), sha256_of(given))  # only the pruning line differs
+    assert reused_control(out, given, plan) == {**control, "reused": True}
+    write(asdict(plan), "0" * 64)
+    assert reused_control(out, given, plan) is None  # another original
+    write(asdict(replace(plan, train_images=500)), sha256_of(given))
+    assert reused_control(out, given, plan) is None  # other data
+    write(asdict(plan), sha256_of(given))
+    assert reused_control(out, given, replace(plan, epochs_finetune=30)) is None  # another budget
+    write(asdict(plan), sha256_of(given), record=None)
+    assert reused_control(out, given, plan) is None  # built with --no-control
 
 
 @pytest.mark.slow

@@ -19,7 +19,13 @@ from slimbench.core.files import atomic_write_bytes
 from slimbench.core.versions import module_version
 from slimbench.measure.timing import available_cpus
 from slimbench.model.checkpoint import load_detector, save_detector, sha256_of
-from slimbench.pruning.reference_stage import control_run, reused_convergence, train_original, validate_map
+from slimbench.pruning.reference_stage import (
+    control_run,
+    reused_control,
+    reused_convergence,
+    train_original,
+    validate_map,
+)
 
 if TYPE_CHECKING:
     from slimbench.pruning.sparsity import SparsityRecipe
@@ -354,8 +360,11 @@ def make_fixtures(
         t = stage("train original", t)
     else:
         original, convergence = reused, reused_convergence(out, reused.best, plan, reused.source)
-    control = control_run(original.best, data, plan, common, workdir, device) if plan.control else None
+    control = reused_control(out, original.best, plan) if plan.control and reused is not None else None
     if control is not None:
+        log(f"[make-fixtures] control: reused from {out / 'manifest.json'} (same original, data, recipe and budget)")
+    elif plan.control:
+        control = control_run(original.best, data, plan, common, workdir, device)
         t = stage("control", t)
     shares, latency_plan = _latency_shares(original.best, plan, log)
     if latency_plan is not None:

@@ -65,6 +65,31 @@ def reused_convergence(out: Path, given: Path, plan: Any = None, source: Path | 
     return {"reused": True, "rule": "unknown: trained outside this build (no curve recorded)"}
 
 
+def control_epochs(plan: Any) -> int:
+    """The pruning line's extra epochs: sparsity (+ recovery with the proximal recipe) + fine-tune."""
+    return plan.epochs_sparsity + (plan.epochs_recovery if plan.sparsity_method == "prox" else 0) + plan.epochs_finetune
+
+
+# the plan's knobs a control depends on besides its original and its epochs: the data and the fine-tune recipe
+CONTROL_KNOBS = ("model_cfg", "train_images", "val_images", "imgsz", "seed", "batch", "close_mosaic")
+
+
+def reused_control(out: Path, given: Path, plan: Any) -> dict[str, Any] | None:
+    """The control in ``out``'s manifest when it would be trained again exactly: the same original (sha256), data,
+    recipe and budget. A rebuild with ``--original`` that changes only the pruning line (its shares, its pruning
+    rule) reuses it instead of spending the control's ~24 minutes on the same training again."""
+    from dataclasses import asdict
+
+    old = out / "manifest.json"
+    manifest = json.loads(old.read_text()) if old.is_file() else {}
+    control, old_plan, new_plan = manifest.get("control"), manifest.get("plan", {}), asdict(plan)
+    if not control or manifest.get("variants", {}).get("original", {}).get("sha256") != sha256_of(given):
+        return None
+    if control.get("epochs") != control_epochs(plan) or any(old_plan.get(k) != new_plan[k] for k in CONTROL_KNOBS):
+        return None
+    return {**control, "reused": True}
+
+
 def control_run(
     original: Path, data: Path, plan: Any, common: dict[str, Any], workdir: Path, device: str
 ) -> dict[str, Any]:
@@ -72,8 +97,7 @@ def control_run(
     fine-tune recipe; its mAP says how much of the pruned line's accuracy is extra training, not pruning."""
     from slimbench.pruning.training import train
 
-    epochs = plan.epochs_sparsity + (plan.epochs_recovery if plan.sparsity_method == "prox" else 0)
-    epochs += plan.epochs_finetune
+    epochs = control_epochs(plan)
     outcome = train(original, data, epochs=epochs, name="control", keep_shape=True, **common)
     return {
         "what": "the original trained as many more epochs as sparsity + recovery + fine-tune, fine-tune recipe",
