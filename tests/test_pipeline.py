@@ -171,8 +171,12 @@ def test_latency_plan_gives_the_sparsity_shares(monkeypatch: pytest.MonkeyPatch,
     assert seen["yolo"] is yolo
     assert record["measured"] == 0.44 and record["params_ratio"] == 0.2 and record["plan"]["model.2"] == [32, 8]
 
-    plan = pipeline.FixturePlan()
-    assert plan.sparsity_target_latency is not None and plan.latency_runtime == "onnxruntime"
+    assert pipeline.FixturePlan().sparsity_target_latency is None  # the bundled plan: one share in every layer
+    assert pipeline._latency_shares(start, pipeline.FixturePlan(), print) == ((), None)
+    plan = replace(pipeline.FixturePlan(), sparsity_target_latency=0.43, latency_max_layer_ratio=0.5)
+    planned, record = pipeline._latency_shares(start, plan, lambda _: None)
+    assert dict(planned) == dict(shares) and seen["settings"].runtime == "onnxruntime"
+    assert seen["settings"].max_layer_ratio == 0.5 and record["max_layer_ratio"] == 0.5
     assert pipeline._latency_shares(start, pipeline.FixturePlan.quick(), print) == ((), None)
     assert pipeline._latency_shares(start, replace(plan, sparsity_per_layer=False), print) == ((), None)
     assert pipeline._latency_shares(start, replace(plan, sparsity_method="subgradient"), print) == ((), None)
