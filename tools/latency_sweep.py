@@ -95,6 +95,15 @@ def main() -> None:
     for _, r in table.iterrows():
         if r.measured_latency_ratio == r.measured_latency_ratio and r.measured_latency_ratio is not None:
             ax.annotate(f"lat {r.measured_latency_ratio:.2f}", (r.gflops_ratio, r.map50_95_finetuned), fontsize=8)
+        if r.get("bundled") is True:
+            ax.annotate(
+                "bundled",
+                (r.gflops_ratio, r.map50_95_finetuned),
+                xytext=(0, 6),
+                textcoords="offset points",
+                fontsize=8,
+                ha="center",
+            )
     if bundled is not None:
         v, control = bundled["variants"], bundled.get("control", {})
         ax.axhline(v["original"]["map50_95"], color="k", ls="--", lw=1, label="converged original")
