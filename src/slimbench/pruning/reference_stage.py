@@ -47,16 +47,23 @@ def train_original(data: Path, plan: Any, common: dict[str, Any]) -> tuple[Any, 
     return outcome, convergence_record(rule, curve)
 
 
+def _manifest_of_same_original(out: Path, given: Path) -> dict[str, Any]:
+    """``out``'s manifest when it records ``given`` (by sha256) as its original, else {}: what a rebuild with
+    ``--original`` may carry over from it."""
+    old = out / "manifest.json"
+    manifest = json.loads(old.read_text()) if old.is_file() else {}
+    same = manifest.get("variants", {}).get("original", {}).get("sha256") == sha256_of(given)
+    return manifest if same else {}
+
+
 def reused_convergence(out: Path, given: Path, plan: Any = None, source: Path | None = None) -> dict[str, Any]:
     """A reused original's convergence record: the one in ``out``'s manifest when it records the same file, else
     the curve a make-fixtures run wrote beside it (``RUN/weights/best.pt`` -> ``RUN/convergence.json``), judged
     by ``plan``'s rule."""
     from slimbench.pruning.convergence import ConvergenceRule, convergence_record, saved_curve
 
-    old = out / "manifest.json"
-    manifest = json.loads(old.read_text()) if old.is_file() else {}
-    same = manifest.get("variants", {}).get("original", {}).get("sha256") == sha256_of(given)
-    if same and "original_training" in manifest:
+    manifest = _manifest_of_same_original(out, given)
+    if "original_training" in manifest:
         return {**manifest["original_training"], "reused": True}
     curve = saved_curve(source.parent.parent) if source is not None else []
     if curve and plan is not None and plan.converge_patience > 0:
@@ -80,10 +87,9 @@ def reused_control(out: Path, given: Path, plan: Any) -> dict[str, Any] | None:
     rule) reuses it instead of spending the control's ~24 minutes on the same training again."""
     from dataclasses import asdict
 
-    old = out / "manifest.json"
-    manifest = json.loads(old.read_text()) if old.is_file() else {}
+    manifest = _manifest_of_same_original(out, given)
     control, old_plan, new_plan = manifest.get("control"), manifest.get("plan", {}), asdict(plan)
-    if not control or manifest.get("variants", {}).get("original", {}).get("sha256") != sha256_of(given):
+    if not control:
         return None
     if control.get("epochs") != control_epochs(plan) or any(old_plan.get(k) != new_plan[k] for k in CONTROL_KNOBS):
         return None
