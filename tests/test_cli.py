@@ -163,6 +163,49 @@ def test_sparsify_recovery_options_reach_the_trainer(
     assert (seen["lr0"], seen["lrf"]) == (0.01, 0.1)
 
 
+@pytest.mark.parametrize(("extra", "cap"), [([], 0.9), (["--latency-max-layer-ratio", "0.5"], 0.5)])
+def test_sparsify_target_latency_passes_the_layer_cap(
+    tmp_path: Path,
+    detector: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    extra: list[str],
+    cap: float,
+) -> None:
+    """``sparsify --target-latency`` plans with the per-layer cap it is given (make-fixtures'
+    ``latency_max_layer_ratio``), and the plan's shares become the recipe's layer targets (the measured plan and the
+    training are replaced by recorders: no timing here)."""
+    import shutil
+
+    from slimbench.pruning import latency_sparsity, training
+
+    planned: dict = {}
+    seen: dict = {}
+
+    def plan(yolo, target: float, runtime: str, threads: int, step: int, **kw):
+        planned.update(target=target, runtime=runtime, step=step, **kw)
+        return (("model.2", 0.5), ("model.4", 0.25)), {"measured": target}
+
+    def record(model: str, data: str, *, project: str, name: str, **kw) -> training.TrainOutcome:
+        seen.update(kw)
+        last = Path(project) / name / "last.pt"
+        last.parent.mkdir(parents=True)
+        shutil.copyfile(model, last)
+        return training.TrainOutcome(best=last, metrics={}, last=last)
+
+    monkeypatch.setattr(latency_sparsity, "latency_plan_shares", plan)
+    monkeypatch.setattr(training, "train", record)
+    data = tmp_path / "data.yaml"
+    data.write_text("path: .\n")
+    out = tmp_path / "sparse.pt"
+    argv = ["sparsify", str(detector), "--data", str(data), "--out", str(out), "--project", str(tmp_path / "runs")]
+    rc, _ = _run([*argv, "--per-layer", "--target-latency", "0.5", "--runtime", "torch", *extra], capsys)
+    assert rc == 0 and out.is_file()
+    assert planned["max_layer_ratio"] == cap and (planned["target"], planned["runtime"]) == (0.5, "torch")
+    assert seen["recipe"].layer_targets == (("model.2", 0.5), ("model.4", 0.25))
+    assert seen["recipe"].target == pytest.approx(0.375)
+
+
 def test_console_script_exit_code(tmp_path: Path) -> None:
     """The installed entry point behaves like main(): exit 2 and one stderr line."""
     proc = subprocess.run(

@@ -181,6 +181,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--imgsz-latency", type=_positive_int, default=640, help="--target-latency: image size to time")
     p.add_argument("--latency-cache", type=Path, default=None, help="--target-latency: layer latency cache folder")
+    p.add_argument(
+        "--latency-max-layer-ratio",
+        type=_fraction,
+        default=_PLAN.latency_max_layer_ratio,
+        help="--target-latency: the plan takes at most this share of any one layer (default "
+        f"{_PLAN.latency_max_layer_ratio:g}; lower keeps the thin high-resolution layers from becoming a bottleneck)",
+    )
     p.add_argument("--threshold", type=_fraction, default=0.01, help="near zero: |gamma| below this x its layer's max")
     _train_common(p, epochs=_PLAN.epochs_sparsity)
     p.set_defaults(func=cmd_sparsify)

@@ -145,6 +145,7 @@ def _latency_shares(a: argparse.Namespace, yolo: Any) -> tuple[tuple[str, float]
         a.round_to,
         imgsz=a.imgsz_latency,
         cache_dir=a.latency_cache or DEFAULT_CACHE,
+        max_layer_ratio=a.latency_max_layer_ratio,
     )
     print(
         f"latency plan on {a.runtime}: measured {record['measured']:.3f} of the original's forward "
