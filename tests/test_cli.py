@@ -226,3 +226,52 @@ def test_console_script_exit_code(tmp_path: Path) -> None:
     )
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [f"slimbench: error: {tmp_path / 'x.pt'}: checkpoint not found"]
+
+
+@pytest.mark.parametrize(
+    ("curve", "epochs", "said"),
+    [
+        ([0.3, 0.5, 0.505, 0.507, 0.6], 5, "converged at epoch 4"),
+        ([0.3, 0.5, 0.6], 3, "not converged: stopped at the cap of 3 epochs"),
+    ],
+)
+def test_train_until_converged_stops_by_the_rule(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    curve: list[float],
+    epochs: int,
+    said: str,
+) -> None:
+    """``train --until-converged``: make-fixtures' stopping rule on a user's own training, ``--epochs`` the cap. The
+    trainer is replaced by one that replays a recorded curve through the callbacks (no training here)."""
+    from types import SimpleNamespace
+
+    from slimbench.pruning import training
+    from slimbench.pruning.convergence import METRIC
+
+    ran: list[float] = []
+
+    def replay(model: str, data: str, *, project: str, name: str, epochs: int, callbacks: dict, **kw):
+        trainer = SimpleNamespace(metrics={}, save_dir=Path(project) / name, stop=False)
+        trainer.save_dir.mkdir(parents=True)
+        for value in curve[:epochs]:
+            trainer.metrics = {METRIC: value}
+            for hook in callbacks["on_train_epoch_start"] + callbacks["on_fit_epoch_end"]:
+                hook(trainer)
+            ran.append(value)
+            if trainer.stop:
+                break
+        best = trainer.save_dir / "best.pt"
+        best.write_bytes(b"weights")
+        return training.TrainOutcome(best=best, metrics={METRIC: max(ran)}, last=best)
+
+    monkeypatch.setattr(training, "train", replay)
+    data = tmp_path / "data.yaml"
+    data.write_text("path: .\n")
+    out = tmp_path / "original.pt"
+    argv = ["train", "--data", str(data), "--out", str(out), "--project", str(tmp_path / "runs")]
+    assert main([*argv, "--until-converged", "--patience", "2", "--min-delta", "0.01", "--epochs", str(epochs)]) == 0
+    text = capsys.readouterr().out
+    assert said in text and out.read_bytes() == b"weights"
+    assert len(ran) == (4 if "converged at" in said else epochs)

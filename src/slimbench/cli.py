@@ -120,6 +120,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a detector from a model YAML (the original)")
     p.add_argument("--model", default="yolov8n.yaml", help="model YAML or checkpoint to start from")
+    p.add_argument(
+        "--until-converged",
+        action="store_true",
+        help="stop once val mAP50-95 has gained at most --min-delta over --patience epochs (--epochs: the cap), "
+        "as make-fixtures trains its original; the curve goes to PROJECT/train/convergence.json",
+    )
+    p.add_argument("--patience", type=_positive_int, default=_PLAN.converge_patience, help="--until-converged: epochs")
+    p.add_argument(
+        "--min-delta", type=_non_negative, default=_PLAN.converge_min_delta, help="--until-converged: least gain"
+    )
     _train_common(p, epochs=_PLAN.epochs_original)
     p.set_defaults(func=cmd_train)
 

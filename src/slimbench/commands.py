@@ -122,7 +122,20 @@ def cmd_train(a: argparse.Namespace) -> int:
     _check_model(a.model, "--model", yaml=True)
     _check_data(a.data)
     _check_output(a.out, [], a.force)
-    _run_training(a, a.model, "train")
+    if not a.until_converged:
+        _run_training(a, a.model, "train")
+        return 0
+    from slimbench.pruning.convergence import ConvergenceRule, StopWhenConverged, convergence_record, saved_curve
+
+    rule = ConvergenceRule(a.patience, a.min_delta, a.epochs)
+    stopper = StopWhenConverged(rule)
+    _run_training(a, a.model, "train", callbacks=stopper.callbacks())
+    record = convergence_record(rule, stopper.curve or saved_curve(a.project / "train"))
+    if record["converged"]:
+        print(f"converged at epoch {record['stopping_epoch']}: {rule.describe()}")
+    else:
+        print(f"not converged: stopped at the cap of {rule.cap} epochs ({rule.describe()})")
+    print(f"best mAP50-95 {record['best_map50_95']} at epoch {record['best_epoch']}; curve: {a.project / 'train'}")
     return 0
 
 
