@@ -25,7 +25,24 @@ from pathlib import Path
 from typing import Any
 
 
-def point(manifest: dict[str, Any], kind: str, value: float | None) -> dict[str, Any]:
+def plan_kind(plan: dict[str, Any]) -> tuple[str, float | None]:
+    """The kind of a build's plan as the CSV and the plot name it, and its knob: ("latency", target), ("latency,
+    cap C", target) or ("uniform", share); read from the manifest, so a point is named by what it was built with."""
+    target = plan.get("sparsity_target_latency")
+    if target is None:
+        return "uniform", plan.get("sparsity_target")
+    cap = plan.get("latency_max_layer_ratio", 0.9)  # manifests before the knob: uncapped
+    return ("latency" if cap == 0.9 else f"latency, cap {cap:g}"), target
+
+
+def _build_key(manifest: dict[str, Any]) -> tuple[Any, ...]:
+    """What makes two builds the same point: the original (sha256) and the plan's kind and knob (a rebuild is not
+    bit-identical: its files differ, its figures agree)."""
+    return manifest["variants"]["original"].get("sha256"), *plan_kind(manifest.get("plan", {}))
+
+
+def point(manifest: dict[str, Any]) -> dict[str, Any]:
+    kind, value = plan_kind(manifest.get("plan", {}))
     v = manifest["variants"]
     o, p, f = v["original"], v["pruned"], v["finetuned"]
     return {
@@ -59,28 +76,27 @@ def main() -> None:
     if not a.targets and not a.shares:
         p.error("give --targets, --shares or both")
     capped = {} if a.cap is None else {"latency_max_layer_ratio": a.cap}
-    kind, prefix = ("latency", "target") if a.cap is None else (f"latency, cap {a.cap:g}", f"cap{a.cap:g}_target")
-    points = [(kind, prefix, t, {"sparsity_target_latency": t, **capped}) for t in a.targets] + [
-        ("uniform", "share", s, {"sparsity_target_latency": None, "sparsity_target": s}) for s in a.shares
+    prefix = "target" if a.cap is None else f"cap{a.cap:g}_target"
+    points = [(prefix, t, {"sparsity_target_latency": t, **capped}) for t in a.targets] + [
+        ("share", s, {"sparsity_target_latency": None, "sparsity_target": s}) for s in a.shares
     ]
-    rows = []
-    for kind, prefix, value, knobs in points:
+    rows, built = [], []
+    for prefix, value, knobs in points:
         folder = a.out / f"{prefix}_{value:g}"
         if not (folder / "manifest.json").is_file():
             plan = replace(FixturePlan(), control=False, **knobs)
             make_fixtures(folder, plan, a.out / f"work_{prefix}_{value:g}", original=a.original, force=True)
-        rows.append(point(json.loads((folder / "manifest.json").read_text()), kind, value))
+        built.append(json.loads((folder / "manifest.json").read_text()))
+        rows.append(point(built[-1]))
         print(rows[-1], flush=True)
     bundled = json.loads(a.manifest.read_text()) if a.manifest else None
-    if bundled is not None:
-        bp = bundled.get("plan", {})
-        cap = bp.get("latency_max_layer_ratio", 0.9)
-        kind, value = (
-            ("latency" if cap == 0.9 else f"latency, cap {cap:g}", bp["sparsity_target_latency"])
-            if bp.get("sparsity_target_latency") is not None
-            else ("uniform", bp.get("sparsity_target"))
-        )
-        rows.append({**point(bundled, kind, value), "bundled": True})
+    if bundled is not None:  # the swept point built the same way from the same original, else a row of its own
+        key = _build_key(bundled)
+        same = [r for r, m in zip(rows, built, strict=True) if _build_key(m) == key]
+        if same:
+            same[0]["bundled"] = True
+        else:
+            rows.append({**point(bundled), "bundled": True})
     table = pd.DataFrame(rows).sort_values("gflops_ratio")
     a.csv.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(a.csv, index=False)
