@@ -366,3 +366,41 @@ def test_make_fixtures_quick_for_yolo11_and_yolo26(cfg: str, tmp_path: Path) -> 
     w0 = next(load_detector(out / v["pruned"]["path"]).model.parameters()).float()
     w1 = next(load_detector(out / v["finetuned"]["path"]).model.parameters()).float()
     assert not torch.equal(w0, w1), "fine-tuning must have trained the pruned model"
+
+
+def test_plan_layer_shares_reach_the_recipe() -> None:
+    """``sparsity_layer_shares`` override the uniform share in the layers they name (the sizes between two uniform
+    shares); the uniform share stays the target of every other layer."""
+    from slimbench.pruning import pipeline
+
+    plan = replace(pipeline.FixturePlan(), sparsity_layer_shares=(("model.22", 0.75),))
+    recipe = pipeline._prox_recipe(plan)
+    assert recipe.layer_targets == (("model.22", 0.75),) and recipe.target == plan.sparsity_target
+    latency = (("model.2", 0.5),)
+    assert pipeline._prox_recipe(plan, latency).layer_targets == latency  # a latency plan's shares rule
+    assert pipeline._prox_recipe(pipeline.FixturePlan()).layer_targets == ()
+
+
+@pytest.mark.parametrize(
+    ("shares", "knobs", "needle"),
+    [
+        ((("model.99", 0.75),), {}, "sparsity_layer_shares model.99"),
+        ((("model.22", 1.5),), {}, "model.22=1.5"),
+        ((("model.22", 0.75),), {"sparsity_target_latency": 0.5}, "not with sparsity_target_latency"),
+        ((("model.22", 0.75),), {"sparsity_method": "subgradient"}, "only with sparsity_method 'prox'"),
+        ((("model.22", 0.75),), {"sparsity_per_layer": False}, "needs a per-layer target share"),
+    ],
+)
+def test_plan_layer_shares_refused_before_any_work(tmp_path: Path, shares: tuple, knobs: dict, needle: str) -> None:
+    """A mistyped layer or an unusable share stops make_fixtures in one line before the dataset or any training;
+    the same shares, well formed, pass the check."""
+    import re
+
+    from slimbench.core.errors import SlimbenchError
+    from slimbench.pruning import pipeline
+
+    plan = replace(pipeline.FixturePlan.quick(), sparsity_target=0.7, sparsity_per_layer=True)
+    pipeline._check_layer_shares(replace(plan, sparsity_layer_shares=(("model.22", 0.75),)), None)
+    with pytest.raises(SlimbenchError, match=re.escape(needle)):
+        pipeline.make_fixtures(tmp_path / "out", replace(plan, sparsity_layer_shares=shares, **knobs), tmp_path / "w")
+    assert not (tmp_path / "w").exists() and not (tmp_path / "out").exists()

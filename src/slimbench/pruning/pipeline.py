@@ -69,6 +69,10 @@ class FixturePlan:
     # (docs/bundled-variants.md): the latency plans cut the stem and the stride-8 path to 8 channels and lost 0.04-0.09
     sparsity_target: float = 0.7
     sparsity_per_layer: bool = True  # "prox" with a target: that share of each layer (kept widths: round_to)
+    # "prox" per layer, no latency plan: (module name, share) pairs that replace sparsity_target in that module and
+    # all inside it, e.g. (("model.22", 0.75),): kept widths move in steps of round_to, so between two uniform
+    # shares the size jumps (0.7: 0.161x GFLOPs, 0.75: 0.081x); a share per layer reaches the sizes in between
+    sparsity_layer_shares: tuple[tuple[str, float], ...] = ()
     # "prox" per layer: set, each layer's share comes from the plan that prunes the original to this latency ratio on
     # latency_runtime (batch 1, 640 px, this machine's cores; slimbench.pruning.latency_sparsity), measured and
     # corrected as ``prune --target-latency`` does; None: sparsity_target in every layer
@@ -158,12 +162,15 @@ def write_sample_images(folder: Path, plan: FixturePlan) -> list[Path]:
 
 def _prox_recipe(plan: FixturePlan, layer_targets: tuple[tuple[str, float], ...] = ()) -> SparsityRecipe:
     """The plan's proximal recipe; ``layer_targets`` (the latency plan's shares) replace ``sparsity_target`` in the
-    layers they name, and their mean is the share of any unit they leave out."""
+    layers they name, and their mean is the share of any unit they leave out. Without them, the plan's own
+    ``sparsity_layer_shares`` replace ``sparsity_target`` in the layers they name."""
     from slimbench.pruning.sparsity import SparsityRecipe
 
     target = plan.sparsity_target
     if layer_targets:
         target = sum(v for _, v in layer_targets) / len(layer_targets)
+    else:
+        layer_targets = tuple((str(n), float(v)) for n, v in plan.sparsity_layer_shares)
     return SparsityRecipe(
         lam=plan.sparsity,
         ramp=plan.sparsity_ramp,
@@ -173,6 +180,29 @@ def _prox_recipe(plan: FixturePlan, layer_targets: tuple[tuple[str, float], ...]
         round_to=plan.round_to or 1,
         layer_targets=layer_targets,
     )
+
+
+def _check_layer_shares(plan: FixturePlan, original: Path | None) -> None:
+    """``plan.sparsity_layer_shares`` refused before any work: a share out of range, no per-layer target to override,
+    or a name that holds no BatchNorm of the model (a typo would otherwise target nothing, after an hour's training)."""
+    if not plan.sparsity_layer_shares:
+        return
+    from slimbench.pruning.sparsity import unmatched_layer_targets
+
+    if plan.sparsity_method != "prox":
+        raise SlimbenchError("sparsity_layer_shares: only with sparsity_method 'prox'")
+    if plan.sparsity_target_latency is not None:
+        raise SlimbenchError("sparsity_layer_shares: not with sparsity_target_latency (the plan sets every share)")
+    _prox_recipe(plan)  # the recipe's own checks: shares in [0, 1), a per-layer target to override
+    if original is not None:
+        model = load_detector(original).model
+    else:
+        from ultralytics.nn.tasks import DetectionModel
+
+        model = DetectionModel(plan.model_cfg, verbose=False)
+    missing = unmatched_layer_targets(model, [n for n, _ in plan.sparsity_layer_shares])
+    if missing:
+        raise SlimbenchError(f"sparsity_layer_shares {missing[0]}: no BatchNorm of {plan.model_cfg} is under that name")
 
 
 def _sparsify(
@@ -331,6 +361,7 @@ def make_fixtures(
 
     out, workdir = Path(out), Path(workdir)
     reused = _reused_original(original, workdir)
+    _check_layer_shares(plan, reused.best if reused else None)
     targets = [out / "models" / f"{n}.pt" for n in VARIANT_NAMES] + [out / "manifest.json"]
     existing = [str(t) for t in targets if t.exists()]
     if existing and not force:
