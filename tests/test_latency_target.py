@@ -205,3 +205,39 @@ def test_settings_default_to_the_suite_measurement() -> None:
     s = LatencySettings()
     assert (s.pairs, s.tolerance, s.step) == (21, 0.03, 8)
     assert latency_target.RUNTIMES == ("torch", "onnxruntime", "openvino")
+
+
+def test_kept_width_moves_in_steps_of_round_to() -> None:
+    """Why a uniform share between 0.7 and 0.75 gives no size between 0.161x and 0.081x: the kept widths jump."""
+    from slimbench.pruning.sparsity import kept_width
+
+    assert [kept_width(64, s, 8) for s in (0.7, 0.72, 0.74, 0.75)] == [24, 24, 24, 16]
+    assert [kept_width(256, s, 8) for s in (0.7, 0.72)] == [80, 72]
+    assert kept_width(16, 0.99, 8) == 8 and kept_width(32, 0.0, 8) == 32
+
+
+def test_share_plan_size_prunes_every_unit_to_its_targets_width() -> None:
+    """The sweep's size estimate: each unit keeps ``kept_width`` of its share (a named layer's share where given),
+    so the estimate is the size the threshold rule gives after sparsity reaches those targets."""
+    from ultralytics import YOLO
+
+    from slimbench.pruning.latency_sparsity import share_plan_size
+    from slimbench.pruning.latency_target import pruned_to_widths
+    from slimbench.pruning.sparsity import kept_width, unit_share
+
+    yolo = YOLO("yolov8n.yaml", task="detect")
+    shares = {"model.22": 0.75}
+    seen: dict[str, tuple[int, int]] = {}
+
+    def width_of(unit) -> int:
+        seen[unit.name] = (unit.width, kept_width(unit.width, unit_share(unit.name, 0.7, shares), 8))
+        return seen[unit.name][1]
+
+    pruned = dict(pruned_to_widths(yolo, width_of, 8).model.named_modules())
+    assert seen["model.22.cv2.0.0"] == (64, 16) and seen["model.3"] == (64, 24) and seen["model.7"] == (256, 80)
+    assert pruned["model.3.conv"].out_channels == 24 and pruned["model.22.cv2.0.0.conv"].out_channels == 16
+    full = share_plan_size(yolo, 0.0, {}, 8, imgsz=320)
+    uniform = share_plan_size(yolo, 0.7, {}, 8, imgsz=320)
+    mixed = share_plan_size(yolo, 0.7, shares, 8, imgsz=320)
+    assert full == {"gflops_ratio": 1.0, "params_ratio": 1.0}
+    assert mixed["gflops_ratio"] < uniform["gflops_ratio"] < 0.3 and mixed["params_ratio"] < uniform["params_ratio"]

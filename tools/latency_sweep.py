@@ -9,7 +9,12 @@ point differ only in where the per-layer sparsity shares come from:
 
 - ``--targets R``: the latency plan for R on ONNX Runtime (``sparsity_target_latency``), which cuts the costly
   high-resolution layers hardest, down to 8 channels;
-- ``--shares S``: the same share S in every layer (``sparsity_target``, no latency plan).
+- ``--shares S``: the same share S in every layer (``sparsity_target``, no latency plan); with ``--layer-shares
+  NAME=SHARE ...``, those layers take their own share (``sparsity_layer_shares``), for the sizes between two uniform
+  shares (kept widths move in steps of 8: 0.7 gives 0.161x GFLOPs, 0.75 already 0.081x).
+
+``--estimate`` prints each ``--shares`` point's GFLOPs and params ratios (the widths its targets leave, no training,
+seconds) and builds nothing: pick the points before spending 20 minutes on each.
 
 A point whose folder already holds a manifest is read, not rebuilt, so the sweep can grow across runs. Writes the
 CSV and a PNG beside it (mAP50-95 before and after fine-tuning against GFLOPs ratio, one line per kind; with
@@ -30,7 +35,8 @@ def plan_kind(plan: dict[str, Any]) -> tuple[str, float | None]:
     cap C", target) or ("uniform", share); read from the manifest, so a point is named by what it was built with."""
     target = plan.get("sparsity_target_latency")
     if target is None:
-        return "uniform", plan.get("sparsity_target")
+        layers = "".join(f", {name}={share:g}" for name, share in plan.get("sparsity_layer_shares") or ())
+        return f"uniform{layers}", plan.get("sparsity_target")
     cap = plan.get("latency_max_layer_ratio", 0.9)  # manifests before the knob: uncapped
     return ("latency" if cap == 0.9 else f"latency, cap {cap:g}"), target
 
@@ -57,6 +63,18 @@ def point(manifest: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def estimate(original: Path, shares: list[float], layers: tuple[tuple[str, float], ...]) -> None:
+    """Each uniform point's size from the widths its targets leave (no training)."""
+    from slimbench.model.checkpoint import load_detector
+    from slimbench.pruning.latency_sparsity import share_plan_size
+    from slimbench.pruning.pipeline import FixturePlan
+
+    yolo, plan = load_detector(original), FixturePlan()
+    for share in shares:
+        size = share_plan_size(yolo, share, dict(layers), plan.round_to, plan.gflops_imgsz)
+        print(plan_kind({"sparsity_target": share, "sparsity_layer_shares": layers}), size, flush=True)
+
+
 def main() -> None:
     import matplotlib.pyplot as plt
     import pandas as pd
@@ -68,6 +86,10 @@ def main() -> None:
     p.add_argument("--targets", type=float, nargs="*", default=[], help="latency-planned points: ratio targets")
     p.add_argument("--shares", type=float, nargs="*", default=[], help="uniform points: the share of every layer")
     p.add_argument("--cap", type=float, default=None, help="latency points: at most this share of any one unit")
+    p.add_argument(
+        "--layer-shares", nargs="*", default=[], metavar="NAME=SHARE", help="uniform points: these layers' own share"
+    )
+    p.add_argument("--estimate", action="store_true", help="print the --shares points' sizes, build nothing")
     p.add_argument("--out", type=Path, required=True, help="one build folder per target under it")
     p.add_argument("--manifest", type=Path, default=None, help="the bundled set's manifest: its point and lines")
     p.add_argument("--csv", type=Path, default=Path("docs/sweep.csv"))
@@ -77,8 +99,14 @@ def main() -> None:
         p.error("give --targets, --shares or both")
     capped = {} if a.cap is None else {"latency_max_layer_ratio": a.cap}
     prefix = "target" if a.cap is None else f"cap{a.cap:g}_target"
+    layers = tuple((n, float(v)) for n, v in (item.split("=", 1) for item in a.layer_shares))
+    if a.estimate:
+        estimate(a.original, a.shares, layers)
+        return
+    share_prefix = "share" + "".join(f"_{n}={v:g}" for n, v in layers)
+    uniform = {"sparsity_target_latency": None, "sparsity_layer_shares": layers}
     points = [(prefix, t, {"sparsity_target_latency": t, **capped}) for t in a.targets] + [
-        ("share", s, {"sparsity_target_latency": None, "sparsity_target": s}) for s in a.shares
+        (share_prefix, s, {**uniform, "sparsity_target": s}) for s in a.shares
     ]
     rows, built = [], []
     for prefix, value, knobs in points:

@@ -53,3 +53,23 @@ def latency_plan_shares(
         "shares": {name: round(v, 4) for name, v in shares},
     }
     return shares, record
+
+
+def share_plan_size(
+    yolo: Any, share: float, layer_shares: dict[str, float], round_to: int, imgsz: int = 640
+) -> dict[str, float]:
+    """GFLOPs and parameter ratios of ``yolo`` pruned to the widths that per-layer sparsity targets (``share``, or
+    the longest matching ``layer_shares`` prefix) leave, without training: the size of a sweep point in seconds
+    before its 20 minutes of building. Exact when the threshold rule removes what the targets pushed to zero."""
+    from slimbench.model.static_metrics import count_params, gflops
+    from slimbench.pruning.latency_target import pruned_to_widths
+    from slimbench.pruning.sparsity import kept_width, unit_share
+
+    pruned = pruned_to_widths(
+        yolo, lambda u: min(u.width, kept_width(u.width, unit_share(u.name, share, layer_shares), round_to)), round_to
+    )
+    before, after = yolo.model, pruned.model
+    return {
+        "gflops_ratio": round(gflops(after, imgsz) / gflops(before, imgsz), 4),
+        "params_ratio": round(count_params(after) / count_params(before), 4),
+    }

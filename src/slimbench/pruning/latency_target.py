@@ -272,12 +272,18 @@ def prune_to_latency(
 
 def _pruned_copy(yolo: Any, plan: Plan, s: LatencySettings) -> Any:
     """A deep copy of ``yolo`` pruned to ``plan``'s widths, the least important channels of each group first."""
+    return pruned_to_widths(yolo, lambda unit: plan.widths.get(unit.name, unit.width), s.step, s.max_layer_ratio)
+
+
+def pruned_to_widths(yolo: Any, width_of: Any, step: int, max_layer_ratio: float = 0.9) -> Any:
+    """A deep copy of ``yolo`` with each unit (a :class:`PlanUnit`: name, width) pruned to ``width_of(unit)``
+    channels, the least important of each group first."""
     candidate = copy.deepcopy(yolo)
     net = candidate.model.float().eval()
-    with split_prune_fold(net, PruneResult(0.0, True, s.step), 160) as example:
-        dg, an = analyse(net, example, s.step, s.max_layer_ratio)
+    with split_prune_fold(net, PruneResult(0.0, True, step), 160) as example:
+        dg, an = analyse(net, example, step, max_layer_ratio)
         for unit in an.units:
-            keep = plan.widths.get(unit.name, unit.width)
+            keep = width_of(unit)
             for m in an.members[unit.name]:
                 n = unit.width - keep
                 if n > 0:  # the root's channels are 0..width-1: the n lowest scores are the ones to drop

@@ -251,6 +251,12 @@ def unmatched_layer_targets(model: nn.Module, names: list[str] | tuple[str, ...]
     return [p for p in names if not any(under(n, p) for n in bn_names)]
 
 
+def kept_width(width: int, share: float, round_to: int) -> int:
+    """The channels a unit of ``width`` keeps when ``share`` of it is pushed to zero: rounded up to a multiple of
+    ``round_to`` (at least one step), so a share moves the width in jumps (64 wide at 0.7 keeps 24, at 0.75 16)."""
+    return max(round_to, math.ceil((1 - share) * width / round_to) * round_to)
+
+
 def _per_unit_weights(
     model: nn.Module,
     share: float,
@@ -272,7 +278,7 @@ def _per_unit_weights(
             sc = (scores or {}).get(bn, bn.weight.detach().abs()).float()
             per_layer.append((sc / sc.mean().clamp_min(1e-12))[sl])
         n = torch.stack(per_layer).amax(0)
-        keep = max(round_to, math.ceil((1 - u_share) * n.numel() / round_to) * round_to)
+        keep = kept_width(n.numel(), u_share, round_to)
         k = max(0, min(int(max_layer * n.numel()), n.numel() - keep))
         mask = torch.zeros_like(n)
         mask[torch.argsort(n)[:k]] = 1.0
