@@ -66,8 +66,8 @@ def point(manifest: dict[str, Any]) -> dict[str, Any]:
 def estimate(original: Path, shares: list[float], layers: tuple[tuple[str, float], ...]) -> None:
     """Each uniform point's size from the widths its targets leave (no training)."""
     from slimbench.model.checkpoint import load_detector
+    from slimbench.pruning.fixture_plan import FixturePlan
     from slimbench.pruning.latency_sparsity import share_plan_size
-    from slimbench.pruning.pipeline import FixturePlan
 
     yolo, plan = load_detector(original), FixturePlan()
     for share in shares:
@@ -79,7 +79,8 @@ def main() -> None:
     import matplotlib.pyplot as plt
     import pandas as pd
 
-    from slimbench.pruning.pipeline import FixturePlan, make_fixtures
+    from slimbench.pruning.fixture_plan import FixturePlan
+    from slimbench.pruning.pipeline import make_fixtures
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("original", type=Path)

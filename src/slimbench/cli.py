@@ -25,7 +25,7 @@ from slimbench.commands import (
 )
 from slimbench.core.errors import SlimbenchError
 from slimbench.core.timing_key import RUNTIMES
-from slimbench.pruning.pipeline import FixturePlan
+from slimbench.pruning.fixture_plan import FixturePlan
 from slimbench.report_commands import cmd_markdown, cmd_merge, cmd_profile
 
 _PLAN = FixturePlan()

@@ -330,7 +330,8 @@ def cmd_finetune(a: argparse.Namespace) -> int:
 def cmd_make_fixtures(a: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from slimbench.pruning.pipeline import FixturePlan, make_fixtures
+    from slimbench.pruning.fixture_plan import FixturePlan
+    from slimbench.pruning.pipeline import make_fixtures
 
     if a.model:
         _check_model(a.model, "--model", yaml=True, checkpoint=False, prunable=True)

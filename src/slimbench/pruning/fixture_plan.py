@@ -1,0 +1,100 @@
+"""Every knob of the reference build (make-fixtures), the bundled plan's defaults and the quick smoke plan.
+
+Stored in the manifest (``plan``) so that a build can be reproduced and a rebuild can tell what it may reuse.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class FixturePlan:
+    """Every knob of the reference build; stored in the manifest so a run can be reproduced."""
+
+    train_images: int = 1000
+    val_images: int = 250
+    imgsz: int = 256
+    seed: int = 0
+    model_cfg: str = "yolov8n.yaml"
+    batch: int = 32
+    # the original trains until converged (slimbench.pruning.convergence): its val mAP50-95 gained at most
+    # converge_min_delta over converge_patience epochs, with epochs_original as the cap; patience 0: exactly that many
+    epochs_original: int = 90
+    converge_patience: int = 10
+    converge_min_delta: float = 0.002
+    # the equal-budget control: the converged original trained as many more epochs as the pruning line adds
+    # (sparsity + recovery + fine-tune) with the fine-tune recipe; recorded in the manifest, not bundled
+    control: bool = True
+    epochs_sparsity: int = 10
+    # "prox" only: then this many epochs with the targets held (no ramp) at a higher, decaying lr, so the thinner
+    # net recovers while the proximal step keeps its zeros (at the stage's lr 0.003 it stayed ~0.05 mAP short)
+    epochs_recovery: int = 12
+    recovery_lr: float = 0.01
+    recovery_lrf: float = 0.1  # the lr decays linearly to recovery_lr * recovery_lrf (ultralytics' lrf)
+    epochs_finetune: int = 15
+    sparsity: float = 4.0  # lambda: the subgradient's strength, or the proximal recipe's final lambda
+    sparsity_method: str = "prox"  # or "subgradient": slimbench.pruning.sparsity (lr, ramp below)
+    sparsity_lr: float = 0.003  # "prox" only: the SGD learning rate of the sparsity stage
+    sparsity_ramp: float = 0.5  # "prox" only: lambda rises linearly over this fraction of the steps
+    sparsity_batch: int = 16  # "prox" only: batch of the sparsity stage (one optimizer step per batch); 0: batch
+    sparsity_taylor: bool = True  # "prox" only: rank channels by |gamma * dL/dgamma| instead of |gamma|
+    # "prox" only: > 0 pushes only the lowest-ranked share of channels, rising to this. The bundled 0.7 in every
+    # layer is the smallest size that held the converged original's mAP50-95 within 0.02 in the sweep
+    # (docs/bundled-variants.md): the latency plans cut the stem and the stride-8 path to 8 channels and lost 0.04-0.09
+    sparsity_target: float = 0.7
+    sparsity_per_layer: bool = True  # "prox" with a target: that share of each layer (kept widths: round_to)
+    # "prox" per layer, no latency plan: (module name, share) pairs that replace sparsity_target in that module and
+    # all inside it, e.g. (("model.22", 0.75),): kept widths move in steps of round_to, so between two uniform
+    # shares the size jumps (0.7: 0.161x GFLOPs, 0.75: 0.081x); a share per layer reaches the sizes in between
+    sparsity_layer_shares: tuple[tuple[str, float], ...] = ()
+    # "prox" per layer: set, each layer's share comes from the plan that prunes the original to this latency ratio on
+    # latency_runtime (batch 1, 640 px, this machine's cores; slimbench.pruning.latency_sparsity), measured and
+    # corrected as ``prune --target-latency`` does; None: sparsity_target in every layer
+    sparsity_target_latency: float | None = None
+    latency_runtime: str = "onnxruntime"
+    latency_max_layer_ratio: float = 0.9  # the latency plan removes at most this share of any one unit
+    ratio: float = 0.4
+    global_pruning: bool = False
+    prune_threshold: float | None = 0.01  # set: Network Slimming's threshold rule (fraction of the layer's max)
+    prune_target_ratio: float | None = None  # set: the threshold rule at the global quantile removing this share
+    max_layer_ratio: float = 0.9  # threshold rule: per-layer cap
+    compensate: bool = True  # threshold rule: fold removed channels' act(beta) into their consumers
+    round_to: int = 8
+    close_mosaic: int = 6
+    gflops_imgsz: int = 640
+    scene_size: int = 640
+    scene_objects: int = 24
+    scene_seed: int = 1234
+    agreement_scenes: int = 12
+
+    @classmethod
+    def quick(cls) -> FixturePlan:
+        """Tiny data, small images, one epoch per stage: the whole pipeline in about a minute on a 2-core CPU."""
+        return cls(
+            train_images=16,
+            val_images=8,
+            imgsz=128,
+            batch=8,
+            epochs_original=3,
+            converge_patience=1,
+            converge_min_delta=1.0,  # stops at epoch 2: the rule runs, in seconds
+            epochs_sparsity=1,
+            epochs_recovery=1,
+            epochs_finetune=1,
+            sparsity=20.0,
+            sparsity_method="prox",
+            sparsity_lr=0.01,
+            sparsity_ramp=0.0,
+            sparsity_batch=0,
+            sparsity_taylor=False,
+            sparsity_target=0.0,
+            sparsity_per_layer=False,
+            sparsity_target_latency=None,
+            prune_threshold=None,
+            prune_target_ratio=0.6,
+            close_mosaic=0,
+            scene_size=320,
+            scene_objects=8,
+            agreement_scenes=2,
+        )
