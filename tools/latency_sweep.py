@@ -16,9 +16,11 @@ point differ only in where the per-layer sparsity shares come from:
 ``--estimate`` prints each ``--shares`` point's GFLOPs and params ratios (the widths its targets leave, no training,
 seconds) and builds nothing: pick the points before spending 20 minutes on each.
 
-A point whose folder already holds a manifest is read, not rebuilt, so the sweep can grow across runs. Writes the
-CSV and a PNG beside it (mAP50-95 before and after fine-tuning against GFLOPs ratio, one line per kind; with
-``--manifest``: the bundled point, the converged original, the original - 0.02 and the equal-budget control).
+A point whose folder already holds a manifest is read, not rebuilt, so the sweep can grow across runs; ``--read DIR``
+adds any other built set (a make-fixtures output). Writes the CSV and a PNG beside it: mAP50-95 before and after
+fine-tuning minus each point's own original's, against the GFLOPs ratio, one line per kind and original (points
+built on different originals never share a line), with the targets (-0.02, -0.05) and, with ``--manifest``, the
+bundled point and its equal-budget control.
 """
 
 from __future__ import annotations
@@ -91,13 +93,14 @@ def main() -> None:
         "--layer-shares", nargs="*", default=[], metavar="NAME=SHARE", help="uniform points: these layers' own share"
     )
     p.add_argument("--estimate", action="store_true", help="print the --shares points' sizes, build nothing")
+    p.add_argument("--read", type=Path, nargs="*", default=[], help="more built points: folders holding a manifest")
     p.add_argument("--out", type=Path, required=True, help="one build folder per target under it")
     p.add_argument("--manifest", type=Path, default=None, help="the bundled set's manifest: its point and lines")
     p.add_argument("--csv", type=Path, default=Path("docs/sweep.csv"))
     a = p.parse_args()
 
-    if not a.targets and not a.shares:
-        p.error("give --targets, --shares or both")
+    if not a.targets and not a.shares and not a.read:
+        p.error("give --targets, --shares or --read")
     capped = {} if a.cap is None else {"latency_max_layer_ratio": a.cap}
     prefix = "target" if a.cap is None else f"cap{a.cap:g}_target"
     layers = tuple((n, float(v)) for n, v in (item.split("=", 1) for item in a.layer_shares))
@@ -118,6 +121,9 @@ def main() -> None:
         built.append(json.loads((folder / "manifest.json").read_text()))
         rows.append(point(built[-1]))
         print(rows[-1], flush=True)
+    for folder in a.read:
+        built.append(json.loads((folder / "manifest.json").read_text()))
+        rows.append(point(built[-1]))
     bundled = json.loads(a.manifest.read_text()) if a.manifest else None
     if bundled is not None:  # the swept point built the same way from the same original, else a row of its own
         key = _build_key(bundled)
@@ -131,33 +137,33 @@ def main() -> None:
     table.to_csv(a.csv, index=False)
     print(table.to_string(index=False))
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    for kind, color in zip(sorted(set(table.plan)), ("tab:blue", "tab:orange", "tab:purple", "tab:red"), strict=False):
-        line = table[table.plan == kind]
-        what = "one share in every layer" if kind == "uniform" else kind.replace("latency", "latency-planned shares")
-        ax.plot(line.gflops_ratio, line.map50_95_finetuned, "o-", color=color, label=f"{what}, fine-tuned")
-        ax.plot(line.gflops_ratio, line.map50_95_pruned, "o:", color=color, alpha=0.5, label=f"{what}, before")
+    # each point against its own original: points built on different originals share one axis, never one line
+    table["ft_drop"] = table.map50_95_finetuned - table.original_map50_95
+    table["pruned_drop"] = table.map50_95_pruned - table.original_map50_95
+    fig, ax = plt.subplots(figsize=(9.6, 4.6))
+    colors = iter(("tab:blue", "tab:orange", "tab:purple", "tab:red", "tab:brown", "tab:olive", "tab:cyan"))
+    for (kind, orig), line in table.groupby(["plan", "original_map50_95"], sort=True):
+        color = next(colors, "tab:gray")
+        what = "uniform share" if kind == "uniform" else kind.replace("latency", "latency plan")
+        what = f"{what} (original {orig:.3f})"
+        ax.plot(line.gflops_ratio, line.ft_drop, "o-", color=color, label=f"{what}, fine-tuned")
+        ax.plot(line.gflops_ratio, line.pruned_drop, "o:", color=color, alpha=0.5, label=f"{what}, before")
     for _, r in table.iterrows():
         if r.measured_latency_ratio == r.measured_latency_ratio and r.measured_latency_ratio is not None:
-            ax.annotate(f"lat {r.measured_latency_ratio:.2f}", (r.gflops_ratio, r.map50_95_finetuned), fontsize=8)
+            ax.annotate(f"lat {r.measured_latency_ratio:.2f}", (r.gflops_ratio, r.ft_drop), fontsize=8)
         if r.get("bundled") is True:
-            ax.annotate(
-                "bundled",
-                (r.gflops_ratio, r.map50_95_finetuned),
-                xytext=(0, 6),
-                textcoords="offset points",
-                fontsize=8,
-                ha="center",
-            )
+            ax.annotate("bundled", (r.gflops_ratio, r.ft_drop), xytext=(8, -4), textcoords="offset points", fontsize=8)
+    ax.axhline(0.0, color="k", ls="--", lw=1, label="its converged original")
+    ax.axhline(-0.02, color="k", ls=":", lw=1, label="target after fine-tuning (-0.02)")
+    ax.axhline(-0.05, color="gray", ls=":", lw=1, label="target before fine-tuning (-0.05)")
     if bundled is not None:
-        v, control = bundled["variants"], bundled.get("control", {})
-        ax.axhline(v["original"]["map50_95"], color="k", ls="--", lw=1, label="converged original")
-        ax.axhline(v["original"]["map50_95"] - 0.02, color="k", ls=":", lw=1, label="converged original - 0.02")
+        control, orig = bundled.get("control", {}), bundled["variants"]["original"]["map50_95"]
         if control.get("map50_95") is not None:
-            ax.axhline(control["map50_95"], color="tab:green", ls="--", lw=1, label="equal-budget control")
+            ax.axhline(control["map50_95"] - orig, color="tab:green", ls="--", lw=1, label="equal-budget control")
     ax.set_xlabel("GFLOPs ratio to the original (640 px)")
-    ax.set_ylabel("mAP50-95, synthetic val (256 px)")
-    ax.legend(fontsize=8, loc="lower right")
+    ax.margins(x=0.08)
+    ax.set_ylabel("mAP50-95 minus its original's (synthetic val, 256 px)")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(a.csv.with_suffix(".png"), dpi=120)
