@@ -20,7 +20,7 @@ class FixturePlan:
     batch: int = 32
     # the original trains until converged (slimbench.pruning.convergence): its val mAP50-95 gained at most
     # converge_min_delta over converge_patience epochs, with epochs_original as the cap; patience 0: exactly that many
-    epochs_original: int = 90
+    epochs_original: int = 120
     converge_patience: int = 10
     converge_min_delta: float = 0.002
     # the equal-budget control: the converged original trained as many more epochs as the pruning line adds
