@@ -134,11 +134,11 @@ def test_sparsify_layer_target_errors(
     assert not out.exists()
 
 
-def test_sparsify_recovery_options_reach_the_trainer(
-    tmp_path: Path, detector: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """``--ramp 0 --lr0 0.01 --lrf 0.1``, make-fixtures' recovery epochs by hand: the recipe holds its targets from
-    step one and ultralytics gets the decaying lr (``train`` records instead of training)."""
+def _sparsify_recorded(
+    tmp_path: Path, detector: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], extra: list
+) -> tuple[int, dict, Path]:
+    """``slimbench sparsify`` with ``extra`` options, ``train`` replaced by a recorder that copies the start as the
+    run's last checkpoint: (exit code, the keywords train got, --out)."""
     import shutil
 
     from slimbench.pruning import training
@@ -157,7 +157,17 @@ def test_sparsify_recovery_options_reach_the_trainer(
     data.write_text("path: .\n")
     out = tmp_path / "sparse.pt"
     argv = ["sparsify", str(detector), "--data", str(data), "--out", str(out), "--project", str(tmp_path / "runs")]
-    rc, _ = _run([*argv, "--ramp", "0", "--lr0", "0.01", "--lrf", "0.1", "--per-layer", "--target", "0.6"], capsys)
+    rc, _ = _run([*argv, *extra], capsys)
+    return rc, seen, out
+
+
+def test_sparsify_recovery_options_reach_the_trainer(
+    tmp_path: Path, detector: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--ramp 0 --lr0 0.01 --lrf 0.1``, make-fixtures' recovery epochs by hand: the recipe holds its targets from
+    step one and ultralytics gets the decaying lr (``train`` records instead of training)."""
+    extra = ["--ramp", "0", "--lr0", "0.01", "--lrf", "0.1", "--per-layer", "--target", "0.6"]
+    rc, seen, out = _sparsify_recorded(tmp_path, detector, monkeypatch, capsys, extra)
     assert rc == 0 and out.is_file()
     assert seen["recipe"].ramp == 0.0 and seen["recipe"].target == 0.6
     assert (seen["lr0"], seen["lrf"]) == (0.01, 0.1)
@@ -175,31 +185,17 @@ def test_sparsify_target_latency_passes_the_layer_cap(
     """``sparsify --target-latency`` plans with the per-layer cap it is given (make-fixtures'
     ``latency_max_layer_ratio``), and the plan's shares become the recipe's layer targets (the measured plan and the
     training are replaced by recorders: no timing here)."""
-    import shutil
-
-    from slimbench.pruning import latency_sparsity, training
+    from slimbench.pruning import latency_sparsity
 
     planned: dict = {}
-    seen: dict = {}
 
     def plan(yolo, target: float, runtime: str, threads: int, step: int, **kw):
         planned.update(target=target, runtime=runtime, step=step, **kw)
         return (("model.2", 0.5), ("model.4", 0.25)), {"measured": target}
 
-    def record(model: str, data: str, *, project: str, name: str, **kw) -> training.TrainOutcome:
-        seen.update(kw)
-        last = Path(project) / name / "last.pt"
-        last.parent.mkdir(parents=True)
-        shutil.copyfile(model, last)
-        return training.TrainOutcome(best=last, metrics={}, last=last)
-
     monkeypatch.setattr(latency_sparsity, "latency_plan_shares", plan)
-    monkeypatch.setattr(training, "train", record)
-    data = tmp_path / "data.yaml"
-    data.write_text("path: .\n")
-    out = tmp_path / "sparse.pt"
-    argv = ["sparsify", str(detector), "--data", str(data), "--out", str(out), "--project", str(tmp_path / "runs")]
-    rc, _ = _run([*argv, "--per-layer", "--target-latency", "0.5", "--runtime", "torch", *extra], capsys)
+    options = ["--per-layer", "--target-latency", "0.5", "--runtime", "torch", *extra]
+    rc, seen, out = _sparsify_recorded(tmp_path, detector, monkeypatch, capsys, options)
     assert rc == 0 and out.is_file()
     assert planned["max_layer_ratio"] == cap and (planned["target"], planned["runtime"]) == (0.5, "torch")
     assert seen["recipe"].layer_targets == (("model.2", 0.5), ("model.4", 0.25))
