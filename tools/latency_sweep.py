@@ -78,7 +78,6 @@ def estimate(original: Path, shares: list[float], layers: tuple[tuple[str, float
 
 
 def main() -> None:
-    import matplotlib.pyplot as plt
     import pandas as pd
 
     from slimbench.pruning.fixture_plan import FixturePlan
@@ -112,18 +111,16 @@ def main() -> None:
     points = [(prefix, t, {"sparsity_target_latency": t, **capped}) for t in a.targets] + [
         (share_prefix, s, {**uniform, "sparsity_target": s}) for s in a.shares
     ]
-    rows, built = [], []
+    folders = []
     for prefix, value, knobs in points:
         folder = a.out / f"{prefix}_{value:g}"
         if not (folder / "manifest.json").is_file():
             plan = replace(FixturePlan(), control=False, **knobs)
             make_fixtures(folder, plan, a.out / f"work_{prefix}_{value:g}", original=a.original, force=True)
-        built.append(json.loads((folder / "manifest.json").read_text()))
-        rows.append(point(built[-1]))
-        print(rows[-1], flush=True)
-    for folder in a.read:
-        built.append(json.loads((folder / "manifest.json").read_text()))
-        rows.append(point(built[-1]))
+            print(point(_manifest(folder)), flush=True)
+        folders.append(folder)
+    built = [_manifest(folder) for folder in [*folders, *a.read]]
+    rows = [point(manifest) for manifest in built]
     bundled = json.loads(a.manifest.read_text()) if a.manifest else None
     if bundled is not None:  # the swept point built the same way from the same original, else a row of its own
         key = _build_key(bundled)
@@ -136,6 +133,18 @@ def main() -> None:
     a.csv.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(a.csv, index=False)
     print(table.to_string(index=False))
+    plot(table, bundled, a.csv.with_suffix(".png"))
+    print(f"wrote {a.csv} and {a.csv.with_suffix('.png')}")
+
+
+def _manifest(folder: Path) -> dict[str, Any]:
+    """A built point's manifest: a sweep folder or any make-fixtures output."""
+    return json.loads((folder / "manifest.json").read_text())
+
+
+def plot(table: Any, bundled: dict[str, Any] | None, path: Path) -> None:
+    """mAP50-95 minus each point's own original's against the GFLOPs ratio, with the targets and the control."""
+    import matplotlib.pyplot as plt
 
     # each point against its own original: points built on different originals share one axis, never one line
     table["ft_drop"] = table.map50_95_finetuned - table.original_map50_95
@@ -166,8 +175,7 @@ def main() -> None:
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(a.csv.with_suffix(".png"), dpi=120)
-    print(f"wrote {a.csv} and {a.csv.with_suffix('.png')}")
+    fig.savefig(path, dpi=120)
 
 
 if __name__ == "__main__":
