@@ -271,3 +271,48 @@ def test_train_until_converged_stops_by_the_rule(
     text = capsys.readouterr().out
     assert said in text and out.read_bytes() == b"weights"
     assert len(ran) == (4 if "converged at" in said else epochs)
+
+
+@pytest.mark.parametrize(
+    ("args", "needles"),
+    [
+        (["--target", "1.5"], ("--target", "(0, 1)")),
+        (["--layer-target", "model.22"], ("--layer-target", "NAME=SHARE")),
+        (["--layer-target", "model.99=0.7"], ("--layer-target", "model.99", "no BatchNorm of yolov8n.yaml")),
+        (["--quick", "--target", "0.6"], ("--target", "not with --quick")),
+    ],
+)
+def test_make_fixtures_share_errors(
+    tmp_path: Path, args: list[str], needles: tuple[str, ...], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """make-fixtures' share options refuse a bad share, a mistyped layer and the smoke test in one line, exit 2,
+    before the dataset or any training: nothing is written under --out or --workdir."""
+    out, work = tmp_path / "fx", tmp_path / "work"
+    rc, err = _run(["make-fixtures", "--out", str(out), "--workdir", str(work), *args], capsys)
+    _assert_one_line_error(rc, err, *needles)
+    assert not out.exists() and not work.exists()
+
+
+def test_make_fixtures_shares_reach_the_plan(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--target`` and ``--layer-target`` become the build's plan (uniform share, per-layer shares; a later
+    --layer-target for the same module wins); without them the bundled plan's shares stay."""
+    from slimbench.pruning import pipeline
+    from slimbench.pruning.fixture_plan import FixturePlan
+
+    plans = []
+
+    def record(out: Path, plan: FixturePlan, workdir: Path, **kw: object) -> dict:
+        plans.append(plan)
+        return {"variants": {}, "original_training": {}}
+
+    monkeypatch.setattr(pipeline, "make_fixtures", record)
+    argv = ["make-fixtures", "--out", str(tmp_path / "fx"), "--no-control"]
+    layer = ["--layer-target", "model.22=0.7", "--layer-target", "model.9=0.5", "--layer-target", "model.22=0.75"]
+    assert _run([*argv, "--target", "0.64", *layer], capsys)[0] == 0
+    assert _run(argv, capsys)[0] == 0
+    built, default = plans
+    assert built.sparsity_target == 0.64 and not built.control
+    assert built.sparsity_layer_shares == (("model.22", 0.75), ("model.9", 0.5))
+    assert default.sparsity_target == FixturePlan().sparsity_target and default.sparsity_layer_shares == ()

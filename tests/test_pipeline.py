@@ -384,7 +384,7 @@ def test_plan_layer_shares_reach_the_recipe() -> None:
 @pytest.mark.parametrize(
     ("shares", "knobs", "needle"),
     [
-        ((("model.99", 0.75),), {}, "sparsity_layer_shares model.99"),
+        ((("model.99", 0.75),), {}, "sparsity_layer_shares (--layer-target) model.99"),
         ((("model.22", 1.5),), {}, "model.22=1.5"),
         ((("model.22", 0.75),), {"sparsity_target_latency": 0.5}, "not with sparsity_target_latency"),
         ((("model.22", 0.75),), {"sparsity_method": "subgradient"}, "only with sparsity_method 'prox'"),

@@ -274,6 +274,19 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="skip the equal-budget control (the original trained as many more epochs as the pruning line adds)",
     )
+    p.add_argument(
+        "--target",
+        type=_fraction,
+        default=None,
+        help=f"the share of every layer's channels the sparsity stage pushes to zero (default {_PLAN.sparsity_target})",
+    )
+    p.add_argument(
+        "--layer-target",
+        type=_layer_target,
+        action="append",
+        metavar="NAME=SHARE",
+        help="a share of its own for one module and all inside it, e.g. model.22=0.75 (repeatable)",
+    )
     p.add_argument("--force", action="store_true", help="overwrite existing fixtures")
     p.set_defaults(func=cmd_make_fixtures)
 

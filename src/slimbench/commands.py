@@ -327,6 +327,19 @@ def cmd_finetune(a: argparse.Namespace) -> int:
     return 0
 
 
+def _fixture_shares(a: argparse.Namespace, plan: Any) -> Any:
+    """make-fixtures' --target and --layer-target: the bundled plan's uniform share and per-layer shares, so a user
+    builds the size they ship; the smoke test (--quick) prunes by its own ratio and takes neither."""
+    from dataclasses import replace
+
+    if a.target is None and not a.layer_target:
+        return plan
+    if a.quick:
+        raise SlimbenchError("--target/--layer-target: not with --quick (the smoke test prunes by its own ratio)")
+    shares = {"sparsity_layer_shares": tuple(dict(a.layer_target or []).items())}
+    return replace(plan, **shares, **({} if a.target is None else {"sparsity_target": a.target}))
+
+
 def cmd_make_fixtures(a: argparse.Namespace) -> int:
     from dataclasses import replace
 
@@ -342,6 +355,7 @@ def cmd_make_fixtures(a: argparse.Namespace) -> int:
         plan = replace(plan, model_cfg=a.model)
     if a.no_control:
         plan = replace(plan, control=False)
+    plan = _fixture_shares(a, plan)
     workdir = a.workdir or (a.out / ".build")
     manifest = make_fixtures(a.out, plan, workdir, device=a.device, force=a.force, original=a.original)
     for name, v in manifest["variants"].items():

@@ -104,14 +104,15 @@ def _check_layer_shares(plan: FixturePlan, original: Path | None) -> None:
         raise SlimbenchError("sparsity_layer_shares: not with sparsity_target_latency (the plan sets every share)")
     _prox_recipe(plan)  # the recipe's own checks: shares in [0, 1), a per-layer target to override
     if original is not None:
-        model = load_detector(original).model
+        model, source = load_detector(original).model, str(original)
     else:
         from ultralytics.nn.tasks import DetectionModel
 
-        model = DetectionModel(plan.model_cfg, verbose=False)
+        model, source = DetectionModel(plan.model_cfg, verbose=False), plan.model_cfg
     missing = unmatched_layer_targets(model, [n for n, _ in plan.sparsity_layer_shares])
     if missing:
-        raise SlimbenchError(f"sparsity_layer_shares {missing[0]}: no BatchNorm of {plan.model_cfg} is under that name")
+        where = f"sparsity_layer_shares (--layer-target) {missing[0]}"
+        raise SlimbenchError(f"{where}: no BatchNorm of {source} is under that name")
 
 
 def _sparsify(
