@@ -228,11 +228,9 @@ def _activate(config: pytest.Config) -> SuiteSession:
     """Build and validate the session; every bad input becomes one SlimbenchError line."""
     from slimbench.bench.session import SuiteSession
     from slimbench.config.options import build_config
-    from slimbench.measure.allocator import steady_allocator
 
     opts = _options(config)
     cfg = build_config(opts, Path(config.rootpath), Path(config.invocation_params.dir))
-    steady_allocator()  # before any timing: a cell's ratio must not depend on the cells timed before it
     session = SuiteSession(cfg, smoke=opts.smoke, cache_dir=Path(config.rootpath) / CACHE_DIR)
     session.load()
     if session.unmeasurable and not _deselects(config):  # nothing can be deselected: stop now, nothing written

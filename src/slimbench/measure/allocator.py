@@ -24,7 +24,8 @@ TRIM_THRESHOLD = 2 * MMAP_THRESHOLD  # what glibc sets beside an adjusted mmap t
 @functools.cache
 def steady_allocator() -> bool:
     """Fix glibc's mmap and trim thresholds for this process (once); False where the C library has no mallopt
-    or refuses it. Call before timing; peak-memory runs (their own processes) keep the default allocator."""
+    or refuses it. :func:`slimbench.measure.timing.warm_up` calls it, so every timing runs in this state; peak-memory
+    runs (their own processes, no warm-up) keep the default allocator."""
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         mallopt = libc.mallopt

@@ -191,7 +191,6 @@ def attribute(
     Threads: torch is set to ``threads`` here; the runtimes' sessions are built with it. The garbage collector is
     paused while profiling, as in the timed benchmarks.
     """
-    from slimbench.measure.allocator import steady_allocator
     from slimbench.measure.timing import gc_paused, use_threads, warm_up
     from slimbench.model.layers import layer_names
     from slimbench.runtimes.registry import runtime as runtime_named
@@ -199,7 +198,6 @@ def attribute(
     names = layer_names(net)
     keys = [n.key for n in names]
     use_threads(threads)
-    steady_allocator()  # as the suite times (slimbench.measure.allocator)
     rt = runtime_named(runtime)
     unmapped: list[str] = []
     with gc_paused():

@@ -140,7 +140,12 @@ def forward_fn(net: nn.Module, x: torch.Tensor, device: str | None = None) -> Ca
 
 
 def warm_up(fn: Callable[[], Any], n: int) -> None:
-    """Untimed calls: first calls allocate memory, pick kernels and fill caches."""
+    """Untimed calls: first calls allocate memory, pick kernels and fill caches. Every timing warms up first, so this
+    is also where the process's allocator is put in the one state all timings share (once per process;
+    :mod:`slimbench.measure.allocator`)."""
+    from slimbench.measure.allocator import steady_allocator
+
+    steady_allocator()
     for _ in range(max(0, n)):
         fn()
 

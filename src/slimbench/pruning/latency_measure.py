@@ -18,7 +18,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from slimbench.measure.allocator import steady_allocator
 from slimbench.measure.timing import forward_fn, interleaved_ratio, seeded_input, timing_model, use_threads, warm_up
 from slimbench.pruning.latency_table import ConvShape, Measure
 
@@ -44,7 +43,6 @@ def _conv_module(shape: ConvShape, ci: int, co: int) -> nn.Module:
 
 def conv_measure(runtime: str, threads: int) -> Measure:
     """The conv timer of ``runtime`` (torch, onnxruntime, openvino) at ``threads`` threads."""
-    steady_allocator()
     if runtime == "torch":
         use_threads(threads)
 
@@ -78,7 +76,6 @@ def _file_forward(runtime: str, path: Path, threads: int, x: torch.Tensor) -> Ca
 def model_forward(yolo: Any, runtime: str, threads: int, batch: int, imgsz: int, workdir: Path) -> Callable[[], None]:
     """The timed forward of a checkpoint's model on ``runtime``, as the suite times it (fused torch model, or the
     suite's ONNX export run by ONNX Runtime / OpenVINO)."""
-    steady_allocator()  # the suite's allocator state, so the planner's ratio is the suite's
     x = seeded_input(batch, imgsz)
     if runtime == "torch":
         use_threads(threads)
