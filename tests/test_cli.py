@@ -280,6 +280,10 @@ def test_train_until_converged_stops_by_the_rule(
         (["--layer-target", "model.22"], ("--layer-target", "NAME=SHARE")),
         (["--layer-target", "model.99=0.7"], ("--layer-target", "model.99", "no BatchNorm of yolov8n.yaml")),
         (["--quick", "--target", "0.6"], ("--target", "not with --quick")),
+        (["--finetune-epochs", "0"], ("--finetune-epochs", "0")),
+        (["--target-latency", "0.4", "--target", "0.6"], ("--target-latency", "drop --target")),
+        (["--quick", "--target-latency", "0.4"], ("--target-latency", "not with --quick")),
+        (["--latency-runtime", "torch"], ("--latency-runtime", "only with --target-latency")),
     ],
 )
 def test_make_fixtures_share_errors(
@@ -296,8 +300,9 @@ def test_make_fixtures_share_errors(
 def test_make_fixtures_shares_reach_the_plan(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """``--target`` and ``--layer-target`` become the build's plan (uniform share, per-layer shares; a later
-    --layer-target for the same module wins); without them the bundled plan's shares stay."""
+    """``--target``, ``--layer-target``, ``--target-latency`` and ``--finetune-epochs`` become the build's plan
+    (uniform share, per-layer shares with a later --layer-target for the same module winning, the latency plan's
+    target and runtime, fine-tune epochs); without them the bundled plan's stay."""
     from slimbench.pruning import pipeline
     from slimbench.pruning.fixture_plan import FixturePlan
 
@@ -310,9 +315,13 @@ def test_make_fixtures_shares_reach_the_plan(
     monkeypatch.setattr(pipeline, "make_fixtures", record)
     argv = ["make-fixtures", "--out", str(tmp_path / "fx"), "--no-control"]
     layer = ["--layer-target", "model.22=0.7", "--layer-target", "model.9=0.5", "--layer-target", "model.22=0.75"]
-    assert _run([*argv, "--target", "0.64", *layer], capsys)[0] == 0
+    assert _run([*argv, "--target", "0.64", *layer, "--finetune-epochs", "30"], capsys)[0] == 0
     assert _run(argv, capsys)[0] == 0
-    built, default = plans
-    assert built.sparsity_target == 0.64 and not built.control
+    assert _run([*argv, "--target-latency", "0.35", "--latency-runtime", "torch"], capsys)[0] == 0
+    built, default, steered = plans
+    assert (steered.sparsity_target_latency, steered.latency_runtime) == (0.35, "torch")
+    assert default.sparsity_target_latency is None and default.latency_runtime == FixturePlan().latency_runtime
+    assert built.sparsity_target == 0.64 and not built.control and built.epochs_finetune == 30
+    assert default.epochs_finetune == FixturePlan().epochs_finetune
     assert built.sparsity_layer_shares == (("model.22", 0.75), ("model.9", 0.5))
     assert default.sparsity_target == FixturePlan().sparsity_target and default.sparsity_layer_shares == ()

@@ -494,3 +494,14 @@ def test_the_default_benchmark_json_is_a_path_and_an_open_file(tmp_path):
     with target as fh:
         fh.write(b'{"benchmarks": []}')
     assert target.path.read_bytes() == b'{"benchmarks": []}' and str(target) == target.name == str(target.path)
+
+
+def test_the_report_title_names_the_config_as_typed_from_the_working_folder(tmp_path, monkeypatch):
+    from slimbench.report.hooks import _shown_path
+
+    config = tmp_path / "fixtures" / "yolo11n" / "slimbench.toml"
+    monkeypatch.chdir(tmp_path)
+    assert _shown_path(config) == str(Path("fixtures") / "yolo11n" / "slimbench.toml")
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")  # outside the working folder: the path as given
+    assert _shown_path(config) == str(config)

@@ -287,6 +287,25 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME=SHARE",
         help="a share of its own for one module and all inside it, e.g. model.22=0.75 (repeatable)",
     )
+    p.add_argument(
+        "--target-latency",
+        type=_fraction,
+        default=None,
+        help="each layer's sparsity share from the plan that prunes the original to this x its batch-1 latency on "
+        "--latency-runtime (as prune --target-latency plans), instead of --target/--layer-target",
+    )
+    p.add_argument(
+        "--latency-runtime",
+        choices=("torch", "onnxruntime", "openvino"),
+        default=None,
+        help=f"--target-latency: the runtime to time (default {_PLAN.latency_runtime})",
+    )
+    p.add_argument(
+        "--finetune-epochs",
+        type=_positive_int,
+        default=None,
+        help=f"epochs of the fine-tuning stage (default {_PLAN.epochs_finetune}; the control trains as many more)",
+    )
     p.add_argument("--force", action="store_true", help="overwrite existing fixtures")
     p.set_defaults(func=cmd_make_fixtures)
 

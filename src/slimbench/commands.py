@@ -328,10 +328,20 @@ def cmd_finetune(a: argparse.Namespace) -> int:
 
 
 def _fixture_shares(a: argparse.Namespace, plan: Any) -> Any:
-    """make-fixtures' --target and --layer-target: the bundled plan's uniform share and per-layer shares, so a user
-    builds the size they ship; the smoke test (--quick) prunes by its own ratio and takes neither."""
+    """make-fixtures' --target and --layer-target (the bundled plan's uniform share and per-layer shares, so a user
+    builds the size they ship) or --target-latency (every share from the latency plan); the smoke test (--quick)
+    prunes by its own ratio and takes none."""
     from dataclasses import replace
 
+    if a.latency_runtime is not None and a.target_latency is None:
+        raise SlimbenchError("--latency-runtime: only with --target-latency")
+    if a.target_latency is not None:
+        if a.quick:
+            raise SlimbenchError("--target-latency: not with --quick (the smoke test prunes by its own ratio)")
+        if a.target is not None or a.layer_target:
+            raise SlimbenchError("--target-latency: the latency plan sets every share; drop --target/--layer-target")
+        runtime = a.latency_runtime or plan.latency_runtime
+        return replace(plan, sparsity_target_latency=a.target_latency, latency_runtime=runtime)
     if a.target is None and not a.layer_target:
         return plan
     if a.quick:
@@ -355,6 +365,8 @@ def cmd_make_fixtures(a: argparse.Namespace) -> int:
         plan = replace(plan, model_cfg=a.model)
     if a.no_control:
         plan = replace(plan, control=False)
+    if a.finetune_epochs is not None:
+        plan = replace(plan, epochs_finetune=a.finetune_epochs)
     plan = _fixture_shares(a, plan)
     workdir = a.workdir or (a.out / ".build")
     manifest = make_fixtures(a.out, plan, workdir, device=a.device, force=a.force, original=a.original)
