@@ -284,6 +284,8 @@ def test_train_until_converged_stops_by_the_rule(
         (["--target-latency", "0.4", "--target", "0.6"], ("--target-latency", "drop --target")),
         (["--quick", "--target-latency", "0.4"], ("--target-latency", "not with --quick")),
         (["--latency-runtime", "torch"], ("--latency-runtime", "only with --target-latency")),
+        (["--latency-max-layer-ratio", "0.5"], ("--latency-max-layer-ratio", "only with --target-latency")),
+        (["--target-latency", "0.4", "--latency-max-layer-ratio", "1"], ("--latency-max-layer-ratio", "(0, 1)")),
     ],
 )
 def test_make_fixtures_share_errors(
@@ -318,8 +320,11 @@ def test_make_fixtures_shares_reach_the_plan(
     assert _run([*argv, "--target", "0.64", *layer, "--finetune-epochs", "30"], capsys)[0] == 0
     assert _run(argv, capsys)[0] == 0
     assert _run([*argv, "--target-latency", "0.35", "--latency-runtime", "torch"], capsys)[0] == 0
-    built, default, steered = plans
+    assert _run([*argv, "--target-latency", "0.4", "--latency-max-layer-ratio", "0.6"], capsys)[0] == 0
+    built, default, steered, capped = plans
     assert (steered.sparsity_target_latency, steered.latency_runtime) == (0.35, "torch")
+    assert steered.latency_max_layer_ratio == FixturePlan().latency_max_layer_ratio
+    assert (capped.latency_max_layer_ratio, capped.latency_runtime) == (0.6, FixturePlan().latency_runtime)
     assert default.sparsity_target_latency is None and default.latency_runtime == FixturePlan().latency_runtime
     assert built.sparsity_target == 0.64 and not built.control and built.epochs_finetune == 30
     assert default.epochs_finetune == FixturePlan().epochs_finetune

@@ -301,6 +301,13 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"--target-latency: the runtime to time (default {_PLAN.latency_runtime})",
     )
     p.add_argument(
+        "--latency-max-layer-ratio",
+        type=_fraction,
+        default=None,
+        help=f"--target-latency: the plan takes at most this share of any one unit (default "
+        f"{_PLAN.latency_max_layer_ratio:g}; lower keeps the thin high-resolution layers wider)",
+    )
+    p.add_argument(
         "--finetune-epochs",
         type=_positive_int,
         default=None,

@@ -333,15 +333,22 @@ def _fixture_shares(a: argparse.Namespace, plan: Any) -> Any:
     prunes by its own ratio and takes none."""
     from dataclasses import replace
 
-    if a.latency_runtime is not None and a.target_latency is None:
-        raise SlimbenchError("--latency-runtime: only with --target-latency")
+    for given, option in (
+        (a.latency_runtime, "--latency-runtime"),
+        (a.latency_max_layer_ratio, "--latency-max-layer-ratio"),
+    ):
+        if given is not None and a.target_latency is None:
+            raise SlimbenchError(f"{option}: only with --target-latency")
     if a.target_latency is not None:
         if a.quick:
             raise SlimbenchError("--target-latency: not with --quick (the smoke test prunes by its own ratio)")
         if a.target is not None or a.layer_target:
             raise SlimbenchError("--target-latency: the latency plan sets every share; drop --target/--layer-target")
+        cap = plan.latency_max_layer_ratio if a.latency_max_layer_ratio is None else a.latency_max_layer_ratio
         runtime = a.latency_runtime or plan.latency_runtime
-        return replace(plan, sparsity_target_latency=a.target_latency, latency_runtime=runtime)
+        return replace(
+            plan, sparsity_target_latency=a.target_latency, latency_runtime=runtime, latency_max_layer_ratio=cap
+        )
     if a.target is None and not a.layer_target:
         return plan
     if a.quick:
