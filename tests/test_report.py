@@ -497,11 +497,11 @@ def test_the_default_benchmark_json_is_a_path_and_an_open_file(tmp_path):
 
 
 def test_the_report_title_names_the_config_as_typed_from_the_working_folder(tmp_path, monkeypatch):
-    from slimbench.report.hooks import _shown_path
+    from slimbench.core.files import shown_path
 
     config = tmp_path / "fixtures" / "yolo11n" / "slimbench.toml"
     monkeypatch.chdir(tmp_path)
-    assert _shown_path(config) == str(Path("fixtures") / "yolo11n" / "slimbench.toml")
+    assert shown_path(config) == str(Path("fixtures") / "yolo11n" / "slimbench.toml")
     (tmp_path / "elsewhere").mkdir()
     monkeypatch.chdir(tmp_path / "elsewhere")  # outside the working folder: the path as given
-    assert _shown_path(config) == str(config)
+    assert shown_path(config) == str(config)

@@ -185,7 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--runtime",
-        choices=("torch", "onnxruntime", "openvino"),
+        choices=RUNTIMES,
         default="onnxruntime",
         help="--target-latency: the runtime to measure on (default onnxruntime)",
     )
@@ -218,7 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--runtime",
-        choices=("torch", "onnxruntime", "openvino"),
+        choices=RUNTIMES,
         default="onnxruntime",
         help="--target-latency: the runtime to measure on (default onnxruntime)",
     )
@@ -296,7 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--latency-runtime",
-        choices=("torch", "onnxruntime", "openvino"),
+        choices=RUNTIMES,
         default=None,
         help=f"--target-latency: the runtime to time (default {_PLAN.latency_runtime})",
     )

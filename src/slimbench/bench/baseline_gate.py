@@ -22,7 +22,7 @@ from typing import Any
 from slimbench.bench.baseline_compare import Row, changes, compare, diff_table, merge_entry
 from slimbench.bench.baseline_store import read_baseline, render
 from slimbench.config.baseline import BaselineConfig, default_path, required_by
-from slimbench.core.files import resolve_path
+from slimbench.core.files import resolve_path, shown_path
 
 NOT_RUN = "not run (no baseline yet)"
 """A variant's baseline status when there is no file yet and none is required: reported apart from passed/failed."""
@@ -71,8 +71,7 @@ class BaselineGate:
 
     def how_to_create(self) -> str:
         """The hint a run without a baseline file gives, one line."""
-        shown = self.path.relative_to(Path.cwd()) if self.path.is_relative_to(Path.cwd()) else self.path
-        return f"create it with `pytest {self.suite} --update-baseline`, review {shown} and commit it"
+        return f"create it with `pytest {self.suite} --update-baseline`, review {shown_path(self.path)} and commit it"
 
     def no_baseline_yet(self) -> str:
         """The one line of a run without a baseline file: not run, or failed when required (then it says why)."""

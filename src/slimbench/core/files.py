@@ -83,3 +83,12 @@ def resolve_path(path: str, base: Path) -> Path:
     """A path as the user wrote it (``~`` expanded); a relative one is taken relative to ``base``."""
     p = Path(os.path.expanduser(path))
     return p if p.is_absolute() else base / p
+
+
+def shown_path(path: str | os.PathLike[str]) -> str:
+    """A path as the user would type it: relative to the working folder when inside it, else as given (messages,
+    report titles: the bundled sets' configs read fixtures/yolo11n/slimbench.toml, not a bare slimbench.toml)."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)

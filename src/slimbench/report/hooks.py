@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from slimbench.bench import benchmark_bridge as bench_bridge
-from slimbench.core.files import resolve_path
+from slimbench.core.files import resolve_path, shown_path
 from slimbench.report import ci_outputs
 from slimbench.report.history import RunHistory
 from slimbench.report.history_report import section as history_section
@@ -418,7 +418,7 @@ class OutputsPlugin:
     def pytest_html_report_title(self, report: Any) -> None:
         c = self.session.config
         cands = ", ".join(v.name for v in c.candidates) or "no candidates"
-        src = f" ({_shown_path(c.source)})" if c.source else ""
+        src = f" ({shown_path(c.source)})" if c.source else ""
         report.title = f"slimbench benchmark suite: {c.reference} vs {cands}{src}"
 
     @pytest.hookimpl(optionalhook=True)
@@ -447,12 +447,3 @@ class OutputsPlugin:
             terminalreporter.write_sep("-", "slimbench outputs")
             for line in lines:
                 terminalreporter.write_line(line, red=bool(self.error) and line.startswith("could not"))
-
-
-def _shown_path(path: Path) -> str:
-    """The config file as the user would type it: relative to the working folder when inside it, so the bundled
-    sets' reports (fixtures/yolo11n/slimbench.toml, ...) do not all read "slimbench.toml" at the top."""
-    try:
-        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
