@@ -173,6 +173,30 @@ def test_sparsify_recovery_options_reach_the_trainer(
     assert (seen["lr0"], seen["lrf"]) == (0.01, 0.1)
 
 
+@pytest.mark.parametrize(("extra", "cache"), [([], False), (["--cache", "disk"], "disk"), (["--cache", "ram"], "ram")])
+def test_training_commands_pass_the_image_cache(
+    tmp_path: Path,
+    detector: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    extra: list[str],
+    cache: object,
+) -> None:
+    """``--cache`` reaches ultralytics as its ``cache`` argument; without it every epoch decodes the images."""
+    rc, seen, out = _sparsify_recorded(tmp_path, detector, monkeypatch, capsys, extra)
+    assert rc == 0 and out.is_file() and seen["cache"] == cache
+
+
+def test_training_commands_refuse_an_unknown_cache(
+    tmp_path: Path, detector: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "ft.pt"
+    argv = ["finetune", str(detector), "--data", str(tmp_path / "d.yaml"), "--out", str(out), "--cache", "gpu"]
+    rc, err = _run(argv, capsys)
+    _assert_one_line_error(rc, err, "--cache", "'gpu'")
+    assert not out.exists()
+
+
 @pytest.mark.parametrize(("extra", "cap"), [([], 0.9), (["--latency-max-layer-ratio", "0.5"], 0.5)])
 def test_sparsify_target_latency_passes_the_layer_cap(
     tmp_path: Path,

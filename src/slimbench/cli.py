@@ -79,6 +79,13 @@ def _train_common(p: argparse.ArgumentParser, epochs: int) -> None:
     p.add_argument("--batch", type=_positive_int, default=32)
     p.add_argument("--device", default="cpu", help="cpu, 0, cuda:0 ...")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--cache",
+        choices=("ram", "disk"),
+        default=None,
+        help="ultralytics' image cache: decode each image once, kept in memory (ram) or as .npy files beside the "
+        "images (disk); default: decode every epoch",
+    )
     p.add_argument("--project", type=Path, default=Path("runs/slimbench"), help="where ultralytics writes the run")
     p.add_argument("--out", type=Path, required=True, help="where to copy the best checkpoint")
     p.add_argument("--force", action="store_true", help="overwrite --out if it exists")

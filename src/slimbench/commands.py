@@ -107,6 +107,7 @@ def _run_training(a: argparse.Namespace, model: str, name: str, use_last: bool =
         name=name,
         device=a.device,
         seed=a.seed,
+        cache=a.cache or False,
         **kw,
     )
     atomic_copy(outcome.last if use_last and outcome.last else outcome.best, a.out)
