@@ -63,12 +63,6 @@ class FixturePlan:
     compensate: bool = True  # threshold rule: fold removed channels' act(beta) into their consumers
     round_to: int = 8
     close_mosaic: int = 6
-    # every training stage reads the synthetic images from ultralytics' .npy cache beside them (cache="disk"),
-    # decoded once instead of every epoch: ~9% less time per epoch on the 2-core CPU (3 epochs of yolo26n.yaml:
-    # 125 s against 138 s). Not "ram": that changes how mosaic picks its partner images, and ultralytics warns it
-    # may not be deterministic. Rebuilds stay reproducible; figures differ from an uncached build's as a rerun with
-    # other augmentation draws would (ultralytics' cache check samples 30 images with the seeded `random`)
-    cache_images: bool = True
     gflops_imgsz: int = 640
     scene_size: int = 640
     scene_objects: int = 24

@@ -298,7 +298,6 @@ def make_fixtures(
         "device": device,
         "seed": plan.seed,
         "close_mosaic": plan.close_mosaic,
-        "cache": "disk" if plan.cache_images else False,
     }
     if reused is None:
         original, convergence = train_original(data, plan, common)

@@ -78,7 +78,7 @@ def control_epochs(plan: Any) -> int:
 
 
 # the plan's knobs a control depends on besides its original and its epochs: the data and the fine-tune recipe
-CONTROL_KNOBS = ("model_cfg", "train_images", "val_images", "imgsz", "seed", "batch", "close_mosaic", "cache_images")
+CONTROL_KNOBS = ("model_cfg", "train_images", "val_images", "imgsz", "seed", "batch", "close_mosaic")
 
 
 def reused_control(out: Path, given: Path, plan: Any) -> dict[str, Any] | None:
