@@ -248,11 +248,18 @@ def test_console_script_exit_code(tmp_path: Path) -> None:
     assert proc.stderr.strip().splitlines() == [f"slimbench: error: {tmp_path / 'x.pt'}: checkpoint not found"]
 
 
+# a plateau at epochs 3-4 (the learning rate still high), a climb, and a second plateau from epoch 8
+TWO_PLATEAUS = [0.3, 0.5, 0.505, 0.507, 0.508, 0.6, 0.61, 0.611, 0.6115, 0.6116]
+
+
 @pytest.mark.parametrize(
-    ("curve", "epochs", "said"),
+    ("curve", "epochs", "extra", "said", "ran"),
     [
-        ([0.3, 0.5, 0.505, 0.507, 0.6], 5, "converged at epoch 4"),
-        ([0.3, 0.5, 0.6], 3, "not converged: stopped at the cap of 3 epochs"),
+        ([0.3, 0.5, 0.505, 0.507, 0.6], 5, [], "converged at epoch 4", 4),
+        ([0.3, 0.5, 0.6], 3, [], "not converged: stopped at the cap of 3 epochs", 3),
+        (TWO_PLATEAUS, 10, [], "converged at epoch 9", 9),  # not before epoch 6, 60% of the cap
+        (TWO_PLATEAUS, 10, ["--min-epochs", "1"], "converged at epoch 4", 4),
+        (TWO_PLATEAUS, 10, ["--min-epochs", "10"], "converged at epoch 10", 10),
     ],
 )
 def test_train_until_converged_stops_by_the_rule(
@@ -261,16 +268,19 @@ def test_train_until_converged_stops_by_the_rule(
     capsys: pytest.CaptureFixture[str],
     curve: list[float],
     epochs: int,
+    extra: list[str],
     said: str,
+    ran: int,
 ) -> None:
-    """``train --until-converged``: make-fixtures' stopping rule on a user's own training, ``--epochs`` the cap. The
-    trainer is replaced by one that replays a recorded curve through the callbacks (no training here)."""
+    """``train --until-converged``: make-fixtures' stopping rule on a user's own training, ``--epochs`` the cap,
+    never before ``--min-epochs`` (default 60% of the cap). The trainer is replaced by one that replays a recorded
+    curve through the callbacks (no training here)."""
     from types import SimpleNamespace
 
     from slimbench.pruning import training
     from slimbench.pruning.convergence import METRIC
 
-    ran: list[float] = []
+    replayed: list[float] = []
 
     def replay(model: str, data: str, *, project: str, name: str, epochs: int, callbacks: dict, **kw):
         trainer = SimpleNamespace(metrics={}, save_dir=Path(project) / name, stop=False)
@@ -279,22 +289,34 @@ def test_train_until_converged_stops_by_the_rule(
             trainer.metrics = {METRIC: value}
             for hook in callbacks["on_train_epoch_start"] + callbacks["on_fit_epoch_end"]:
                 hook(trainer)
-            ran.append(value)
+            replayed.append(value)
             if trainer.stop:
                 break
         best = trainer.save_dir / "best.pt"
         best.write_bytes(b"weights")
-        return training.TrainOutcome(best=best, metrics={METRIC: max(ran)}, last=best)
+        return training.TrainOutcome(best=best, metrics={METRIC: max(replayed)}, last=best)
 
     monkeypatch.setattr(training, "train", replay)
     data = tmp_path / "data.yaml"
     data.write_text("path: .\n")
     out = tmp_path / "original.pt"
     argv = ["train", "--data", str(data), "--out", str(out), "--project", str(tmp_path / "runs")]
-    assert main([*argv, "--until-converged", "--patience", "2", "--min-delta", "0.01", "--epochs", str(epochs)]) == 0
+    rule = ["--until-converged", "--patience", "2", "--min-delta", "0.01", "--epochs", str(epochs), *extra]
+    assert main([*argv, *rule]) == 0
     text = capsys.readouterr().out
     assert said in text and out.read_bytes() == b"weights"
-    assert len(ran) == (4 if "converged at" in said else epochs)
+    assert len(replayed) == ran
+
+
+def test_train_refuses_min_epochs_beyond_the_cap(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--min-epochs past --epochs could never apply: one line, exit 2, before any training (nothing written)."""
+    data = tmp_path / "data.yaml"
+    data.write_text("path: .\n")
+    argv = ["train", "--data", str(data), "--out", str(tmp_path / "o.pt"), "--project", str(tmp_path / "runs")]
+    assert main([*argv, "--until-converged", "--epochs", "10", "--min-epochs", "11"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--min-epochs 11" in err and "--epochs 10" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data.yaml"]
 
 
 @pytest.mark.parametrize(

@@ -56,10 +56,67 @@ def test_record_holds_curve_stopping_epoch_and_best() -> None:
     assert capped["converged"] is False and capped["stopping_epoch"] is None and capped["epochs_trained"] == 20
 
 
-@pytest.mark.parametrize(("patience", "delta", "cap"), [(0, 0.002, 10), (10, -0.1, 10), (10, 0.0, 0)])
-def test_bad_rules_are_refused(patience: int, delta: float, cap: int) -> None:
+@pytest.mark.parametrize(
+    ("patience", "delta", "cap", "min_epochs"),
+    [(0, 0.002, 10, 1), (10, -0.1, 10, 1), (10, 0.0, 0, 1), (10, 0.002, 10, 0), (10, 0.002, 10, 11)],
+)
+def test_bad_rules_are_refused(patience: int, delta: float, cap: int, min_epochs: int) -> None:
     with pytest.raises(ValueError):
-        ConvergenceRule(patience, delta, cap)
+        ConvergenceRule(patience, delta, cap, min_epochs)
+
+
+def test_min_epochs_holds_off_a_plateau_until_then() -> None:
+    """The same plateau stops at epoch 32 with no floor, at the floor when it lies later, and never before it."""
+    flat = PLATEAU + [0.7022] * 10
+    assert ConvergenceRule(patience=10, min_delta=0.002, cap=90, min_epochs=20).stopping_epoch(flat) == 32
+    late = ConvergenceRule(patience=10, min_delta=0.002, cap=90, min_epochs=38)
+    assert late.stopping_epoch(flat[:37]) is None and late.stopping_epoch(flat) == 38
+    assert "not before epoch 38" in late.describe() and "not before" not in ConvergenceRule().describe()
+    assert convergence_record(late, flat)["min_epochs"] == 38
+
+
+def test_the_shifted_yolo26n_plateau_no_longer_stops_the_plan() -> None:
+    """The recorded curve of a YOLO26n original that stopped at epoch 58 (0.843, its learning rate still 0.52x its
+    start; trained on, it reached 0.887): the plan's rule does not stop it before epoch 72 (60% of the cap)."""
+    from slimbench.pruning.fixture_plan import FixturePlan
+    from slimbench.pruning.reference_stage import plan_rule
+
+    curve = json.loads((Path(__file__).parent / "data" / "yolo26n_shifted_stream_curve.json").read_text())
+    curve = curve["curve_map50_95"]
+    plan = FixturePlan(model_cfg="yolo26n.yaml")
+    assert (
+        len(curve) == 58
+        and ConvergenceRule(plan.converge_patience, plan.converge_min_delta, 120).stopping_epoch(curve) == 58
+    )
+    rule = plan_rule(plan)
+    assert rule.min_epochs == plan.converge_min_epochs == 72 and rule.cap == 120
+    held = curve + [curve[-1]] * 14  # the plateau held on to epoch 72
+    assert rule.stopping_epoch(curve) is None and rule.stopping_epoch(held[:71]) is None
+    assert rule.stopping_epoch(held) == 72
+
+
+@pytest.mark.parametrize(
+    "manifest", ["fixtures/manifest.json", "fixtures/yolo11n/manifest.json", "fixtures/yolo26n/manifest.json"]
+)
+def test_the_plan_rule_stops_each_bundled_original_where_it_stopped(manifest: str) -> None:
+    """The floor moves no bundled original: each stopped after epoch 72, so its recorded curve, judged by the plan's
+    rule today, stops at the same epoch, and the build stays reproducible."""
+    from slimbench.pruning.fixture_plan import FixturePlan
+    from slimbench.pruning.reference_stage import plan_rule
+
+    recorded = json.loads((Path(__file__).parent.parent / manifest).read_text())
+    training = recorded["original_training"]
+    plan = FixturePlan(**{k: v for k, v in recorded["plan"].items() if k in FixturePlan.__dataclass_fields__})
+    assert training["stopping_epoch"] >= plan.converge_min_epochs
+    assert plan_rule(plan).stopping_epoch(training["curve_map50_95"]) == training["stopping_epoch"]
+
+
+def test_the_quick_plan_still_stops_at_epoch_two() -> None:
+    from slimbench.pruning.fixture_plan import FixturePlan
+    from slimbench.pruning.reference_stage import plan_rule
+
+    quick = FixturePlan.quick()
+    assert plan_rule(quick).stopping_epoch([0.1, 0.2, 0.3]) == 2 == quick.converge_min_epochs
 
 
 def test_callback_stops_the_trainer_and_writes_the_curve(tmp_path: Path) -> None:

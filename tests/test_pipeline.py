@@ -194,10 +194,10 @@ def test_a_reused_original_keeps_the_curve_recorded_beside_it(tmp_path: Path) ->
     (run / "weights").mkdir(parents=True)
     best = run / "weights" / "best.pt"
     best.write_bytes(b"not read")
-    curve = [0.5, 0.7] + [0.8] * 11
+    curve = [0.5, 0.7] + [0.8] * 80  # flat from epoch 3: the rule's window closes at 13, its floor at 72
     (run / "convergence.json").write_text(json.dumps(curve))
     record = reused_convergence(tmp_path / "out", best, FixturePlan(), best)
-    assert record["reused"] and record["converged"] and record["stopping_epoch"] == 13
+    assert record["reused"] and record["converged"] and record["stopping_epoch"] == 72 == record["min_epochs"]
     assert record["curve_map50_95"] == curve and record["best_map50_95"] == 0.8
     bare = tmp_path / "elsewhere.pt"
     bare.write_bytes(b"x")

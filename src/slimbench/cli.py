@@ -137,6 +137,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--min-delta", type=_non_negative, default=_PLAN.converge_min_delta, help="--until-converged: least gain"
     )
+    p.add_argument(
+        "--min-epochs",
+        type=_positive_int,
+        default=None,
+        help=f"--until-converged: the first epoch it may stop at (default: {_PLAN.converge_min_fraction * 100:g}%% "
+        "of --epochs, where ultralytics' linearly decaying learning rate is 0.41x its start)",
+    )
     _train_common(p, epochs=_PLAN.epochs_original)
     p.set_defaults(func=cmd_train)
 

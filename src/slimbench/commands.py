@@ -126,9 +126,9 @@ def cmd_train(a: argparse.Namespace) -> int:
     if not a.until_converged:
         _run_training(a, a.model, "train")
         return 0
-    from slimbench.pruning.convergence import ConvergenceRule, StopWhenConverged, convergence_record, saved_curve
+    from slimbench.pruning.convergence import StopWhenConverged, convergence_record, saved_curve
 
-    rule = ConvergenceRule(a.patience, a.min_delta, a.epochs)
+    rule = _convergence_rule(a)
     stopper = StopWhenConverged(rule)
     _run_training(a, a.model, "train", callbacks=stopper.callbacks())
     record = convergence_record(rule, stopper.curve or saved_curve(a.project / "train"))
@@ -138,6 +138,17 @@ def cmd_train(a: argparse.Namespace) -> int:
         print(f"not converged: stopped at the cap of {rule.cap} epochs ({rule.describe()})")
     print(f"best mAP50-95 {record['best_map50_95']} at epoch {record['best_epoch']}; curve: {a.project / 'train'}")
     return 0
+
+
+def _convergence_rule(a: argparse.Namespace) -> Any:
+    """--until-converged's rule; --min-epochs defaults to the bundled plan's share of the cap (--epochs)."""
+    from slimbench.pruning.convergence import ConvergenceRule
+    from slimbench.pruning.fixture_plan import FixturePlan, min_epochs_of
+
+    min_epochs = a.min_epochs or min_epochs_of(a.epochs, FixturePlan.converge_min_fraction)
+    if min_epochs > a.epochs:
+        raise SlimbenchError(f"--min-epochs {min_epochs}: more than --epochs {a.epochs}, the cap it stops by anyway")
+    return ConvergenceRule(a.patience, a.min_delta, a.epochs, min_epochs)
 
 
 def _latency_shares(a: argparse.Namespace, yolo: Any) -> tuple[tuple[str, float], ...]:

@@ -6,6 +6,11 @@ stops training once the validation mAP50-95 has not risen by more than ``min_del
 epochs: ultralytics' own ``patience`` stops on its fitness with no minimum step, so a curve creeping up by 0.0005 an
 epoch never stops there. ``cap`` bounds the run either way; a run that hits it is recorded as not converged.
 
+A plateau is not convergence while the learning rate is still high: ultralytics decays it linearly to the cap, and a
+YOLO26n original whose augmentation stream was shifted stopped at epoch 58 on a plateau (mAP50-95 0.843, the rate at
+0.52x its start) that, trained on over its schedule, climbed to 0.887. ``min_epochs`` is the first epoch the rule may
+stop at (Lightning's ``min_epochs``); the bundled plan sets it at 60% of the cap, where the rate is 0.41x its start.
+
 The rule reads the curve only (no training in its tests); :class:`StopWhenConverged` applies it as an ultralytics
 callback at each epoch's end, on rank 0, and writes the curve beside the run (:data:`CURVE_FILE`) so the launching
 process finds it after a multi-GPU run.
@@ -27,24 +32,29 @@ METRIC = "metrics/mAP50-95(B)"
 
 @dataclass(frozen=True)
 class ConvergenceRule:
-    """Stop once the best of the last ``patience`` epochs beats the best before them by at most ``min_delta``."""
+    """Stop once the best of the last ``patience`` epochs beats the best before them by at most ``min_delta``,
+    never before epoch ``min_epochs``."""
 
     patience: int = 10
     min_delta: float = 0.002
     cap: int = 90
+    min_epochs: int = 1
 
     def __post_init__(self) -> None:
         if self.patience < 1 or self.cap < 1:
             raise ValueError(f"patience and cap must be >= 1, got {self.patience} and {self.cap}")
         if self.min_delta < 0:
             raise ValueError(f"min_delta must be >= 0, got {self.min_delta}")
+        if not 1 <= self.min_epochs <= self.cap:
+            raise ValueError(f"min_epochs must be between 1 and the cap ({self.cap}), got {self.min_epochs}")
 
     def stopping_epoch(self, curve: list[float]) -> int | None:
         """The first epoch (1-based) at which the rule stops on ``curve``, or None while it would go on.
 
-        Epoch ``e`` stops when ``e > patience`` and max(curve[e-patience:e]) - max(curve[:e-patience]) <= min_delta.
-        A NaN (an epoch not validated) counts as no gain."""
-        for e in range(self.patience + 1, len(curve) + 1):
+        Epoch ``e`` stops when ``e > patience``, ``e >= min_epochs`` and
+        max(curve[e-patience:e]) - max(curve[:e-patience]) <= min_delta. A NaN (an epoch not validated) counts as
+        no gain."""
+        for e in range(max(self.patience + 1, self.min_epochs), len(curve) + 1):
             before = _best(curve[: e - self.patience])
             recent = _best(curve[e - self.patience : e])
             if before is not None and (recent is None or recent - before <= self.min_delta):
@@ -54,8 +64,11 @@ class ConvergenceRule:
     def describe(self) -> str:
         return (
             f"stop when val mAP50-95 has not risen by more than {self.min_delta:g} over {self.patience} epochs "
-            f"(cap {self.cap} epochs)"
+            f"(cap {self.cap} epochs{self._not_before()})"
         )
+
+    def _not_before(self) -> str:
+        return f", not before epoch {self.min_epochs}" if self.min_epochs > 1 else ""
 
 
 def _best(values: list[float]) -> float | None:
@@ -72,6 +85,7 @@ def convergence_record(rule: ConvergenceRule, curve: list[float]) -> dict[str, A
         "patience": rule.patience,
         "min_delta": rule.min_delta,
         "cap_epochs": rule.cap,
+        "min_epochs": rule.min_epochs,
         "epochs_trained": len(curve),
         "stopping_epoch": stop,
         "converged": stop is not None,

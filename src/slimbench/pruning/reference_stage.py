@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from slimbench.model.checkpoint import load_detector, sha256_of
+from slimbench.pruning.convergence import ConvergenceRule, StopWhenConverged, convergence_record, saved_curve
 
 
 def validate_map(
@@ -25,15 +26,21 @@ def validate_map(
     return {k: m[k] for k in ("map50", "map50_95", "precision", "recall")}
 
 
+def plan_rule(plan: Any) -> ConvergenceRule:
+    """The convergence rule a plan trains its original by."""
+    return ConvergenceRule(
+        plan.converge_patience, plan.converge_min_delta, plan.epochs_original, plan.converge_min_epochs
+    )
+
+
 def train_original(data: Path, plan: Any, common: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
     """The original, trained until converged (or exactly ``epochs_original`` with patience 0), and its record."""
-    from slimbench.pruning.convergence import ConvergenceRule, StopWhenConverged, convergence_record, saved_curve
     from slimbench.pruning.training import train
 
     if plan.converge_patience <= 0:
         outcome = train(plan.model_cfg, data, epochs=plan.epochs_original, name="original", **common)
         return outcome, {"rule": f"fixed: {plan.epochs_original} epochs", "epochs_trained": plan.epochs_original}
-    rule = ConvergenceRule(plan.converge_patience, plan.converge_min_delta, plan.epochs_original)
+    rule = plan_rule(plan)
     stopper = StopWhenConverged(rule)
     outcome = train(
         plan.model_cfg,
@@ -60,14 +67,12 @@ def reused_convergence(out: Path, given: Path, plan: Any = None, source: Path | 
     """A reused original's convergence record: the one in ``out``'s manifest when it records the same file, else
     the curve a make-fixtures run wrote beside it (``RUN/weights/best.pt`` -> ``RUN/convergence.json``), judged
     by ``plan``'s rule."""
-    from slimbench.pruning.convergence import ConvergenceRule, convergence_record, saved_curve
-
     manifest = _manifest_of_same_original(out, given)
     if "original_training" in manifest:
         return {**manifest["original_training"], "reused": True}
     curve = saved_curve(source.parent.parent) if source is not None else []
     if curve and plan is not None and plan.converge_patience > 0:
-        rule = ConvergenceRule(plan.converge_patience, plan.converge_min_delta, plan.epochs_original)
+        rule = plan_rule(plan)
         return {**convergence_record(rule, curve), "reused": True, "reused_from": str(source)}
     return {"reused": True, "rule": "unknown: trained outside this build (no curve recorded)"}
 
