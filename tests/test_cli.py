@@ -308,14 +308,26 @@ def test_train_until_converged_stops_by_the_rule(
     assert len(replayed) == ran
 
 
-def test_train_refuses_min_epochs_beyond_the_cap(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """--min-epochs past --epochs could never apply: one line, exit 2, before any training (nothing written)."""
+@pytest.mark.parametrize(
+    ("args", "needles"),
+    [
+        (["--until-converged", "--epochs", "10", "--min-epochs", "11"], ("--min-epochs 11", "--epochs 10")),
+        (["--min-epochs", "5"], ("--min-epochs", "only with --until-converged")),
+        (["--patience", "5"], ("--patience", "only with --until-converged")),
+        (["--min-delta", "0.01"], ("--min-delta", "only with --until-converged")),
+    ],
+)
+def test_train_refuses_a_rule_it_could_not_apply(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], needles: tuple[str, ...]
+) -> None:
+    """--min-epochs past the cap, or a knob of the rule without --until-converged (it would be ignored): one line,
+    exit 2, before any training (nothing written)."""
     data = tmp_path / "data.yaml"
     data.write_text("path: .\n")
     argv = ["train", "--data", str(data), "--out", str(tmp_path / "o.pt"), "--project", str(tmp_path / "runs")]
-    assert main([*argv, "--until-converged", "--epochs", "10", "--min-epochs", "11"]) == 2
+    assert main([*argv, *args]) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "--min-epochs 11" in err and "--epochs 10" in err
+    assert len(err.splitlines()) == 1 and all(n in err for n in needles), err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data.yaml"]
 
 

@@ -133,9 +133,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="stop once val mAP50-95 has gained at most --min-delta over --patience epochs (--epochs: the cap), "
         "as make-fixtures trains its original; the curve goes to PROJECT/train/convergence.json",
     )
-    p.add_argument("--patience", type=_positive_int, default=_PLAN.converge_patience, help="--until-converged: epochs")
     p.add_argument(
-        "--min-delta", type=_non_negative, default=_PLAN.converge_min_delta, help="--until-converged: least gain"
+        "--patience",
+        type=_positive_int,
+        default=None,
+        help=f"--until-converged: epochs (default {_PLAN.converge_patience})",
+    )
+    p.add_argument(
+        "--min-delta",
+        type=_non_negative,
+        default=None,
+        help=f"--until-converged: least gain (default {_PLAN.converge_min_delta:g})",
     )
     p.add_argument(
         "--min-epochs",

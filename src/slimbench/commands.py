@@ -120,15 +120,15 @@ def _run_training(a: argparse.Namespace, model: str, name: str, use_last: bool =
 
 
 def cmd_train(a: argparse.Namespace) -> int:
+    rule = _convergence_rule(a)
     _check_model(a.model, "--model", yaml=True)
     _check_data(a.data)
     _check_output(a.out, [], a.force)
-    if not a.until_converged:
+    if rule is None:
         _run_training(a, a.model, "train")
         return 0
     from slimbench.pruning.convergence import StopWhenConverged, convergence_record, saved_curve
 
-    rule = _convergence_rule(a)
     stopper = StopWhenConverged(rule)
     _run_training(a, a.model, "train", callbacks=stopper.callbacks())
     record = convergence_record(rule, stopper.curve or saved_curve(a.project / "train"))
@@ -141,14 +141,24 @@ def cmd_train(a: argparse.Namespace) -> int:
 
 
 def _convergence_rule(a: argparse.Namespace) -> Any:
-    """--until-converged's rule; --min-epochs defaults to the bundled plan's share of the cap (--epochs)."""
+    """--until-converged's rule (None without it); each knob defaults to the bundled plan's, --min-epochs to the
+    plan's share of the cap (--epochs). A knob given without --until-converged would be ignored: refused."""
     from slimbench.pruning.convergence import ConvergenceRule
     from slimbench.pruning.fixture_plan import FixturePlan, min_epochs_of
 
-    min_epochs = a.min_epochs or min_epochs_of(a.epochs, FixturePlan.converge_min_fraction)
+    knobs = {"--patience": a.patience, "--min-delta": a.min_delta, "--min-epochs": a.min_epochs}
+    if not a.until_converged:
+        given = [name for name, value in knobs.items() if value is not None]
+        if given:
+            raise SlimbenchError(f"{given[0]}: only with --until-converged (without it training runs all --epochs)")
+        return None
+    plan = FixturePlan()
+    min_epochs = a.min_epochs or min_epochs_of(a.epochs, plan.converge_min_fraction)
     if min_epochs > a.epochs:
         raise SlimbenchError(f"--min-epochs {min_epochs}: more than --epochs {a.epochs}, the cap it stops by anyway")
-    return ConvergenceRule(a.patience, a.min_delta, a.epochs, min_epochs)
+    patience = a.patience if a.patience is not None else plan.converge_patience
+    min_delta = a.min_delta if a.min_delta is not None else plan.converge_min_delta
+    return ConvergenceRule(patience, min_delta, a.epochs, min_epochs)
 
 
 def _latency_shares(a: argparse.Namespace, yolo: Any) -> tuple[tuple[str, float], ...]:
