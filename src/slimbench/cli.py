@@ -130,7 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--until-converged",
         action="store_true",
-        help="stop once val mAP50-95 has gained at most --min-delta over --patience epochs (--epochs: the cap), "
+        help="stop once val mAP50-95 has gained at most --min-delta over --patience epochs, not before --min-epochs "
+        "(--epochs: the cap), "
         "as make-fixtures trains its original; the curve goes to PROJECT/train/convergence.json",
     )
     p.add_argument(

@@ -11,10 +11,13 @@ import argparse
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from slimbench.core.errors import SlimbenchError
 from slimbench.core.files import atomic_copy
+
+if TYPE_CHECKING:
+    from slimbench.pruning.convergence import ConvergenceRule
 
 
 def _check_output(out: Path, inputs: Sequence[Path], force: bool) -> None:
@@ -140,7 +143,7 @@ def cmd_train(a: argparse.Namespace) -> int:
     return 0
 
 
-def _convergence_rule(a: argparse.Namespace) -> Any:
+def _convergence_rule(a: argparse.Namespace) -> ConvergenceRule | None:
     """--until-converged's rule (None without it); each knob defaults to the bundled plan's, --min-epochs to the
     plan's share of the cap (--epochs). A knob given without --until-converged would be ignored: refused."""
     from slimbench.pruning.convergence import ConvergenceRule
