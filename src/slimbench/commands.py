@@ -20,6 +20,15 @@ if TYPE_CHECKING:
     from slimbench.pruning.convergence import ConvergenceRule
 
 
+def _refuse_without(option: str, given: bool, knobs: dict[str, Any]) -> None:
+    """Refuse the first of ``knobs`` (option -> parsed value, None when not given) set while ``option`` is not: it
+    would be ignored."""
+    if not given:
+        for name, value in knobs.items():
+            if value is not None:
+                raise SlimbenchError(f"{name}: only with {option}")
+
+
 def _check_output(out: Path, inputs: Sequence[Path], force: bool) -> None:
     """Refuse an output that is one of the inputs, or that exists when --force was not given."""
     for src in inputs:
@@ -150,10 +159,8 @@ def _convergence_rule(a: argparse.Namespace) -> ConvergenceRule | None:
     from slimbench.pruning.fixture_plan import FixturePlan, min_epochs_of
 
     knobs = {"--patience": a.patience, "--min-delta": a.min_delta, "--min-epochs": a.min_epochs}
+    _refuse_without("--until-converged (without it training runs all --epochs)", a.until_converged, knobs)
     if not a.until_converged:
-        given = [name for name, value in knobs.items() if value is not None]
-        if given:
-            raise SlimbenchError(f"{given[0]}: only with --until-converged (without it training runs all --epochs)")
         return None
     plan = FixturePlan()
     min_epochs = a.min_epochs or min_epochs_of(a.epochs, plan.converge_min_fraction)
@@ -358,12 +365,8 @@ def _fixture_shares(a: argparse.Namespace, plan: Any) -> Any:
     prunes by its own ratio and takes none."""
     from dataclasses import replace
 
-    for given, option in (
-        (a.latency_runtime, "--latency-runtime"),
-        (a.latency_max_layer_ratio, "--latency-max-layer-ratio"),
-    ):
-        if given is not None and a.target_latency is None:
-            raise SlimbenchError(f"{option}: only with --target-latency")
+    knobs = {"--latency-runtime": a.latency_runtime, "--latency-max-layer-ratio": a.latency_max_layer_ratio}
+    _refuse_without("--target-latency", a.target_latency is not None, knobs)
     if a.target_latency is not None:
         if a.quick:
             raise SlimbenchError("--target-latency: not with --quick (the smoke test prunes by its own ratio)")
