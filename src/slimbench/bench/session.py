@@ -362,7 +362,8 @@ class SuiteSession:
         return out
 
     def _why_not_run(self, test: str, name: str) -> str | None:
-        """"deselected", "skipped: why", or None when the test ran (or was never collected) for this variant."""
+        """Why a test did not run for this variant ("deselected" or "skipped: why"); None when it ran (or was
+        never collected)."""
         keys = ((test, name), (test, None))  # the variant's own first
         if any(k in self.deselected for k in keys):
             return "deselected"

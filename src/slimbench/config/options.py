@@ -46,4 +46,3 @@ def build_config(options: SuiteOptions, rootdir: Path, cwd: Path) -> SuiteConfig
             )
         cfg = load_config(default)
     return apply_overrides(cfg, options.overrides, cwd)
-

@@ -48,4 +48,3 @@ def runtime_detections(
     from slimbench.runtimes.quantize import preprocess
 
     return [decode(infer(preprocess(img, imgsz)), img.shape, imgsz, conf, iou) for img in images]
-

@@ -126,8 +126,7 @@ def _verdict_class(v: Mapping[str, Any]) -> str:
 def verdicts(lines: Sequence[Mapping[str, Any]]) -> str:
     """One line per candidate: smaller, faster, mAP change, gates (red when a gate failed)."""
     items = "".join(
-        f'<li class="{_verdict_class(v)}" data-variant="{escape(v["variant"])}">{escape(v["line"])}</li>'
-        for v in lines
+        f'<li class="{_verdict_class(v)}" data-variant="{escape(v["variant"])}">{escape(v["line"])}</li>' for v in lines
     )
     return f'<ul class="sb-verdicts" id="slimbench-verdicts">{items}</ul>'
 
