@@ -339,6 +339,8 @@ def test_train_refuses_a_rule_it_could_not_apply(
         (["--layer-target", "model.99=0.7"], ("--layer-target", "model.99", "no BatchNorm of yolov8n.yaml")),
         (["--quick", "--target", "0.6"], ("--target", "not with --quick")),
         (["--finetune-epochs", "0"], ("--finetune-epochs", "0")),
+        (["--sparsity-epochs", "0"], ("--sparsity-epochs", "0")),
+        (["--recovery-epochs", "-1"], ("--recovery-epochs", "-1")),
         (["--target-latency", "0.4", "--target", "0.6"], ("--target-latency", "drop --target")),
         (["--quick", "--target-latency", "0.4"], ("--target-latency", "not with --quick")),
         (["--latency-runtime", "torch"], ("--latency-runtime", "only with --target-latency")),
@@ -360,9 +362,9 @@ def test_make_fixtures_share_errors(
 def test_make_fixtures_shares_reach_the_plan(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """``--target``, ``--layer-target``, ``--target-latency`` and ``--finetune-epochs`` become the build's plan
+    """``--target``, ``--layer-target``, ``--target-latency`` and the ``--*-epochs`` become the build's plan
     (uniform share, per-layer shares with a later --layer-target for the same module winning, the latency plan's
-    target and runtime, fine-tune epochs); without them the bundled plan's stay."""
+    target and runtime, each stage's epochs); without them the bundled plan's stay."""
     from slimbench.pruning import pipeline
     from slimbench.pruning.fixture_plan import FixturePlan
 
@@ -375,7 +377,8 @@ def test_make_fixtures_shares_reach_the_plan(
     monkeypatch.setattr(pipeline, "make_fixtures", record)
     argv = ["make-fixtures", "--out", str(tmp_path / "fx"), "--no-control"]
     layer = ["--layer-target", "model.22=0.7", "--layer-target", "model.9=0.5", "--layer-target", "model.22=0.75"]
-    assert _run([*argv, "--target", "0.64", *layer, "--finetune-epochs", "30"], capsys)[0] == 0
+    epochs = ["--sparsity-epochs", "8", "--recovery-epochs", "18", "--finetune-epochs", "30"]
+    assert _run([*argv, "--target", "0.64", *layer, *epochs], capsys)[0] == 0
     assert _run(argv, capsys)[0] == 0
     assert _run([*argv, "--target-latency", "0.35", "--latency-runtime", "torch"], capsys)[0] == 0
     assert _run([*argv, "--target-latency", "0.4", "--latency-max-layer-ratio", "0.6"], capsys)[0] == 0
@@ -385,6 +388,9 @@ def test_make_fixtures_shares_reach_the_plan(
     assert (capped.latency_max_layer_ratio, capped.latency_runtime) == (0.6, FixturePlan().latency_runtime)
     assert default.sparsity_target_latency is None and default.latency_runtime == FixturePlan().latency_runtime
     assert built.sparsity_target == 0.64 and not built.control and built.epochs_finetune == 30
-    assert default.epochs_finetune == FixturePlan().epochs_finetune
+    assert (built.epochs_sparsity, built.epochs_recovery) == (8, 18)
+    bundled = FixturePlan()
+    assert default.epochs_finetune == bundled.epochs_finetune
+    assert (default.epochs_sparsity, default.epochs_recovery) == (bundled.epochs_sparsity, bundled.epochs_recovery)
     assert built.sparsity_layer_shares == (("model.22", 0.75), ("model.9", 0.5))
     assert default.sparsity_target == FixturePlan().sparsity_target and default.sparsity_layer_shares == ()

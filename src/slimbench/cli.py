@@ -331,6 +331,19 @@ def build_parser() -> argparse.ArgumentParser:
         f"{_PLAN.latency_max_layer_ratio:g}; lower keeps the thin high-resolution layers wider)",
     )
     p.add_argument(
+        "--sparsity-epochs",
+        type=_positive_int,
+        default=None,
+        help=f"epochs of the sparsity stage, the targets' pushing (default {_PLAN.epochs_sparsity})",
+    )
+    p.add_argument(
+        "--recovery-epochs",
+        type=_count,
+        default=None,
+        help=f"epochs after it with the targets held at a higher, decaying lr (default {_PLAN.epochs_recovery}; "
+        "0: none)",
+    )
+    p.add_argument(
         "--finetune-epochs",
         type=_positive_int,
         default=None,

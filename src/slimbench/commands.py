@@ -400,8 +400,9 @@ def cmd_make_fixtures(a: argparse.Namespace) -> int:
         plan = replace(plan, model_cfg=a.model)
     if a.no_control:
         plan = replace(plan, control=False)
-    if a.finetune_epochs is not None:
-        plan = replace(plan, epochs_finetune=a.finetune_epochs)
+    for stage in ("sparsity", "recovery", "finetune"):  # --STAGE-epochs -> the plan's epochs_STAGE
+        if getattr(a, f"{stage}_epochs") is not None:
+            plan = replace(plan, **{f"epochs_{stage}": getattr(a, f"{stage}_epochs")})
     plan = _fixture_shares(a, plan)
     workdir = a.workdir or (a.out / ".build")
     manifest = make_fixtures(a.out, plan, workdir, device=a.device, force=a.force, original=a.original)
