@@ -241,6 +241,30 @@ def test_map_of_bundled_original_matches_ultralytics_val(bundled, tmp_path):
     assert not list((bundled["root"] / "cache" / "val-runs").iterdir()), "validator scratch removed"
 
 
+def test_nms_free_validation_is_ultralytics_own_on_the_one_to_one_head(bundled, tmp_path):
+    """YOLO26's one-to-one head is validated as ultralytics does with ``nms=False``; a YOLOv8 head has none."""
+    from ultralytics import YOLO
+
+    from slimbench.measure.validator import has_nms_free_head, run_validator
+
+    yolo26 = FIXTURES / "yolo26n" / "models" / "original.pt"
+    assert yolo26.is_file(), f"bundled fixture missing: {yolo26}"
+    assert not has_nms_free_head(load_detector(bundled["original"]))
+    model = load_detector(yolo26)
+    assert has_nms_free_head(model)
+    data = make_dataset(tmp_path / "ds", train=1, val=16, imgsz=256, seed=4, splits=("val",))
+    free = run_validator(model, data, 256, workdir=tmp_path / "runs", nms_free=True)
+    nms = run_validator(model, data, 256, workdir=tmp_path / "runs")
+    direct = YOLO(str(yolo26)).val(
+        data=str(data), imgsz=256, batch=16, nms=False, plots=False, verbose=False, project=str(tmp_path), name="v"
+    )
+    assert free["map50_95"] == pytest.approx(float(direct.box.map), abs=1e-9)
+    assert free["map50"] == pytest.approx(float(direct.box.map50), abs=1e-9)
+    assert free["map50_95"] > 0.3 and nms["map50_95"] > 0.3
+    assert free["map50_95"] != nms["map50_95"], "two heads, two figures"
+    assert not getattr(model.model.model[-1], "_end2end", False), "the caller's model keeps its mode"
+
+
 def test_precision_is_undefined_when_the_validator_scores_no_box(bundled, tmp_path):
     """ultralytics reports precision 0.0 for a model that predicts nothing; 0 of 0 is undefined, never 0 or 1."""
     from ultralytics import YOLO

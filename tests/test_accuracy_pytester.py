@@ -5,6 +5,7 @@ before any test runs and with nothing written."""
 from __future__ import annotations
 
 import functools
+import json
 from pathlib import Path
 
 import pytest
@@ -109,6 +110,11 @@ def test_accuracy_can_be_deselected(suite):
         ("no-labels", "thresholds.copy.max_map50_95_drop is set but cannot be measured in this run: "),
         ("no-dataset", "thresholds.copy.max_map50_95_drop is set but cannot be measured in this run: the default "),
         ("no-images", "thresholds.copy.min_agreement_map50 is set but cannot be measured in this run: no agreement"),
+        (
+            "no-one-to-one",
+            "thresholds.copy.max_map50_95_nms_free_drop is set but cannot be measured in this run: no one-to-one "
+            "(NMS-free) head in original (",
+        ),
     ],
 )
 def test_bad_accuracy_input_stops_with_one_line(suite, case, expected):
@@ -139,6 +145,8 @@ def test_bad_accuracy_input_stops_with_one_line(suite, case, expected):
     elif case == "no-images":
         settings = {**{k: v for k, v in SETTINGS.items() if k != "images"}, "data": "ds/data.yaml"}
         write_pair(p / "suite.toml", settings, {"min_agreement_map50": 0.5})
+    elif case == "no-one-to-one":  # YOLOv8 heads: an NMS-free limit cannot pass silently
+        write_pair(p / "suite.toml", {**SETTINGS, "data": "ds/data.yaml"}, {"max_map50_95_nms_free_drop": 0.02})
     before = {f for f in p.rglob("*") if "__pycache__" not in f.parts}
     result = run(suite, *args, "--junitxml=out/junit.xml", cache=True)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
@@ -147,3 +155,50 @@ def test_bad_accuracy_input_stops_with_one_line(suite, case, expected):
     assert errors[0].startswith("ERROR: slimbench: ") and expected in errors[0], errors[0]
     assert "Traceback" not in result.stdout.str() + result.stderr.str()
     assert {f for f in p.rglob("*") if "__pycache__" not in f.parts} == before, "nothing written"
+
+
+YOLO26N = Path(__file__).resolve().parents[1] / "fixtures" / "yolo26n" / "models" / "original.pt"
+
+
+def test_nms_free_map_is_measured_and_gated_beside_nms(bench_dir: pytest.Pytester):
+    """A YOLO26 checkpoint is validated through both heads: a copy whose one-to-one class towers are blinded keeps
+    its mAP with NMS (one-to-many) and loses all of it without NMS; the NMS-free limit judges the second."""
+    import torch
+
+    from slimbench.data.synthetic import make_dataset
+    from slimbench.model.checkpoint import load_detector
+
+    assert YOLO26N.is_file(), f"bundled fixture missing: {YOLO26N}"
+    p = bench_dir.path
+    make_dataset(p / "ds", train=1, val=12, imgsz=256, seed=3, splits=("val",))
+    blind = load_detector(YOLO26N)
+    head = blind.model.model[-1]
+    with torch.no_grad():
+        for tower in head.one2one_cv3:  # one-to-one class logits -> sigmoid ~ 0: no box without NMS
+            tower[-1].bias.fill_(-50.0)
+    save_detector(blind.model, p / "blind26.pt")
+    variants = {"original": str(YOLO26N), "copy": str(YOLO26N), "blind": "blind26.pt"}
+    limits = {"max_map50_95_drop": 0.0, "max_map50_95_nms_free_drop": 0.05}
+    settings = {**{k: v for k, v in SETTINGS.items() if k != "images"}, "data": "ds/data.yaml", "val_imgsz": 256}
+    tiny_models.write_suite(p / "suite.toml", variants, "original", settings, {"copy": limits, "blind": limits})
+    result = run(bench_dir, "-k", "test_map", "--slimbench-reports", "out")
+    result.assert_outcomes(passed=2, failed=1)
+    out = result.stdout.str()
+    assert "blind: NMS-free mAP50-95 drop " in out and "> max 0.050 (0.000 vs " in out, out
+    assert "mAP50-95 drop" not in out.replace("NMS-free mAP50-95 drop", ""), "the NMS (one-to-many) gate passed"
+    head_row = next(line for line in result.stdout.lines if line.startswith("variant ") and "mAP50" in line)
+    assert head_row.split()[1:4] == ["mAP50", "mAP50-95", "NMS-free"], head_row
+    rows = {line.split()[0]: line.split() for line in result.stdout.lines if line.split()[:1] in (["copy"], ["blind"])}
+    original = next(line.split() for line in result.stdout.lines if line.startswith("original ") and "0." in line)
+    assert rows["blind"][2] == original[2] and rows["blind"][3] == "0.000", (original, rows["blind"])
+    assert rows["copy"][3] == original[3] and float(original[3]) > 0.3, (original, rows["copy"])
+    summary = json.loads((p / "out" / "summary.json").read_text())
+    acc = {r["variant"]: r for r in summary["rows"]}
+    assert (
+        acc["blind"]["map50_95_nms_free"] == 0.0
+        and acc["copy"]["map50_95_nms_free"] == acc["original"]["map50_95_nms_free"]
+    )
+    assert "map50_95_nms_free" in summary["tables"]["accuracy"]
+    verdict = next(v for v in summary["verdicts"] if v["variant"] == "blind")
+    assert verdict["map50_95_nms_free_change"] == -acc["original"]["map50_95_nms_free"]
+    assert ", NMS-free -" in verdict["line"]

@@ -354,3 +354,41 @@ def test_speed_cells_carry_their_interval_pairs_and_close_label():
     assert cell == "0.912 [0.850, 0.970], 17 pairs (close)", cell
     pruned.update(speed_ratio_ci_low=None, speed_decision="pass")  # an interval needs 6 pairs: none shown then
     assert next(row for row in speed_rows(doc) if row[0] == "pruned")[5] == "0.912"
+
+
+def test_the_nms_free_map_has_its_own_change_column_beside_map():
+    doc = copy.deepcopy(summary())
+    doc["columns"].append(
+        {
+            "key": "map50_95_nms_free",
+            "label": "NMS-free mAP50-95",
+            "unit": "dataset, one-to-one head",
+            "better": "higher",
+        }
+    )
+    doc["tables"]["accuracy"].append("map50_95_nms_free")
+    for row, value in zip(doc["rows"], (0.7, 0.69, None), strict=True):
+        row["map50_95_nms_free"] = value
+    _, _, accuracy = rendered(doc).tables
+    head = accuracy[0]
+    assert head[1:5] == [
+        "mAP50-95 (dataset)",
+        "mAP50-95 change vs reference",
+        "NMS-free mAP50-95 (dataset, one-to-one head)",
+        "NMS-free mAP50-95 change vs reference",
+    ]
+    pruned = dict(zip(head, accuracy[2], strict=True))
+    assert pruned["NMS-free mAP50-95 change vs reference"] == "-0.0100"
+    assert pruned["mAP50-95 change vs reference"] == "-0.0500"
+    assert dict(zip(head, accuracy[1], strict=True))["NMS-free mAP50-95 change vs reference"] == "reference"
+
+
+def test_the_dashboard_carries_the_nms_free_map_not_its_drop():
+    doc = copy.deepcopy(summary())
+    pruned = doc["variants"]["pruned"]
+    pruned["accuracy"]["map50_95_nms_free"] = 0.69
+    pruned["checks"].append(check("map50_95_nms_free_drop", "max_map50_95_nms_free_drop", 0.03, 0.01, True))
+    bigger = {e["name"]: e for e in dashboard.entries(doc)[dashboard.BIGGER]}
+    assert bigger["pruned map50_95_nms_free"]["value"] == 0.69
+    names = " ".join(e["name"] for tool in dashboard.entries(doc).values() for e in tool)
+    assert "nms_free_drop" not in names

@@ -145,6 +145,17 @@ class SuiteSession:
         """Why mAP cannot be measured in this run, or None (:meth:`slimbench.measure.accuracy.Accuracy.unsupported`)."""
         return self.accuracy.unsupported(self.class_names(self.config.reference))
 
+    def nms_free_unsupported(self, name: str) -> str | None:
+        """Why ``name``'s NMS-free mAP drop cannot be measured, or None: mAP itself cannot, or the variant or the
+        reference has no one-to-one head."""
+        from slimbench.measure.validator import has_nms_free_head
+
+        lacking = [v for v in dict.fromkeys((self.config.reference, name)) if not has_nms_free_head(self.model(v))]
+        if lacking:
+            paths = ", ".join(f"{v} ({self.config.variants[v].path})" for v in lacking)
+            return f"no one-to-one (NMS-free) head in {paths}; YOLO26 checkpoints have one"
+        return self.map_unsupported()
+
     def map_metrics(self, name: str) -> dict[str, Any]:
         """A variant's mAP, precision and recall on the dataset, validated once per session."""
         return self.accuracy.metrics(name, self.model(name), self.model(self.config.reference))

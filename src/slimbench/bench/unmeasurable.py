@@ -32,6 +32,8 @@ class RunInputs(Protocol):
 
     def map_unsupported(self) -> str | None: ...
 
+    def nms_free_unsupported(self, name: str) -> str | None: ...
+
 
 @dataclass(frozen=True)
 class Unmeasurable:
@@ -87,7 +89,10 @@ def unmeasurable(session: RunInputs) -> list[Unmeasurable]:
     out = []
     for v in cfg.candidates:
         limits = cfg.limits(v.name)
-        for key, why in missing.items():
+        own = {}  # what depends on the variant's own head, asked only where its limit is set
+        if limits.max_map50_95_nms_free_drop is not None:
+            own["max_map50_95_nms_free_drop"] = session.nms_free_unsupported(v.name)
+        for key, why in {**missing, **own}.items():
             if why and getattr(limits, key) is not None:
                 line = f"{where}thresholds.{v.name}.{key} is set but cannot be measured in this run: {why}"
                 out.append(Unmeasurable(v.name, key, line))

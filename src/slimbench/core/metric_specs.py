@@ -201,6 +201,26 @@ METRICS: tuple[MetricSpec, ...] = (
         table="accuracy",
         columns=("map50_95",),
     ),
+    # YOLO26's one-to-one (NMS-free) head, validated beside the one-to-many head with NMS where a model has both
+    M(
+        "map50_95_nms_free",
+        "NMS-free mAP50-95",
+        "dataset, one-to-one head",
+        "{:.4f}",
+        "higher",
+        tolerance=0.01,
+        table="accuracy",
+        columns=("map50_95_nms_free",),
+    ),
+    M(
+        "map50_95_nms_free_drop",
+        "NMS-free mAP50-95 drop",
+        "reference's minus own, one-to-one heads",
+        better="lower",
+        limits=_max("max_map50_95_nms_free_drop"),
+        table="accuracy",
+        columns=("map50_95_nms_free",),
+    ),
     # speed: ratios measured in interleaved pairs, one limit per runtime
     M(
         "speed_ratio",
@@ -367,6 +387,7 @@ GATED_IN: dict[str, str] = {
     "agreement_precision": "test_detections",
     "agreement_map50": "test_agreement",
     "map50_95_drop": "test_map",
+    "map50_95_nms_free_drop": "test_map",
     "speed_ratio": "test_speed_ratio",
     "ort_speed_ratio": "test_speed_ratio",
     "memory_ratio": "test_peak_memory",

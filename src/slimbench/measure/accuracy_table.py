@@ -39,6 +39,8 @@ def accuracy_lines(
         ("agr R", "agreement_recall"),
         ("agr P", "agreement_precision"),
     ]
+    if any("map50_95_nms_free" in a for _, a in rows):  # a one-to-one (NMS-free) head was validated too
+        cols[2:2] = [("NMS-free", "map50_95_nms_free")]
     lines.append(f"{'variant':<16}" + "".join(f"{label:>10}" for label, _ in cols))
     for name, a in rows:
         cells = [a.get(key) for _, key in cols]

@@ -65,8 +65,23 @@ def write_val_yaml(ds: Dataset, names: Names, out_dir: Path, limit: int | None =
     return target
 
 
+def has_nms_free_head(model: YOLO) -> bool:
+    """Whether the detector's head has one-to-one towers (YOLO26, YOLOv10-style end-to-end heads): those predict
+    without NMS, and ultralytics validates them with ``nms=False`` (one-to-many with NMS otherwise)."""
+    net = getattr(model, "model", model)
+    layers = getattr(net, "model", None)
+    head = layers[-1] if layers is not None and len(layers) else None
+    return getattr(head, "one2one_cv2", None) is not None
+
+
 def run_validator(
-    model: YOLO, data: str | Path, imgsz: int, device: str = "cpu", workdir: Path | None = None, batch: int = VAL_BATCH
+    model: YOLO,
+    data: str | Path,
+    imgsz: int,
+    device: str = "cpu",
+    workdir: Path | None = None,
+    batch: int = VAL_BATCH,
+    nms_free: bool = False,
 ) -> dict[str, Any]:
     """mAP50, mAP50-95, precision and recall of ``model`` on ``data``'s val split, by ultralytics' validator.
 
@@ -74,7 +89,8 @@ def run_validator(
     removed afterwards) and never downloads. ``predictions`` counts the boxes the validator scored: with none,
     precision is undefined (0 of 0, None), where ultralytics reports 0.0; mAP and recall stay 0, which is what
     finding none of the labelled boxes is worth. ``labels`` counts the labelled boxes: with none, recall is
-    undefined (None).
+    undefined (None). ``nms_free``: through the one-to-one head without NMS (ultralytics' ``nms=False``; only for
+    a model with that head, :func:`has_nms_free_head`), else ultralytics' default (the one-to-many head and NMS).
     """
     net = copy.deepcopy(model)
     parent = Path(workdir) if workdir is not None else None
@@ -102,6 +118,7 @@ def run_validator(
             project=tmp,
             name="val",
             exist_ok=True,
+            **({"nms": False} if nms_free else {}),
         )
     return {
         "map50": float(m.box.map50),

@@ -35,9 +35,9 @@ BIGGER = "customBiggerIsBetter"
 TOOLS = {"lower": SMALLER, "higher": BIGGER}
 """A metric's better direction -> the github-action-benchmark tool whose alert reads it that way."""
 SUFFIXES = {SMALLER: "smaller", BIGGER: "bigger"}
-LEFT_OUT = frozenset({"map50_95_drop", "int8_map50_95_drop"})
+LEFT_OUT = frozenset({"map50_95_drop", "map50_95_nms_free_drop", "int8_map50_95_drop"})
 """Gated, but crossing zero: a ratio alert on them is meaningless; the variant's mAP50-95 is written instead."""
-ACCURACY = ("map50_95", "map50")
+ACCURACY = ("map50_95", "map50", "map50_95_nms_free")
 
 
 def cell_id(cell: str | None, imgsz: int | None = None) -> str:

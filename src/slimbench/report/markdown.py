@@ -244,16 +244,21 @@ SPEED_HEAD = (
 )
 
 
+CHANGED = {"map50_95": "mAP50-95 change vs reference", "map50_95_nms_free": "NMS-free mAP50-95 change vs reference"}
+"""Accuracy columns followed by their change against the reference's figure."""
+
+
 def accuracy_columns(summary: Mapping[str, Any]) -> list[str]:
-    """The accuracy table's columns (the HTML report's), mAP50-95 first, then the rest in the summary's order."""
+    """The accuracy table's columns (the HTML report's), mAP50-95 first (then its NMS-free figure, where measured),
+    then the rest in the summary's order."""
     keys = [k for k in summary.get("tables", {}).get("accuracy", []) if k != "variant"]
-    first = [k for k in ("map50_95",) if k in keys]
+    first = [k for k in CHANGED if k in keys]
     return first + [k for k in keys if k not in first]
 
 
 def accuracy_rows(summary: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
-    """Header and rows: per variant (reference first) its accuracy figures and, beside mAP50-95, its change against
-    the reference's (candidate minus reference; a drop is negative)."""
+    """Header and rows: per variant (reference first) its accuracy figures and, beside mAP50-95 (and its NMS-free
+    figure), its change against the reference's (candidate minus reference; a drop is negative)."""
     keys = accuracy_columns(summary)
     labels = {c["key"]: c for c in summary.get("columns", [])}
     reference = summary.get("reference")
@@ -261,10 +266,10 @@ def accuracy_rows(summary: Mapping[str, Any]) -> tuple[list[str], list[list[str]
     for k in keys:
         c = labels.get(k, {"label": k, "unit": ""})
         head.append(escape(f"{c['label']} ({c['unit']})" if c.get("unit") else c["label"]))
-        if k == "map50_95":
-            head.append("mAP50-95 change vs reference")
+        if k in CHANGED:
+            head.append(CHANGED[k])
     rows = summary.get("rows", [])
-    ref_map = next((r.get("map50_95") for r in rows if r.get("variant") == reference), None)
+    ref_row = next((r for r in rows if r.get("variant") == reference), {})
     out = []
     for r in rows:
         name = str(r.get("variant"))
@@ -275,8 +280,8 @@ def accuracy_rows(summary: Mapping[str, Any]) -> tuple[list[str], list[list[str]
             if value is None and name == reference and k.startswith("agreement"):
                 value = "n/a (the reference itself)"
             cells.append(escape(figure(value, spec.fmt if spec else "{}")))
-            if k == "map50_95":
-                cells.append(escape(_change(r.get(k), ref_map, name == reference)))
+            if k in CHANGED:
+                cells.append(escape(_change(r.get(k), ref_row.get(k), name == reference)))
         out.append(cells)
     return head, out
 

@@ -101,6 +101,10 @@ def verdicts(session: SuiteSession, facts: RunFacts, deployment: list[dict[str, 
         )
         speed_text = ", ".join(_faster_text(label, s) for label, s in mine.items()) or "speed n/a (not timed)"
         map_text = f"mAP50-95 {change:+.4f} ({ref_m:.4f} -> {m:.4f})" if change is not None else f"mAP50-95 {why_map}"
+        free, ref_free = f.accuracy.get("map50_95_nms_free"), ref_figs.accuracy.get("map50_95_nms_free")
+        free_change = free - ref_free if as_number(free) is not None and as_number(ref_free) is not None else None
+        if free_change is not None:  # both have a one-to-one head (YOLO26): what shipping NMS-free costs
+            map_text += f", NMS-free {free_change:+.4f} ({ref_free:.4f} -> {free:.4f})"
         not_run = session.not_run(v.name)
         close = [check_name(c) for c in checks if c.passed and c.decision == "close"]
         close_text = f" ({len(close)} close: {', '.join(close)})" if close else ""
@@ -116,6 +120,7 @@ def verdicts(session: SuiteSession, facts: RunFacts, deployment: list[dict[str, 
                 "faster_from": {label: s.source if s else None for label, s in mine.items()},
                 "speed_ratio": speed_ratios(f.speed_ratio),
                 "map50_95_change": change,
+                "map50_95_nms_free_change": free_change,
                 "gates_passed": n_passed,
                 "gates_failed": n_failed,
                 "gates_close": close,  # passed, but on a close speed-gate verdict (never a plain pass)
