@@ -69,6 +69,12 @@ def _faster_text(label: str, speedup: CellSpeedup | None) -> str:
     return f"{_times(speedup.value, f'faster {label}')} ({how})"
 
 
+def _change(value: Any, reference: Any) -> float | None:
+    """``value`` minus ``reference`` where both are numbers, else None (one not measured, or undefined)."""
+    mine, theirs = as_number(value), as_number(reference)
+    return mine - theirs if mine is not None and theirs is not None else None
+
+
 def verdicts(session: SuiteSession, facts: RunFacts, deployment: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per candidate: how many times smaller (file size), faster per runtime/device/batch/threads (1 / paired speed
     ratio where measured, else benchmark medians, ``faster_from`` says which), the mAP50-95 change, and its gates;
@@ -84,7 +90,7 @@ def verdicts(session: SuiteSession, facts: RunFacts, deployment: list[dict[str, 
         mine = {label: per.get(v.name) for label, per in speedups.items()}
         faster = {label: s.value if s else None for label, s in mine.items()}
         m, ref_m = f.accuracy.get("map50_95"), ref_figs.accuracy.get("map50_95")
-        change = m - ref_m if as_number(m) is not None and as_number(ref_m) is not None else None
+        change = _change(m, ref_m)
         why_map = (
             m if is_undefined(m) else "n/a (smoke mode)" if session.smoke and m is not None else "n/a (not measured)"
         )
@@ -102,7 +108,7 @@ def verdicts(session: SuiteSession, facts: RunFacts, deployment: list[dict[str, 
         speed_text = ", ".join(_faster_text(label, s) for label, s in mine.items()) or "speed n/a (not timed)"
         map_text = f"mAP50-95 {change:+.4f} ({ref_m:.4f} -> {m:.4f})" if change is not None else f"mAP50-95 {why_map}"
         free, ref_free = f.accuracy.get("map50_95_nms_free"), ref_figs.accuracy.get("map50_95_nms_free")
-        free_change = free - ref_free if as_number(free) is not None and as_number(ref_free) is not None else None
+        free_change = _change(free, ref_free)
         if free_change is not None:  # both have a one-to-one head (YOLO26): what shipping NMS-free costs
             map_text += f", NMS-free {free_change:+.4f} ({ref_free:.4f} -> {free:.4f})"
         not_run = session.not_run(v.name)
