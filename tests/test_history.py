@@ -150,6 +150,23 @@ def test_the_report_block_draws_one_chart_per_figure_and_says_the_step():
     assert history_report.step_lines({"history": None}) == []
 
 
+def test_the_nms_free_map_has_its_own_chart_where_a_variant_measures_it():
+    """YOLO26's NMS-free mAP50-95 (one-to-one head) is a gated figure like mAP50-95: kept per run, charted, labelled;
+    a run of a model without that head has no such key, so no chart."""
+    rows = [{"variant": "pruned", "map50_95": 0.86, "map50_95_nms_free": 0.85, "map50_nms_free": 0.98}]
+    assert history.figures_of_rows(rows) == {"pruned": {"map50_95": 0.86, "map50_95_nms_free": 0.85}}
+    figs = {"pruned": {"map50_95": 0.86, "map50_95_nms_free": 0.85}}
+    stored = [stored_run(f"c{i}", figs, i + 1) for i in range(3)]
+    doc = history.build(stored, history.current_entry(rows, "original", {}, {}), 20, "store")
+    assert set(history_report.charts(doc, "original")) == {"history-map50_95", "history-map50_95_nms_free"}
+    assert history.label("map50_95_nms_free") == "NMS-free mAP50-95"
+    yolov8 = [stored_run(f"c{i}", {"pruned": {"map50_95": 0.86}}, i + 1) for i in range(3)]
+    doc = history.build(
+        yolov8, history.current_entry([{"variant": "pruned", "map50_95": 0.86}], "original", {}, {}), 20, ""
+    )
+    assert set(history_report.charts(doc, "original")) == {"history-map50_95"}
+
+
 def test_a_first_run_has_a_history_of_itself_and_no_step():
     current = history.current_entry([{"variant": "pruned", "params": 3}], "original", {}, {})
     doc = history.build([], current, 20, None)

@@ -26,8 +26,9 @@ from slimbench.report.steps import RULE, newest_step
 KEY = "slimbench"
 """The key slimbench adds to pytest-benchmark's saved JSON."""
 PAYLOAD_VERSION = 1
-FIGURES = ("params", "gflops", "file_size_mb", "normalized_size_mb", "map50_95")
-"""The gated per-variant figures kept in the history (summary row keys), besides every ``speed_ratio[cell]``."""
+FIGURES = ("params", "gflops", "file_size_mb", "normalized_size_mb", "map50_95", "map50_95_nms_free")
+"""The gated per-variant figures kept in the history (summary row keys), besides every ``speed_ratio[cell]``; the
+NMS-free mAP50-95 only where a variant has YOLO26's one-to-one head (other rows lack the key, so no chart)."""
 RATIO = "speed_ratio["
 CURRENT = "this run"
 
