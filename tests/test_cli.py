@@ -187,6 +187,31 @@ def test_training_commands_pass_the_image_cache(
     assert rc == 0 and out.is_file() and seen["cache"] == cache
 
 
+@pytest.mark.parametrize(("extra", "expected"), [([], False), (["--channels-last"], True)])
+def test_training_commands_pass_channels_last(
+    tmp_path: Path,
+    detector: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    extra: list[str],
+    expected: bool,
+) -> None:
+    """``--channels-last`` reaches ``train``; without it the usual layout."""
+    rc, seen, out = _sparsify_recorded(tmp_path, detector, monkeypatch, capsys, extra)
+    assert rc == 0 and out.is_file() and seen["channels_last"] is expected
+
+
+def test_channels_last_is_refused_off_the_cpu_before_training(
+    tmp_path: Path, detector: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out, data = tmp_path / "ft.pt", tmp_path / "data.yaml"
+    data.write_text("path: .\n")
+    argv = ["finetune", str(detector), "--data", str(data), "--out", str(out), "--channels-last"]
+    rc, err = _run([*argv, "--device", "0", "--project", str(tmp_path / "runs")], capsys)
+    _assert_one_line_error(rc, err, "--channels-last", "--device 0")
+    assert not out.exists() and not (tmp_path / "runs").exists()
+
+
 def test_training_commands_refuse_an_unknown_cache(
     tmp_path: Path, detector: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -345,6 +370,7 @@ def test_train_refuses_a_rule_it_could_not_apply(
         (["--quick", "--target-latency", "0.4"], ("--target-latency", "not with --quick")),
         (["--latency-runtime", "torch"], ("--latency-runtime", "only with --target-latency")),
         (["--latency-max-layer-ratio", "0.5"], ("--latency-max-layer-ratio", "only with --target-latency")),
+        (["--channels-last", "--device", "cuda:0"], ("--channels-last", "CPU", "cuda:0")),
         (["--target-latency", "0.4", "--latency-max-layer-ratio", "1"], ("--latency-max-layer-ratio", "(0, 1)")),
     ],
 )
@@ -394,3 +420,5 @@ def test_make_fixtures_shares_reach_the_plan(
     assert (default.epochs_sparsity, default.epochs_recovery) == (bundled.epochs_sparsity, bundled.epochs_recovery)
     assert built.sparsity_layer_shares == (("model.22", 0.75), ("model.9", 0.5))
     assert default.sparsity_target == FixturePlan().sparsity_target and default.sparsity_layer_shares == ()
+    assert _run([*argv, "--channels-last"], capsys)[0] == 0
+    assert plans[-1].channels_last and not default.channels_last and not FixturePlan().channels_last

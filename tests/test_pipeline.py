@@ -28,6 +28,35 @@ def trained(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return train("yolov8n.yaml", tiny_data, epochs=1, imgsz=128, batch=8, project=runs, name="o", workers=0).best
 
 
+def test_channels_last_trains_in_nhwc_and_saves_the_usual_layout(
+    trained: Path, tiny_data: Path, tmp_path: Path
+) -> None:
+    """The model trains with NHWC convolution weights; the checkpoint ultralytics saves (the EMA) is in the usual
+    layout, and it loads and predicts as any other."""
+    seen: list[bool] = []
+
+    def first_conv_layout(trainer) -> None:
+        conv = next(m for m in trainer.model.modules() if isinstance(m, torch.nn.Conv2d))
+        seen.append(conv.weight.is_contiguous(memory_format=torch.channels_last) and not conv.weight.is_contiguous())
+
+    outcome = train(
+        trained,
+        tiny_data,
+        epochs=1,
+        imgsz=128,
+        batch=8,
+        project=tmp_path,
+        name="nhwc",
+        workers=0,
+        channels_last=True,
+        callbacks={"on_train_batch_end": [first_conv_layout]},
+    )
+    assert seen and all(seen), seen
+    saved = load_detector(outcome.last).model
+    assert all(p.is_contiguous() for p in saved.parameters())
+    assert saved.float().eval()(torch.zeros(1, 3, 128, 128))[0].shape[0] == 1
+
+
 @pytest.mark.slow
 def test_sparsity_training_shrinks_bn_scales(trained: Path, tiny_data: Path, tmp_path: Path) -> None:
     """Same data, seed and epochs; only the L1 strength differs, so the gamma drop is the penalty's doing."""

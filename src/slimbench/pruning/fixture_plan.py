@@ -67,6 +67,7 @@ class FixturePlan:
     compensate: bool = True  # threshold rule: fold removed channels' act(beta) into their consumers
     round_to: int = 8
     close_mosaic: int = 6
+    channels_last: bool = False  # train in NHWC (CPU): shorter epochs on AVX-512, another float trajectory
     gflops_imgsz: int = 640
     scene_size: int = 640
     scene_objects: int = 24

@@ -298,6 +298,7 @@ def make_fixtures(
         "device": device,
         "seed": plan.seed,
         "close_mosaic": plan.close_mosaic,
+        "channels_last": plan.channels_last,
     }
     if reused is None:
         original, convergence = train_original(data, plan, common)

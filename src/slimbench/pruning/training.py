@@ -17,6 +17,11 @@ On the CPU, ultralytics' ``select_device`` sets torch to ``min(8, cpus - 1)`` th
 workers, yet it runs no workers on the CPU: on 2 cores it trains on one thread with the other core idle. ``train``
 states its thread count instead (default: every CPU this process may use); measured here, one epoch of 1000 images
 at 256 px took 131 s on 1 thread and 92 s on 2.
+
+``channels_last`` (CPU only) trains the model in NHWC memory layout, which oneDNN's convolutions run faster on an
+AVX-512 CPU (yolo26n at batch 32, 256 px, forward and backward: 1.00 s against 1.35 s a step; an epoch about 15%
+shorter, docs/bundled-variants.md). The EMA, which ultralytics validates and saves, stays in the usual layout, so the
+checkpoints are the same kind of file. The floats differ in the last bits, so a run is another run than without it.
 """
 
 from __future__ import annotations
@@ -102,6 +107,7 @@ def train(
     seed: int = 0,
     threads: int | None = None,
     callbacks: dict[str, list[Any]] | None = None,
+    channels_last: bool = False,
     **overrides: Any,
 ) -> TrainOutcome:
     """Train ``model`` (a YAML or a .pt) on ``data`` offline; return the best checkpoint and its metrics.
@@ -110,6 +116,7 @@ def train(
     settings (:mod:`slimbench.pruning.sparsity`; ``overrides`` still win); ``keep_shape`` fine-tunes a pruned
     checkpoint as it is. ``threads``: torch threads on the CPU (default: every CPU this process may use).
     ``callbacks``: ultralytics event -> callbacks to add (e.g. :class:`pruning.convergence.StopWhenConverged`).
+    ``channels_last``: train in NHWC layout (CPU only; see the module's docstring).
     """
     from ultralytics import YOLO
 
@@ -117,6 +124,8 @@ def train(
 
     if (sparsity > 0 or recipe is not None) and keep_shape:
         raise SlimbenchError("sparsity training and shape-keeping fine-tuning are separate stages")
+    if channels_last:
+        check_channels_last(device)
     if sparsity > 0 and recipe is not None:
         raise SlimbenchError("choose one sparsity method: the subgradient (sparsity) or the proximal recipe")
     trainer: type[DetectionTrainer] | None = None
@@ -150,6 +159,8 @@ def train(
     before = torch.get_num_threads()
     # after select_device (trainer __init__), before the first batch
     yolo.add_callback("on_pretrain_routine_end", lambda _trainer: torch.set_num_threads(n_threads))
+    if channels_last:  # the optimizer and the EMA exist by now: the same parameters, their data in NHWC
+        yolo.add_callback("on_pretrain_routine_end", _to_channels_last)
     for event, fns in (callbacks or {}).items():
         for fn in fns:
             yolo.add_callback(event, fn)
@@ -167,6 +178,16 @@ def train(
         last=Path(yolo.trainer.last),
         history=list(getattr(yolo.trainer, "history", [])) or (saved_history(yolo.trainer.save_dir) if recipe else []),
     )
+
+
+def check_channels_last(device: str) -> None:
+    """NHWC training is a CPU option (the layout that suits oneDNN's convolutions): another device is one line."""
+    if str(device).lower() != "cpu":
+        raise SlimbenchError(f"--channels-last is for training on the CPU (--device cpu), got --device {device}")
+
+
+def _to_channels_last(trainer: Any) -> None:
+    trainer.model.to(memory_format=torch.channels_last)
 
 
 def saved_history(run_dir: str | Path) -> list[dict[str, float]]:
