@@ -173,32 +173,29 @@ def test_sparsify_recovery_options_reach_the_trainer(
     assert (seen["lr0"], seen["lrf"]) == (0.01, 0.1)
 
 
-@pytest.mark.parametrize(("extra", "cache"), [([], False), (["--cache", "disk"], "disk"), (["--cache", "ram"], "ram")])
-def test_training_commands_pass_the_image_cache(
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ([], {"cache": False, "channels_last": False}),
+        (["--cache", "disk"], {"cache": "disk"}),
+        (["--cache", "ram"], {"cache": "ram"}),
+        (["--channels-last"], {"channels_last": True}),
+    ],
+)
+def test_training_commands_pass_their_training_options(
     tmp_path: Path,
     detector: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
     extra: list[str],
-    cache: object,
+    expected: dict[str, object],
 ) -> None:
-    """``--cache`` reaches ultralytics as its ``cache`` argument; without it every epoch decodes the images."""
+    """``--cache`` reaches ultralytics as its ``cache`` argument (without it every epoch decodes the images) and
+    ``--channels-last`` reaches ``train`` (without it the usual layout)."""
     rc, seen, out = _sparsify_recorded(tmp_path, detector, monkeypatch, capsys, extra)
-    assert rc == 0 and out.is_file() and seen["cache"] == cache
-
-
-@pytest.mark.parametrize(("extra", "expected"), [([], False), (["--channels-last"], True)])
-def test_training_commands_pass_channels_last(
-    tmp_path: Path,
-    detector: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-    extra: list[str],
-    expected: bool,
-) -> None:
-    """``--channels-last`` reaches ``train``; without it the usual layout."""
-    rc, seen, out = _sparsify_recorded(tmp_path, detector, monkeypatch, capsys, extra)
-    assert rc == 0 and out.is_file() and seen["channels_last"] is expected
+    assert rc == 0 and out.is_file()
+    for key, value in expected.items():
+        assert seen[key] is value if isinstance(value, bool) else seen[key] == value, (key, seen[key])
 
 
 def test_channels_last_is_refused_off_the_cpu_before_training(
