@@ -3,25 +3,15 @@ strict parsing with one line per mistake, and a baseline written before these me
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
+from tiny_models import two_variant_config
 
 from slimbench.bench.baseline_compare import RULES, compare, merge_entry
 from slimbench.bench.baseline_store import read_baseline, render
 from slimbench.config.overrides import Overrides, apply_overrides
-from slimbench.config.suite import Settings, config_from_dict
+from slimbench.config.suite import Settings
 from slimbench.config.values import parse_runtimes
 from slimbench.core.errors import SlimbenchError
-
-
-def config(settings=None, thresholds=None):
-    data = {"reference": "original", "variants": {"original": {"path": "o.pt"}, "pruned": {"path": "p.pt"}}}
-    if settings is not None:
-        data["settings"] = settings
-    if thresholds is not None:
-        data["thresholds"] = thresholds
-    return config_from_dict(data, Path("/x"), Path("/x/suite.toml"))
 
 
 def test_defaults_time_both_runtimes_and_measure_memory():
@@ -31,14 +21,14 @@ def test_defaults_time_both_runtimes_and_measure_memory():
 
 
 def test_settings_and_limits_parse():
-    cfg = config(
+    cfg = two_variant_config(
         {"runtime": ["onnxruntime"], "parity_atol": 0.01, "parity_rtol": 0, "memory": False},
         {"pruned": {"max_ort_speed_ratio": 0.85}},
     )
     assert cfg.settings.runtime == ("onnxruntime",) and cfg.settings.memory is False
     assert cfg.settings.parity_atol == 0.01 and cfg.settings.parity_rtol == 0.0
     assert cfg.limits("pruned").max_ort_speed_ratio == 0.85
-    assert config({"runtime": "torch, ort"}).settings.runtime == ("torch", "onnxruntime")
+    assert two_variant_config({"runtime": "torch, ort"}).settings.runtime == ("torch", "onnxruntime")
 
 
 @pytest.mark.parametrize(
@@ -55,15 +45,15 @@ def test_settings_and_limits_parse():
 )
 def test_bad_settings_are_one_line(settings, expected):
     with pytest.raises(SlimbenchError) as e:
-        config(settings)
+        two_variant_config(settings)
     assert expected in str(e.value) and str(e.value).startswith("/x/suite.toml: ")
 
 
 def test_runtime_option_overrides_the_file():
-    cfg = apply_overrides(config(), Overrides(runtime="ort"))
+    cfg = apply_overrides(two_variant_config(), Overrides(runtime="ort"))
     assert cfg.settings.runtime == ("onnxruntime",)
     with pytest.raises(SlimbenchError, match=r"--runtime: unknown runtime 'tf'"):
-        apply_overrides(config(), Overrides(runtime="torch,tf"))
+        apply_overrides(two_variant_config(), Overrides(runtime="torch,tf"))
     assert parse_runtimes("torch,torch") == ("torch",)
 
 

@@ -6,23 +6,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from tiny_models import two_variant_config
 
 from slimbench.bench.figures import VariantFigures
 from slimbench.bench.matrix import accuracy_key, cell_key
 from slimbench.config.overrides import Overrides, apply_overrides
-from slimbench.config.suite import Settings, config_from_dict
+from slimbench.config.suite import Settings
 from slimbench.config.values import parse_precisions
 from slimbench.core.errors import SlimbenchError
 from slimbench.core.timing_key import TimingKey
-
-
-def config(settings=None, thresholds=None):
-    data = {"reference": "original", "variants": {"original": {"path": "o.pt"}, "pruned": {"path": "p.pt"}}}
-    if settings is not None:
-        data["settings"] = settings
-    if thresholds is not None:
-        data["thresholds"] = thresholds
-    return config_from_dict(data, Path("/x"), Path("/x/suite.toml"))
 
 
 def test_the_matrix_is_off_by_default():
@@ -30,7 +22,7 @@ def test_the_matrix_is_off_by_default():
 
 
 def test_precision_calibration_openvino_and_int8_limits_parse():
-    cfg = config(
+    cfg = two_variant_config(
         {"precision": ["fp32", "int8"], "calibration": "calib", "runtime": "torch, ov"},
         {"pruned": {"max_int8_map50_95_drop": 0.02, "min_int8_agreement_map50": 0.9}},
     )
@@ -42,7 +34,9 @@ def test_precision_calibration_openvino_and_int8_limits_parse():
 
 def test_options_override_the_file(tmp_path):
     cfg = apply_overrides(
-        config(), Overrides(precision="int8,fp32,int8", calibration="cal", runtime="onnxruntime,openvino"), tmp_path
+        two_variant_config(),
+        Overrides(precision="int8,fp32,int8", calibration="cal", runtime="onnxruntime,openvino"),
+        tmp_path,
     )
     assert cfg.settings.precision == ("int8", "fp32") and cfg.settings.calibration == tmp_path / "cal"
     assert cfg.settings.runtime == ("onnxruntime", "openvino")
@@ -57,7 +51,7 @@ def test_options_override_the_file(tmp_path):
 )
 def test_bad_matrix_settings_are_one_line(settings, expected):
     with pytest.raises(SlimbenchError) as e:
-        config(settings)
+        two_variant_config(settings)
     assert expected in str(e.value) and "\n" not in str(e.value)
     with pytest.raises(SlimbenchError, match="--precision: unknown precision 'bf16'"):
         parse_precisions("fp32,bf16")
@@ -131,7 +125,7 @@ def test_int8_limits_that_cannot_be_measured_stop_the_run(settings, expected):
 
     from slimbench.bench.unmeasurable import unmeasurable_limits
 
-    cfg = config(settings, {"pruned": {"min_int8_agreement_map50": 0.9}})
+    cfg = two_variant_config(settings, {"pruned": {"min_int8_agreement_map50": 0.9}})
     session = SimpleNamespace(
         config=cfg,
         settings=cfg.settings,

@@ -134,6 +134,22 @@ def write_suite(
     return p
 
 
+def two_variant_config(settings: dict[str, Any] | None = None, thresholds: dict[str, Any] | None = None) -> Any:
+    """A parsed suite config of "original" and "pruned" (paths never opened) with these settings and thresholds:
+    for tests of how settings and limits are read, where no model is loaded."""
+    from slimbench.config.suite import config_from_dict
+
+    data: dict[str, Any] = {
+        "reference": "original",
+        "variants": {"original": {"path": "o.pt"}, "pruned": {"path": "p.pt"}},
+    }
+    if settings is not None:
+        data["settings"] = settings
+    if thresholds is not None:
+        data["thresholds"] = thresholds
+    return config_from_dict(data, Path("/x"), Path("/x/suite.toml"))
+
+
 def copy_into(folder: Path, *files: Path) -> None:
     for f in files:
         shutil.copy(f, folder / f.name)
