@@ -199,6 +199,10 @@ def test_nms_free_map_is_measured_and_gated_beside_nms(bench_dir: pytest.Pyteste
         and acc["copy"]["map50_95_nms_free"] == acc["original"]["map50_95_nms_free"]
     )
     assert "map50_95_nms_free" in summary["tables"]["accuracy"]
+    # its mAP50 too: a column of its own, kept like the one-to-many head's
+    assert acc["blind"]["map50_nms_free"] == 0.0 and acc["copy"]["map50_nms_free"] == acc["original"]["map50_nms_free"]
+    assert acc["original"]["map50_nms_free"] >= acc["original"]["map50_95_nms_free"] > 0.3
+    assert "map50_nms_free" in summary["tables"]["accuracy"]
     verdict = next(v for v in summary["verdicts"] if v["variant"] == "blind")
     assert verdict["map50_95_nms_free_change"] == -acc["original"]["map50_95_nms_free"]
     assert ", NMS-free -" in verdict["line"]

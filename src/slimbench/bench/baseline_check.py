@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 ACCURACY_KEYS = (
     "map50",
     "map50_95",
+    "map50_nms_free",
     "map50_95_nms_free",
     "precision",
     "recall",

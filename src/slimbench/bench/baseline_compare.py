@@ -44,7 +44,7 @@ DEPENDS: dict[str, tuple[str, ...]] = {
     "detections": _DETECT,
     "agreement_recall": _AGREE,
     "agreement_precision": _AGREE,
-    **dict.fromkeys(("map50", "map50_95", "map50_95_nms_free", "precision", "recall"), _ACCURACY),
+    **dict.fromkeys(("map50", "map50_95", "map50_nms_free", "map50_95_nms_free", "precision", "recall"), _ACCURACY),
     "agreement_map50": _DATASET_AGREE,
     "int8_weights_mb": ("calibration",),
     "int8_convs": ("calibration",),

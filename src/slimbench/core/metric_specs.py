@@ -203,6 +203,16 @@ METRICS: tuple[MetricSpec, ...] = (
     ),
     # YOLO26's one-to-one (NMS-free) head, validated beside the one-to-many head with NMS where a model has both
     M(
+        "map50_nms_free",
+        "NMS-free mAP50",
+        "dataset, one-to-one head",
+        "{:.4f}",
+        "higher",
+        tolerance=0.01,
+        table="accuracy",
+        columns=("map50_nms_free",),
+    ),
+    M(
         "map50_95_nms_free",
         "NMS-free mAP50-95",
         "dataset, one-to-one head",

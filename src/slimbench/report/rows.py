@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 ACCURACY_COLUMNS = {  # key in the session's "accuracy" figures -> (label, unit)
     "map50": ("mAP50", "dataset"),
     "map50_95": ("mAP50-95", "dataset"),
+    "map50_nms_free": ("NMS-free mAP50", "dataset, one-to-one head"),
     "map50_95_nms_free": ("NMS-free mAP50-95", "dataset, one-to-one head"),
     "precision": ("P", "dataset"),
     "recall": ("R", "dataset"),
