@@ -1,10 +1,13 @@
 """ONNX Runtime on tiny variants: the exported file computes what the checkpoint computes (raw outputs within the
 stated tolerance, at batch 1 and through the dynamic batch axis), the session uses the stated thread count, the
-parity check catches a real difference, and a missing onnxruntime is a reason, not a crash."""
+parity check catches a real difference, and a missing onnxruntime is a reason, not a crash; tools/ort_spinning.py
+times the suite's sessions."""
 
 from __future__ import annotations
 
+import importlib.util
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -83,3 +86,26 @@ def test_missing_onnxruntime_is_a_reason(monkeypatch):
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # what an environment without it looks like to import
     why = ort_runtime.missing_reason()
     assert why is not None and why.startswith("onnxruntime not installed")
+
+
+def _spinning_tool():
+    path = Path(__file__).resolve().parents[1] / "tools" / "ort_spinning.py"
+    spec = importlib.util.spec_from_file_location("ort_spinning", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_spinning_tool_times_the_suites_sessions_and_two_other_modes(exported, capsys):
+    tool = _spinning_tool()
+    assert tool.MODES["off"] == ort_runtime.NO_SPINNING, "the tool's 'off' must be what the suite's sessions use"
+    opts = tool.session(exported["pruned"], 2, "run").get_session_options()
+    assert opts.get_session_config_entry("session.force_spinning_stop") == "1"
+    assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "1"
+    paths = [exported["original"], exported["pruned"]]
+    for alternate in (False, True):
+        ms = tool.medians_ms(paths, 1, "off", runs=3, alternate=alternate)
+        assert len(ms) == 2 and all(m > 0 for m in ms)
+    with pytest.raises(SystemExit) as stop:
+        tool.main([str(exported["original"]), "missing.onnx"])
+    assert stop.value.code == 2 and "not a file: missing.onnx" in capsys.readouterr().err
