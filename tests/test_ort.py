@@ -98,10 +98,12 @@ def _spinning_tool():
 
 def test_the_spinning_tool_times_the_suites_sessions_and_two_other_modes(exported, capsys):
     tool = _spinning_tool()
-    assert tool.MODES["off"] == ort_runtime.NO_SPINNING, "the tool's 'off' must be what the suite's sessions use"
-    opts = tool.session(exported["pruned"], 2, "run").get_session_options()
+    assert tool.MODES["off"] == {}, "the tool's 'off' must be the suite's sessions as they are"
+    opts = ort_runtime.session(exported["pruned"], "cpu", 2, config=tool.MODES["run"]).get_session_options()
     assert opts.get_session_config_entry("session.force_spinning_stop") == "1"
     assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "1"
+    assert opts.get_session_config_entry("session.inter_op.allow_spinning") == "0", "the suite's entry kept"
+    assert opts.intra_op_num_threads == 2 and opts.inter_op_num_threads == 1
     paths = [exported["original"], exported["pruned"]]
     for alternate in (False, True):
         ms = tool.medians_ms(paths, 1, "off", runs=3, alternate=alternate)

@@ -2,41 +2,31 @@
 
     python tools/ort_spinning.py ORIGINAL.onnx PRUNED.onnx [...] [--threads 2] [--rounds 3]
 
-Modes: ``off`` (what the suite's sessions use: workers never busy-wait), ``run`` (they spin while a run lasts and
-stop when it returns: ``session.force_spinning_stop``), ``on`` (ONNX Runtime's default: they keep spinning after a
-run). Per round and mode, each file is timed alone in its own session (40 runs after 5, b1 640, a fixed input), then
-all files in one loop alternating their sessions (the suite's paired speed ratio is timed that way); it prints the
-medians in ms and, alternated, each file's ratio to the first. docs/method.md gives what it measured and why the suite
-keeps ``off``.
+Every session is the suite's (:func:`slimbench.runtimes.onnx_runtime.session`), with the mode's config entries over
+its own. Modes: ``off`` (the suite's sessions as they are: workers never busy-wait), ``run`` (they spin while a run
+lasts and stop when it returns: ``session.force_spinning_stop``), ``on`` (ONNX Runtime's default: they keep spinning
+after a run). Per round and mode, each file is timed alone in its own session (40 runs after 5, b1 640, a fixed
+input), then all files in one loop alternating their sessions (the suite's paired speed ratio is timed that way); it
+prints the medians in ms and, alternated, each file's ratio to the first. docs/method.md gives what it measured and
+why the suite keeps ``off``.
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
-import time
 from pathlib import Path
 
 import numpy as np
 
-MODES = {
-    "off": {"session.intra_op.allow_spinning": "0", "session.inter_op.allow_spinning": "0"},
+from slimbench.runtimes import onnx_runtime as ort_runtime
+from slimbench.runtimes.profiling import timed_call
+
+MODES = {  # config entries over the suite's session's own (which has spinning off)
+    "off": {},
     "run": {"session.intra_op.allow_spinning": "1", "session.force_spinning_stop": "1"},
-    "on": {},
+    "on": {"session.intra_op.allow_spinning": "1", "session.inter_op.allow_spinning": "1"},
 }
-
-
-def session(path: Path, threads: int, mode: str):  # noqa: ANN201 - onnxruntime is imported lazily
-    """A CPU session with the suite's options (stated threads, one inter-op thread, sequential) and ``mode``'s
-    spinning entries."""
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
-    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    for key, value in MODES[mode].items():
-        opts.add_session_config_entry(key, value)
-    return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
 
 
 def medians_ms(paths: list[Path], threads: int, mode: str, runs: int, alternate: bool) -> list[float]:
@@ -45,20 +35,16 @@ def medians_ms(paths: list[Path], threads: int, mode: str, runs: int, alternate:
     groups = [paths] if alternate else [[p] for p in paths]
     out: dict[Path, float] = {}
     for group in groups:
-        calls = []
-        for p in group:
-            s = session(p, threads, mode)
-            feed = {s.get_inputs()[0].name: x}
-            calls.append((p, lambda s=s, feed=feed: s.run(None, feed)))
+        calls = [
+            (p, ort_runtime.forward_fn(ort_runtime.session(p, "cpu", threads, config=MODES[mode]), x)) for p in group
+        ]
         for _ in range(5):
             for _, call in calls:
                 call()
         times: dict[Path, list[float]] = {p: [] for p, _ in calls}
         for r in range(runs):
             for p, call in calls if r % 2 == 0 else calls[::-1]:
-                t0 = time.perf_counter()
-                call()
-                times[p].append(time.perf_counter() - t0)
+                times[p].append(timed_call(call))
         out.update({p: statistics.median(t) * 1000 for p, t in times.items()})
     return [out[p] for p in paths]
 

@@ -12,7 +12,7 @@ the test is skipped with the reason).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -54,11 +54,16 @@ def provider_for(device: str) -> tuple[str | None, str]:
 
 
 def session(
-    path: str | Path, device: str = "cpu", num_threads: int = 1, profile_prefix: str | Path | None = None
+    path: str | Path,
+    device: str = "cpu",
+    num_threads: int = 1,
+    profile_prefix: str | Path | None = None,
+    config: Mapping[str, str] | None = None,
 ) -> onnxruntime.InferenceSession:
     """An ``InferenceSession`` on ``device`` with ``num_threads`` intra-op threads that do not spin, all graph
     optimisations on. ``profile_prefix``: ONNX Runtime's session profiling on, its trace written under that path
-    prefix by ``end_profiling()`` (:mod:`slimbench.runtimes.profiling`); never on a timed session."""
+    prefix by ``end_profiling()`` (:mod:`slimbench.runtimes.profiling`); never on a timed session. ``config``: session
+    config entries over the suite's (``tools/ort_spinning.py`` measures other spinning modes with it)."""
     import onnxruntime as ort
 
     provider, why = provider_for(device)
@@ -69,7 +74,7 @@ def session(
         raise ValueError(f"thread count must be >= 1, got {num_threads}")
     opts.intra_op_num_threads = int(num_threads)
     opts.inter_op_num_threads = 1
-    for key, value in NO_SPINNING.items():
+    for key, value in {**NO_SPINNING, **(config or {})}.items():
         opts.add_session_config_entry(key, value)
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
