@@ -40,7 +40,8 @@ def accuracy_lines(
         ("agr P", "agreement_precision"),
     ]
     if any("map50_95_nms_free" in a for _, a in rows):  # a one-to-one (NMS-free) head was validated too
-        cols[2:2] = [("NMS-free", "map50_95_nms_free")]
+        cols[2:2] = [("NF mAP50", "map50_nms_free"), ("NF 50-95", "map50_95_nms_free")]
+        lines.append("NF: NMS-free, the one-to-one head's boxes without NMS")
     lines.append(f"{'variant':<16}" + "".join(f"{label:>10}" for label, _ in cols))
     for name, a in rows:
         cells = [a.get(key) for _, key in cols]
