@@ -1,0 +1,74 @@
+"""Cut the residual blocks out of a YOLO detector's C3k2 layers: what fewer layers would buy, and cost.
+
+    python tools/depth_cut.py CHECKPOINT OUT --layers model.2,model.4   (or --layers all)
+
+Channel pruning keeps every layer; on 2 threads the pruned model's thin layers hardly use the second core, so fewer
+layers is the lever left. This probe removes, in each named C3k2, its inner block: a C3k's bottlenecks (the C3k then
+computes ``cv3(cat(cv1(x), cv2(x)))``), or a lone residual Bottleneck, whose output ``b + f(b)`` becomes ``b``, so
+its chunk folds onto ``b``'s weights in ``cv2`` and the concatenation loses it. Exact where ``f`` is zero, an
+approximation otherwise, to be fine-tuned (``slimbench finetune``). The result is a plain ultralytics checkpoint
+(C3k2 with no inner block is a valid module). docs/bundled-variants.md (Threads) gives what it measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import torch
+from torch import nn
+
+from slimbench.core.errors import SlimbenchError
+from slimbench.model.checkpoint import load_detector, save_detector
+
+
+def cut_layers(net: nn.Module, layers: list[str]) -> list[str]:
+    """Remove the inner block of each named C3k2 of ``net`` (a DetectionModel) in place; the names cut, in order."""
+    from ultralytics.nn.modules.block import C3k, C3k2
+
+    blocks = {name: m for name, m in net.named_modules() if isinstance(m, C3k2)}
+    wanted = list(blocks) if layers == ["all"] else layers
+    unknown = [n for n in wanted if n not in blocks]
+    if unknown:
+        raise SlimbenchError(f"--layers: not a C3k2 layer: {', '.join(unknown)} (C3k2 layers: {', '.join(blocks)})")
+    cut = []
+    for name in wanted:
+        block = blocks[name]
+        inner = block.m[0] if len(block.m) == 1 else None
+        if isinstance(inner, C3k):
+            inner.m = nn.Sequential()
+        elif inner is not None and getattr(inner, "add", False):  # a residual Bottleneck: b + f(b) -> b
+            conv, c = block.cv2.conv, block.c
+            w = conv.weight.data
+            folded = nn.Conv2d(2 * c, conv.out_channels, 1, 1, 0, bias=False).to(w.dtype)
+            folded.weight.data = torch.cat([w[:, :c], w[:, c : 2 * c] + w[:, 2 * c : 3 * c]], 1)
+            block.cv2.conv = folded
+            block.m = nn.ModuleList()
+        else:
+            continue  # attention blocks (YOLO26's model.22) and non-residual ones are left whole
+        cut.append(name)
+    return cut
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("checkpoint")
+    ap.add_argument("out")
+    ap.add_argument("--layers", required=True, help="comma-separated C3k2 layer names (model.N), or all")
+    args = ap.parse_args(argv)
+    try:
+        yolo = load_detector(args.checkpoint)
+        net = yolo.model.float()
+        before = sum(p.numel() for p in net.parameters())
+        cut = cut_layers(net, [s.strip() for s in args.layers.split(",") if s.strip()])
+    except SlimbenchError as e:
+        print(f"depth_cut: {e}", file=sys.stderr)
+        return 2
+    save_detector(net, args.out)
+    after = sum(p.numel() for p in net.parameters())
+    print(f"cut {len(cut)} block(s): {', '.join(cut) or 'none'}; params {before:,} -> {after:,}; wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
