@@ -49,6 +49,8 @@ def test_every_c3k2_cut_loads_and_predicts_with_plain_ultralytics(tmp_path, cfg,
     line = capsys.readouterr().out
     before, after = (int(s.replace(",", "")) for s in line.split("params ")[1].split(";")[0].split(" -> "))
     assert after < before, line
+    if cfg == "yolo26n.yaml":
+        assert "kept whole (attention, or not one residual block): model.22;" in line, line
     model = YOLO(str(tmp_path / "cut.pt"))
     assert sum(p.numel() for p in model.model.parameters()) == after
     result = model.predict(str(tiny_models.write_scene(tmp_path / "scene.jpg")), imgsz=64, verbose=False)
@@ -61,3 +63,6 @@ def test_a_layer_that_is_not_c3k2_is_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("depth_cut: --layers: not a C3k2 layer: model.3 (") and "\n" not in err
     assert not (tmp_path / "cut.pt").exists()
+    before = src.read_bytes()
+    assert _tool().main([str(src), str(src), "--layers", "all", "--force"]) == 2
+    assert "refusing to overwrite" in capsys.readouterr().err and src.read_bytes() == before

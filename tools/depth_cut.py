@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -27,12 +28,11 @@ def cut_layers(net: nn.Module, layers: list[str]) -> list[str]:
     from ultralytics.nn.modules.block import C3k, C3k2
 
     blocks = {name: m for name, m in net.named_modules() if isinstance(m, C3k2)}
-    wanted = list(blocks) if layers == ["all"] else layers
-    unknown = [n for n in wanted if n not in blocks]
+    unknown = [n for n in layers if n not in blocks]
     if unknown:
         raise SlimbenchError(f"--layers: not a C3k2 layer: {', '.join(unknown)} (C3k2 layers: {', '.join(blocks)})")
     cut = []
-    for name in wanted:
+    for name in layers:
         block = blocks[name]
         inner = block.m[0] if len(block.m) == 1 else None
         if isinstance(inner, C3k):
@@ -50,23 +50,38 @@ def cut_layers(net: nn.Module, layers: list[str]) -> list[str]:
     return cut
 
 
+def wanted_names(net: nn.Module, layers: str) -> list[str]:
+    """The C3k2 names ``--layers`` asked for (``all``: every C3k2 of ``net``)."""
+    from ultralytics.nn.modules.block import C3k2
+
+    names = [s.strip() for s in layers.split(",") if s.strip()]
+    return [n for n, m in net.named_modules() if isinstance(m, C3k2)] if names == ["all"] else names
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("checkpoint")
     ap.add_argument("out")
     ap.add_argument("--layers", required=True, help="comma-separated C3k2 layer names (model.N), or all")
+    ap.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
     args = ap.parse_args(argv)
     try:
+        if Path(args.out).exists() and (not args.force or Path(args.out).resolve() == Path(args.checkpoint).resolve()):
+            raise SlimbenchError(f"{args.out}: exists; refusing to overwrite (--force, and never the input checkpoint)")
         yolo = load_detector(args.checkpoint)
         net = yolo.model.float()
         before = sum(p.numel() for p in net.parameters())
-        cut = cut_layers(net, [s.strip() for s in args.layers.split(",") if s.strip()])
+        wanted = wanted_names(net, args.layers)
+        cut = cut_layers(net, wanted)
     except SlimbenchError as e:
         print(f"depth_cut: {e}", file=sys.stderr)
         return 2
     save_detector(net, args.out)
     after = sum(p.numel() for p in net.parameters())
-    print(f"cut {len(cut)} block(s): {', '.join(cut) or 'none'}; params {before:,} -> {after:,}; wrote {args.out}")
+    kept = [n for n in wanted if n not in cut]
+    note = f"; kept whole (attention, or not one residual block): {', '.join(kept)}" if kept else ""
+    names = ", ".join(cut) or "none"
+    print(f"cut {len(cut)} block(s): {names}{note}; params {before:,} -> {after:,}; wrote {args.out}")
     return 0
 
 
