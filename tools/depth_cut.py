@@ -35,7 +35,7 @@ def cut_layers(net: nn.Module, layers: list[str]) -> list[str]:
     for name in layers:
         block = blocks[name]
         inner = block.m[0] if len(block.m) == 1 else None
-        if isinstance(inner, C3k):
+        if isinstance(inner, C3k):  # its bottlenecks go, residual or not: cv3(cat(cv1(x), cv2(x))) stays valid
             inner.m = nn.Sequential()
         elif inner is not None and getattr(inner, "add", False):  # a residual Bottleneck: b + f(b) -> b
             conv, c = block.cv2.conv, block.c
@@ -45,7 +45,7 @@ def cut_layers(net: nn.Module, layers: list[str]) -> list[str]:
             block.cv2.conv = folded
             block.m = nn.ModuleList()
         else:
-            continue  # attention blocks (YOLO26's model.22) and non-residual ones are left whole
+            continue  # attention (YOLO26's model.22), a non-residual Bottleneck or several blocks: kept
         cut.append(name)
     return cut
 
