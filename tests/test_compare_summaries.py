@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
-from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[1] / "tools" / "compare_summaries.py"
-spec = importlib.util.spec_from_file_location("compare_summaries", SCRIPT)
-compare = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(compare)
+import tiny_models
+
+compare = tiny_models.load_tool("compare_summaries")
 
 DOC = {
     "variants": {

@@ -4,22 +4,13 @@ C3k2 layer is one line, exit 2."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 import tiny_models
 import torch
 
 from slimbench.model.checkpoint import save_detector
 
-
-def _tool():
-    path = Path(__file__).resolve().parents[1] / "tools" / "depth_cut.py"
-    spec = importlib.util.spec_from_file_location("depth_cut", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+depth_cut = tiny_models.load_tool("depth_cut")
 
 
 def test_a_zero_residual_branch_is_cut_exactly():
@@ -33,7 +24,7 @@ def test_a_zero_residual_branch_is_cut_exactly():
     x = torch.rand(1, block.cv1.conv.in_channels, 16, 16)
     with torch.no_grad():
         before = block(x)
-        assert _tool().cut_layers(net, ["model.2"]) == ["model.2"]
+        assert depth_cut.cut_layers(net, ["model.2"]) == ["model.2"]
         after = block(x)
         assert len(block.m) == 0 and block.cv2.conv.in_channels == 2 * block.c
         torch.testing.assert_close(after, before, atol=1e-5, rtol=1e-5)
@@ -45,7 +36,7 @@ def test_every_c3k2_cut_loads_and_predicts_with_plain_ultralytics(tmp_path, cfg,
     from ultralytics import YOLO
 
     src = save_detector(tiny_models.build_detector(cfg, nc=3), tmp_path / "src.pt")
-    assert _tool().main([str(src), str(tmp_path / "cut.pt"), "--layers", "all"]) == 0
+    assert depth_cut.main([str(src), str(tmp_path / "cut.pt"), "--layers", "all"]) == 0
     line = capsys.readouterr().out
     before, after = (int(s.replace(",", "")) for s in line.split("params ")[1].split(";")[0].split(" -> "))
     assert after < before, line
@@ -59,10 +50,10 @@ def test_every_c3k2_cut_loads_and_predicts_with_plain_ultralytics(tmp_path, cfg,
 
 def test_a_layer_that_is_not_c3k2_is_one_line(tmp_path, capsys):
     src = save_detector(tiny_models.build_detector("yolo11n.yaml", nc=3), tmp_path / "src.pt")
-    assert _tool().main([str(src), str(tmp_path / "cut.pt"), "--layers", "model.2,model.3"]) == 2
+    assert depth_cut.main([str(src), str(tmp_path / "cut.pt"), "--layers", "model.2,model.3"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("depth_cut: --layers: not a C3k2 layer: model.3 (") and "\n" not in err
     assert not (tmp_path / "cut.pt").exists()
     before = src.read_bytes()
-    assert _tool().main([str(src), str(src), "--layers", "all", "--force"]) == 2
+    assert depth_cut.main([str(src), str(src), "--layers", "all", "--force"]) == 2
     assert "refusing to overwrite" in capsys.readouterr().err and src.read_bytes() == before

@@ -5,12 +5,11 @@ times the suite's sessions."""
 
 from __future__ import annotations
 
-import importlib.util
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
+import tiny_models
 import torch
 
 from slimbench.measure.timing import seeded_input, timing_model
@@ -88,16 +87,8 @@ def test_missing_onnxruntime_is_a_reason(monkeypatch):
     assert why is not None and why.startswith("onnxruntime not installed")
 
 
-def _spinning_tool():
-    path = Path(__file__).resolve().parents[1] / "tools" / "ort_spinning.py"
-    spec = importlib.util.spec_from_file_location("ort_spinning", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_the_spinning_tool_times_the_suites_sessions_and_two_other_modes(exported, capsys):
-    tool = _spinning_tool()
+    tool = tiny_models.load_tool("ort_spinning")
     assert tool.MODES["off"] == {}, "the tool's 'off' must be the suite's sessions as they are"
     opts = ort_runtime.session(exported["pruned"], "cpu", 2, config=tool.MODES["run"]).get_session_options()
     assert opts.get_session_config_entry("session.force_spinning_stop") == "1"

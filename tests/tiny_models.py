@@ -7,12 +7,14 @@
   fake pruning, same shape.
 
 And the pieces of a suite run on them by pytester (the ``bench_dir`` fixture in conftest.py makes the folder):
-settings that run in seconds, the suite's TOML, the in-process run and a listing of what a run wrote.
+settings that run in seconds, the suite's TOML, the in-process run and a listing of what a run wrote. And
+``load_tool``: a script of tools/ (not a package) imported as a module, for the tests of the tools.
 """
 
 from __future__ import annotations
 
 import copy
+import importlib.util
 import shutil
 from pathlib import Path
 from typing import Any
@@ -175,3 +177,12 @@ def run_suite(
 def files_under(root: Path) -> set[str]:
     """Every file and folder below ``root``, relative to it, bytecode caches left out."""
     return {str(f.relative_to(root)) for f in root.rglob("*") if "__pycache__" not in f.parts}
+
+
+def load_tool(name: str) -> Any:
+    """``tools/<name>.py`` imported as a module (tools/ is a folder of scripts, not a package)."""
+    path = Path(__file__).resolve().parents[1] / "tools" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
