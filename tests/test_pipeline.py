@@ -266,6 +266,60 @@ def test_a_rebuild_from_the_same_original_reuses_its_control_only_when_it_would_
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("method", ["prox", "subgradient", "train"])
+def test_sparsify_and_train_take_a_pruned_checkpoint_as_it_is(
+    trained: Path, tiny_data: Path, tmp_path: Path, method: str
+) -> None:
+    """Sparsifying a pruned checkpoint (a second round of pruning), or training it on, trains that model, not a model
+    rebuilt from its YAML, whose widths are the unpruned ones: ultralytics would load the few tensors that still fit
+    and leave the rest at random."""
+    pruned = tmp_path / "pruned.pt"
+    assert main(["prune", str(trained), "--ratio", "0.5", "--out", str(pruned)]) == 0
+    out = tmp_path / "sparse.pt"
+    if method == "train":  # `train --model CKPT` goes on training a checkpoint
+        args = ["train", "--model", str(pruned)]
+    else:
+        args = ["sparsify", str(pruned), "--method", method, "--sparsity", "0.001" if method == "subgradient" else "4"]
+    args += ["--data", str(tiny_data), "--epochs", "1", "--imgsz", "128", "--batch", "8"]
+    assert main([*args, "--project", str(tmp_path / "runs"), "--out", str(out)]) == 0
+    start, saved = load_detector(pruned).model, load_detector(out).model
+    assert count_params(saved) == count_params(start) < 0.4 * count_params(load_detector(trained).model)
+    for (name, a), (_, b) in zip(start.state_dict().items(), saved.state_dict().items(), strict=True):
+        assert a.shape == b.shape, name
+    # trained from the pruned weights, not from random ones: one epoch at a small lr leaves the stem's weights close
+    w0, w1 = start.model[0].conv.weight.float(), saved.model[0].conv.weight.float()
+    assert not torch.equal(w0, w1) and (w1 - w0).norm() < 0.5 * w0.norm()
+
+
+@pytest.mark.slow
+def test_sparsify_on_other_classes_rebuilds_a_full_model_and_refuses_a_pruned_one(
+    trained: Path, tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """On data with another class count the head must be rebuilt, as ultralytics does: sound for a model that fits its
+    YAML, and one line for a pruned one, whose other tensors would not fit."""
+    import yaml
+
+    spec = yaml.safe_load(tiny_data.read_text())
+    names = dict(spec["names"]) if isinstance(spec["names"], dict) else dict(enumerate(spec["names"]))
+    spec["path"] = str(Path(spec.get("path") or tiny_data.parent).resolve())
+    spec["names"] = {**names, len(names): "extra", len(names) + 1: "more"}
+    spec["nc"] = len(spec["names"])
+    other = tmp_path / "other.yaml"
+    other.write_text(yaml.safe_dump(spec))
+    pruned = tmp_path / "pruned.pt"
+    assert main(["prune", str(trained), "--ratio", "0.5", "--out", str(pruned)]) == 0
+    common = ["--data", str(other), "--epochs", "1", "--imgsz", "128", "--batch", "8", "--project", str(tmp_path / "r")]
+    capsys.readouterr()
+    assert main(["sparsify", str(pruned), *common, "--out", str(tmp_path / "p.pt")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "do not fit a model rebuilt from its YAML" in err, err
+    assert not (tmp_path / "p.pt").exists()
+    assert main(["sparsify", str(trained), *common, "--out", str(tmp_path / "t.pt")]) == 0
+    saved = load_detector(tmp_path / "t.pt").model
+    assert saved.nc == len(names) + 2 and count_params(saved) > count_params(load_detector(trained).model)
+
+
+@pytest.mark.slow
 def test_finetune_keeps_the_pruned_shape(trained: Path, tiny_data: Path, tmp_path: Path) -> None:
     pruned = tmp_path / "pruned.pt"
     assert main(["prune", str(trained), "--ratio", "0.5", "--out", str(pruned)]) == 0

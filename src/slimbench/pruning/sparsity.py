@@ -35,11 +35,11 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
-from ultralytics.models.yolo.detect import DetectionTrainer
 from ultralytics.utils import RANK
 
 from slimbench.core.errors import SlimbenchError
 from slimbench.core.files import atomic_write_bytes
+from slimbench.pruning.given_model import GivenModelTrainer
 
 if TYPE_CHECKING:
     from slimbench.pruning.groups import Unit
@@ -308,8 +308,9 @@ def bare_model(model: nn.Module) -> nn.Module:
     return model
 
 
-class ProximalSparsityTrainer(DetectionTrainer):
-    """DetectionTrainer with a proximal L1 step on BN scales after each optimizer step, before the EMA update.
+class ProximalSparsityTrainer(GivenModelTrainer):
+    """A trainer of the given model with a proximal L1 step on BN scales after each optimizer step, before the EMA
+    update.
 
     Set ``recipe`` with :func:`proximal_trainer` (ultralytics instantiates the class itself). ``history`` collects
     one record per epoch (lambda, share below the threshold on the EMA, mAP50-95). Under DDP the step runs on every

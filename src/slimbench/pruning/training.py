@@ -4,8 +4,9 @@
   BatchNorm weight gradient, the subgradient of an L1 penalty on the BN scales, so unimportant channels drift to
   zero before pruning. No ultralytics callback runs between ``backward()`` and the optimizer step, so it lives in an
   ``optimizer_step`` override. AMP is forced off (a scaled gradient would scale the penalty too).
-- :class:`ShapeKeepingTrainer`: ultralytics' trainer rebuilds the model from its YAML and copies matching weights,
-  which silently undoes pruning. Its ``get_model`` returns the pruned model itself.
+- :class:`ShapeKeepingTrainer`: fine-tuning, which needs a loaded checkpoint. Like every trainer here it trains the
+  given model itself (:mod:`slimbench.pruning.given_model`): ultralytics' own rebuilds the model from its YAML and
+  copies matching weights, which silently undoes pruning.
 
 Both work under ultralytics' multi-GPU launcher (``device=0,1``): it cloudpickles the trainer class (with its
 settings as class attributes), args, model and callbacks into a file each worker loads, rebuilds the trainer from it
@@ -36,13 +37,14 @@ from torch import nn
 from ultralytics.models.yolo.detect import DetectionTrainer
 
 from slimbench.core.errors import SlimbenchError
+from slimbench.pruning.given_model import GivenModelTrainer, trainable
 from slimbench.pruning.sparsity import HISTORY_FILE, RECIPE_TRAIN_ARGS, SparsityRecipe, proximal_trainer
 
 os.environ.setdefault("YOLO_OFFLINE", "1")
 
 
-class SparsityTrainer(DetectionTrainer):
-    """DetectionTrainer adding an L1 penalty on BN scales; set ``sparsity`` with :func:`sparsity_trainer`.
+class SparsityTrainer(GivenModelTrainer):
+    """A trainer of the given model adding an L1 penalty on BN scales; set ``sparsity`` with :func:`sparsity_trainer`.
 
     Under DDP the penalty goes onto the gradients after DDP has all-reduced them, so every rank steps alike.
     """
@@ -66,8 +68,8 @@ def sparsity_trainer(strength: float) -> type[SparsityTrainer]:
     return type("SparsityTrainer", (SparsityTrainer,), {"sparsity": float(strength)})
 
 
-class ShapeKeepingTrainer(DetectionTrainer):
-    """DetectionTrainer that fine-tunes the given (pruned) model instead of rebuilding it from YAML.
+class ShapeKeepingTrainer(GivenModelTrainer):
+    """Fine-tunes the given (pruned) model as it is; a model YAML is refused.
 
     A DDP worker gets the model this returned in the launching process, pickled, and trains it as it is.
     """
@@ -75,10 +77,7 @@ class ShapeKeepingTrainer(DetectionTrainer):
     def get_model(self, cfg: Any = None, weights: nn.Module | None = None, verbose: bool = True) -> nn.Module:
         if not isinstance(weights, nn.Module):
             raise SlimbenchError("fine-tuning needs a loaded checkpoint (a .pt file), not a model YAML")
-        model = weights.float()
-        for p in model.parameters():
-            p.requires_grad_(True)
-        return model
+        return trainable(weights)
 
 
 @dataclass
@@ -128,7 +127,7 @@ def train(
         check_channels_last(device)
     if sparsity > 0 and recipe is not None:
         raise SlimbenchError("choose one sparsity method: the subgradient (sparsity) or the proximal recipe")
-    trainer: type[DetectionTrainer] | None = None
+    trainer: type[DetectionTrainer] = GivenModelTrainer  # a pruned checkpoint trains as it is
     if recipe is not None:
         trainer = proximal_trainer(recipe)
         overrides = {**RECIPE_TRAIN_ARGS, "nbs": batch, **overrides}
