@@ -268,7 +268,7 @@ def test_a_rebuild_from_the_same_original_reuses_its_control_only_when_it_would_
 @pytest.mark.slow
 @pytest.mark.parametrize("method", ["prox", "subgradient", "train"])
 def test_sparsify_and_train_take_a_pruned_checkpoint_as_it_is(
-    trained: Path, tiny_data: Path, tmp_path: Path, method: str
+    trained: Path, tiny_data: Path, tmp_path: Path, method: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Sparsifying a pruned checkpoint (a second round of pruning), or training it on, trains that model, not a model
     rebuilt from its YAML, whose widths are the unpruned ones: ultralytics would load the few tensors that still fit
@@ -281,8 +281,11 @@ def test_sparsify_and_train_take_a_pruned_checkpoint_as_it_is(
     else:
         args = ["sparsify", str(pruned), "--method", method, "--sparsity", "0.001" if method == "subgradient" else "4"]
     args += ["--data", str(tiny_data), "--epochs", "1", "--imgsz", "128", "--batch", "8"]
+    capsys.readouterr()
     assert main([*args, "--project", str(tmp_path / "runs"), "--out", str(out)]) == 0
     start, saved = load_detector(pruned).model, load_detector(out).model
+    said = f"does not fit its YAML (pruned): trained as it is, {count_params(start):,} parameters"
+    assert said in capsys.readouterr().out
     assert count_params(saved) == count_params(start) < 0.4 * count_params(load_detector(trained).model)
     for (name, a), (_, b) in zip(start.state_dict().items(), saved.state_dict().items(), strict=True):
         assert a.shape == b.shape, name

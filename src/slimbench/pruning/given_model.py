@@ -12,6 +12,7 @@ from typing import Any
 
 from torch import nn
 from ultralytics.models.yolo.detect import DetectionTrainer
+from ultralytics.utils import RANK
 
 from slimbench.core.errors import SlimbenchError
 
@@ -49,6 +50,9 @@ class GivenModelTrainer(DetectionTrainer):
         if not lost:
             return model
         if getattr(weights, "nc", None) == self.data["nc"]:
+            if RANK in {-1, 0}:  # ultralytics has just printed the rebuilt model and "Transferred k/n items"
+                kept = sum(p.numel() for p in weights.parameters())
+                print(f"[train] the checkpoint does not fit its YAML (pruned): trained as it is, {kept:,} parameters")
             return trainable(weights)
         raise SlimbenchError(
             f"the checkpoint has {weights.nc} classes and the data {self.data['nc']}, and {len(lost)} of its tensors "
