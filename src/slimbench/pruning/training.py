@@ -4,9 +4,9 @@
   BatchNorm weight gradient, the subgradient of an L1 penalty on the BN scales, so unimportant channels drift to
   zero before pruning. No ultralytics callback runs between ``backward()`` and the optimizer step, so it lives in an
   ``optimizer_step`` override. AMP is forced off (a scaled gradient would scale the penalty too).
-- :class:`ShapeKeepingTrainer`: fine-tuning, which needs a loaded checkpoint. Like every trainer here it trains the
-  given model itself (:mod:`slimbench.pruning.given_model`): ultralytics' own rebuilds the model from its YAML and
-  copies matching weights, which silently undoes pruning.
+- :class:`ShapeKeepingTrainer`: fine-tuning, which needs a loaded checkpoint, trained as it is. Every trainer here
+  trains a pruned checkpoint as it is (:mod:`slimbench.pruning.given_model`): ultralytics' own rebuilds the model
+  from its YAML and copies matching weights, which silently undoes pruning.
 
 Both work under ultralytics' multi-GPU launcher (``device=0,1``): it cloudpickles the trainer class (with its
 settings as class attributes), args, model and callbacks into a file each worker loads, rebuilds the trainer from it
