@@ -15,6 +15,7 @@ from ultralytics.models.yolo.detect import DetectionTrainer
 from ultralytics.utils import RANK
 
 from slimbench.core.errors import SlimbenchError
+from slimbench.model.static_metrics import count_params
 
 
 def trainable(model: nn.Module) -> nn.Module:
@@ -26,11 +27,14 @@ def trainable(model: nn.Module) -> nn.Module:
 
 
 def untransferred(given: nn.Module, built: nn.Module) -> list[str]:
-    """Tensors of ``given`` outside the detection head that ``built`` has in another shape, or lacks."""
+    """Tensors of ``given`` outside the detection head that ultralytics' load did not copy into ``built``: its own
+    criterion (``intersect_dicts``: the same name and shape)."""
+    from ultralytics.utils.torch_utils import intersect_dicts
+
     head = f"model.{len(built.model) - 1}." if hasattr(built, "model") else "\0"
-    have = built.state_dict()
     body = {k: v for k, v in given.state_dict().items() if not k.startswith(head)}
-    return [k for k, v in body.items() if k not in have or have[k].shape != v.shape]
+    copied = intersect_dicts(body, built.state_dict())
+    return [k for k in body if k not in copied]
 
 
 class GivenModelTrainer(DetectionTrainer):
@@ -51,7 +55,7 @@ class GivenModelTrainer(DetectionTrainer):
             return model
         if getattr(weights, "nc", None) == self.data["nc"]:
             if RANK in {-1, 0}:  # ultralytics has just printed the rebuilt model and "Transferred k/n items"
-                kept = sum(p.numel() for p in weights.parameters())
+                kept = count_params(weights)
                 print(f"[train] the checkpoint does not fit its YAML (pruned): trained as it is, {kept:,} parameters")
             return trainable(weights)
         raise SlimbenchError(
