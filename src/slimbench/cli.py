@@ -303,6 +303,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu")
     p.add_argument("--original", type=Path, default=None, help="a trained original to start from (skips training one)")
     p.add_argument(
+        "--continue-from",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="another round on the fine-tuned model of the set make-fixtures wrote in DIR, measured against DIR's "
+        "original (iterative pruning; --target-latency is then relative to DIR's fine-tuned model)",
+    )
+    p.add_argument(
         "--no-control",
         action="store_true",
         help="skip the equal-budget control (the original trained as many more epochs as the pruning line adds)",

@@ -411,12 +411,16 @@ def cmd_make_fixtures(a: argparse.Namespace) -> int:
             plan = replace(plan, **{f"epochs_{stage}": getattr(a, f"{stage}_epochs")})
     plan = _fixture_shares(a, plan)
     workdir = a.workdir or (a.out / ".build")
-    manifest = make_fixtures(a.out, plan, workdir, device=a.device, force=a.force, original=a.original)
+    manifest = make_fixtures(
+        a.out, plan, workdir, device=a.device, force=a.force, original=a.original, continue_from=a.continue_from
+    )
     for name, v in manifest["variants"].items():
         print(
             f"{name:10s} {v['file_bytes'] / 1e6:6.2f} MB  {v['params']:>10,} params  "
             f"{v['gflops_at_640']:6.2f} GFLOPs@640  mAP50 {v['map50']:.3f}  mAP50-95 {v['map50_95']:.3f}"
         )
+    if "round" in manifest:
+        print(f"round {manifest['round']}: the whole line took {manifest['line_seconds'] / 60:.1f} min")
     conv = manifest["original_training"]
     if "stopping_epoch" in conv:
         when = f"converged at epoch {conv['stopping_epoch']}" if conv.get("converged") else "cap reached, not converged"

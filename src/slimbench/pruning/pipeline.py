@@ -20,6 +20,7 @@ from slimbench.core.versions import module_version
 from slimbench.measure.timing import available_cpus
 from slimbench.model.checkpoint import load_detector, save_detector, sha256_of
 from slimbench.pruning.fixture_plan import FixturePlan
+from slimbench.pruning.further_round import earlier_round
 from slimbench.pruning.reference_stage import (
     control_run,
     reused_control,
@@ -248,6 +249,17 @@ def _reused_original(original: str | Path | None, workdir: Path) -> _Reused | No
     return _Reused(best=dst, last=dst, source=src)
 
 
+def _round_record(earlier: Any, data: Path, plan: FixturePlan, device: str, workdir: Path) -> dict[str, Any]:
+    """A further round's place in the line: its number, the model it started from, and the earlier rounds."""
+    rounds = earlier.rounds()
+    start = {
+        "path": str(earlier.folder / rounds[-1]["variants"]["finetuned"]["path"]),
+        "sha256": sha256_of(earlier.start),
+    }
+    start.update(validate_map(earlier.start, data, plan.imgsz, plan.batch, device, workdir))
+    return {"round": len(rounds) + 1, "start": start, "earlier_rounds": rounds}
+
+
 def make_fixtures(
     out: str | Path,
     plan: FixturePlan,
@@ -256,12 +268,15 @@ def make_fixtures(
     force: bool = False,
     log: Any = print,
     original: str | Path | None = None,
+    continue_from: str | Path | None = None,
 ) -> dict[str, Any]:
     """Build original/pruned/fine-tuned checkpoints, the scene image and manifest.json under ``out``.
 
     Any family the pruner handles (``plan.model_cfg``: yolov8/yolo11/yolo26, n..x); the bundled set is YOLOv8n.
     ``original``: a trained original to start from instead of training one (kept byte for byte; the manifest
     records its sha256), e.g. to rebuild the later stages without the original's half hour.
+    ``continue_from``: a set make-fixtures wrote; this run is a further round on its fine-tuned model, measured
+    against its original (kept byte for byte), with no control; the manifest carries the earlier rounds.
     """
     from slimbench.data.synthetic import make_dataset
     from slimbench.model.static_metrics import count_params, gflops
@@ -270,8 +285,13 @@ def make_fixtures(
     from slimbench.pruning.training import train
 
     out, workdir = Path(out), Path(workdir)
+    if original is not None and continue_from is not None:
+        raise SlimbenchError("--original and --continue-from: a further round's original is the earlier set's")
     reused = _reused_original(original, workdir)
-    _check_layer_shares(plan, reused.best if reused else None)
+    earlier = earlier_round(continue_from, workdir, plan)
+    if earlier is not None:
+        plan = replace(plan, control=False)  # an equal-budget control is defined for the first round only
+    _check_layer_shares(plan, earlier.start if earlier else reused.best if reused else None)
     targets = [out / "models" / f"{n}.pt" for n in VARIANT_NAMES] + [out / "manifest.json"]
     existing = [str(t) for t in targets if t.exists()]
     if existing and not force:
@@ -300,23 +320,27 @@ def make_fixtures(
         "close_mosaic": plan.close_mosaic,
         "channels_last": plan.channels_last,
     }
-    if reused is None:
+    if earlier is not None:
+        original = _Reused(best=earlier.original, last=earlier.original, source=earlier.folder)
+        convergence = {**earlier.manifest.get("original_training", {}), "reused": True}
+    elif reused is None:
         original, convergence = train_original(data, plan, common)
         t = stage("train original", t)
     else:
         original, convergence = reused, reused_convergence(out, reused.best, plan, reused.source)
+    start = earlier.start if earlier is not None else original.best  # what this round sparsifies
     control = reused_control(out, original.best, plan) if plan.control and reused is not None else None
     if control is not None:
         log(f"[make-fixtures] control: reused from {out / 'manifest.json'} (same original, data, recipe and budget)")
     elif plan.control:
         control = control_run(original.best, data, plan, common, workdir, device)
         t = stage("control", t)
-    shares, latency_plan = _latency_shares(original.best, plan, log)
+    shares, latency_plan = _latency_shares(start, plan, log)
     if latency_plan is not None:
         t = stage("latency plan", t)
-    sparse = _sparsify(original.best, data, plan, common, log, shares)
+    sparse = _sparsify(start, data, plan, common, log, shares)
     sparse_ckpt = sparse.last if plan.sparsity_method == "prox" and sparse.last else sparse.best
-    g_before = bn_gammas(load_detector(original.best).model)
+    g_before = bn_gammas(load_detector(start).model)
     g_after = bn_gammas(load_detector(sparse_ckpt).model)
     plot_bn_gammas(
         g_before,
@@ -341,7 +365,7 @@ def make_fixtures(
 
     sources = {"original": original.best, "pruned": pruned_path, "finetuned": finetuned.best}
     sparse_record = sparse_stage_record(
-        original.best,
+        start,
         sparse_ckpt,
         plan,
         sparse.history,
@@ -350,7 +374,7 @@ def make_fixtures(
     variants: dict[str, Any] = {}
     for name, src in sources.items():
         dst = out / "models" / f"{name}.pt"
-        if name == "original" and reused is not None:
+        if name == "original" and (reused is not None or earlier is not None):
             dst.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(src, dst)  # the reused original, byte for byte (its sha256 pin stays)
         else:
@@ -367,13 +391,18 @@ def make_fixtures(
     stage("validate", t)
     hist = workdir / "runs" / "sparsity" / "bn_gamma_hist.png"
     shutil.copyfile(hist, out / "models" / "bn_gamma_hist.png")
+    quick = FixturePlan.quick()
     manifest = {
         "schema": 2,
         "created_by": "slimbench make-fixtures"
-        + (" --quick" if replace(plan, model_cfg=FixturePlan.model_cfg) == FixturePlan.quick() else "")
-        + (f" --model {plan.model_cfg}" if plan.model_cfg != FixturePlan.model_cfg else ""),
+        + (" --quick" if replace(plan, model_cfg=FixturePlan.model_cfg, control=quick.control) == quick else "")
+        + (f" --model {plan.model_cfg}" if plan.model_cfg != FixturePlan.model_cfg else "")
+        + (
+            f" --continue-from {earlier.folder}" if earlier is not None else " --no-control" if not plan.control else ""
+        ),
         "plan": asdict(plan),
         **({"original_reused": {"sha256": sha256_of(reused.best)}} if reused is not None else {}),
+        **(_round_record(earlier, data, plan, device, workdir) if earlier is not None else {}),
         "dataset": {
             "seed": plan.seed,
             "train": plan.train_images,
@@ -401,6 +430,8 @@ def make_fixtures(
         "total_seconds": round(time.time() - t0, 1),
         "train_threads": available_cpus(),  # torch threads of every training stage (slimbench.pruning.training)
     }
+    if earlier is not None:
+        manifest["line_seconds"] = round(earlier.line_seconds() + manifest["total_seconds"], 1)
     atomic_write_bytes(out / "manifest.json", (json.dumps(manifest, indent=2) + "\n").encode())
     log(f"[make-fixtures] done in {manifest['total_seconds']:.0f} s -> {out / 'manifest.json'}")
     return manifest
