@@ -55,6 +55,7 @@ def test_a_further_round_prunes_the_fine_tuned_model_and_keeps_the_original(firs
     )
     assert two["plan"]["control"] is False and "control" not in two and "train original" not in two["stage_seconds"]
     assert two["line_seconds"] == pytest.approx(one["total_seconds"] + two["total_seconds"], abs=0.2)
+    assert two["line_includes_original"] is True  # the first round trained it
     assert _quick(tmp_path / "r3", tmp_path / "w3", "--continue-from", str(tmp_path / "r2")) == 0
     three = _manifest(tmp_path / "r3")
     assert three["round"] == 3 and [r["round"] for r in three["earlier_rounds"][1:]] == [2]
@@ -106,3 +107,45 @@ def test_a_set_that_cannot_be_continued_is_refused_in_one_line(
     assert "finetuned.pt: --continue-from: sha256 differs" in err
     (tampered / "manifest.json").write_text("{not json")
     assert "not a make-fixtures manifest" in _refused(capsys, out, work, "--continue-from", str(tampered))
+
+
+def test_a_recorded_latency_plan_gives_the_same_shares_without_timing(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--plan-from MANIFEST``: the sparsity stage takes the shares a ``--target-latency`` build recorded, and times
+    nothing (a plan timed again plans another cut); a file without a plan, or one naming a layer the model lacks, is
+    refused in one line before any work."""
+    from ultralytics.nn.tasks import DetectionModel
+
+    from slimbench.model.checkpoint import save_detector
+    from slimbench.pruning import latency_target, pipeline
+
+    start = save_detector(DetectionModel("yolo11n.yaml", nc=3, verbose=False), tmp_path / "o.pt")
+    shares = {"model.2.cv1": 0.75, "model.23.cv2.0.0": 0.0, "model.9.cv1": 0.25}
+    recorded = {"target": 0.8, "runtime": "torch", "measured": 0.7985, "shares": shares}
+    manifest = tmp_path / "built" / "manifest.json"
+    manifest.parent.mkdir()
+    manifest.write_text(json.dumps({"latency_plan": recorded}))
+
+    def no_timing(*args, **kw):
+        raise AssertionError("a recorded plan is not timed again")
+
+    monkeypatch.setattr(latency_target, "prune_to_latency", no_timing)
+    plan = pipeline.FixturePlan(latency_plan_from=str(manifest))
+    pairs, record = pipeline._latency_shares(start, plan, lambda _: None)
+    assert dict(pairs) == shares and record == {**recorded, "recorded_in": str(manifest)}
+    recipe = pipeline._prox_recipe(plan, pairs)  # as a measured plan's shares: their mean for any unit left out
+    assert recipe.layer_targets == pairs and recipe.target == pytest.approx(1.0 / 3)
+
+    manifest.write_text(json.dumps({"latency_plan": {**recorded, "shares": {**shares, "model.99.cv1": 0.5}}}))
+    with pytest.raises(pipeline.SlimbenchError, match=r"--plan-from: the plan names model\.99\.cv1"):
+        pipeline._latency_shares(start, plan, lambda _: None)
+    manifest.write_text(json.dumps({"variants": {}}))
+    with pytest.raises(pipeline.SlimbenchError, match="records no latency plan"):
+        pipeline._latency_shares(start, plan, lambda _: None)
+    out, work = tmp_path / "out", tmp_path / "work"
+    err = _refused(capsys, out, work, "--plan-from", str(manifest), "--original", str(start), quick=False)
+    assert "records no latency plan" in err and not (work / "data").exists()  # before the dataset is built
+    for extra in (["--target-latency", "0.8"], ["--target", "0.5"], ["--quick"]):
+        err = _refused(capsys, out, work, "--plan-from", str(manifest), *extra, quick=False)
+        assert err.endswith("--plan-from: the recorded plan sets every share; drop --quick/--target*/--layer-target")

@@ -336,6 +336,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--latency-runtime (as prune --target-latency plans), instead of --target/--layer-target",
     )
     p.add_argument(
+        "--plan-from",
+        type=Path,
+        default=None,
+        metavar="MANIFEST",
+        help="the shares of the latency plan a --target-latency build recorded in MANIFEST, instead of timing a new "
+        "plan (the plan is a measurement: timed again, it plans another cut)",
+    )
+    p.add_argument(
         "--latency-runtime",
         choices=RUNTIMES,
         default=None,

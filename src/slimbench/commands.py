@@ -368,6 +368,12 @@ def _fixture_shares(a: argparse.Namespace, plan: Any) -> Any:
 
     knobs = {"--latency-runtime": a.latency_runtime, "--latency-max-layer-ratio": a.latency_max_layer_ratio}
     _refuse_without("--target-latency", a.target_latency is not None, knobs)
+    if a.plan_from is not None:
+        if a.quick or a.target_latency is not None or a.target is not None or a.layer_target:
+            raise SlimbenchError(
+                "--plan-from: the recorded plan sets every share; drop --quick/--target*/--layer-target"
+            )
+        return replace(plan, latency_plan_from=str(a.plan_from))
     if a.target_latency is not None:
         if a.quick:
             raise SlimbenchError("--target-latency: not with --quick (the smoke test prunes by its own ratio)")
@@ -420,7 +426,8 @@ def cmd_make_fixtures(a: argparse.Namespace) -> int:
             f"{v['gflops_at_640']:6.2f} GFLOPs@640  mAP50 {v['map50']:.3f}  mAP50-95 {v['map50_95']:.3f}"
         )
     if "round" in manifest:
-        print(f"round {manifest['round']}: the whole line took {manifest['line_seconds'] / 60:.1f} min")
+        whole = "the whole line" if manifest["line_includes_original"] else "the rounds (the original given, not timed)"
+        print(f"round {manifest['round']}: {whole} took {manifest['line_seconds'] / 60:.1f} min")
     conv = manifest["original_training"]
     if "stopping_epoch" in conv:
         when = f"converged at epoch {conv['stopping_epoch']}" if conv.get("converged") else "cap reached, not converged"

@@ -35,8 +35,13 @@ class EarlierRound:
         return [*self.manifest.get("earlier_rounds", []), {**own, "folder": str(self.folder)}]
 
     def line_seconds(self) -> float:
-        """The earlier rounds' build time, the original's training included."""
+        """The earlier rounds' make-fixtures time; the original's training is in it only when the first round trained
+        it (:meth:`trained_original`), not when that round was given one with ``--original``."""
         return sum(float(r.get("total_seconds", 0.0)) for r in self.rounds())
+
+    def trained_original(self) -> bool:
+        """Whether the first round trained the original (its time then counts in :meth:`line_seconds`)."""
+        return "train original" in self.rounds()[0].get("stage_seconds", {})
 
 
 def _pinned_copy(folder: Path, manifest: dict[str, Any], name: str, dst: Path) -> Path:

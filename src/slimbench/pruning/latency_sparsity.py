@@ -55,6 +55,30 @@ def latency_plan_shares(
     return shares, record
 
 
+def recorded_plan_shares(manifest: Path, model: Any) -> tuple[tuple[tuple[str, float], ...], dict[str, Any]]:
+    """The shares and record of the latency plan a make-fixtures manifest recorded, to train the same cut again
+    without timing anything (a plan measured again on a busy or other machine plans another cut). Refused in one
+    line when the file holds no plan or names a layer ``model`` (the detection model it applies to) lacks."""
+    import json
+
+    from slimbench.core.errors import SlimbenchError
+    from slimbench.pruning.sparsity import unmatched_layer_targets
+
+    where = f"{manifest}: --plan-from"
+    try:
+        record = json.loads(Path(manifest).read_text()).get("latency_plan")
+    except (OSError, UnicodeDecodeError, ValueError, AttributeError) as e:
+        raise SlimbenchError(f"{where}: not a make-fixtures manifest ({e})") from e
+    shares = record.get("shares") if isinstance(record, dict) else None
+    if not isinstance(shares, dict) or not shares:
+        raise SlimbenchError(f"{where}: records no latency plan (a build with --target-latency records one)")
+    pairs = tuple((str(k), float(v)) for k, v in shares.items())
+    missing = unmatched_layer_targets(model, [k for k, _ in pairs])
+    if missing:
+        raise SlimbenchError(f"{where}: the plan names {missing[0]}, which holds no BatchNorm of this model")
+    return pairs, {**record, "recorded_in": str(manifest)}
+
+
 def share_plan_size(
     yolo: Any, share: float, layer_shares: dict[str, float], round_to: int, imgsz: int = 640
 ) -> dict[str, float]:

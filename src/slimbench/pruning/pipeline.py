@@ -92,6 +92,16 @@ def _prox_recipe(plan: FixturePlan, layer_targets: tuple[tuple[str, float], ...]
     )
 
 
+def _detection_model(checkpoint: Path | None, plan: FixturePlan) -> tuple[Any, str]:
+    """The detection model sparsity will start from, and its name: ``checkpoint``, or one built from the plan's
+    YAML (same layer names as the original it will train)."""
+    if checkpoint is not None:
+        return load_detector(checkpoint).model, str(checkpoint)
+    from ultralytics.nn.tasks import DetectionModel
+
+    return DetectionModel(plan.model_cfg, verbose=False), plan.model_cfg
+
+
 def _check_layer_shares(plan: FixturePlan, original: Path | None) -> None:
     """``plan.sparsity_layer_shares`` refused before any work: a share out of range, no per-layer target to override,
     or a name that holds no BatchNorm of the model (a typo would otherwise target nothing, after an hour's training)."""
@@ -104,12 +114,7 @@ def _check_layer_shares(plan: FixturePlan, original: Path | None) -> None:
     if plan.sparsity_target_latency is not None:
         raise SlimbenchError("sparsity_layer_shares: not with sparsity_target_latency (the plan sets every share)")
     _prox_recipe(plan)  # the recipe's own checks: shares in [0, 1), a per-layer target to override
-    if original is not None:
-        model, source = load_detector(original).model, str(original)
-    else:
-        from ultralytics.nn.tasks import DetectionModel
-
-        model, source = DetectionModel(plan.model_cfg, verbose=False), plan.model_cfg
+    model, source = _detection_model(original, plan)
     missing = unmatched_layer_targets(model, [n for n, _ in plan.sparsity_layer_shares])
     if missing:
         where = f"sparsity_layer_shares (--layer-target) {missing[0]}"
@@ -210,7 +215,12 @@ def sparse_stage_record(
 def _latency_shares(
     start: Path, plan: FixturePlan, log: Any
 ) -> tuple[tuple[tuple[str, float], ...], dict[str, Any] | None]:
-    """The sparsity shares of the latency plan, when the plan asks for one (prox, per layer), and its record."""
+    """The sparsity shares of the latency plan, when the plan asks for one (prox, per layer), and its record: the
+    one recorded in ``plan.latency_plan_from``, else one measured now."""
+    if plan.latency_plan_from is not None:
+        from slimbench.pruning.latency_sparsity import recorded_plan_shares
+
+        return recorded_plan_shares(Path(plan.latency_plan_from), load_detector(start).model)
     if plan.sparsity_target_latency is None or plan.sparsity_method != "prox" or not plan.sparsity_per_layer:
         return (), None
     from slimbench.pruning.latency_sparsity import latency_plan_shares
@@ -291,7 +301,12 @@ def make_fixtures(
     earlier = earlier_round(continue_from, workdir, plan)
     if earlier is not None:
         plan = replace(plan, control=False)  # an equal-budget control is defined for the first round only
-    _check_layer_shares(plan, earlier.start if earlier else reused.best if reused else None)
+    first = earlier.start if earlier else reused.best if reused else None  # what sparsity starts from, if given
+    _check_layer_shares(plan, first)
+    if plan.latency_plan_from is not None:  # refused now, not after an hour of training an original
+        from slimbench.pruning.latency_sparsity import recorded_plan_shares
+
+        recorded_plan_shares(Path(plan.latency_plan_from), _detection_model(first, plan)[0])
     targets = [out / "models" / f"{n}.pt" for n in VARIANT_NAMES] + [out / "manifest.json"]
     existing = [str(t) for t in targets if t.exists()]
     if existing and not force:
@@ -432,6 +447,7 @@ def make_fixtures(
     }
     if earlier is not None:
         manifest["line_seconds"] = round(earlier.line_seconds() + manifest["total_seconds"], 1)
+        manifest["line_includes_original"] = earlier.trained_original()
     atomic_write_bytes(out / "manifest.json", (json.dumps(manifest, indent=2) + "\n").encode())
     log(f"[make-fixtures] done in {manifest['total_seconds']:.0f} s -> {out / 'manifest.json'}")
     return manifest
