@@ -426,7 +426,8 @@ def cmd_make_fixtures(a: argparse.Namespace) -> int:
             f"{v['gflops_at_640']:6.2f} GFLOPs@640  mAP50 {v['map50']:.3f}  mAP50-95 {v['map50_95']:.3f}"
         )
     if "round" in manifest:
-        whole = "the whole line" if manifest["line_includes_original"] else "the rounds (the original given, not timed)"
+        first = manifest["earlier_rounds"][0].get("stage_seconds", {})
+        whole = "the whole line" if "train original" in first else "the rounds (the original given, not timed)"
         print(f"round {manifest['round']}: {whole} took {manifest['line_seconds'] / 60:.1f} min")
     conv = manifest["original_training"]
     if "stopping_epoch" in conv:

@@ -36,12 +36,8 @@ class EarlierRound:
 
     def line_seconds(self) -> float:
         """The earlier rounds' make-fixtures time; the original's training is in it only when the first round trained
-        it (:meth:`trained_original`), not when that round was given one with ``--original``."""
+        it ("train original" in its ``stage_seconds``), not when that round was given one with ``--original``."""
         return sum(float(r.get("total_seconds", 0.0)) for r in self.rounds())
-
-    def trained_original(self) -> bool:
-        """Whether the first round trained the original (its time then counts in :meth:`line_seconds`)."""
-        return "train original" in self.rounds()[0].get("stage_seconds", {})
 
 
 def _pinned_copy(folder: Path, manifest: dict[str, Any], name: str, dst: Path) -> Path:

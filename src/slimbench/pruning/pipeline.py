@@ -447,7 +447,6 @@ def make_fixtures(
     }
     if earlier is not None:
         manifest["line_seconds"] = round(earlier.line_seconds() + manifest["total_seconds"], 1)
-        manifest["line_includes_original"] = earlier.trained_original()
     atomic_write_bytes(out / "manifest.json", (json.dumps(manifest, indent=2) + "\n").encode())
     log(f"[make-fixtures] done in {manifest['total_seconds']:.0f} s -> {out / 'manifest.json'}")
     return manifest
