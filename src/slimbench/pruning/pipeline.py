@@ -20,7 +20,7 @@ from slimbench.core.versions import module_version
 from slimbench.measure.timing import available_cpus
 from slimbench.model.checkpoint import load_detector, save_detector, sha256_of
 from slimbench.pruning.fixture_plan import FixturePlan
-from slimbench.pruning.further_round import earlier_round
+from slimbench.pruning.further_round import EarlierRound, earlier_round
 from slimbench.pruning.reference_stage import (
     control_run,
     reused_control,
@@ -259,7 +259,7 @@ def _reused_original(original: str | Path | None, workdir: Path) -> _Reused | No
     return _Reused(best=dst, last=dst, source=src)
 
 
-def _round_record(earlier: Any, data: Path, plan: FixturePlan, device: str, workdir: Path) -> dict[str, Any]:
+def _round_record(earlier: EarlierRound, data: Path, plan: FixturePlan, device: str, workdir: Path) -> dict[str, Any]:
     """A further round's place in the line: its number, the model it started from, and the earlier rounds."""
     rounds = earlier.rounds()
     start = {
