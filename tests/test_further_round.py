@@ -84,6 +84,7 @@ def _refused(capsys: pytest.CaptureFixture[str], out: Path, work: Path, *argv: s
     return err
 
 
+@pytest.mark.slow  # its first round is a quick build
 def test_a_set_that_cannot_be_continued_is_refused_in_one_line(
     first_round: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
