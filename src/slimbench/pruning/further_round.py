@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from slimbench.core.errors import SlimbenchError
-from slimbench.model.checkpoint import load_detector, sha256_of
+from slimbench.model.checkpoint import check_file, load_detector
 
 # the earlier manifest's keys that describe the whole line, not one round: kept at the top of the new manifest
 LINE_KEYS = ("schema", "dataset", "original_training", "versions", "earlier_rounds", "train_threads")
@@ -46,11 +46,7 @@ def _pinned_copy(folder: Path, manifest: dict[str, Any], name: str, dst: Path) -
     record = manifest.get("variants", {}).get(name)
     if not isinstance(record, dict) or "path" not in record or "sha256" not in record:
         raise SlimbenchError(f"{folder / 'manifest.json'}: no {name!r} variant with a path and sha256")
-    src = folder / record["path"]
-    if not src.is_file():
-        raise SlimbenchError(f"{src}: --continue-from: the {name} checkpoint its manifest names does not exist")
-    if sha256_of(src) != record["sha256"]:
-        raise SlimbenchError(f"{src}: --continue-from: sha256 differs from {folder / 'manifest.json'} (not loaded)")
+    src = check_file(folder / record["path"], record["sha256"], what=f"--continue-from: the {name} checkpoint")
     dst.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(src, dst)  # first: --force into the same folder overwrites the file it came from
     load_detector(dst)
