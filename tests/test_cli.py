@@ -176,10 +176,11 @@ def test_sparsify_recovery_options_reach_the_trainer(
 @pytest.mark.parametrize(
     ("extra", "expected"),
     [
-        ([], {"cache": False, "channels_last": False}),
+        ([], {"cache": False, "channels_last": False, "bf16": False}),
         (["--cache", "disk"], {"cache": "disk"}),
         (["--cache", "ram"], {"cache": "ram"}),
         (["--channels-last"], {"channels_last": True}),
+        (["--bf16"], {"bf16": True, "channels_last": False}),
     ],
 )
 def test_training_commands_pass_their_training_options(
@@ -191,21 +192,22 @@ def test_training_commands_pass_their_training_options(
     expected: dict[str, object],
 ) -> None:
     """``--cache`` reaches ultralytics as its ``cache`` argument (without it every epoch decodes the images) and
-    ``--channels-last`` reaches ``train`` (without it the usual layout)."""
+    ``--channels-last`` and ``--bf16`` reach ``train`` (without them the usual layout and float32)."""
     rc, seen, out = _sparsify_recorded(tmp_path, detector, monkeypatch, capsys, extra)
     assert rc == 0 and out.is_file()
     for key, value in expected.items():
         assert seen[key] is value if isinstance(value, bool) else seen[key] == value, (key, seen[key])
 
 
-def test_channels_last_is_refused_off_the_cpu_before_training(
-    tmp_path: Path, detector: Path, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize("option", ["--channels-last", "--bf16"])
+def test_cpu_training_options_are_refused_off_the_cpu_before_training(
+    tmp_path: Path, detector: Path, capsys: pytest.CaptureFixture[str], option: str
 ) -> None:
     out, data = tmp_path / "ft.pt", tmp_path / "data.yaml"
     data.write_text("path: .\n")
-    argv = ["finetune", str(detector), "--data", str(data), "--out", str(out), "--channels-last"]
+    argv = ["finetune", str(detector), "--data", str(data), "--out", str(out), option]
     rc, err = _run([*argv, "--device", "0", "--project", str(tmp_path / "runs")], capsys)
-    _assert_one_line_error(rc, err, "--channels-last", "--device 0")
+    _assert_one_line_error(rc, err, option, "--device 0")
     assert not out.exists() and not (tmp_path / "runs").exists()
 
 
@@ -368,6 +370,7 @@ def test_train_refuses_a_rule_it_could_not_apply(
         (["--latency-runtime", "torch"], ("--latency-runtime", "only with --target-latency")),
         (["--latency-max-layer-ratio", "0.5"], ("--latency-max-layer-ratio", "only with --target-latency")),
         (["--channels-last", "--device", "cuda:0"], ("--channels-last", "CPU", "cuda:0")),
+        (["--bf16", "--device", "cuda:0"], ("--bf16", "CPU", "cuda:0")),
         (["--target-latency", "0.4", "--latency-max-layer-ratio", "1"], ("--latency-max-layer-ratio", "(0, 1)")),
     ],
 )
@@ -419,3 +422,5 @@ def test_make_fixtures_shares_reach_the_plan(
     assert default.sparsity_target == FixturePlan().sparsity_target and default.sparsity_layer_shares == ()
     assert _run([*argv, "--channels-last"], capsys)[0] == 0
     assert plans[-1].channels_last and not default.channels_last and not FixturePlan().channels_last
+    assert _run([*argv, "--bf16"], capsys)[0] == 0
+    assert plans[-1].bf16 and not plans[-1].channels_last and not default.bf16 and not FixturePlan().bf16

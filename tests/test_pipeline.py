@@ -57,6 +57,39 @@ def test_channels_last_trains_in_nhwc_and_saves_the_usual_layout(
     assert saved.float().eval()(torch.zeros(1, 3, 128, 128))[0].shape[0] == 1
 
 
+def test_bf16_trains_in_bfloat16_and_saves_float_weights(trained: Path, tiny_data: Path, tmp_path: Path) -> None:
+    """With ``bf16`` the training forward's convolutions run in bfloat16 (CPU autocast through ultralytics' trainer);
+    the weights stay float32, ultralytics' helper is its own again afterwards, and the checkpoint predicts."""
+    import ultralytics.engine.trainer as trainer_module
+
+    own = trainer_module.autocast
+    dtypes: set[torch.dtype] = set()
+
+    def hook_first_conv(trainer) -> None:
+        conv = next(m for m in trainer.model.modules() if isinstance(m, torch.nn.Conv2d))
+        conv.register_forward_hook(lambda m, i, out: dtypes.add(out.dtype) if m.training else None)
+
+    outcome = train(
+        trained,
+        tiny_data,
+        epochs=1,
+        imgsz=128,
+        batch=8,
+        project=tmp_path,
+        name="bf16",
+        workers=0,
+        bf16=True,
+        channels_last=True,
+        callbacks={"on_pretrain_routine_end": [hook_first_conv]},
+    )
+    assert dtypes == {torch.bfloat16}, dtypes
+    assert trainer_module.autocast is own
+    saved = load_detector(outcome.last).model.float().eval()
+    assert all(p.dtype == torch.float32 for p in saved.parameters())
+    assert saved(torch.zeros(1, 3, 128, 128))[0].shape[0] == 1
+    assert outcome.metrics and all(v == v for v in outcome.metrics.values())  # validated, no NaN
+
+
 @pytest.mark.slow
 def test_sparsity_training_shrinks_bn_scales(trained: Path, tiny_data: Path, tmp_path: Path) -> None:
     """Same data, seed and epochs; only the L1 strength differs, so the gamma drop is the penalty's doing."""

@@ -86,18 +86,24 @@ def _train_common(p: argparse.ArgumentParser, epochs: int) -> None:
         help="ultralytics' image cache: decode each image once, kept in memory (ram) or as .npy files beside the "
         "images (disk); default: decode every epoch",
     )
-    _channels_last_option(p)
+    _cpu_training_options(p)
     p.add_argument("--project", type=Path, default=Path("runs/slimbench"), help="where ultralytics writes the run")
     p.add_argument("--out", type=Path, required=True, help="where to copy the best checkpoint")
     p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
 
 
-def _channels_last_option(p: argparse.ArgumentParser) -> None:
+def _cpu_training_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--channels-last",
         action="store_true",
         help="train in NHWC memory layout (CPU only): faster convolutions on AVX-512 CPUs, about 15%% shorter epochs "
         "measured; the floats differ, so the run is another than without it",
+    )
+    p.add_argument(
+        "--bf16",
+        action="store_true",
+        help="train in bfloat16 mixed precision (CPU only; weights stay float32): fast on CPUs with native bfloat16 "
+        "(AVX-512 BF16, AMX), slow on others; with --channels-last a step about 1.6x as fast measured on Zen 4",
     )
 
 
@@ -375,7 +381,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help=f"epochs of the fine-tuning stage (default {_PLAN.epochs_finetune}; the control trains as many more)",
     )
-    _channels_last_option(p)
+    _cpu_training_options(p)
     p.add_argument("--force", action="store_true", help="overwrite existing fixtures")
     p.set_defaults(func=cmd_make_fixtures)
 

@@ -121,6 +121,7 @@ def _run_training(a: argparse.Namespace, model: str, name: str, use_last: bool =
         seed=a.seed,
         cache=a.cache or False,
         channels_last=a.channels_last,
+        bf16=a.bf16,
         **kw,
     )
     atomic_copy(outcome.last if use_last and outcome.last else outcome.best, a.out)
@@ -407,11 +408,12 @@ def cmd_make_fixtures(a: argparse.Namespace) -> int:
         plan = replace(plan, model_cfg=a.model)
     if a.no_control:
         plan = replace(plan, control=False)
-    if a.channels_last:
-        from slimbench.pruning.training import check_channels_last
+    for option, name in (("channels_last", "--channels-last"), ("bf16", "--bf16")):
+        if getattr(a, option):
+            from slimbench.pruning.cpu_bf16 import check_cpu_only
 
-        check_channels_last(a.device)  # before any work, not at the first stage's train()
-        plan = replace(plan, channels_last=True)
+            check_cpu_only(name, a.device)  # before any work, not at the first stage's train()
+            plan = replace(plan, **{option: True})
     for stage in ("sparsity", "recovery", "finetune"):  # --STAGE-epochs -> the plan's epochs_STAGE
         if getattr(a, f"{stage}_epochs") is not None:
             plan = replace(plan, **{f"epochs_{stage}": getattr(a, f"{stage}_epochs")})

@@ -71,6 +71,7 @@ class FixturePlan:
     round_to: int = 8
     close_mosaic: int = 6
     channels_last: bool = False  # train in NHWC (CPU): shorter epochs on AVX-512, another float trajectory
+    bf16: bool = False  # train in bfloat16 mixed precision (CPU): shorter epochs where the CPU has native bfloat16
     gflops_imgsz: int = 640
     scene_size: int = 640
     scene_objects: int = 24

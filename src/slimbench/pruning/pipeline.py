@@ -334,6 +334,7 @@ def make_fixtures(
         "seed": plan.seed,
         "close_mosaic": plan.close_mosaic,
         "channels_last": plan.channels_last,
+        "bf16": plan.bf16,
     }
     if earlier is not None:
         original = _Reused(best=earlier.original, last=earlier.original, source=earlier.folder)

@@ -3,7 +3,8 @@
 - :class:`SparsityTrainer`: Network Slimming. After each backward pass, ``lambda * sign(gamma)`` is added to every
   BatchNorm weight gradient, the subgradient of an L1 penalty on the BN scales, so unimportant channels drift to
   zero before pruning. No ultralytics callback runs between ``backward()`` and the optimizer step, so it lives in an
-  ``optimizer_step`` override. AMP is forced off (a scaled gradient would scale the penalty too).
+  ``optimizer_step`` override. Float16 AMP is off (a scaled gradient would scale the penalty too); bfloat16 needs no
+  scaler.
 - :class:`ShapeKeepingTrainer`: fine-tuning, which needs a loaded checkpoint, trained as it is. Every trainer here
   trains a pruned checkpoint as it is (:mod:`slimbench.pruning.given_model`): ultralytics' own rebuilds the model
   from its YAML and copies matching weights, which silently undoes pruning.
@@ -23,11 +24,14 @@ at 256 px took 131 s on 1 thread and 92 s on 2.
 AVX-512 CPU (yolo26n at batch 32, 256 px, forward and backward: 1.00 s against 1.35 s a step; an epoch about 15%
 shorter, docs/bundled-variants.md). The EMA, which ultralytics validates and saves, stays in the usual layout, so the
 checkpoints are the same kind of file. The floats differ in the last bits, so a run is another run than without it.
+``bf16`` (CPU only) trains in bfloat16 mixed precision (:mod:`slimbench.pruning.cpu_bf16`): with ``channels_last`` a
+step about 1.6 times as fast on a CPU with native bfloat16; the weights stay float32.
 """
 
 from __future__ import annotations
 
 import os
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +41,7 @@ from torch import nn
 from ultralytics.models.yolo.detect import DetectionTrainer
 
 from slimbench.core.errors import SlimbenchError
+from slimbench.pruning.cpu_bf16 import check_cpu_only, cpu_bf16_autocast
 from slimbench.pruning.given_model import GivenModelTrainer, trainable
 from slimbench.pruning.sparsity import HISTORY_FILE, RECIPE_TRAIN_ARGS, SparsityRecipe, proximal_trainer
 
@@ -107,6 +112,7 @@ def train(
     threads: int | None = None,
     callbacks: dict[str, list[Any]] | None = None,
     channels_last: bool = False,
+    bf16: bool = False,
     **overrides: Any,
 ) -> TrainOutcome:
     """Train ``model`` (a YAML or a .pt) on ``data`` offline; return the best checkpoint and its metrics.
@@ -115,7 +121,8 @@ def train(
     settings (:mod:`slimbench.pruning.sparsity`; ``overrides`` still win); ``keep_shape`` fine-tunes a pruned
     checkpoint as it is. ``threads``: torch threads on the CPU (default: every CPU this process may use).
     ``callbacks``: ultralytics event -> callbacks to add (e.g. :class:`pruning.convergence.StopWhenConverged`).
-    ``channels_last``: train in NHWC layout (CPU only; see the module's docstring).
+    ``channels_last``: train in NHWC layout; ``bf16``: in bfloat16 mixed precision (both CPU only; see the
+    module's docstring).
     """
     from ultralytics import YOLO
 
@@ -124,7 +131,9 @@ def train(
     if (sparsity > 0 or recipe is not None) and keep_shape:
         raise SlimbenchError("sparsity training and shape-keeping fine-tuning are separate stages")
     if channels_last:
-        check_channels_last(device)
+        check_cpu_only("--channels-last", device)
+    if bf16:
+        check_cpu_only("--bf16", device)
     if sparsity > 0 and recipe is not None:
         raise SlimbenchError("choose one sparsity method: the subgradient (sparsity) or the proximal recipe")
     trainer: type[DetectionTrainer] = GivenModelTrainer  # a pruned checkpoint trains as it is
@@ -145,7 +154,7 @@ def train(
         "name": name,
         "exist_ok": True,
         "plots": False,  # plots fetch a font at run time; nothing may download here
-        "amp": False,
+        "amp": "bf16" if bf16 else False,
         "seed": seed,
         "deterministic": True,
         "verbose": False,
@@ -165,7 +174,8 @@ def train(
             yolo.add_callback(event, fn)
     print(f"[train] {name}: {n_threads} torch thread(s) on the CPU", flush=True)
     try:
-        yolo.train(trainer=trainer, **args)
+        with cpu_bf16_autocast() if bf16 else nullcontext():
+            yolo.train(trainer=trainer, **args)
     finally:
         torch.set_num_threads(before)
     best = Path(yolo.trainer.best if yolo.trainer.best.exists() else yolo.trainer.last)
@@ -177,12 +187,6 @@ def train(
         last=Path(yolo.trainer.last),
         history=list(getattr(yolo.trainer, "history", [])) or (saved_history(yolo.trainer.save_dir) if recipe else []),
     )
-
-
-def check_channels_last(device: str) -> None:
-    """NHWC training is a CPU option (the layout that suits oneDNN's convolutions): another device is one line."""
-    if str(device).lower() != "cpu":
-        raise SlimbenchError(f"--channels-last is for training on the CPU (--device cpu), got --device {device}")
 
 
 def _to_channels_last(trainer: Any) -> None:
