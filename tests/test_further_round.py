@@ -107,7 +107,9 @@ def test_a_set_that_cannot_be_continued_is_refused_in_one_line(
     err = _refused(capsys, out, work, "--continue-from", str(tampered))
     assert "finetuned.pt: sha256 mismatch (pinned " in err and err.endswith("refusing to unpickle a changed checkpoint")
     (tampered / "manifest.json").write_text("{not json")
-    assert "not a make-fixtures manifest" in _refused(capsys, out, work, "--continue-from", str(tampered))
+    assert "manifest.json: make-fixtures manifest is not JSON (" in _refused(
+        capsys, out, work, "--continue-from", str(tampered)
+    )
 
 
 def test_a_recorded_latency_plan_gives_the_same_shares_without_timing(

@@ -245,6 +245,14 @@ def test_cli_prints_the_markdown_of_a_stored_summary(tmp_path, capsys):
     ]
     assert main(["markdown", str(tmp_path / "missing.json")]) == 2
     assert "missing.json: summary not found" in capsys.readouterr().err
+    for text, says in (
+        ("{not json", "summary is not JSON (Expecting property name"),
+        ("[1, 2]", "summary is not a JSON object"),
+    ):
+        (tmp_path / "bad.json").write_text(text)
+        assert main(["markdown", str(tmp_path / "bad.json")]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and f"{tmp_path / 'bad.json'}: {says}" in err[0], err
 
 
 # ---------------------------------------------------------------- github-action-benchmark

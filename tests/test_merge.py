@@ -146,7 +146,7 @@ def test_merge_refuses_in_one_line(tmp_path, capsys, case):
     elif case == "not-json":
         b.mkdir()
         (b / "summary.json").write_text("{not json")
-        expected = f"{b / 'summary.json'}: not readable JSON"
+        expected = f"{b / 'summary.json'}: summary is not JSON ("
     else:
         write(b, {**b_doc, "reference": "pruned"})
         expected = f"{b / 'summary.json'}: reference 'pruned', but"

@@ -16,17 +16,13 @@ from slimbench.core.errors import SlimbenchError
 
 def cmd_markdown(a: argparse.Namespace) -> int:
     """Print a stored run's verdicts as markdown (what the suite appends to $GITHUB_STEP_SUMMARY)."""
-    import json
 
-    from slimbench.core.files import read_text
+    from slimbench.core.files import read_json_object
     from slimbench.report.markdown import render
     from slimbench.report.summary import SCHEMA, SCHEMA_VERSION
 
-    try:
-        doc = json.loads(read_text(a.summary, "summary"))
-    except json.JSONDecodeError as e:
-        raise SlimbenchError(f"{a.summary}: not JSON ({e.msg}, line {e.lineno})") from None
-    if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
+    doc = read_json_object(a.summary, "summary")
+    if doc.get("schema") != SCHEMA:
         raise SlimbenchError(f'{a.summary}: not a slimbench summary.json (no "schema": "{SCHEMA}")')
     if doc.get("schema_version") != SCHEMA_VERSION:
         raise SlimbenchError(

@@ -9,9 +9,11 @@ is atomic), which then replaces the target.
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from pathlib import Path
+from typing import Any
 
 from slimbench.core.errors import SlimbenchError
 
@@ -45,6 +47,18 @@ def read_text(path: str | os.PathLike[str], what: str) -> str:
         return p.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
         raise SlimbenchError(f"{p}: {what} is not UTF-8 text ({e.reason})") from None
+
+
+def read_json_object(path: str | os.PathLike[str], what: str) -> dict[str, Any]:
+    """A JSON object input (``what``: "make-fixtures manifest", "summary"): missing, not UTF-8, not JSON or another
+    JSON value is one line naming the file."""
+    try:
+        doc = json.loads(read_text(path, what))
+    except json.JSONDecodeError as e:
+        raise SlimbenchError(f"{path}: {what} is not JSON ({e.msg}, line {e.lineno})") from None
+    if not isinstance(doc, dict):
+        raise SlimbenchError(f"{path}: {what} is not a JSON object")
+    return doc
 
 
 IMAGE_SUFFIXES = frozenset({".bmp", ".dng", ".jpeg", ".jpg", ".mpo", ".png", ".tif", ".tiff", ".webp", ".pfm"})

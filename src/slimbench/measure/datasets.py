@@ -11,7 +11,6 @@ from the parameters in ``manifest.json`` next to the suite config (or the build'
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from slimbench.core.errors import SlimbenchError
-from slimbench.core.files import IMAGE_SUFFIXES
+from slimbench.core.files import IMAGE_SUFFIXES, read_json_object
 
 MANIFEST = "manifest.json"
 BUNDLED_DATASET: dict[str, int] = {"seed": 0, "train": 1000, "val": 250, "imgsz": 256}
@@ -195,10 +194,7 @@ def bundled_params(manifest: Path | None) -> dict[str, int]:
     """The bundled dataset's generator parameters from ``manifest.json`` (its "dataset" record), else the defaults."""
     params = dict(BUNDLED_DATASET)
     if manifest is not None and manifest.is_file():
-        try:
-            record = json.loads(manifest.read_text(encoding="utf-8")).get("dataset") or {}
-        except (OSError, ValueError, AttributeError) as e:
-            raise SlimbenchError(f"{manifest}: unreadable manifest ({e})") from None
+        record = read_json_object(manifest, "manifest").get("dataset") or {}
         for key in params:
             value = record.get(key)
             if isinstance(value, int) and not isinstance(value, bool):

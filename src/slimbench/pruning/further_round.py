@@ -7,13 +7,13 @@ set keeps the first round's original byte for byte, and its manifest carries eve
 
 from __future__ import annotations
 
-import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from slimbench.core.errors import SlimbenchError
+from slimbench.core.files import read_json_object
 from slimbench.model.checkpoint import check_file, load_detector
 
 # the earlier manifest's keys that describe the whole line, not one round: kept at the top of the new manifest
@@ -62,12 +62,7 @@ def earlier_round(folder: str | Path | None, workdir: Path, plan: Any) -> Earlie
     path = folder / "manifest.json"
     if not path.is_file():
         raise SlimbenchError(f"{path}: --continue-from needs a folder make-fixtures wrote (no manifest.json)")
-    try:
-        manifest = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise SlimbenchError(f"{path}: not a make-fixtures manifest ({e})") from e
-    if not isinstance(manifest, dict):
-        raise SlimbenchError(f"{path}: not a make-fixtures manifest (a JSON object expected)")
+    manifest = read_json_object(path, "make-fixtures manifest")
     built = manifest.get("plan", {}).get("model_cfg")
     if built != plan.model_cfg:
         raise SlimbenchError(f"{path}: built from {built}, not {plan.model_cfg}; pass --model {built}")

@@ -59,16 +59,12 @@ def recorded_plan_shares(manifest: Path, model: Any) -> tuple[tuple[tuple[str, f
     """The shares and record of the latency plan a make-fixtures manifest recorded, to train the same cut again
     without timing anything (a plan measured again on a busy or other machine plans another cut). Refused in one
     line when the file holds no plan or names a layer ``model`` (the detection model it applies to) lacks."""
-    import json
-
     from slimbench.core.errors import SlimbenchError
+    from slimbench.core.files import read_json_object
     from slimbench.pruning.sparsity import unmatched_layer_targets
 
     where = f"{manifest}: --plan-from"
-    try:
-        record = json.loads(Path(manifest).read_text()).get("latency_plan")
-    except (OSError, UnicodeDecodeError, ValueError, AttributeError) as e:
-        raise SlimbenchError(f"{where}: not a make-fixtures manifest ({e})") from e
+    record = read_json_object(manifest, "--plan-from manifest").get("latency_plan")
     shares = record.get("shares") if isinstance(record, dict) else None
     if not isinstance(shares, dict) or not shares:
         raise SlimbenchError(f"{where}: records no latency plan (a build with --target-latency records one)")

@@ -7,10 +7,10 @@ every accuracy figure of the bundle is measured against: a converged original
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
+from slimbench.core.files import read_json_object
 from slimbench.model.checkpoint import load_detector, sha256_of
 from slimbench.pruning.convergence import ConvergenceRule, StopWhenConverged, convergence_record, saved_curve
 
@@ -58,7 +58,7 @@ def _manifest_of_same_original(out: Path, given: Path) -> dict[str, Any]:
     """``out``'s manifest when it records ``given`` (by sha256) as its original, else {}: what a rebuild with
     ``--original`` may carry over from it."""
     old = out / "manifest.json"
-    manifest = json.loads(old.read_text()) if old.is_file() else {}
+    manifest = read_json_object(old, "make-fixtures manifest") if old.is_file() else {}
     same = manifest.get("variants", {}).get("original", {}).get("sha256") == sha256_of(given)
     return manifest if same else {}
 

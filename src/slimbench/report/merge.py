@@ -10,7 +10,6 @@ and the thread counts timed (:func:`testbed`).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from slimbench.core.errors import SlimbenchError
+from slimbench.core.files import read_json_object
 from slimbench.report.summary import SCHEMA, SCHEMA_VERSION
 
 FLEET_SCHEMA = "slimbench-fleet"
@@ -50,11 +50,8 @@ def load(folders: Sequence[str | Path]) -> list[Report]:
         path = folder / "summary.json"
         if not path.is_file():
             raise SlimbenchError(f"{path}: missing (a run's reports folder holds summary.json)")
-        try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise SlimbenchError(f"{path}: not readable JSON ({e})") from None
-        if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
+        doc = read_json_object(path, "summary")
+        if doc.get("schema") != SCHEMA:
             raise SlimbenchError(f"{path}: not a {SCHEMA} file")
         out.append(Report(folder, path, doc))
     return out
