@@ -57,13 +57,27 @@ def test_channels_last_trains_in_nhwc_and_saves_the_usual_layout(
     assert saved.float().eval()(torch.zeros(1, 3, 128, 128))[0].shape[0] == 1
 
 
-def test_bf16_trains_in_bfloat16_and_saves_float_weights(trained: Path, tiny_data: Path, tmp_path: Path) -> None:
-    """With ``bf16`` the training forward's convolutions run in bfloat16 (CPU autocast through ultralytics' trainer);
-    the weights stay float32, ultralytics' helper is its own again afterwards, and the checkpoint predicts."""
+def test_bf16_trains_in_bfloat16_and_saves_float_weights(
+    trained: Path, tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With ``bf16`` the training forward's convolutions run in bfloat16 (CPU autocast through ultralytics' trainer)
+    and the loss in float32 with autocast off; the weights stay float32, ultralytics' helper is its own again
+    afterwards, and the checkpoint predicts."""
     import ultralytics.engine.trainer as trainer_module
+    from ultralytics.nn.tasks import BaseModel
 
     own = trainer_module.autocast
     dtypes: set[torch.dtype] = set()
+    loss_inputs: list[tuple[bool, set[torch.dtype]]] = []
+    class_loss = BaseModel.loss
+
+    def spy(self, batch, preds=None):
+        if self.training:
+            tensors = [t for t in _tensors(preds) if t.is_floating_point()]
+            loss_inputs.append((torch.is_autocast_enabled("cpu"), {t.dtype for t in tensors} if tensors else set()))
+        return class_loss(self, batch, preds)
+
+    monkeypatch.setattr(BaseModel, "loss", spy)
 
     def hook_first_conv(trainer) -> None:
         conv = next(m for m in trainer.model.modules() if isinstance(m, torch.nn.Conv2d))
@@ -83,11 +97,19 @@ def test_bf16_trains_in_bfloat16_and_saves_float_weights(trained: Path, tiny_dat
         callbacks={"on_pretrain_routine_end": [hook_first_conv]},
     )
     assert dtypes == {torch.bfloat16}, dtypes
+    assert loss_inputs and all(entry == (False, {torch.float32}) for entry in loss_inputs), loss_inputs[:3]
     assert trainer_module.autocast is own
     saved = load_detector(outcome.last).model.float().eval()
     assert all(p.dtype == torch.float32 for p in saved.parameters())
     assert saved(torch.zeros(1, 3, 128, 128))[0].shape[0] == 1
     assert outcome.metrics and all(v == v for v in outcome.metrics.values())  # validated, no NaN
+
+
+def _tensors(x: object) -> list[torch.Tensor]:
+    if isinstance(x, torch.Tensor):
+        return [x]
+    values = x.values() if isinstance(x, dict) else x if isinstance(x, (list, tuple)) else []
+    return [t for v in values for t in _tensors(v)]
 
 
 @pytest.mark.slow
