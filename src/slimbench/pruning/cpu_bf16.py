@@ -7,8 +7,8 @@ weights, the optimizer and the EMA stay float32 (autocast casts per op), so no g
 L1 penalty and the proximal step act on float32 scales as without it. The loss is computed in float32 too
 (:class:`Float32Loss`): under autocast ultralytics' detection loss would decode the boxes and compute IoU in the
 predictions' dtype, and bfloat16 (8 significant bits) holds a 256 px coordinate to 1-2 px, which is the precision
-mAP50-95 asks for. A YOLO26n original trained with the loss in bfloat16 ran 0.01-0.025 below the float32 one's
-curve from epoch 50 on (docs/bundled-variants.md).
+mAP50-95 asks for. A YOLO26n original trained with the loss in bfloat16 ran 0.010-0.015 below the float32 one's
+curve (means of 10-epoch windows, epochs 41-84; docs/bundled-variants.md).
 
 Ultralytics 8.4 accepts ``amp="bf16"`` but its ``autocast`` helper refuses bfloat16 off CUDA, although torch's CPU
 autocast has it. :func:`cpu_bf16_autocast` swaps that helper, in ultralytics' trainer module only and only for the
