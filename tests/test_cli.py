@@ -394,10 +394,11 @@ def test_make_fixtures_shares_reach_the_plan(
     from slimbench.pruning import pipeline
     from slimbench.pruning.fixture_plan import FixturePlan
 
-    plans = []
+    plans, commands = [], []
 
     def record(out: Path, plan: FixturePlan, workdir: Path, **kw: object) -> dict:
         plans.append(plan)
+        commands.append(kw["command"])
         return {"variants": {}, "original_training": {}}
 
     monkeypatch.setattr(pipeline, "make_fixtures", record)
@@ -423,4 +424,5 @@ def test_make_fixtures_shares_reach_the_plan(
     assert _run([*argv, "--channels-last"], capsys)[0] == 0
     assert plans[-1].channels_last and not default.channels_last and not FixturePlan().channels_last
     assert _run([*argv, "--bf16"], capsys)[0] == 0
+    assert commands[-1] == "slimbench " + " ".join([*argv, "--bf16"])  # recorded as typed (created_by)
     assert plans[-1].bf16 and not plans[-1].channels_last and not default.bf16 and not FixturePlan().bf16

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -424,6 +425,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.command_line = "slimbench " + shlex.join(sys.argv[1:] if argv is None else argv)  # as typed, for records
     try:
         return int(args.func(args) or 0)
     except SlimbenchError as e:

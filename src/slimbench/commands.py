@@ -420,7 +420,14 @@ def cmd_make_fixtures(a: argparse.Namespace) -> int:
     plan = _fixture_shares(a, plan)
     workdir = a.workdir or (a.out / ".build")
     manifest = make_fixtures(
-        a.out, plan, workdir, device=a.device, force=a.force, original=a.original, continue_from=a.continue_from
+        a.out,
+        plan,
+        workdir,
+        device=a.device,
+        force=a.force,
+        original=a.original,
+        continue_from=a.continue_from,
+        command=a.command_line,
     )
     for name, v in manifest["variants"].items():
         print(

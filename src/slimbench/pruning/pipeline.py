@@ -279,6 +279,7 @@ def make_fixtures(
     log: Any = print,
     original: str | Path | None = None,
     continue_from: str | Path | None = None,
+    command: str | None = None,
 ) -> dict[str, Any]:
     """Build original/pruned/fine-tuned checkpoints, the scene image and manifest.json under ``out``.
 
@@ -287,6 +288,8 @@ def make_fixtures(
     records its sha256), e.g. to rebuild the later stages without the original's half hour.
     ``continue_from``: a set make-fixtures wrote; this run is a further round on its fine-tuned model, measured
     against its original (kept byte for byte), with no control; the manifest carries the earlier rounds.
+    ``command``: the command line that asked for this build, recorded as ``created_by`` (else one derived from
+    ``plan``, which names only the choices that change what is built most).
     """
     from slimbench.data.synthetic import make_dataset
     from slimbench.model.static_metrics import count_params, gflops
@@ -410,7 +413,8 @@ def make_fixtures(
     quick = FixturePlan.quick()
     manifest = {
         "schema": 2,
-        "created_by": "slimbench make-fixtures"
+        "created_by": command
+        or "slimbench make-fixtures"
         + (" --quick" if replace(plan, model_cfg=FixturePlan.model_cfg, control=quick.control) == quick else "")
         + (f" --model {plan.model_cfg}" if plan.model_cfg != FixturePlan.model_cfg else "")
         + (
