@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import zipfile
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -99,6 +100,8 @@ def test_bf16_trains_in_bfloat16_and_saves_float_weights(
     assert dtypes == {torch.bfloat16}, dtypes
     assert loss_inputs and all(entry == (False, {torch.float32}) for entry in loss_inputs), loss_inputs[:3]
     assert trainer_module.autocast is own
+    with zipfile.ZipFile(outcome.last) as z:  # plain ultralytics loads it: the loss wrapper is not pickled in
+        assert not any(b"cpu_bf16" in z.read(n) for n in z.namelist() if n.endswith(".pkl"))
     saved = load_detector(outcome.last).model.float().eval()
     assert all(p.dtype == torch.float32 for p in saved.parameters())
     assert saved(torch.zeros(1, 3, 128, 128))[0].shape[0] == 1

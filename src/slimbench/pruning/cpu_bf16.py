@@ -1,8 +1,9 @@
 """bfloat16 mixed precision for training on the CPU, through ultralytics' own trainer.
 
 Why: on a CPU with native bfloat16 (AVX-512 BF16 or AMX), oneDNN runs convolutions in bfloat16 much faster than in
-float32. yolo26n at batch 32, 256 px, forward and backward, 2 threads on a Zen 4 EPYC: 0.55 s a step in NHWC with
-bfloat16 autocast against 0.90 s in NHWC float32 and 1.22 s in the usual layout (docs/bundled-variants.md). The
+float32. yolo26n at batch 32, 256 px, forward, loss and backward, 2 threads on a Zen 4 EPYC: 0.72 s a step in NHWC
+with bfloat16 autocast against 1.02 s in NHWC float32 and 1.46 s in the usual layout (``tools/train_step_time.py``;
+docs/bundled-variants.md). The
 weights, the optimizer and the EMA stay float32 (autocast casts per op), so no gradient scaler is needed and the
 L1 penalty and the proximal step act on float32 scales as without it. The loss is computed in float32 too
 (:class:`Float32Loss`): under autocast ultralytics' detection loss would decode the boxes and compute IoU in the
