@@ -47,6 +47,8 @@ def read_text(path: str | os.PathLike[str], what: str) -> str:
         return p.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
         raise SlimbenchError(f"{p}: {what} is not UTF-8 text ({e.reason})") from None
+    except OSError as e:  # unreadable: permissions, a vanished mount
+        raise SlimbenchError(f"{p}: {what} cannot be read ({e.strerror or e})") from None
 
 
 def read_json_object(path: str | os.PathLike[str], what: str) -> dict[str, Any]:
