@@ -29,6 +29,29 @@ def trained(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return train("yolov8n.yaml", tiny_data, epochs=1, imgsz=128, batch=8, project=runs, name="o", workers=0).best
 
 
+def _one_epoch(
+    model: Path, data: Path, project: Path, name: str, *, bf16: bool = False, channels_last: bool, **callbacks: object
+):
+    """One epoch of ``train`` on the tiny data, with one callback per ultralytics event named."""
+    return train(
+        model,
+        data,
+        epochs=1,
+        imgsz=128,
+        batch=8,
+        project=project,
+        name=name,
+        workers=0,
+        bf16=bf16,
+        channels_last=channels_last,
+        callbacks={event: [fn] for event, fn in callbacks.items()},
+    )
+
+
+def _first_conv(model: torch.nn.Module) -> torch.nn.Conv2d:
+    return next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+
+
 def test_channels_last_trains_in_nhwc_and_saves_the_usual_layout(
     trained: Path, tiny_data: Path, tmp_path: Path
 ) -> None:
@@ -37,21 +60,10 @@ def test_channels_last_trains_in_nhwc_and_saves_the_usual_layout(
     seen: list[bool] = []
 
     def first_conv_layout(trainer) -> None:
-        conv = next(m for m in trainer.model.modules() if isinstance(m, torch.nn.Conv2d))
+        conv = _first_conv(trainer.model)
         seen.append(conv.weight.is_contiguous(memory_format=torch.channels_last) and not conv.weight.is_contiguous())
 
-    outcome = train(
-        trained,
-        tiny_data,
-        epochs=1,
-        imgsz=128,
-        batch=8,
-        project=tmp_path,
-        name="nhwc",
-        workers=0,
-        channels_last=True,
-        callbacks={"on_train_batch_end": [first_conv_layout]},
-    )
+    outcome = _one_epoch(trained, tiny_data, tmp_path, "nhwc", channels_last=True, on_train_batch_end=first_conv_layout)
     assert seen and all(seen), seen
     saved = load_detector(outcome.last).model
     assert all(p.is_contiguous() for p in saved.parameters())
@@ -81,21 +93,11 @@ def test_bf16_trains_in_bfloat16_and_saves_float_weights(
     monkeypatch.setattr(BaseModel, "loss", spy)
 
     def hook_first_conv(trainer) -> None:
-        conv = next(m for m in trainer.model.modules() if isinstance(m, torch.nn.Conv2d))
+        conv = _first_conv(trainer.model)
         conv.register_forward_hook(lambda m, i, out: dtypes.add(out.dtype) if m.training else None)
 
-    outcome = train(
-        trained,
-        tiny_data,
-        epochs=1,
-        imgsz=128,
-        batch=8,
-        project=tmp_path,
-        name="bf16",
-        workers=0,
-        bf16=True,
-        channels_last=True,
-        callbacks={"on_pretrain_routine_end": [hook_first_conv]},
+    outcome = _one_epoch(
+        trained, tiny_data, tmp_path, "bf16", bf16=True, channels_last=True, on_pretrain_routine_end=hook_first_conv
     )
     assert dtypes == {torch.bfloat16}, dtypes
     assert loss_inputs and all(entry == (False, {torch.float32}) for entry in loss_inputs), loss_inputs[:3]
