@@ -113,7 +113,10 @@ def test_gate_passes_unchanged_and_fails_a_swapped_candidate(suite):
     assert baseline.read_bytes() == stored
     summary = json.loads((suite.path / "reports/summary.json").read_text())
     flagged = summary["regressions"]["pruned"]
-    assert {"params", "file_size_mb", "speed_ratio[cpu-b1-t1]", "latency_ms[cpu-b1-t1]", "baseline"} <= set(flagged)
+    timings = "\n".join(line for line in out.splitlines() if "test_forward[pruned" in line)  # stored and now
+    assert {"params", "file_size_mb", "speed_ratio[cpu-b1-t1]", "latency_ms[cpu-b1-t1]", "baseline"} <= set(flagged), (
+        timings
+    )
     assert "original" not in summary["regressions"]
 
 

@@ -24,8 +24,8 @@ at 256 px took 131 s on 1 thread and 92 s on 2.
 AVX-512 CPU (yolo26n at batch 32, 256 px, forward and backward: 1.00 s against 1.35 s a step; an epoch about 15%
 shorter, docs/bundled-variants.md). The EMA, which ultralytics validates and saves, stays in the usual layout, so the
 checkpoints are the same kind of file. The floats differ in the last bits, so a run is another run than without it.
-``bf16`` (CPU only) trains in bfloat16 mixed precision (:mod:`slimbench.pruning.cpu_bf16`): with ``channels_last`` a
-step 0.72 s against 1.02 s in NHWC float32 on a CPU with native bfloat16; the weights and the loss stay float32.
+``bf16`` (CPU only) trains in bfloat16 mixed precision; the weights and the loss stay float32. What a step gains, and on
+which CPUs, is measured in :mod:`slimbench.pruning.cpu_bf16`'s docstring.
 """
 
 from __future__ import annotations
