@@ -10,23 +10,14 @@ from typing import TYPE_CHECKING, Any
 
 from slimbench.bench.baseline_store import finite, undefined
 from slimbench.core.errors import SlimbenchError
+from slimbench.core.metric_specs import DATASET_ACCURACY_KEYS
 
 if TYPE_CHECKING:
     from slimbench.bench.baseline_gate import Outcome
     from slimbench.bench.figures import VariantFigures
     from slimbench.bench.session import SuiteSession
 
-ACCURACY_KEYS = (
-    "map50",
-    "map50_95",
-    "map50_nms_free",
-    "map50_95_nms_free",
-    "precision",
-    "recall",
-    "agreement_map50",
-    "agreement_recall",
-    "agreement_precision",
-)
+ACCURACY_KEYS = (*DATASET_ACCURACY_KEYS, "agreement_map50", "agreement_recall", "agreement_precision")
 """Keys of the session's ``accuracy`` figures (``figures[name].accuracy[key]``) kept here."""
 
 

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from slimbench.bench.baseline_store import PER_IMAGE, PER_KEY, finite, metric_family
 from slimbench.config.baseline import DEFAULT_TOLERANCES, BaselineConfig, Tolerance
-from slimbench.core.metric_specs import MetricSpec, baseline_specs
+from slimbench.core.metric_specs import DATASET_ACCURACY_KEYS, MetricSpec, baseline_specs
 
 Direction = Literal["max", "min", "both"]
 Status = Literal["ok", "regressed", "improved", "new", "not measured", "not compared"]
@@ -44,7 +44,7 @@ DEPENDS: dict[str, tuple[str, ...]] = {
     "detections": _DETECT,
     "agreement_recall": _AGREE,
     "agreement_precision": _AGREE,
-    **dict.fromkeys(("map50", "map50_95", "map50_nms_free", "map50_95_nms_free", "precision", "recall"), _ACCURACY),
+    **dict.fromkeys(DATASET_ACCURACY_KEYS, _ACCURACY),
     "agreement_map50": _DATASET_AGREE,
     "int8_weights_mb": ("calibration",),
     "int8_convs": ("calibration",),

@@ -355,6 +355,10 @@ METRICS: tuple[MetricSpec, ...] = (
 
 SPECS: dict[str, MetricSpec] = {m.key: m for m in METRICS}
 
+DATASET_ACCURACY_KEYS = ("map50", "map50_95", "map50_nms_free", "map50_95_nms_free", "precision", "recall")
+"""The figures of one validation on the dataset (the NMS-free pair where a model has a one-to-one head): the baseline
+keeps them, and they depend on the same settings."""
+
 
 def limit_keys() -> tuple[str, ...]:
     """Every ``[thresholds.NAME]`` key, in declaration order."""
