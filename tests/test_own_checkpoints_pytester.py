@@ -141,6 +141,16 @@ def test_thread_count_above_the_cpus_is_said(repo):
     assert "measure oversubscription" in (repo.path / "reports" / "report.html").read_text()
 
 
+def test_the_openmp_wait_policy_is_recorded(repo, monkeypatch):
+    """OMP_WAIT_POLICY moves a pruned model's 2-thread torch ratio (docs/method.md): the run says what it had."""
+    monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
+    mine = ("--variant", "original=theirs.pt", "--variant", "pruned=theirs-pruned.pt", "--image", "street.jpg")
+    result = run(repo, *mine, "-k", "test_params")
+    assert result.ret == 0, result.stdout.str()
+    assert summary(repo)["environment"]["omp_wait_policy"] == "PASSIVE"
+    assert "OMP_WAIT_POLICY PASSIVE" in (repo.path / "reports" / "report.html").read_text()
+
+
 def test_unchanged_config_keeps_its_limits(repo):
     """No --variant: the default config and its limits, as before (the bundled suite's behaviour)."""
     result = run(repo, "-k", "test_params")

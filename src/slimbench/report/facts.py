@@ -85,6 +85,11 @@ def versions() -> dict[str, str]:
     return {"python": platform.python_version(), **package_versions(VERSIONS, missing="not installed")}
 
 
+def omp_wait_policy() -> str:
+    """``OMP_WAIT_POLICY`` as this run had it: a pruned model's 2-thread torch ratio moves with it (docs/method.md)."""
+    return os.environ.get("OMP_WAIT_POLICY") or "unset"
+
+
 def environment(session: SuiteSession, baseline_path: Path | None = None) -> dict[str, Any]:
     """The environment table: package versions, machine, and the settings that shape every figure."""
     import torch
@@ -103,6 +108,7 @@ def environment(session: SuiteSession, baseline_path: Path | None = None) -> dic
         "threads": list(s.threads),
         "threads_oversubscribed": session.oversubscribed(),  # counts above available_cpus: timings of contention
         "torch_interop_threads": torch.get_num_interop_threads(),
+        "omp_wait_policy": omp_wait_policy(),
         "gpu": ", ".join(gpus) if gpus else "none",
         "devices": list(s.device),
         "imgsz": s.imgsz,

@@ -192,7 +192,8 @@ class OutputsPlugin:
                 "torch-pruning": e["torch-pruning"],
                 "CPU": f"{e['cpu']} ({e['cpu_count']} cores, {e['available_cpus']} available to this run)",
                 "threads": f"{', '.join(map(str, e['threads']))} (torch and ONNX Runtime intra-op, per timing; "
-                f"torch inter-op {e['torch_interop_threads']}{oversubscribed_note(e)})",
+                f"torch inter-op {e['torch_interop_threads']}{oversubscribed_note(e)}; "
+                f"OMP_WAIT_POLICY {e['omp_wait_policy']})",
                 "GPU": e["gpu"],
                 "devices": ", ".join(e["devices"]),
                 "imgsz": e["imgsz"],
@@ -210,11 +211,13 @@ class OutputsPlugin:
         import torch
 
         from slimbench.measure.timing import available_cpus
+        from slimbench.report.facts import omp_wait_policy
 
         machine_info["slimbench"] = {  # may be asked before pytest_sessionstart: read the facts, not self.env
             "threads": list(self.session.settings.threads),
             "available_cpus": available_cpus(),
             "torch_interop_threads": torch.get_num_interop_threads(),
+            "omp_wait_policy": omp_wait_policy(),
         }
 
     @pytest.hookimpl(optionalhook=True)
