@@ -78,7 +78,9 @@ def _train_common(p: argparse.ArgumentParser, epochs: int) -> None:
     p.add_argument("--epochs", type=_positive_int, default=epochs)
     p.add_argument("--imgsz", type=_positive_int, default=_PLAN.imgsz)
     p.add_argument("--batch", type=_positive_int, default=32)
-    p.add_argument("--device", default="cpu", help="cpu, 0, cuda:0 ...")
+    p.add_argument(
+        "--device", default="cpu", help="cpu, 0 (a GPU), 0,1 (two GPUs: ultralytics' DDP launcher) ... [cpu]"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--cache",
@@ -307,7 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help=f"model YAML to build the set from: yolov8/yolo11/yolo26 n..x (default {_PLAN.model_cfg})",
     )
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu", help="training and validation device: cpu, 0 ... [cpu]")
     p.add_argument("--original", type=Path, default=None, help="a trained original to start from (skips training one)")
     p.add_argument(
         "--continue-from",
