@@ -135,10 +135,15 @@ def test_sparsify_layer_target_errors(
 
 
 def _sparsify_recorded(
-    tmp_path: Path, detector: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], extra: list
+    tmp_path: Path,
+    detector: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    extra: list,
+    command: str = "sparsify",
 ) -> tuple[int, dict, Path]:
-    """``slimbench sparsify`` with ``extra`` options, ``train`` replaced by a recorder that copies the start as the
-    run's last checkpoint: (exit code, the keywords train got, --out)."""
+    """``slimbench sparsify`` (or another training ``command``) with ``extra`` options, ``train`` replaced by a
+    recorder that copies the start as the run's checkpoint: (exit code, the keywords train got, --out)."""
     import shutil
 
     from slimbench.pruning import training
@@ -155,8 +160,8 @@ def _sparsify_recorded(
     monkeypatch.setattr(training, "train", record)
     data = tmp_path / "data.yaml"
     data.write_text("path: .\n")
-    out = tmp_path / "sparse.pt"
-    argv = ["sparsify", str(detector), "--data", str(data), "--out", str(out), "--project", str(tmp_path / "runs")]
+    out = tmp_path / f"{command}.pt"
+    argv = [command, str(detector), "--data", str(data), "--out", str(out), "--project", str(tmp_path / "runs")]
     rc, _ = _run([*argv, *extra], capsys)
     return rc, seen, out
 
@@ -209,6 +214,56 @@ def test_cpu_training_options_are_refused_off_the_cpu_before_training(
     rc, err = _run([*argv, "--device", "0", "--project", str(tmp_path / "runs")], capsys)
     _assert_one_line_error(rc, err, option, "--device 0")
     assert not out.exists() and not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ([], {"optimizer": "auto"}),
+        (["--optimizer", "SGD", "--lr0", "0.01", "--warmup-epochs", "0"], {"optimizer": "SGD", "lr0": 0.01}),
+    ],
+)
+def test_finetune_optimizer_options_reach_the_trainer(
+    tmp_path: Path,
+    detector: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    extra: list[str],
+    expected: dict,
+) -> None:
+    """The fine-tune's optimizer, lr and warm-up reach ultralytics; unset, ultralytics' own choice (auto) stands."""
+    rc, seen, out = _sparsify_recorded(tmp_path, detector, monkeypatch, capsys, extra, command="finetune")
+    assert rc == 0 and out.is_file() and seen["keep_shape"] is True
+    assert {k: seen[k] for k in expected} == expected
+    assert seen.get("warmup_epochs") == (0.0 if extra else None)
+    assert extra or "lr0" not in seen
+
+
+@pytest.mark.parametrize(
+    ("extra", "needles"),
+    [
+        (["--lr0", "0.01"], ("--lr0", "--optimizer auto")),
+        (["--optimizer", "Adagrad"], ("--optimizer", "'Adagrad'")),
+        (["--optimizer", "SGD", "--lr0", "0"], ("--lr0", "positive")),
+    ],
+)
+def test_finetune_refuses_unfit_optimizer_options_before_training(
+    tmp_path: Path,
+    detector: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    extra: list[str],
+    needles: tuple[str, ...],
+) -> None:
+    from slimbench.pruning import training
+
+    calls: list = []
+    monkeypatch.setattr(training, "train", lambda *a, **kw: calls.append(kw))
+    data, out = tmp_path / "data.yaml", tmp_path / "ft.pt"
+    data.write_text("path: .\n")
+    rc, err = _run(["finetune", str(detector), "--data", str(data), "--out", str(out), *extra], capsys)
+    _assert_one_line_error(rc, err, *needles)
+    assert not calls and not out.exists()
 
 
 def test_training_commands_refuse_an_unknown_cache(

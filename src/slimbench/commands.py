@@ -353,7 +353,11 @@ def cmd_finetune(a: argparse.Namespace) -> int:
     params = count_params(_check_model(a.model).model)
     _check_data(a.data)
     _check_output(a.out, [a.model], a.force)
-    out = _run_training(a, str(a.model), "finetune", keep_shape=True)
+    if a.optimizer == "auto" and a.lr0 is not None:
+        raise SlimbenchError("--lr0: --optimizer auto sets its own learning rate; name an optimizer (e.g. SGD)")
+    recipe = {"optimizer": a.optimizer}
+    recipe.update({k: v for k, v in (("lr0", a.lr0), ("warmup_epochs", a.warmup_epochs)) if v is not None})
+    out = _run_training(a, str(a.model), "finetune", keep_shape=True, **recipe)
     after = count_params(load_detector(out).model)
     if after != params:
         raise SlimbenchError(f"{out}: fine-tuning changed the parameter count ({params} -> {after})")
