@@ -134,16 +134,16 @@ def test_sparsify_layer_target_errors(
     assert not out.exists()
 
 
-def _sparsify_recorded(
+def _training_recorded(
     tmp_path: Path,
     detector: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
     extra: list,
     command: str = "sparsify",
-) -> tuple[int, dict, Path]:
+) -> tuple[int, dict, Path, str]:
     """``slimbench sparsify`` (or another training ``command``) with ``extra`` options, ``train`` replaced by a
-    recorder that copies the start as the run's checkpoint: (exit code, the keywords train got, --out)."""
+    recorder that copies the start as the run's checkpoint: (exit code, the keywords train got, --out, stderr)."""
     import shutil
 
     from slimbench.pruning import training
@@ -162,8 +162,8 @@ def _sparsify_recorded(
     data.write_text("path: .\n")
     out = tmp_path / f"{command}.pt"
     argv = [command, str(detector), "--data", str(data), "--out", str(out), "--project", str(tmp_path / "runs")]
-    rc, _ = _run([*argv, *extra], capsys)
-    return rc, seen, out
+    rc, err = _run([*argv, *extra], capsys)
+    return rc, seen, out, err
 
 
 def test_sparsify_recovery_options_reach_the_trainer(
@@ -172,7 +172,7 @@ def test_sparsify_recovery_options_reach_the_trainer(
     """``--ramp 0 --lr0 0.01 --lrf 0.1``, make-fixtures' recovery epochs by hand: the recipe holds its targets from
     step one and ultralytics gets the decaying lr (``train`` records instead of training)."""
     extra = ["--ramp", "0", "--lr0", "0.01", "--lrf", "0.1", "--per-layer", "--target", "0.6"]
-    rc, seen, out = _sparsify_recorded(tmp_path, detector, monkeypatch, capsys, extra)
+    rc, seen, out, _ = _training_recorded(tmp_path, detector, monkeypatch, capsys, extra)
     assert rc == 0 and out.is_file()
     assert seen["recipe"].ramp == 0.0 and seen["recipe"].target == 0.6
     assert (seen["lr0"], seen["lrf"]) == (0.01, 0.1)
@@ -198,7 +198,7 @@ def test_training_commands_pass_their_training_options(
 ) -> None:
     """``--cache`` reaches ultralytics as its ``cache`` argument (without it every epoch decodes the images) and
     ``--channels-last`` and ``--bf16`` reach ``train`` (without them the usual layout and float32)."""
-    rc, seen, out = _sparsify_recorded(tmp_path, detector, monkeypatch, capsys, extra)
+    rc, seen, out, _ = _training_recorded(tmp_path, detector, monkeypatch, capsys, extra)
     assert rc == 0 and out.is_file()
     for key, value in expected.items():
         assert seen[key] is value if isinstance(value, bool) else seen[key] == value, (key, seen[key])
@@ -232,7 +232,7 @@ def test_finetune_optimizer_options_reach_the_trainer(
     expected: dict,
 ) -> None:
     """The fine-tune's optimizer, lr and warm-up reach ultralytics; unset, ultralytics' own choice (auto) stands."""
-    rc, seen, out = _sparsify_recorded(tmp_path, detector, monkeypatch, capsys, extra, command="finetune")
+    rc, seen, out, _ = _training_recorded(tmp_path, detector, monkeypatch, capsys, extra, command="finetune")
     assert rc == 0 and out.is_file() and seen["keep_shape"] is True
     assert {k: seen[k] for k in expected} == expected
     assert seen.get("warmup_epochs") == (0.0 if extra else None)
@@ -255,15 +255,9 @@ def test_finetune_refuses_unfit_optimizer_options_before_training(
     extra: list[str],
     needles: tuple[str, ...],
 ) -> None:
-    from slimbench.pruning import training
-
-    calls: list = []
-    monkeypatch.setattr(training, "train", lambda *a, **kw: calls.append(kw))
-    data, out = tmp_path / "data.yaml", tmp_path / "ft.pt"
-    data.write_text("path: .\n")
-    rc, err = _run(["finetune", str(detector), "--data", str(data), "--out", str(out), *extra], capsys)
+    rc, seen, out, err = _training_recorded(tmp_path, detector, monkeypatch, capsys, extra, command="finetune")
     _assert_one_line_error(rc, err, *needles)
-    assert not calls and not out.exists()
+    assert not seen and not out.exists()
 
 
 def test_training_commands_refuse_an_unknown_cache(
@@ -298,7 +292,7 @@ def test_sparsify_target_latency_passes_the_layer_cap(
 
     monkeypatch.setattr(latency_sparsity, "latency_plan_shares", plan)
     options = ["--per-layer", "--target-latency", "0.5", "--runtime", "torch", *extra]
-    rc, seen, out = _sparsify_recorded(tmp_path, detector, monkeypatch, capsys, options)
+    rc, seen, out, _ = _training_recorded(tmp_path, detector, monkeypatch, capsys, options)
     assert rc == 0 and out.is_file()
     assert planned["max_layer_ratio"] == cap and (planned["target"], planned["runtime"]) == (0.5, "torch")
     assert seen["recipe"].layer_targets == (("model.2", 0.5), ("model.4", 0.25))
