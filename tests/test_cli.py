@@ -421,6 +421,10 @@ def test_train_refuses_a_rule_it_could_not_apply(
         (["--channels-last", "--device", "cuda:0"], ("--channels-last", "CPU", "cuda:0")),
         (["--bf16", "--device", "cuda:0"], ("--bf16", "CPU", "cuda:0")),
         (["--target-latency", "0.4", "--latency-max-layer-ratio", "1"], ("--latency-max-layer-ratio", "(0, 1)")),
+        (["--finetune-lr0", "0.01"], ("--finetune-lr0", "auto", "SGD")),
+        (["--finetune-optimizer", "sgd"], ("--finetune-optimizer", "sgd", "SGD")),
+        (["--finetune-optimizer", "SGD", "--finetune-lr0", "0"], ("--finetune-lr0", "0")),
+        (["--finetune-warmup-epochs", "-1"], ("--finetune-warmup-epochs", "-1")),
     ],
 )
 def test_make_fixtures_share_errors(
@@ -475,3 +479,9 @@ def test_make_fixtures_shares_reach_the_plan(
     assert _run([*argv, "--bf16"], capsys)[0] == 0
     assert commands[-1] == "slimbench " + " ".join([*argv, "--bf16"])  # recorded as typed (created_by)
     assert plans[-1].bf16 and not plans[-1].channels_last and not default.bf16 and not FixturePlan().bf16
+    recipe = ["--finetune-optimizer", "SGD", "--finetune-lr0", "0.01", "--finetune-warmup-epochs", "0"]
+    assert _run([*argv, *recipe, "--final-val-only"], capsys)[0] == 0
+    sgd = plans[-1]
+    assert (sgd.finetune_optimizer, sgd.finetune_lr0, sgd.finetune_warmup_epochs) == ("SGD", 0.01, 0.0)
+    assert not sgd.val_each_epoch and default.val_each_epoch and FixturePlan().val_each_epoch
+    assert (default.finetune_optimizer, default.finetune_lr0, default.finetune_warmup_epochs) == ("auto", None, None)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from slimbench.cli import main
 from slimbench.data.synthetic import make_dataset
@@ -223,6 +224,35 @@ def test_latency_shares_and_recovery_reach_the_trainer(monkeypatch: pytest.Monke
     pipeline._sparsify(start, tmp_path / "data.yaml", replace(plan, epochs_recovery=0), {})
     assert len(calls) == 1 and calls[0][1]["recipe"].layer_targets == ()
     assert calls[0][1]["recipe"].target == plan.sparsity_target
+    assert "val" not in ramp and "val" not in recovery and "val" not in calls[0][1]  # every epoch: ultralytics'
+
+    calls.clear()  # validation after the last epoch only: both stages, and the subgradient's one
+    pipeline._sparsify(start, tmp_path / "data.yaml", replace(plan, val_each_epoch=False), {}, lambda _: None)
+    pipeline._sparsify(
+        start, tmp_path / "d.yaml", replace(plan, sparsity_method="subgradient", val_each_epoch=False), {}
+    )
+    assert [kw["val"] for _, kw in calls] == [False, False, False]
+
+
+def test_finetune_recipe_from_the_plan_and_its_refusals() -> None:
+    """The plan's fine-tune recipe as ultralytics' arguments: auto alone, a named optimizer with its lr and warm-up;
+    an lr with auto (ultralytics ignores it without a word) and out-of-range values are refused."""
+    from slimbench.core.errors import SlimbenchError
+    from slimbench.pruning.fixture_plan import FixturePlan, finetune_recipe, stage_validation
+
+    plan = FixturePlan()
+    assert finetune_recipe(plan) == {"optimizer": "auto"} and stage_validation(plan) == {}
+    sgd = replace(plan, finetune_optimizer="SGD", finetune_lr0=0.01, finetune_warmup_epochs=0.0, val_each_epoch=False)
+    assert finetune_recipe(sgd) == {"optimizer": "SGD", "lr0": 0.01, "warmup_epochs": 0.0}
+    assert stage_validation(sgd) == {"val": False}
+    assert finetune_recipe(replace(plan, finetune_optimizer="AdamW")) == {"optimizer": "AdamW"}
+    for bad, needle in (
+        (replace(plan, finetune_lr0=0.01), "auto sets its own lr"),
+        (replace(sgd, finetune_lr0=0.0), "must be > 0"),
+        (replace(sgd, finetune_warmup_epochs=-1.0), "must be >= 0"),
+    ):
+        with pytest.raises(SlimbenchError, match=needle):
+            finetune_recipe(bad)
 
 
 def test_latency_plan_gives_the_sparsity_shares(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -321,6 +351,11 @@ def test_a_rebuild_from_the_same_original_reuses_its_control_only_when_it_would_
     assert reused_control(out, given, plan) is None  # other data
     write(asdict(plan), sha256_of(given))
     assert reused_control(out, given, replace(plan, epochs_finetune=30)) is None  # another budget
+    assert reused_control(out, given, replace(plan, finetune_optimizer="SGD")) is None  # another recipe
+    assert reused_control(out, given, replace(plan, val_each_epoch=False)) is None  # keeps its last epoch, not best
+    older = {k: v for k, v in asdict(plan).items() if not k.startswith("finetune_") and k != "val_each_epoch"}
+    write(older, sha256_of(given))  # a manifest from before those knobs: it trained with their defaults
+    assert reused_control(out, given, plan) == {**control, "reused": True}
     write(asdict(plan), sha256_of(given), record=None)
     assert reused_control(out, given, plan) is None  # built with --no-control
 
@@ -419,8 +454,11 @@ def test_finetune_keeps_the_pruned_shape(trained: Path, tiny_data: Path, tmp_pat
 
 @pytest.mark.slow
 def test_make_fixtures_quick_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The whole build, with a named fine-tune recipe (SGD) and validation after each stage's last epoch only."""
     out = tmp_path / "fixtures"
-    assert main(["make-fixtures", "--quick", "--out", str(out), "--workdir", str(tmp_path / "work")]) == 0
+    recipe = ["--finetune-optimizer", "SGD", "--finetune-lr0", "0.02", "--finetune-warmup-epochs", "0"]
+    argv = ["make-fixtures", "--quick", "--out", str(out), "--workdir", str(tmp_path / "work")]
+    assert main([*argv, *recipe, "--final-val-only"]) == 0
     manifest = json.loads((out / "manifest.json").read_text())
     v = manifest["variants"]
     assert set(v) == {"original", "pruned", "finetuned"}
@@ -457,9 +495,23 @@ def test_make_fixtures_quick_end_to_end(tmp_path: Path, capsys: pytest.CaptureFi
     control = manifest["control"]  # the equal-budget control: as many more epochs as the pruning line adds
     assert control["epochs"] == plan["epochs_sparsity"] + plan["epochs_recovery"] + plan["epochs_finetune"]
     assert 0.0 <= control["map50_95"] <= 1.0 and len(control["sha256"]) == 64
+    # the recipe reached the fine-tune and the control, validation-only-at-the-end every stage but the original
+    assert (plan["finetune_optimizer"], plan["finetune_lr0"], plan["finetune_warmup_epochs"]) == ("SGD", 0.02, 0.0)
+    runs = {p.parent.name: yaml.safe_load(p.read_text()) for p in (tmp_path / "work" / "runs").glob("*/args.yaml")}
+    assert set(runs) == {"original", "control", "sparsity", "recovery", "finetune"}
+    for name in ("finetune", "control"):
+        assert (runs[name]["optimizer"], runs[name]["lr0"], runs[name]["warmup_epochs"]) == ("SGD", 0.02, 0.0), name
+    assert {name: args["val"] for name, args in runs.items()} == {
+        "original": True,
+        "control": False,
+        "sparsity": False,
+        "recovery": False,
+        "finetune": False,
+    }
+    assert all("map50_95" in h for h in sparse["history"])  # each stage's one epoch is its last: validated
     # a second run refuses to overwrite what the first one wrote
     before = (out / "manifest.json").read_bytes()
-    assert main(["make-fixtures", "--quick", "--out", str(out), "--workdir", str(tmp_path / "work")]) == 2
+    assert main(argv) == 2
     assert "--force" in capsys.readouterr().err
     assert (out / "manifest.json").read_bytes() == before
 

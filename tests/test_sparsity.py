@@ -129,3 +129,33 @@ def test_unmatched_layer_targets_name_the_modules_without_a_batchnorm(cfg: str) 
     upsample = next(f"model.{i}" for i, m in enumerate(model.model) if isinstance(m, nn.Upsample))
     assert unmatched_layer_targets(model, [upsample, "model.99", "model.2"]) == [upsample, "model.99"]  # no BN
     assert unmatched_layer_targets(model, ["model.0", "model.9.cv1", "model.22"]) == []
+
+
+def test_epoch_records_carry_map_only_for_validated_epochs(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+    """With ``val=False`` ultralytics validates the last epoch only and keeps the metrics of none before: an
+    epoch it did not validate gets no mAP50-95 in its record (not the zeros ultralytics starts with), one it did
+    gets the metric (what :meth:`ProximalSparsityTrainer.validate` notes)."""
+    from types import SimpleNamespace
+
+    from slimbench.pruning.sparsity import HISTORY_FILE, report_epoch
+
+    net = _net([1.0, 0.0, 0.5])
+    trainer = SimpleNamespace(
+        epoch=0,
+        epochs=2,
+        ema=None,
+        model=net,
+        recipe=SparsityRecipe(),
+        history=[],
+        save_dir=str(tmp_path),
+        metrics={"metrics/mAP50-95(B)": 0.0},  # ultralytics' start values, before any validation
+        current_lambda=lambda: 4.0,
+    )
+    report_epoch(trainer)
+    trainer.epoch, trainer.validated_epoch, trainer.metrics = 1, 1, {"metrics/mAP50-95(B)": 0.61}
+    report_epoch(trainer)
+    first, last = trainer.history
+    assert "map50_95" not in first and first["share_below"] == pytest.approx(1 / 3)
+    assert last["map50_95"] == 0.61
+    assert "not validated" in capsys.readouterr().out
+    assert (tmp_path / HISTORY_FILE).is_file()

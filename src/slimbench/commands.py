@@ -421,6 +421,11 @@ def cmd_make_fixtures(a: argparse.Namespace) -> int:
     for stage in ("sparsity", "recovery", "finetune"):  # --STAGE-epochs -> the plan's epochs_STAGE
         if getattr(a, f"{stage}_epochs") is not None:
             plan = replace(plan, **{f"epochs_{stage}": getattr(a, f"{stage}_epochs")})
+    for option in ("optimizer", "lr0", "warmup_epochs"):  # --finetune-X -> the plan's finetune_X
+        if getattr(a, f"finetune_{option}") is not None:
+            plan = replace(plan, **{f"finetune_{option}": getattr(a, f"finetune_{option}")})
+    if a.final_val_only:
+        plan = replace(plan, val_each_epoch=False)
     plan = _fixture_shares(a, plan)
     workdir = a.workdir or (a.out / ".build")
     manifest = make_fixtures(

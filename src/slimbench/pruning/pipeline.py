@@ -19,7 +19,7 @@ from slimbench.core.files import atomic_write_bytes
 from slimbench.core.versions import module_version
 from slimbench.measure.timing import available_cpus
 from slimbench.model.checkpoint import load_detector, save_detector, sha256_of
-from slimbench.pruning.fixture_plan import FixturePlan
+from slimbench.pruning.fixture_plan import FixturePlan, finetune_recipe, stage_validation
 from slimbench.pruning.further_round import EarlierRound, earlier_round
 from slimbench.pruning.reference_stage import (
     control_run,
@@ -136,7 +136,7 @@ def _sparsify(
     if plan.sparsity_method == "prox":
         recipe = _prox_recipe(plan, layer_targets)
         batch = plan.sparsity_batch or plan.batch
-        kw = {**common, "batch": batch}
+        kw = {**common, "batch": batch, **stage_validation(plan)}
         ramped = train(
             start, data, epochs=plan.epochs_sparsity, name="sparsity", recipe=recipe, lr0=plan.sparsity_lr, **kw
         )
@@ -157,7 +157,15 @@ def _sparsify(
         return replace(recovered, history=history)
     if plan.sparsity_method != "subgradient":
         raise SlimbenchError(f"unknown sparsity method {plan.sparsity_method!r} (prox or subgradient)")
-    return train(start, data, epochs=plan.epochs_sparsity, name="sparsity", sparsity=plan.sparsity, **common)
+    return train(
+        start,
+        data,
+        epochs=plan.epochs_sparsity,
+        name="sparsity",
+        sparsity=plan.sparsity,
+        **common,
+        **stage_validation(plan),
+    )
 
 
 def _prune(net: Any, plan: FixturePlan) -> Any:
@@ -306,6 +314,7 @@ def make_fixtures(
         plan = replace(plan, control=False)  # an equal-budget control is defined for the first round only
     first = earlier.start if earlier else reused.best if reused else None  # what sparsity starts from, if given
     _check_layer_shares(plan, first)
+    finetune_recipe(plan)  # an unfit fine-tune recipe is refused now, not after the sparsity stage
     if plan.latency_plan_from is not None:  # refused now, not after an hour of training an original
         from slimbench.pruning.latency_sparsity import recorded_plan_shares
 
@@ -373,7 +382,16 @@ def make_fixtures(
     pruned_path = workdir / "pruned.pt"
     save_detector(model, pruned_path)
     t = stage("prune", t)
-    finetuned = train(pruned_path, data, epochs=plan.epochs_finetune, name="finetune", keep_shape=True, **common)
+    finetuned = train(
+        pruned_path,
+        data,
+        epochs=plan.epochs_finetune,
+        name="finetune",
+        keep_shape=True,
+        **common,
+        **finetune_recipe(plan),
+        **stage_validation(plan),
+    )
     ft_params = count_params(load_detector(finetuned.best).model)
     if ft_params != result.params_after:
         raise SlimbenchError(

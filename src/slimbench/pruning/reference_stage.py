@@ -13,6 +13,7 @@ from typing import Any
 from slimbench.core.files import read_json_object
 from slimbench.model.checkpoint import load_detector, sha256_of
 from slimbench.pruning.convergence import ConvergenceRule, StopWhenConverged, convergence_record, saved_curve
+from slimbench.pruning.fixture_plan import finetune_recipe, stage_validation
 
 
 def validate_map(
@@ -83,7 +84,19 @@ def control_epochs(plan: Any) -> int:
 
 
 # the plan's knobs a control depends on besides its original and its epochs: the data and the fine-tune recipe
-CONTROL_KNOBS = ("model_cfg", "train_images", "val_images", "imgsz", "seed", "batch", "close_mosaic")
+CONTROL_KNOBS = (
+    "model_cfg",
+    "train_images",
+    "val_images",
+    "imgsz",
+    "seed",
+    "batch",
+    "close_mosaic",
+    "finetune_optimizer",
+    "finetune_lr0",
+    "finetune_warmup_epochs",
+    "val_each_epoch",
+)
 
 
 def reused_control(out: Path, given: Path, plan: Any) -> dict[str, Any] | None:
@@ -96,7 +109,9 @@ def reused_control(out: Path, given: Path, plan: Any) -> dict[str, Any] | None:
     control, old_plan, new_plan = manifest.get("control"), manifest.get("plan", {}), asdict(plan)
     if not control:
         return None
-    if control.get("epochs") != control_epochs(plan) or any(old_plan.get(k) != new_plan[k] for k in CONTROL_KNOBS):
+    defaults = asdict(type(plan)())  # a knob an older manifest lacks had its default then
+    changed = any(old_plan.get(k, defaults[k]) != new_plan[k] for k in CONTROL_KNOBS)
+    if control.get("epochs") != control_epochs(plan) or changed:
         return None
     return {**control, "reused": True}
 
@@ -109,7 +124,8 @@ def control_run(
     from slimbench.pruning.training import train
 
     epochs = control_epochs(plan)
-    outcome = train(original, data, epochs=epochs, name="control", keep_shape=True, **common)
+    recipe = {**finetune_recipe(plan), **stage_validation(plan)}
+    outcome = train(original, data, epochs=epochs, name="control", keep_shape=True, **common, **recipe)
     return {
         "what": "the original trained as many more epochs as sparsity + recovery + fine-tune, fine-tune recipe",
         "epochs": epochs,

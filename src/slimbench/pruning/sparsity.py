@@ -313,9 +313,9 @@ class ProximalSparsityTrainer(GivenModelTrainer):
     update.
 
     Set ``recipe`` with :func:`proximal_trainer` (ultralytics instantiates the class itself). ``history`` collects
-    one record per epoch (lambda, share below the threshold on the EMA, mAP50-95). Under DDP the step runs on every
-    rank, on the all-reduced gradients, identically (module docstring); a DDP worker gets the launching trainer's
-    callbacks, so :func:`report_epoch` is added only once.
+    one record per epoch (lambda, share below the threshold on the EMA, mAP50-95 where validated). Under DDP the
+    step runs on every rank, on the all-reduced gradients, identically (module docstring); a DDP worker gets the
+    launching trainer's callbacks, so :func:`report_epoch` is added only once.
     """
 
     recipe: SparsityRecipe = SparsityRecipe()
@@ -330,6 +330,13 @@ class ProximalSparsityTrainer(GivenModelTrainer):
             self.add_callback("on_fit_epoch_end", report_epoch)
         if RANK in {-1, 0}:  # a former run's records, in a reused run folder (exist_ok)
             (Path(self.save_dir) / HISTORY_FILE).unlink(missing_ok=True)
+
+    def validate(self) -> Any:
+        """Ultralytics' validation, noting the epoch: with ``val=False`` it skips all but the last, whose metrics
+        the other epochs' records must not repeat."""
+        out = super().validate()
+        self.validated_epoch = self.epoch
+        return out
 
     def _total_steps(self) -> int:
         nb = len(self.train_loader) if getattr(self, "train_loader", None) is not None else 1
@@ -387,15 +394,17 @@ def report_epoch(trainer: Any) -> None:
         "epoch": int(trainer.epoch) + 1,
         "lambda": trainer.current_lambda(),
         "share_below": share_below(net, trainer.recipe.threshold),
-        "map50_95": float((trainer.metrics or {}).get("metrics/mAP50-95(B)", float("nan"))),
     }
+    if getattr(trainer, "validated_epoch", None) == trainer.epoch:  # with val=False: the last epoch only
+        rec["map50_95"] = float((trainer.metrics or {}).get("metrics/mAP50-95(B)", float("nan")))
     trainer.history.append(rec)
     if getattr(trainer, "save_dir", None):
         atomic_write_bytes(Path(trainer.save_dir) / HISTORY_FILE, json.dumps(trainer.history).encode())
+    accuracy = f"mAP50-95 {rec['map50_95']:.3f}" if "map50_95" in rec else "not validated (val=False)"
     print(
         f"[sparsify] epoch {rec['epoch']}/{trainer.epochs}  lambda {rec['lambda']:.3g}  "
         f"BN channels below {trainer.recipe.threshold:g} x layer max (EMA): {100 * rec['share_below']:.1f}%  "
-        f"mAP50-95 {rec['map50_95']:.3f}",
+        f"{accuracy}",
         flush=True,
     )
 
