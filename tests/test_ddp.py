@@ -40,6 +40,10 @@ PROBE = textwrap.dedent(
         return sum(p.numel() for p in m.parameters())
 
 
+    def name(callback):
+        return getattr(callback, "__name__", type(callback).__name__)
+
+
     def probe(self):
         given = self.model
         self.setup_model()  # the first thing _setup_train does: a given module must stay as it is
@@ -50,10 +54,19 @@ PROBE = textwrap.dedent(
             "sparsity": getattr(type(self), "sparsity", None),
             "model_kept": self.model is given,
             "params": count(self.model),
-            "get_model_params": count(self.get_model(cfg=given.yaml, weights=given, verbose=False)),
-            "report_epoch": sum(cb.__name__ == "report_epoch" for cb in self.callbacks["on_fit_epoch_end"]),
+            "given": type(given).__name__,  # a str (the YAML) for an original: setup_model builds it
+            "get_model_params": (
+                count(self.get_model(cfg=given.yaml, weights=given, verbose=False)) if hasattr(given, "yaml") else None
+            ),
+            "report_epoch": sum(name(cb) == "report_epoch" for cb in self.callbacks["on_fit_epoch_end"]),
             "lambdas": sum(cb.__name__ == "<lambda>" for cb in self.callbacks["on_pretrain_routine_end"]),
-            "args": {k: getattr(self.args, k) for k in ("optimizer", "lr0", "mosaic", "amp")},
+            "args": {k: getattr(self.args, k) for k in ("optimizer", "lr0", "mosaic", "amp", "val", "warmup_epochs")},
+            "stoppers": [
+                {"rule": dataclasses.asdict(cb.rule), "curve": cb.curve}
+                for cb in self.callbacks["on_fit_epoch_end"]
+                if type(cb).__name__ == "StopWhenConverged"
+            ],
+            "epoch_starts": sum(name(cb) == "epoch_started" for cb in self.callbacks["on_train_epoch_start"]),
         }
         with open(sys.argv[2], "w") as f:
             json.dump(facts, f)
@@ -93,7 +106,7 @@ def checkpoints(tmp_path_factory: pytest.TempPathFactory, data: Path) -> dict[st
 
 
 def _worker_view(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, model: Path, data: Path, **kw: object
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, model: Path | str, data: Path, **kw: object
 ) -> dict[str, object]:
     """Train as the CLI does up to the DDP launch, write the worker's file, run it in a fresh process; its facts."""
     from ultralytics.engine.trainer import BaseTrainer
@@ -157,6 +170,44 @@ def test_the_fine_tune_trainer_trains_the_pruned_model_not_the_yaml(
     assert facts["mro"][0] == "ShapeKeepingTrainer" and pruned < 0.5 * full
     assert facts["model_kept"] and facts["params"] == pruned  # the module the launcher pickled, as it is
     assert facts["get_model_params"] == pruned  # and get_model would not rebuild it from yolov8n.yaml either
+
+
+def test_the_original_is_trained_from_its_yaml_with_its_convergence_rule(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, data: Path
+) -> None:
+    """``train --until-converged`` and make-fixtures' original: the worker builds the model from the YAML and
+    carries the convergence callback with its rule (rank 0 records the curve and its stop is broadcast)."""
+    from slimbench.pruning.convergence import ConvergenceRule, StopWhenConverged
+
+    rule = ConvergenceRule(patience=7, min_delta=0.003, cap=40, min_epochs=20)
+    stopper = StopWhenConverged(rule)
+    facts = _worker_view(monkeypatch, tmp_path, "yolov8n.yaml", data, callbacks=stopper.callbacks())
+    assert facts["mro"][0] == "GivenModelTrainer" and facts["given"] == "str"  # built in the worker, from the YAML
+    assert facts["stoppers"] == [{"rule": json.loads(json.dumps(asdict(rule))), "curve": []}]
+    assert facts["epoch_starts"] == 1  # its epoch marker travelled too: the final validation is not an epoch
+    assert facts["params"] == _params_of_yaml("yolov8n.yaml", data)
+
+
+def test_the_fine_tune_recipe_and_final_validation_reach_the_worker(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, data: Path, checkpoints: dict[str, Path]
+) -> None:
+    """make-fixtures' fine-tune with ``--finetune-optimizer SGD --finetune-lr0 ... --final-val-only``: the worker's
+    args are the plan's."""
+    from slimbench.pruning.fixture_plan import FixturePlan, finetune_recipe, stage_validation
+
+    plan = FixturePlan(finetune_optimizer="SGD", finetune_lr0=0.02, finetune_warmup_epochs=0.0, val_each_epoch=False)
+    recipe = {**finetune_recipe(plan), **stage_validation(plan)}
+    facts = _worker_view(monkeypatch, tmp_path, checkpoints["pruned"], data, keep_shape=True, **recipe)
+    args = facts["args"]
+    assert (args["optimizer"], args["lr0"], args["warmup_epochs"], args["val"]) == ("SGD", 0.02, 0.0, False)
+    assert facts["mro"][0] == "ShapeKeepingTrainer" and facts["params"] == _params(checkpoints["pruned"])
+
+
+def _params_of_yaml(cfg: str, data: Path) -> int:
+    import yaml
+
+    nc = len(yaml.safe_load(data.read_text())["names"])
+    return sum(p.numel() for p in DetectionModel(cfg, nc=nc, verbose=False).parameters())
 
 
 # Two gloo ranks, one DDP-wrapped yolov8n, different images per rank: the real optimizer_step of the proximal trainer

@@ -84,7 +84,8 @@ def _train_common(p: argparse.ArgumentParser, epochs: int) -> None:
     p.add_argument(
         "--device",
         default="cpu",
-        help="cpu, 0 (a GPU), 0,1 (two GPUs through ultralytics' DDP launcher; checked for sparsify, finetune) [cpu]",
+        help="cpu, 0 (a GPU), 0,1 (two GPUs through ultralytics' DDP launcher; checked for sparsify, finetune, "
+        "train) [cpu]",
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
