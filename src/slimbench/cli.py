@@ -423,8 +423,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--final-val-only",
         action="store_true",
-        help="the sparsity, recovery, fine-tune and control stages validate after their last epoch only (each epoch "
-        "~2.5 s shorter on the bundled data) and keep it, not their best epoch; the original validates every epoch",
+        help="the sparsity, recovery, fine-tune and control stages validate after their last epoch only (a tenth "
+        "off a pruned YOLO11n's fine-tune on the bundled data) and keep it, not their best epoch; the original "
+        "validates every epoch",
     )
     _cpu_training_options(p)
     p.add_argument("--force", action="store_true", help="overwrite existing fixtures")
