@@ -348,15 +348,13 @@ def _prune_to_latency(a: argparse.Namespace) -> int:
 
 def cmd_finetune(a: argparse.Namespace) -> int:
     from slimbench.model.checkpoint import load_detector
+    from slimbench.pruning.fixture_plan import optimizer_args
     from slimbench.pruning.structural import count_params
 
     params = count_params(_check_model(a.model).model)
     _check_data(a.data)
     _check_output(a.out, [a.model], a.force)
-    if a.optimizer == "auto" and a.lr0 is not None:
-        raise SlimbenchError("--lr0: --optimizer auto sets its own learning rate; name an optimizer (e.g. SGD)")
-    recipe = {"optimizer": a.optimizer}
-    recipe.update({k: v for k, v in (("lr0", a.lr0), ("warmup_epochs", a.warmup_epochs)) if v is not None})
+    recipe = optimizer_args(a.optimizer, a.lr0, a.warmup_epochs)
     out = _run_training(a, str(a.model), "finetune", keep_shape=True, **recipe)
     after = count_params(load_detector(out).model)
     if after != params:

@@ -129,23 +129,37 @@ class FixturePlan:
         )
 
 
-def finetune_recipe(plan: FixturePlan) -> dict[str, object]:
-    """The fine-tune stage's ultralytics arguments: its optimizer and, with a named one, lr0 and warm-up epochs.
+def optimizer_args(
+    optimizer: str,
+    lr0: float | None,
+    warmup_epochs: float | None,
+    *,
+    names: tuple[str, str, str] = ("--optimizer", "--lr0", "--warmup-epochs"),
+) -> dict[str, object]:
+    """Ultralytics' optimizer arguments for a fine-tune: the optimizer and, where given, lr0 and warm-up epochs.
 
-    Refused: lr0 with "auto" (ultralytics would ignore it without a word) or an lr0 or warm-up out of range.
+    Refused, naming the option (``names``: optimizer, lr0, warm-up): lr0 with "auto" (ultralytics would ignore it
+    without a word) and an lr0 or warm-up out of range. ``slimbench finetune`` and the build's plan both use it.
     """
-    if plan.finetune_optimizer == "auto" and plan.finetune_lr0 is not None:
-        raise SlimbenchError("finetune_lr0 (--finetune-lr0): optimizer auto sets its own lr; name one, e.g. SGD")
-    if plan.finetune_lr0 is not None and not plan.finetune_lr0 > 0:
-        raise SlimbenchError(f"finetune_lr0 (--finetune-lr0) must be > 0, got {plan.finetune_lr0}")
-    if plan.finetune_warmup_epochs is not None and not plan.finetune_warmup_epochs >= 0:
-        raise SlimbenchError(f"finetune_warmup_epochs must be >= 0, got {plan.finetune_warmup_epochs}")
-    recipe: dict[str, object] = {"optimizer": plan.finetune_optimizer}
-    if plan.finetune_lr0 is not None:
-        recipe["lr0"] = plan.finetune_lr0
-    if plan.finetune_warmup_epochs is not None:
-        recipe["warmup_epochs"] = plan.finetune_warmup_epochs
-    return recipe
+    optimizer_name, lr0_name, warmup_name = names
+    if optimizer == "auto" and lr0 is not None:
+        raise SlimbenchError(f"{lr0_name}: {optimizer_name} auto sets its own lr; name an optimizer, e.g. SGD")
+    if lr0 is not None and not lr0 > 0:
+        raise SlimbenchError(f"{lr0_name} must be > 0, got {lr0}")
+    if warmup_epochs is not None and not warmup_epochs >= 0:
+        raise SlimbenchError(f"{warmup_name} must be >= 0, got {warmup_epochs}")
+    given = (("lr0", lr0), ("warmup_epochs", warmup_epochs))
+    return {"optimizer": optimizer, **{k: v for k, v in given if v is not None}}
+
+
+def finetune_recipe(plan: FixturePlan) -> dict[str, object]:
+    """The fine-tune stage's (and the control's) ultralytics arguments, refused as :func:`optimizer_args` refuses."""
+    names = (
+        "finetune_optimizer (--finetune-optimizer)",
+        "finetune_lr0 (--finetune-lr0)",
+        "finetune_warmup_epochs (--finetune-warmup-epochs)",
+    )
+    return optimizer_args(plan.finetune_optimizer, plan.finetune_lr0, plan.finetune_warmup_epochs, names=names)
 
 
 def stage_validation(plan: FixturePlan) -> dict[str, bool]:
