@@ -374,6 +374,14 @@ def build_parser() -> argparse.ArgumentParser:
         "plan (the plan is a measurement: timed again, it plans another cut)",
     )
     p.add_argument(
+        "--widths-from",
+        type=Path,
+        default=None,
+        metavar="CHECKPOINT",
+        help="each unit's share from a pruned checkpoint of the same architecture: the round trains to its widths "
+        "(a cut that earlier rounds found, in one round; nothing timed), instead of --target*/--layer-target",
+    )
+    p.add_argument(
         "--latency-runtime",
         choices=RUNTIMES,
         default=None,

@@ -365,12 +365,18 @@ def cmd_finetune(a: argparse.Namespace) -> int:
 
 def _fixture_shares(a: argparse.Namespace, plan: Any) -> Any:
     """make-fixtures' --target and --layer-target (the bundled plan's uniform share and per-layer shares, so a user
-    builds the size they ship) or --target-latency (every share from the latency plan); the smoke test (--quick)
-    prunes by its own ratio and takes none."""
+    builds the size they ship), --target-latency (every share from the latency plan), --plan-from (a recorded plan's)
+    or --widths-from (a pruned checkpoint's widths); the smoke test (--quick) prunes by its own ratio and takes none."""
     from dataclasses import replace
 
     knobs = {"--latency-runtime": a.latency_runtime, "--latency-max-layer-ratio": a.latency_max_layer_ratio}
     _refuse_without("--target-latency", a.target_latency is not None, knobs)
+    if a.widths_from is not None:
+        if a.quick or a.plan_from is not None or a.target_latency is not None or a.target is not None or a.layer_target:
+            drop = "--quick/--plan-from/--target*/--layer-target"
+            raise SlimbenchError(f"--widths-from: the checkpoint's widths set every share; drop {drop}")
+        _check_model(a.widths_from, "--widths-from")
+        return replace(plan, widths_from=str(a.widths_from))
     if a.plan_from is not None:
         if a.quick or a.target_latency is not None or a.target is not None or a.layer_target:
             raise SlimbenchError(

@@ -76,6 +76,9 @@ class FixturePlan:
     # set: the latency plan recorded in this manifest (its ``latency_plan`` shares) instead of measuring one; the plan
     # is a timing, so measuring it again plans another cut (measured 0.645 against 0.723 of the params for one target)
     latency_plan_from: str | None = None
+    # set: a pruned checkpoint of this architecture; each unit's share is what it lost there
+    # (slimbench.pruning.width_shares), so one round trains a cut that earlier rounds found, timing nothing
+    widths_from: str | None = None
     ratio: float = 0.4
     global_pruning: bool = False
     prune_threshold: float | None = 0.01  # set: Network Slimming's threshold rule (fraction of the layer's max)

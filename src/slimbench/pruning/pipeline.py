@@ -94,12 +94,26 @@ def _prox_recipe(plan: FixturePlan, layer_targets: tuple[tuple[str, float], ...]
 
 def _detection_model(checkpoint: Path | None, plan: FixturePlan) -> tuple[Any, str]:
     """The detection model sparsity will start from, and its name: ``checkpoint``, or one built from the plan's
-    YAML (same layer names as the original it will train)."""
+    YAML for the synthetic data's classes (the layers and widths of the original it will train: the class towers'
+    width follows the class count)."""
     if checkpoint is not None:
         return load_detector(checkpoint).model, str(checkpoint)
     from ultralytics.nn.tasks import DetectionModel
 
-    return DetectionModel(plan.model_cfg, verbose=False), plan.model_cfg
+    from slimbench.data.synthetic import CLASS_NAMES
+
+    return DetectionModel(plan.model_cfg, nc=len(CLASS_NAMES), verbose=False), plan.model_cfg
+
+
+def _widths_plan(plan: FixturePlan, first: Path | None) -> FixturePlan:
+    """``plan`` with ``plan.widths_from``'s shares as its per-layer shares, so the manifest records the cut it
+    trained; an unfit checkpoint is refused now, before the original trains."""
+    if plan.widths_from is None:
+        return plan
+    from slimbench.pruning.width_shares import widths_plan
+
+    shares = widths_plan(_detection_model(first, plan)[0], plan.widths_from, plan.round_to)
+    return replace(plan, sparsity_layer_shares=shares)
 
 
 def _check_layer_shares(plan: FixturePlan, original: Path | None) -> None:
@@ -313,6 +327,7 @@ def make_fixtures(
     if earlier is not None:
         plan = replace(plan, control=False)  # an equal-budget control is defined for the first round only
     first = earlier.start if earlier else reused.best if reused else None  # what sparsity starts from, if given
+    plan = _widths_plan(plan, first)
     _check_layer_shares(plan, first)
     finetune_recipe(plan)  # an unfit fine-tune recipe is refused now, not after the sparsity stage
     if plan.latency_plan_from is not None:  # refused now, not after an hour of training an original
