@@ -114,3 +114,21 @@ def test_make_fixtures_refuses_an_unfit_widths_checkpoint_in_one_line(
         assert err.endswith(
             "the checkpoint's widths set every share; drop --quick/--plan-from/--target*/--layer-target"
         )
+
+
+def test_make_fixtures_passes_the_widths_checkpoint_to_the_plan(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from slimbench.model.checkpoint import save_detector
+    from slimbench.pruning import pipeline
+
+    plans = []
+    monkeypatch.setattr(
+        pipeline,
+        "make_fixtures",
+        lambda out, plan, workdir, **kw: plans.append(plan) or {"variants": {}, "original_training": {}},
+    )
+    cut = save_detector(_model("yolov8n.yaml"), tmp_path / "cut.pt")
+    assert main(["make-fixtures", "--out", str(tmp_path / "fx"), "--widths-from", str(cut)]) == 0
+    assert plans[0].widths_from == str(cut) and plans[0].sparsity_layer_shares == ()  # the pipeline computes them
+    assert pipeline.FixturePlan().widths_from is None
