@@ -68,6 +68,10 @@ def test_a_checkpoint_that_is_not_a_pruned_copy_is_refused_in_one_line() -> None
     odd.model[0].bn = nn.BatchNorm2d(12)  # 16 -> 12: steps of 8 reach 8 or 16
     with pytest.raises(SlimbenchError, match=r"^W: model\.0\.bn keeps 12 of 16 channels, which steps of 8 do not"):
         shares_to_widths(start, odd, 8, where="W")
+    deep = copy.deepcopy(start)
+    deep.model[7].bn = nn.BatchNorm2d(16)  # 256 -> 16: 94% of the unit, over the 90% the build removes
+    with pytest.raises(SlimbenchError, match=r"^W: model\.7\.bn keeps 16 of 256 channels, more than the 90% of a unit"):
+        shares_to_widths(start, deep, 8, where="W")
     attention = copy.deepcopy(start)
     qkv = next(n for n, m in attention.named_modules() if n.endswith("attn.qkv"))
     attention.get_submodule(qkv).bn = nn.BatchNorm2d(8)

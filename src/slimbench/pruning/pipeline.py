@@ -110,9 +110,11 @@ def _widths_plan(plan: FixturePlan, first: Path | None) -> FixturePlan:
     trained; an unfit checkpoint is refused now, before the original trains."""
     if plan.widths_from is None:
         return plan
+    from slimbench.pruning.sparsity import SparsityRecipe
     from slimbench.pruning.width_shares import widths_plan
 
-    shares = widths_plan(_detection_model(first, plan)[0], plan.widths_from, plan.round_to)
+    cap = min(SparsityRecipe.max_layer_target, plan.max_layer_ratio)  # the most of a unit pushed, and removed
+    shares = widths_plan(_detection_model(first, plan)[0], plan.widths_from, plan.round_to or 1, cap)
     return replace(plan, sparsity_layer_shares=shares)
 
 

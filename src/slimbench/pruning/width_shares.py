@@ -20,14 +20,15 @@ def bn_widths(model: nn.Module) -> dict[str, int]:
 
 
 def shares_to_widths(
-    start: nn.Module, target: nn.Module, round_to: int, *, where: str = "--widths-from"
+    start: nn.Module, target: nn.Module, round_to: int, max_share: float = 0.9, *, where: str = "--widths-from"
 ) -> tuple[tuple[str, float], ...]:
     """(layer, share) pairs, one per coupled unit of ``start`` (:func:`slimbench.pruning.sparsity.coupled_units`),
     whose kept widths (:func:`~slimbench.pruning.sparsity.kept_width`) are ``target``'s.
 
     Refused in one line, naming ``where``, when ``target`` is not a pruned copy of ``start``'s architecture (another
-    layer set, a layer wider than the start's), narrows a layer no unit holds (the pruner never removes those), or
-    keeps a width the build's ``round_to`` steps cannot reach.
+    layer set, a layer wider than the start's), narrows a layer no unit holds (the pruner never removes those),
+    keeps a width the build's ``round_to`` steps cannot reach, or takes more than ``max_share`` of a unit (the most
+    the sparsity stage pushes and the threshold rule removes).
     """
     from slimbench.pruning.sparsity import coupled_units
 
@@ -52,6 +53,11 @@ def shares_to_widths(
             raise SlimbenchError(
                 f"{where}: {name} keeps {kept:g} of {width} channels, which steps of {round_to} do not reach"
             )
+        if width - kept > int(max_share * width):
+            raise SlimbenchError(
+                f"{where}: {name} keeps {kept:g} of {width} channels, more than the {max_share:.0%} of a unit the "
+                "build removes"
+            )
         # a hair over the exact share, so kept_width's ceil lands on ``kept`` and not one step above it
         shares[name.removesuffix(".bn")] = 0.0 if kept == width else (width - int(kept)) / width + 1e-9
     fixed = [n for n in have if n not in covered and want[n] != have[n]]
@@ -60,9 +66,11 @@ def shares_to_widths(
     return tuple(shares.items())
 
 
-def widths_plan(start: nn.Module, checkpoint: Any, round_to: int) -> tuple[tuple[str, float], ...]:
+def widths_plan(
+    start: nn.Module, checkpoint: Any, round_to: int, max_share: float = 0.9
+) -> tuple[tuple[str, float], ...]:
     """:func:`shares_to_widths` for a checkpoint file named on the command line."""
     from slimbench.model.checkpoint import load_detector
 
     target = load_detector(checkpoint).model
-    return shares_to_widths(start, target, round_to, where=f"--widths-from {checkpoint}")
+    return shares_to_widths(start, target, round_to, max_share, where=f"--widths-from {checkpoint}")
