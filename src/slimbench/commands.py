@@ -371,14 +371,16 @@ def _fixture_shares(a: argparse.Namespace, plan: Any) -> Any:
 
     knobs = {"--latency-runtime": a.latency_runtime, "--latency-max-layer-ratio": a.latency_max_layer_ratio}
     _refuse_without("--target-latency", a.target_latency is not None, knobs)
+    # what a recorded plan or a checkpoint's widths would override: each sets every share itself
+    other_shares = a.quick or a.target_latency is not None or a.target is not None or bool(a.layer_target)
     if a.widths_from is not None:
-        if a.quick or a.plan_from is not None or a.target_latency is not None or a.target is not None or a.layer_target:
+        if other_shares or a.plan_from is not None:
             drop = "--quick/--plan-from/--target*/--layer-target"
             raise SlimbenchError(f"--widths-from: the checkpoint's widths set every share; drop {drop}")
         _check_model(a.widths_from, "--widths-from")
         return replace(plan, widths_from=str(a.widths_from))
     if a.plan_from is not None:
-        if a.quick or a.target_latency is not None or a.target is not None or a.layer_target:
+        if other_shares:
             raise SlimbenchError(
                 "--plan-from: the recorded plan sets every share; drop --quick/--target*/--layer-target"
             )
